@@ -1,0 +1,194 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ctigate/ctigate"
+)
+
+// User is an identity known to the gateway.
+type User struct {
+	Name         string
+	Organisation string
+	Roles        []string
+	PasswordHash string   // argon2id or bcrypt; empty disables Basic for this user
+	TokenDigests []string // hex SHA-256 of each bearer token
+}
+
+// HasRole reports whether u holds role.
+func (u *User) HasRole(role string) bool { return slices.Contains(u.Roles, role) }
+
+// Options tune an Authenticator. The zero value is usable.
+type Options struct {
+	CacheTTL  time.Duration    // how long a verified Basic credential is remembered; default 2m
+	CacheSize int              // most remembered credentials; default 10,000
+	MaxHashes int              // slow hash verifications at once; default 2
+	Clock     func() time.Time // default time.Now
+}
+
+// Authenticator checks credentials against a fixed set of users. It is safe
+// for concurrent use.
+type Authenticator struct {
+	users  map[string]*User
+	tokens map[[32]byte]*User
+	opts   Options
+	secret []byte        // HMAC key for the success cache, new at every start
+	sem    chan struct{} // bounds concurrent slow hash verifications
+	dummy  string        // hash verified for unknown users, so timing does not reveal names
+
+	mu    sync.Mutex
+	cache map[[32]byte]cached
+}
+
+type cached struct {
+	user    *User
+	expires time.Time
+}
+
+// New returns an Authenticator for users. It fails on duplicate user names,
+// unusable password hashes or malformed token digests.
+func New(users []User, opts Options) (*Authenticator, error) {
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = 2 * time.Minute
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 10000
+	}
+	if opts.MaxHashes <= 0 {
+		opts.MaxHashes = 2
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	a := &Authenticator{
+		users:  make(map[string]*User, len(users)),
+		tokens: make(map[[32]byte]*User),
+		opts:   opts,
+		secret: make([]byte, 32),
+		sem:    make(chan struct{}, opts.MaxHashes),
+		cache:  make(map[[32]byte]cached),
+	}
+	if _, err := rand.Read(a.secret); err != nil {
+		return nil, err
+	}
+	for i := range users {
+		u := users[i]
+		if _, dup := a.users[u.Name]; dup {
+			return nil, fmt.Errorf("user %q defined twice", u.Name)
+		}
+		if u.PasswordHash != "" {
+			if err := CheckHash(u.PasswordHash); err != nil {
+				return nil, fmt.Errorf("user %q: %v", u.Name, err)
+			}
+		}
+		a.users[u.Name] = &u
+		for _, d := range u.TokenDigests {
+			b, err := hex.DecodeString(d)
+			if err != nil || len(b) != sha256.Size {
+				return nil, fmt.Errorf("user %q: token digest must be 64 hex digits (SHA-256)", u.Name)
+			}
+			k := [32]byte(b)
+			if _, dup := a.tokens[k]; dup {
+				return nil, fmt.Errorf("user %q: token digest used twice", u.Name)
+			}
+			a.tokens[k] = &u
+		}
+	}
+	dummy, err := HashPassword("unknown user")
+	if err != nil {
+		return nil, err
+	}
+	a.dummy = dummy
+	return a, nil
+}
+
+var errBadCredentials = ctigate.E("auth", ctigate.Unauthorized, "invalid credentials")
+
+// Basic authenticates a user name and password. A success is remembered for
+// CacheTTL under an HMAC of both, so a changed or wrong password never hits
+// the cache. Failures are never cached.
+func (a *Authenticator) Basic(ctx context.Context, name, password string) (*User, error) {
+	key := a.cacheKey(name, password)
+	now := a.opts.Clock()
+	a.mu.Lock()
+	if c, ok := a.cache[key]; ok {
+		if now.Before(c.expires) {
+			a.mu.Unlock()
+			return c.user, nil
+		}
+		delete(a.cache, key)
+	}
+	a.mu.Unlock()
+
+	u := a.users[name]
+	hash := a.dummy
+	if u != nil && u.PasswordHash != "" {
+		hash = u.PasswordHash
+	}
+	select {
+	case a.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctigate.E("auth", ctigate.Unavailable, ctx.Err())
+	}
+	err := VerifyPassword(hash, password)
+	<-a.sem
+	if err != nil || u == nil || u.PasswordHash == "" {
+		if err != nil && !errors.Is(err, ErrMismatch) {
+			return nil, ctigate.E("auth", ctigate.Internal, err)
+		}
+		return nil, errBadCredentials
+	}
+	a.remember(key, u, now)
+	return u, nil
+}
+
+// Bearer authenticates a bearer token by its SHA-256.
+func (a *Authenticator) Bearer(token string) (*User, error) {
+	if token == "" {
+		return nil, errBadCredentials
+	}
+	u := a.tokens[sha256.Sum256([]byte(token))]
+	if u == nil {
+		return nil, errBadCredentials
+	}
+	return u, nil
+}
+
+// User returns the named user, or nil.
+func (a *Authenticator) User(name string) *User { return a.users[name] }
+
+func (a *Authenticator) cacheKey(name, password string) [32]byte {
+	m := hmac.New(sha256.New, a.secret)
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(name)))
+	m.Write(n[:])
+	m.Write([]byte(name))
+	m.Write([]byte(password))
+	return [32]byte(m.Sum(nil))
+}
+
+func (a *Authenticator) remember(key [32]byte, u *User, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.cache) >= a.opts.CacheSize {
+		for k, c := range a.cache {
+			if !now.Before(c.expires) {
+				delete(a.cache, k)
+			}
+		}
+		if len(a.cache) >= a.opts.CacheSize {
+			clear(a.cache)
+		}
+	}
+	a.cache[key] = cached{user: u, expires: now.Add(a.opts.CacheTTL)}
+}

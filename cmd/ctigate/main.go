@@ -1,0 +1,59 @@
+// Command ctigate is the threat-information sharing gateway: a TAXII 2.1
+// server between CSIRTs and criminal-justice authorities, and its tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "ctigate:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `ctigate — TAXII 2.1 gateway between CSIRTs and criminal-justice authorities
+
+Usage:
+  ctigate serve  [--config FILE] [--data DIR] [--listen ADDR]   run the gateway
+  ctigate passwd [--token]                                      hash a password (read from stdin) or make a bearer token
+  ctigate bench  [flags]                                        load-test a gateway (see ctigate bench -h)
+
+Environment overrides for serve: see README.md ("Configuration").
+`
+
+// run is the whole program; main only wires the process to it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "passwd":
+		return runPasswd(args[1:], stdin, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "ctigate: unknown command %q\n\n%s", args[0], usage)
+		return errUsage
+	}
+}

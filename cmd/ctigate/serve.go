@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ctigate/ctigate/auth"
+	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/server"
+	"github.com/ctigate/ctigate/store/bolt"
+)
+
+// runServe runs the gateway until ctx is cancelled, then shuts down
+// gracefully: in-flight requests finish, the store is closed cleanly.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "configs/ctigate.yaml", "configuration file")
+	dataDir := fs.String("data", "", "data directory (overrides data_dir)")
+	listen := fs.String("listen", "", "listen address host:port (overrides listen)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+
+	// Flags are the last override, after the file and the environment.
+	cfg, err := config.Load(*cfgPath, func(k string) string {
+		switch {
+		case k == "CTIGATE_LISTEN" && *listen != "":
+			return *listen
+		case k == "CTIGATE_DATA_DIR" && *dataDir != "":
+			return *dataDir
+		}
+		return getenv(k)
+	})
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	demo := demoUsers(cfg.Users)
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	if len(demo) > 0 {
+		if !config.IsLoopback(host) {
+			return fmt.Errorf("config: users: demo credentials (%s) must not be used on the non-loopback address %s; set real password hashes with `ctigate passwd`",
+				strings.Join(demo, ", "), cfg.Listen)
+		}
+		fmt.Fprintf(stderr, "\n*** WARNING: DEMO CREDENTIALS IN USE (%s): password = user name + \"-demo\". For local trials only. ***\n\n", strings.Join(demo, ", "))
+		log.Warn("demo credentials in use; listening on loopback only", "users", strings.Join(demo, ","))
+	}
+
+	users := make([]auth.User, len(cfg.Users))
+	for i, u := range cfg.Users {
+		users[i] = auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256}
+	}
+	authn, err := auth.New(users, auth.Options{})
+	if err != nil {
+		return fmt.Errorf("config: users: %w", err)
+	}
+
+	tlsCfg, err := tlsConfig(cfg.TLS)
+	if err != nil {
+		return err
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	st, err := bolt.Open(filepath.Join(cfg.DataDir, "ctigate.db"), bolt.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Logger: log})
+	hs := &http.Server{
+		Handler:           srv,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	url := fmt.Sprintf("%s://%s/taxii2/", scheme, ln.Addr())
+	log.Info("ctigate listening", "discovery", url, "data", cfg.DataDir)
+	fmt.Fprintf(stdout, "ctigate: serving TAXII 2.1 at %s\n", url)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests under way")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("closing store: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// demoUsers returns the users whose password is their name + "-demo".
+func demoUsers(users []config.User) []string {
+	var out []string
+	for _, u := range users {
+		if u.PasswordHash != "" && auth.VerifyPassword(u.PasswordHash, u.Name+"-demo") == nil {
+			out = append(out, u.Name)
+		}
+	}
+	return out
+}
+
+// tlsConfig builds the HTTPS configuration: TLS 1.2 minimum, optional
+// client-certificate verification. nil means plain HTTP (loopback only,
+// which config validation enforces).
+func tlsConfig(c config.TLS) (*tls.Config, error) {
+	if !c.Enabled() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("config: tls.cert_file/tls.key_file: %w", err)
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("config: tls.client_ca_file: no PEM certificate in %s", c.ClientCAFile)
+		}
+		t.ClientCAs = pool
+		switch c.ClientAuth {
+		case "verify_if_given":
+			t.ClientAuth = tls.VerifyClientCertIfGiven
+		case "none":
+			t.ClientAuth = tls.NoClientCert
+		default:
+			t.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	return t, nil
+}

@@ -1,0 +1,366 @@
+// Package config reads the gateway's configuration in four steps: defaults,
+// then a YAML file and CTIGATE_* environment overrides, then validation with
+// errors that name the offending key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ctigate/ctigate/auth"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	Listen    string    `yaml:"listen"`   // host:port of the TAXII listener
+	DataDir   string    `yaml:"data_dir"` // where the embedded store keeps its file
+	TLS       TLS       `yaml:"tls"`
+	Log       Log       `yaml:"log"`
+	Paging    Paging    `yaml:"paging"`
+	Discovery Discovery `yaml:"discovery"`
+	APIRoots  []APIRoot `yaml:"api_roots"`
+	Users     []User    `yaml:"users"`
+}
+
+// TLS configures HTTPS. TAXII 2.1 requires HTTPS; plain HTTP is allowed only
+// on a loopback address.
+type TLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"` // when set, client certificates are verified against it
+	ClientAuth   string `yaml:"client_auth"`    // "none", "verify_if_given" or "require" (default "require" when client_ca_file is set)
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Paging bounds TAXII pages.
+type Paging struct {
+	DefaultLimit int `yaml:"default_limit"` // objects per page when the client sends no limit
+	MaxLimit     int `yaml:"max_limit"`     // larger client limits are reduced to this
+}
+
+// Discovery is the TAXII discovery resource.
+type Discovery struct {
+	Title       string `yaml:"title"`
+	Description string `yaml:"description"`
+	Contact     string `yaml:"contact"`
+	Default     string `yaml:"default"` // name of the default API root
+}
+
+// APIRoot is one TAXII API root, served at /<name>/.
+type APIRoot struct {
+	Name             string       `yaml:"name"`
+	Title            string       `yaml:"title"`
+	Description      string       `yaml:"description"`
+	MaxContentLength int64        `yaml:"max_content_length"` // largest accepted request body, bytes
+	Collections      []Collection `yaml:"collections"`
+}
+
+// Collection is one TAXII collection. Readers and writers are principals:
+// a user name, "org:<organisation>", "role:<role>" or "*" (any
+// authenticated user).
+type Collection struct {
+	ID          string   `yaml:"id"`
+	Alias       string   `yaml:"alias"`
+	Title       string   `yaml:"title"`
+	Description string   `yaml:"description"`
+	Readers     []string `yaml:"readers"`
+	Writers     []string `yaml:"writers"`
+}
+
+// User is one identity. Passwords are stored as argon2id or bcrypt hashes
+// (`ctigate passwd`), bearer tokens as their hex SHA-256.
+type User struct {
+	Name         string   `yaml:"name"`
+	Organisation string   `yaml:"organisation"`
+	Roles        []string `yaml:"roles"`
+	PasswordHash string   `yaml:"password_hash"`
+	TokenSHA256  []string `yaml:"token_sha256"`
+}
+
+// Roles known to the gateway (DESIGN.md, segregation of duties).
+var Roles = []string{"producer", "consumer", "analyst", "approver", "policy-admin", "auditor"}
+
+// Default returns the configuration used before the file is read.
+func Default() Config {
+	return Config{
+		Listen:  "127.0.0.1:8080",
+		DataDir: "./data",
+		Log:     Log{Level: "info", Format: "text"},
+		Paging:  Paging{DefaultLimit: 1000, MaxLimit: 10000},
+	}
+}
+
+// DefaultMaxContentLength is an API root's max_content_length when unset.
+const DefaultMaxContentLength = 10 << 20
+
+// Load reads the file at path over the defaults, applies CTIGATE_*
+// environment overrides read through getenv, and validates the result.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse is Load for configuration already in memory.
+func Parse(data []byte, getenv func(string) string) (*Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config: %v", err)
+	}
+	if err := c.applyEnv(getenv); err != nil {
+		return nil, err
+	}
+	for i := range c.APIRoots {
+		if c.APIRoots[i].MaxContentLength == 0 {
+			c.APIRoots[i].MaxContentLength = DefaultMaxContentLength
+		}
+		for j := range c.APIRoots[i].Collections {
+			c.APIRoots[i].Collections[j].ID = strings.ToLower(c.APIRoots[i].Collections[j].ID)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Environment overrides: variable name → the key it sets.
+var envKeys = []struct {
+	env, key string
+	set      func(c *Config, v string) error
+}{
+	{"CTIGATE_LISTEN", "listen", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"CTIGATE_DATA_DIR", "data_dir", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"CTIGATE_TLS_CERT_FILE", "tls.cert_file", func(c *Config, v string) error { c.TLS.CertFile = v; return nil }},
+	{"CTIGATE_TLS_KEY_FILE", "tls.key_file", func(c *Config, v string) error { c.TLS.KeyFile = v; return nil }},
+	{"CTIGATE_TLS_CLIENT_CA_FILE", "tls.client_ca_file", func(c *Config, v string) error { c.TLS.ClientCAFile = v; return nil }},
+	{"CTIGATE_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{"CTIGATE_LOG_FORMAT", "log.format", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	{"CTIGATE_PAGING_MAX_LIMIT", "paging.max_limit", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.Paging.MaxLimit = n
+		return err
+	}},
+}
+
+// EnvNames lists the environment variables Load honours, with their keys.
+func EnvNames() [][2]string {
+	out := make([][2]string, len(envKeys))
+	for i, e := range envKeys {
+		out[i] = [2]string{e.env, e.key}
+	}
+	return out
+}
+
+func (c *Config) applyEnv(getenv func(string) string) error {
+	if getenv == nil {
+		return nil
+	}
+	for _, e := range envKeys {
+		if v := getenv(e.env); v != "" {
+			if err := e.set(c, v); err != nil {
+				return fmt.Errorf("config: %s (from %s): %q is not a number", e.key, e.env, v)
+			}
+		}
+	}
+	return nil
+}
+
+var (
+	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	userNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+	reserved   = []string{"taxii2", "healthz", "readyz", "metrics", "api"}
+)
+
+// Validate checks the whole configuration and returns every problem found,
+// each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		bad("listen", "%q is not host:port", c.Listen)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("listen", "port %q is not a number from 0 to 65535", port)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file must be given together")
+	}
+	if c.TLS.ClientCAFile != "" && !c.TLS.Enabled() {
+		bad("tls.client_ca_file", "needs tls.cert_file and tls.key_file")
+	}
+	switch c.TLS.ClientAuth {
+	case "", "none", "verify_if_given", "require":
+	default:
+		bad("tls.client_auth", "%q is not one of none, verify_if_given, require", c.TLS.ClientAuth)
+	}
+	if err == nil && !c.TLS.Enabled() && !IsLoopback(host) {
+		bad("listen", "%q is not a loopback address: TAXII 2.1 requires HTTPS, so set tls.cert_file and tls.key_file", c.Listen)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	if c.Paging.MaxLimit < 1 {
+		bad("paging.max_limit", "must be at least 1")
+	}
+	if c.Paging.DefaultLimit < 1 || c.Paging.DefaultLimit > c.Paging.MaxLimit {
+		bad("paging.default_limit", "must be from 1 to paging.max_limit (%d)", c.Paging.MaxLimit)
+	}
+
+	users := map[string]bool{}
+	orgs := map[string]bool{}
+	for i, u := range c.Users {
+		key := fmt.Sprintf("users[%d]", i)
+		switch {
+		case !userNameRE.MatchString(u.Name):
+			bad(key+".name", "%q must be 1–128 letters, digits or . _ @ -, starting with a letter or digit", u.Name)
+		case users[u.Name]:
+			bad(key+".name", "%q is defined twice", u.Name)
+		}
+		users[u.Name] = true
+		if u.Organisation == "" {
+			bad(key+".organisation", "must not be empty")
+		}
+		orgs[u.Organisation] = true
+		for j, r := range u.Roles {
+			if !slices.Contains(Roles, r) {
+				bad(fmt.Sprintf("%s.roles[%d]", key, j), "%q is not one of %s", r, strings.Join(Roles, ", "))
+			}
+		}
+		if u.PasswordHash == "" && len(u.TokenSHA256) == 0 {
+			bad(key, "user %q has neither password_hash nor token_sha256, so can never log in", u.Name)
+		}
+		if u.PasswordHash != "" {
+			if err := auth.CheckHash(u.PasswordHash); err != nil {
+				bad(key+".password_hash", "%v (make one with `ctigate passwd`)", err)
+			}
+		}
+		for j, d := range u.TokenSHA256 {
+			if len(d) != 64 || strings.Trim(strings.ToLower(d), "0123456789abcdef") != "" {
+				bad(fmt.Sprintf("%s.token_sha256[%d]", key, j), "must be 64 hex digits (`ctigate passwd --token` prints one)")
+			}
+		}
+	}
+
+	principal := func(key, p string) {
+		switch {
+		case p == "*":
+		case strings.HasPrefix(p, "org:"):
+			if !orgs[p[4:]] {
+				bad(key, "no user belongs to organisation %q", p[4:])
+			}
+		case strings.HasPrefix(p, "role:"):
+			if !slices.Contains(Roles, p[5:]) {
+				bad(key, "%q is not one of %s", p[5:], strings.Join(Roles, ", "))
+			}
+		default:
+			if !users[p] {
+				bad(key, "no user named %q (use org:NAME or role:NAME for groups)", p)
+			}
+		}
+	}
+
+	if len(c.APIRoots) == 0 {
+		bad("api_roots", "at least one API root is needed")
+	}
+	roots := map[string]bool{}
+	ids := map[string]string{}
+	for i, r := range c.APIRoots {
+		key := fmt.Sprintf("api_roots[%d]", i)
+		switch {
+		case !nameRE.MatchString(r.Name):
+			bad(key+".name", "%q must be 1–63 lowercase letters, digits, _ or -", r.Name)
+		case slices.Contains(reserved, r.Name):
+			bad(key+".name", "%q is reserved", r.Name)
+		case roots[r.Name]:
+			bad(key+".name", "%q is defined twice", r.Name)
+		}
+		roots[r.Name] = true
+		if r.Title == "" {
+			bad(key+".title", "must not be empty")
+		}
+		if r.MaxContentLength < 1024 {
+			bad(key+".max_content_length", "must be at least 1024 bytes")
+		}
+		aliases := map[string]bool{}
+		for j, col := range r.Collections {
+			ck := fmt.Sprintf("%s.collections[%d]", key, j)
+			if u, err := uuid.Parse(col.ID); err != nil || u.String() != col.ID {
+				bad(ck+".id", "%q is not a UUID (e.g. %s)", col.ID, uuid.NewString())
+			} else if prev, dup := ids[col.ID]; dup {
+				bad(ck+".id", "%q is already used by %s", col.ID, prev)
+			}
+			ids[col.ID] = ck
+			if col.Title == "" {
+				bad(ck+".title", "must not be empty")
+			}
+			if col.Alias != "" {
+				if !nameRE.MatchString(col.Alias) {
+					bad(ck+".alias", "%q must be 1–63 lowercase letters, digits, _ or -", col.Alias)
+				} else if aliases[col.Alias] {
+					bad(ck+".alias", "%q is defined twice in this API root", col.Alias)
+				}
+				aliases[col.Alias] = true
+			}
+			for k, p := range col.Readers {
+				principal(fmt.Sprintf("%s.readers[%d]", ck, k), p)
+			}
+			for k, p := range col.Writers {
+				principal(fmt.Sprintf("%s.writers[%d]", ck, k), p)
+			}
+		}
+	}
+	if c.Discovery.Default != "" && !roots[c.Discovery.Default] {
+		bad("discovery.default", "no API root named %q", c.Discovery.Default)
+	}
+	return errors.Join(errs...)
+}
+
+// IsLoopback reports whether host (from host:port) is a loopback address or
+// "localhost". An empty host (all interfaces) is not loopback.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,34 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+type discoveryResource struct {
+	Title       string   `json:"title"`
+	Description string   `json:"description,omitempty"`
+	Contact     string   `json:"contact,omitempty"`
+	Default     string   `json:"default,omitempty"`
+	APIRoots    []string `json:"api_roots,omitempty"`
+}
+
+// getDiscovery serves GET /taxii2/ (TAXII 2.1 §4.1).
+func (s *Server) getDiscovery(c echo.Context) error {
+	d := discoveryResource{
+		Title:       s.discovery.Title,
+		Description: s.discovery.Description,
+		Contact:     s.discovery.Contact,
+	}
+	if d.Title == "" {
+		d.Title = "ctigate"
+	}
+	if s.discovery.Default != "" {
+		d.Default = "/" + s.discovery.Default + "/"
+	}
+	for _, r := range s.roots {
+		d.APIRoots = append(d.APIRoots, "/"+r.cfg.Name+"/")
+	}
+	return writeJSON(c, http.StatusOK, d)
+}

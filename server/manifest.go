@@ -1,0 +1,38 @@
+package server
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ctigate/ctigate/store"
+)
+
+// getManifest serves GET …/collections/{id}/manifest/ (TAXII 2.1 §5.3).
+func (s *Server) getManifest(c echo.Context) error {
+	col, err := s.collection(c, access{read: true})
+	if err != nil {
+		return err
+	}
+	q, err := s.parseQuery(c.QueryParams(), paramsObjects)
+	if err != nil {
+		return err
+	}
+	q.WithoutRaw = true
+	page, err := s.store.Objects(c.Request().Context(), col.cfg.ID, q)
+	if err != nil {
+		return err
+	}
+	return writePage(c, page, "objects", writeManifestRecord)
+}
+
+func writeManifestRecord(b *bytes.Buffer, o *store.Object) {
+	b.WriteString(`{"id":`)
+	b.WriteString(strconv.Quote(o.ID))
+	b.WriteString(`,"date_added":"`)
+	b.WriteString(formatDateAdded(o.DateAdded))
+	b.WriteString(`","version":"`)
+	b.WriteString(versionString(o))
+	b.WriteString(`","media_type":"` + stixMediaType + `"}`)
+}

@@ -1,0 +1,206 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/stix"
+	"github.com/ctigate/ctigate/store"
+)
+
+// getObjects serves GET …/collections/{id}/objects/ (TAXII 2.1 §5.4).
+func (s *Server) getObjects(c echo.Context) error {
+	col, err := s.collection(c, access{read: true})
+	if err != nil {
+		return err
+	}
+	q, err := s.parseQuery(c.QueryParams(), paramsObjects)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.Objects(c.Request().Context(), col.cfg.ID, q)
+	if err != nil {
+		return err
+	}
+	return writePage(c, page, "objects", writeRaw)
+}
+
+func writeRaw(b *bytes.Buffer, o *store.Object) { b.Write(o.Raw) }
+
+// getObject serves GET …/objects/{object-id}/ (TAXII 2.1 §5.6): 404 when
+// the collection holds no version of the object, an empty envelope when it
+// does but the filters select none.
+func (s *Server) getObject(c echo.Context) error {
+	col, err := s.collection(c, access{read: true})
+	if err != nil {
+		return err
+	}
+	q, err := s.parseQuery(c.QueryParams(), paramsObject)
+	if err != nil {
+		return err
+	}
+	id := c.Param("object")
+	q.IDs = []string{id}
+	page, err := s.store.Objects(c.Request().Context(), col.cfg.ID, q)
+	if err != nil {
+		return err
+	}
+	if len(page.Objects) == 0 && !page.More {
+		if err := s.mustExist(c, col, id); err != nil {
+			return err
+		}
+	}
+	return writePage(c, page, "objects", writeRaw)
+}
+
+var errNoObject = ctigate.E("server", ctigate.NotFound, "no such object in this collection")
+
+// mustExist returns NotFound unless the collection holds a version of id.
+func (s *Server) mustExist(c echo.Context, col *collection, id string) error {
+	p, err := s.store.Objects(c.Request().Context(), col.cfg.ID, store.Query{
+		IDs: []string{id}, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 1, WithoutRaw: true,
+	})
+	if err != nil {
+		return err
+	}
+	if len(p.Objects) == 0 {
+		return errNoObject
+	}
+	return nil
+}
+
+// deleteObject serves DELETE …/objects/{object-id}/ (TAXII 2.1 §5.7).
+func (s *Server) deleteObject(c echo.Context) error {
+	col, err := s.collection(c, access{})
+	if err != nil {
+		return err
+	}
+	u := userOf(c)
+	if !col.canRead(u) || !col.canWrite(u) {
+		return ctigate.E("server", ctigate.Forbidden, "deleting needs read and write access to the collection")
+	}
+	q, err := s.parseQuery(c.QueryParams(), paramsDelete)
+	if err != nil {
+		return err
+	}
+	versions := q.Versions
+	if len(versions) == 0 {
+		versions = []store.VersionMatch{{Kind: store.All}}
+	}
+	id := c.Param("object")
+	n, err := s.store.DeleteObject(c.Request().Context(), col.cfg.ID, id, versions, q.SpecVersions)
+	if err != nil {
+		return err
+	}
+	s.log.Info("object deleted", "collection", col.cfg.ID, "id", id, "versions", n, "user", u.Name)
+	return writeBody(c, http.StatusOK, nil)
+}
+
+// addObjects serves POST …/collections/{id}/objects/ (TAXII 2.1 §5.5).
+// Ingest is synchronous: the status returned is complete. One invalid
+// object fails only itself.
+func (s *Server) addObjects(c echo.Context) error {
+	col, err := s.collection(c, access{write: true})
+	if err != nil {
+		return err
+	}
+	req := c.Request()
+	if err := checkContentType(req); err != nil {
+		return err
+	}
+	body, err := readBody(req, col.root.cfg.MaxContentLength)
+	if err != nil {
+		return err
+	}
+	received := s.now().UTC()
+	items, err := stix.DecodeEnvelope(body)
+	if err != nil {
+		return err
+	}
+
+	st := store.Status{
+		ID:               uuid.NewString(),
+		APIRoot:          col.root.cfg.Name,
+		Collection:       col.cfg.ID,
+		Owner:            userOf(c).Name,
+		Status:           "complete",
+		RequestTimestamp: received,
+		TotalCount:       len(items),
+	}
+	objs := make([]store.Object, 0, len(items))
+	for i := range items {
+		it := &items[i]
+		if it.Err != nil {
+			st.Failures = append(st.Failures, store.StatusDetail{
+				ID: failureID(it), Version: it.Version, Message: ctigate.MessageOf(it.Err),
+			})
+			continue
+		}
+		o := it.Object
+		objs = append(objs, store.Object{
+			ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version, Raw: it.Raw,
+		})
+	}
+	if len(objs) > 0 {
+		res, err := s.store.AddObjects(req.Context(), col.cfg.ID, objs)
+		if err != nil {
+			return err
+		}
+		for j, r := range res {
+			msg := "added"
+			if r.Existed {
+				msg = "this version was already in the collection"
+			}
+			st.Successes = append(st.Successes, store.StatusDetail{
+				ID: objs[j].ID, Version: versionString(&store.Object{Version: objs[j].Version, DateAdded: r.DateAdded}), Message: msg,
+			})
+		}
+	}
+	if err := s.store.PutStatus(req.Context(), st); err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusAccepted, statusOf(st))
+}
+
+// failureID names a rejected object in a status resource: its id when it
+// had a usable one, else its position in the envelope.
+func failureID(it *stix.Item) string {
+	if it.ID != "" {
+		return it.ID
+	}
+	return "objects[" + strconv.Itoa(it.Index) + "]"
+}
+
+// readBody reads a request body of at most limit bytes: 413 above it.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	tooLarge := ctigate.E("server", ctigate.TooLarge,
+		fmt.Sprintf("request body is larger than this API root's max_content_length (%d bytes)", limit))
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	n := r.ContentLength
+	if n < 0 || n > limit {
+		n = 0
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n+1))
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, ctigate.E("server", ctigate.Invalid, err, "reading request body failed")
+	}
+	if int64(buf.Len()) > limit {
+		return nil, tooLarge
+	}
+	return buf.Bytes(), nil
+}

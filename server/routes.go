@@ -1,0 +1,50 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// routes lists the whole HTTP surface.
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+
+	// TAXII paths end in "/" (TAXII 2.1 §3.1); accept them without it too.
+	e.Pre(middleware.AddTrailingSlashWithConfig(middleware.TrailingSlashConfig{
+		Skipper: func(c echo.Context) bool { return !isTAXIIPath(c.Request().URL.Path) },
+	}))
+	e.Use(s.recoverPanics, s.accessLog)
+
+	// Operations: no authentication, no content.
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+
+	// TAXII 2.1 (OASIS Standard, sections 4 and 5).
+	t := e.Group("", s.authenticate, s.negotiate)
+	t.GET("/taxii2/", s.getDiscovery)
+	t.GET("/:root/", s.getAPIRoot)
+	t.GET("/:root/status/:status/", s.getStatus)
+	t.GET("/:root/collections/", s.getCollections)
+	t.GET("/:root/collections/:collection/", s.getCollection)
+	t.GET("/:root/collections/:collection/manifest/", s.getManifest)
+	t.GET("/:root/collections/:collection/objects/", s.getObjects)
+	t.POST("/:root/collections/:collection/objects/", s.addObjects)
+	t.GET("/:root/collections/:collection/objects/:object/", s.getObject)
+	t.DELETE("/:root/collections/:collection/objects/:object/", s.deleteObject)
+	t.GET("/:root/collections/:collection/objects/:object/versions/", s.getVersions)
+
+	e.RouteNotFound("/*", func(echo.Context) error { return errNoEndpoint })
+	return e
+}
+
+func isTAXIIPath(p string) bool {
+	return p != "/healthz" && p != "/readyz" && !strings.HasSuffix(p, "/") && p != ""
+}
+
+var errNoEndpoint = &echo.HTTPError{Code: http.StatusNotFound, Message: "no such endpoint"}

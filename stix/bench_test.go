@@ -1,0 +1,60 @@
+package stix
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+)
+
+// benchEnvelope returns a compact envelope of n realistic indicators of
+// about 450 bytes each, every one with its own id and timestamps.
+func benchEnvelope(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"objects":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		ts := fmt.Sprintf("2025-%02d-%02dT%02d:%02d:%02d.%03dZ", 1+i%12, 1+i%28, i%24, i%60, (i*7)%60, i%1000)
+		fmt.Fprintf(&b, `{"type":"indicator","spec_version":"2.1",`+
+			`"id":"indicator--%08x-%04x-4%03x-%x%03x-%012x",`+
+			`"created_by_ref":"identity--f431f809-377b-45e0-aa1c-6a4751cae5ff",`+
+			`"created":"%s","modified":"%s",`+
+			`"name":"C2 server 198.51.%d.%d","description":"Command and control server observed in phishing campaign %d.",`+
+			`"indicator_types":["malicious-activity"],`+
+			`"pattern":"[ipv4-addr:value = '198.51.%d.%d']","pattern_type":"stix",`+
+			`"valid_from":"%s","confidence":85,`+
+			`"object_marking_refs":["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"]}`,
+			0x9a000000+i*7919, i&0xffff, i&0xfff, 8+i%4, i&0xfff, 0x5e0000000000+i*104729,
+			ts, ts,
+			i/256, i%256, i,
+			i/256, i%256,
+			ts)
+	}
+	b.WriteString(`]}`)
+	return b.Bytes()
+}
+
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	const n = 500
+	data := benchEnvelope(n)
+	items, err := DecodeEnvelope(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, it := range items {
+		if it.Err != nil {
+			b.Fatal(it.Err)
+		}
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := DecodeEnvelope(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "objects/s")
+	b.ReportMetric(float64(len(data))/n, "bytes/object")
+}

@@ -1,0 +1,376 @@
+package stix
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ctigate/ctigate"
+)
+
+// The top-level members of an object that validation reads.
+const (
+	mType = iota
+	mID
+	mSpecVersion
+	mCreated
+	mModified
+	mExtensions
+	numMembers
+)
+
+// memberNames are the names of the members above, indexed alike.
+var memberNames = [numMembers]string{"type", "id", "spec_version", "created", "modified", "extensions"}
+
+// members holds the raw JSON values of the members validation reads, each a
+// sub-slice of the object's bytes, nil when absent.
+type members [numMembers][]byte
+
+// validator decodes and validates the objects of one envelope. It reuses
+// its decoder from one object to the next.
+type validator struct {
+	dec jsontext.Decoder
+	buf bytes.Buffer
+}
+
+// item checks element i of "objects", whose exact bytes are raw (owned by
+// the returned Item).
+func (v *validator) item(i int, raw []byte) Item {
+	it := Item{Index: i, Raw: raw}
+	if k := jsontext.Value(raw).Kind(); k != '{' {
+		it.Err = invalidf("%s: must be a JSON object, got %s", itemLabel(i), kindName(k))
+		return it
+	}
+
+	var m members
+	if err := v.scan(raw, &m); err != nil {
+		// The object is not valid on its own (a duplicate member name):
+		// report the id and version only where they are unambiguous.
+		m = scanLenient(raw)
+		it.ID, it.Version = idAndVersion(&m)
+		it.Err = strictError(label(i, &m), err)
+		return it
+	}
+	it.ID, it.Version = idAndVersion(&m)
+	it.Object, it.Err = validate(label(i, &m), &m, it.ID)
+	return it
+}
+
+// scan reads the top-level members of the object raw into m, rejecting
+// duplicate member names at every depth.
+func (v *validator) scan(raw []byte, m *members) error {
+	v.buf = *bytes.NewBuffer(raw)
+	// Strict: no duplicate names, valid UTF-8 only.
+	v.dec.Reset(&v.buf)
+	if _, err := v.dec.ReadToken(); err != nil { // '{'
+		return err
+	}
+	for v.dec.PeekKind() == '"' {
+		name, err := v.dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		idx := memberIndex(name)
+		val, err := v.dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		if idx >= 0 {
+			end := v.dec.InputOffset()
+			m[idx] = raw[end-int64(len(val)) : end]
+		}
+	}
+	_, err := v.dec.ReadToken() // '}'
+	return err
+}
+
+// scanLenient reads the top-level members of raw like scan but tolerates
+// duplicate names: a member that appears more than once is left out (nil),
+// since readers may disagree about its value. It is used only to report an
+// object that failed scan.
+func scanLenient(raw []byte) members {
+	var (
+		m     members
+		count [numMembers]int
+	)
+	dec := jsontext.NewDecoder(bytes.NewBuffer(raw), jsontext.AllowDuplicateNames(true))
+	if _, err := dec.ReadToken(); err != nil {
+		return members{}
+	}
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return members{}
+		}
+		idx := memberIndex(name)
+		val, err := dec.ReadValue()
+		if err != nil {
+			return members{}
+		}
+		if idx >= 0 {
+			count[idx]++
+			end := dec.InputOffset()
+			m[idx] = raw[end-int64(len(val)) : end]
+		}
+	}
+	for idx, n := range count {
+		if n > 1 {
+			m[idx] = nil
+		}
+	}
+	return m
+}
+
+// memberIndex returns the index of the member whose quoted name is name,
+// or -1 for members validation does not read.
+func memberIndex(quoted []byte) int {
+	switch string(quoted) {
+	case `"type"`:
+		return mType
+	case `"id"`:
+		return mID
+	case `"spec_version"`:
+		return mSpecVersion
+	case `"created"`:
+		return mCreated
+	case `"modified"`:
+		return mModified
+	case `"extensions"`:
+		return mExtensions
+	}
+	if bytes.IndexByte(quoted, '\\') < 0 {
+		return -1
+	}
+	// An escaped name ("\u0069d") means the same as the plain one.
+	name, err := jsontext.AppendUnquote(nil, quoted)
+	if err != nil {
+		return -1
+	}
+	for idx, n := range memberNames {
+		if string(name) == n {
+			return idx
+		}
+	}
+	return -1
+}
+
+// stringValue returns the content of the raw JSON value v when it is a
+// string. It allocates only when v holds escape sequences.
+func stringValue(v []byte) (s []byte, ok bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return nil, false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return v[1 : len(v)-1], true
+	}
+	s, err := jsontext.AppendUnquote(nil, v)
+	if err != nil {
+		return nil, false
+	}
+	return s, true
+}
+
+// idAndVersion returns the object's id, and its modified else created, when
+// those are strings.
+func idAndVersion(m *members) (id, version string) {
+	if s, ok := stringValue(m[mID]); ok {
+		id = string(s)
+	}
+	if s, ok := stringValue(m[mModified]); ok {
+		version = string(s)
+	} else if s, ok := stringValue(m[mCreated]); ok {
+		version = string(s)
+	}
+	return id, version
+}
+
+// label names the object in messages: its id when that is a valid
+// identifier, else its position.
+func label(i int, m *members) string {
+	if s, ok := stringValue(m[mID]); ok && isIdentifier(s) {
+		return string(s)
+	}
+	return itemLabel(i)
+}
+
+// validate checks the common properties of an object (STIX 2.1 §3.2) and
+// returns them. id is the object's id as a string (or "").
+func validate(label string, m *members, id string) (Object, error) {
+	// type
+	typ, err := requiredString(label, m, mType)
+	if err != nil {
+		return Object{}, err
+	}
+	if p := typeProblem(typ); p != "" {
+		return Object{}, invalidf("%s: type: %s, got %s", label, p, quoteValue(typ))
+	}
+
+	// id
+	if _, err := requiredString(label, m, mID); err != nil {
+		return Object{}, err
+	}
+	prefix, uuid, ok := splitID([]byte(id))
+	if !ok {
+		return Object{}, invalidf(`%s: id: must be "%s--<UUID>", got %s`, label, typ, quoteValue(id))
+	}
+	if !bytes.Equal(prefix, typ) {
+		return Object{}, invalidf("%s: id: prefix %s does not match type %s", label, quoteValue(prefix), quoteValue(typ))
+	}
+	if p := uuidProblem(uuid); p != "" {
+		return Object{}, invalidf("%s: id: UUID part %s %s", label, quoteValue(uuid), p)
+	}
+	obj := Object{ID: id, Type: id[:len(typ)], SpecVersion: "2.1"}
+
+	c := classOf(typ)
+	if c == classDomain && m[mExtensions] != nil && !isSpecType(typ) && isNewSCO(m[mExtensions]) {
+		c = classObservable
+	}
+
+	// spec_version
+	if m[mSpecVersion] != nil || c != classObservable {
+		sv, err := requiredString(label, m, mSpecVersion)
+		if err != nil {
+			return Object{}, err
+		}
+		if string(sv) != "2.1" {
+			return Object{}, invalidf(`%s: spec_version: must be "2.1", got %s`, label, quoteValue(sv))
+		}
+	}
+
+	// created and modified
+	var hasCreated, hasModified bool
+	if m[mCreated] != nil || c != classObservable {
+		obj.Created, err = timestamp(label, m, mCreated)
+		if err != nil {
+			return Object{}, err
+		}
+		hasCreated = true
+	}
+	if m[mModified] != nil || c == classDomain {
+		obj.Modified, err = timestamp(label, m, mModified)
+		if err != nil {
+			return Object{}, err
+		}
+		hasModified = true
+	}
+	if hasCreated && hasModified && obj.Modified.Before(obj.Created) {
+		return Object{}, invalidf("%s: modified: must not be earlier than created (%s < %s)",
+			label, quoteValue(stringOrEmpty(m[mModified])), quoteValue(stringOrEmpty(m[mCreated])))
+	}
+	switch {
+	case hasModified:
+		obj.Version = obj.Modified
+	case hasCreated:
+		obj.Version = obj.Created
+	}
+	return obj, nil
+}
+
+// requiredString returns the content of member idx, which must be present
+// and a string.
+func requiredString(label string, m *members, idx int) ([]byte, error) {
+	v := m[idx]
+	if v == nil {
+		return nil, invalidf("%s: %s: required", label, memberNames[idx])
+	}
+	s, ok := stringValue(v)
+	if !ok {
+		return nil, invalidf("%s: %s: must be a string, got %s", label, memberNames[idx], kindName(jsontext.Value(v).Kind()))
+	}
+	return s, nil
+}
+
+// timestamp returns member idx (created or modified), which must be present
+// and a STIX timestamp with at least millisecond precision (STIX 2.1 §3.2).
+func timestamp(label string, m *members, idx int) (t time.Time, err error) {
+	s, err := requiredString(label, m, idx)
+	if err != nil {
+		return t, err
+	}
+	t, frac, problem := parseTimestamp(s)
+	if problem != "" {
+		return t, invalidf("%s: %s: %s, got %s", label, memberNames[idx], problem, quoteValue(s))
+	}
+	if frac < 3 {
+		return time.Time{}, invalidf("%s: %s: must have at least millisecond precision (three fraction digits), got %s",
+			label, memberNames[idx], quoteValue(s))
+	}
+	return t, nil
+}
+
+// stringOrEmpty returns the content of a raw JSON string, or "".
+func stringOrEmpty(v []byte) string {
+	s, _ := stringValue(v)
+	return string(s)
+}
+
+// isSpecType reports whether typ is a type STIX 2.1 itself defines, whose
+// class an extension cannot change.
+func isSpecType(typ []byte) bool {
+	switch string(typ) {
+	case "attack-pattern", "campaign", "course-of-action", "grouping", "identity", "incident",
+		"indicator", "infrastructure", "intrusion-set", "location", "malware", "malware-analysis",
+		"note", "observed-data", "opinion", "report", "threat-actor", "tool", "vulnerability",
+		"relationship", "sighting", "language-content", "marking-definition", "extension-definition":
+		return true
+	}
+	return classOf(typ) != classDomain
+}
+
+// isNewSCO reports whether the extensions property ext declares the object
+// a custom SCO: an extension of extension_type "new-sco" (STIX 2.1 §7.3).
+// Anything unreadable counts as no, which keeps the stricter SDO rules.
+func isNewSCO(ext []byte) bool {
+	var exts map[string]struct {
+		ExtensionType string `json:"extension_type"`
+	}
+	if err := json.Unmarshal(ext, &exts); err != nil {
+		return false
+	}
+	for _, e := range exts {
+		if e.ExtensionType == "new-sco" {
+			return true
+		}
+	}
+	return false
+}
+
+// strictError reports why an object failed the strict decoder: a
+// duplicate member name, at the JSON Pointer the decoder names.
+func strictError(label string, err error) error {
+	var se *jsontext.SyntacticError
+	if !errors.As(err, &se) {
+		return invalidf("%s: invalid JSON object", label)
+	}
+	prop := strings.TrimPrefix(string(se.JSONPointer), "/")
+	if prop == "" {
+		prop = "(object)"
+	}
+	if errors.Is(se.Err, jsontext.ErrDuplicateName) {
+		return invalidf("%s: %s: duplicate member name", label, quoteIfOdd(prop))
+	}
+	return invalidf("%s: %s: %v", label, quoteIfOdd(prop), se.Err)
+}
+
+// quoteIfOdd returns a property path as is when it is plain printable
+// ASCII, quoted otherwise.
+func quoteIfOdd(p string) string {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x21 || c > 0x7e || c == '"' || c == ':' {
+			return quoteValue(p)
+		}
+	}
+	if len(p) > 64 {
+		return quoteValue(p)
+	}
+	return p
+}
+
+// invalidf returns an Invalid error whose client-safe message is formatted.
+func invalidf(format string, args ...any) error {
+	return ctigate.Errorf(ctigate.Invalid, format, args...)
+}

@@ -1,0 +1,233 @@
+// Package bolt implements store.Store on a single bbolt file, the gateway's embedded backend.
+package bolt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Top-level buckets and keys. Each collection is a nested bucket of
+// bucketCollections named after the collection, holding keySeq and the
+// sub-buckets described in encoding.go.
+var (
+	bucketMeta        = []byte("meta")
+	bucketCollections = []byte("collections")
+	bucketStatuses    = []byte("statuses")
+
+	keyFormat = []byte("format")
+	keySeq    = []byte("seq") // the last date_added assigned in the collection
+
+	bucketIndex    = []byte("index")
+	bucketRaw      = []byte("raw")
+	bucketVersions = []byte("versions")
+)
+
+// fileFormat is the on-disk layout version stored under meta/format.
+const fileFormat = 1
+
+// Defaults for Options.
+const (
+	DefaultTrimInterval   = time.Second
+	DefaultTrimAfterBytes = 64 << 20
+	DefaultOpenTimeout    = 5 * time.Second
+)
+
+// Options configure a Store. The zero value is ready for production use.
+type Options struct {
+	// Clock is the source of date_added; nil means time.Now.
+	Clock func() time.Time
+	// Logger receives background errors (trimming); nil discards them.
+	Logger *slog.Logger
+	// NoSync skips fsync on commit. It is for tests and bulk loads only: a
+	// crash may lose or corrupt the file.
+	NoSync bool
+	// OpenTimeout bounds how long Open waits for another process to release
+	// the file; zero means DefaultOpenTimeout.
+	OpenTimeout time.Duration
+	// TrimInterval is how often the file mapping is dropped from the
+	// process's page tables (see trim.go); zero means DefaultTrimInterval,
+	// negative disables periodic trimming.
+	TrimInterval time.Duration
+	// TrimAfterBytes triggers a trim once reads have returned this many
+	// bytes since the last one; zero means DefaultTrimAfterBytes, negative
+	// disables it.
+	TrimAfterBytes int64
+}
+
+// Store is a store.Store kept in one bbolt file. It is safe for concurrent
+// use.
+type Store struct {
+	db    *bbolt.DB
+	clock func() time.Time
+	log   *slog.Logger
+
+	// mu is held shared by every operation and exclusively by Close, so
+	// Close waits for operations under way.
+	mu     sync.RWMutex
+	closed bool
+
+	w committer
+
+	// idLookupMax is the largest number of match[id] values for which a
+	// query walks the versions of those ids instead of scanning the
+	// collection in date_added order.
+	idLookupMax int
+
+	trimAfter  int64
+	readBytes  atomic.Int64 // bytes returned since the last trim
+	active     atomic.Bool  // the file was used since the last trim
+	trimNow    chan struct{}
+	stopTrim   context.CancelFunc
+	trimmerWG  sync.WaitGroup
+	trimsCount atomic.Int64
+}
+
+// Open opens or creates the store file at path.
+func Open(path string, opts Options) (*Store, error) {
+	const op = "bolt.Open"
+	timeout := opts.OpenTimeout
+	if timeout <= 0 {
+		timeout = DefaultOpenTimeout
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:      timeout,
+		NoSync:       opts.NoSync,
+		FreelistType: bbolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, bberrors.ErrTimeout) {
+			return nil, ctigate.E(op, ctigate.Unavailable, err, "store file is locked by another process")
+		}
+		return nil, ctigate.E(op, err)
+	}
+	if err := initFile(db); err != nil {
+		db.Close()
+		return nil, ctigate.E(op, err)
+	}
+	s := &Store{
+		db:          db,
+		clock:       opts.Clock,
+		log:         opts.Logger,
+		idLookupMax: 10000,
+		trimNow:     make(chan struct{}, 1),
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.trimAfter = opts.TrimAfterBytes
+	if s.trimAfter == 0 {
+		s.trimAfter = DefaultTrimAfterBytes
+	}
+	interval := opts.TrimInterval
+	if interval == 0 {
+		interval = DefaultTrimInterval
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopTrim = cancel
+	if trimSupported {
+		s.trimmerWG.Add(1)
+		go s.trimLoop(ctx, interval)
+	}
+	return s, nil
+}
+
+func initFile(db *bbolt.DB) error {
+	return db.Update(func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		switch f := meta.Get(keyFormat); {
+		case f == nil:
+			if err := meta.Put(keyFormat, []byte{fileFormat}); err != nil {
+				return err
+			}
+		case len(f) != 1 || f[0] != fileFormat:
+			return fmt.Errorf("unsupported file format %x", f)
+		}
+		for _, name := range [][]byte{bucketCollections, bucketStatuses} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// enter marks the start of an operation; the caller must call s.leave.
+func (s *Store) enter(op string) error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ctigate.E(op, ctigate.Unavailable, "store is closed")
+	}
+	s.active.Store(true)
+	return nil
+}
+
+func (s *Store) leave() { s.mu.RUnlock() }
+
+// Ping reports whether the file is open and readable.
+func (s *Store) Ping(ctx context.Context) error {
+	const op = "bolt.Ping"
+	if err := s.enter(op); err != nil {
+		return err
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return ctigate.E(op, ctigate.Unavailable, err)
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			return errors.New("meta bucket missing")
+		}
+		return nil
+	})
+	if err != nil {
+		return ctigate.E(op, err)
+	}
+	return nil
+}
+
+// Close waits for operations under way, stops the background trimmer and
+// closes the file. Operations after Close fail with ctigate.Unavailable.
+// Closing twice is harmless.
+func (s *Store) Close() error {
+	const op = "bolt.Close"
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	s.stopTrim()
+	s.trimmerWG.Wait()
+	if err := s.db.Close(); err != nil {
+		return ctigate.E(op, err)
+	}
+	return nil
+}
+
+// ctxErr wraps a context error so that callers see why the operation
+// stopped.
+func ctxErr(op string, err error) error {
+	return ctigate.E(op, ctigate.Unavailable, err, "request cancelled")
+}

@@ -1,0 +1,408 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/store"
+)
+
+// filter is a compiled store.Query.
+type filter struct {
+	after  int64 // only versions with date_added > after
+	limit  int
+	ids    []string // unique
+	idSet  map[string]struct{}
+	types  map[string]struct{}
+	specs  map[string]struct{}
+	all    bool
+	first  bool
+	last   bool
+	at     []versionKey
+	noRaw  bool
+	anyIDs bool // match[id] was given
+}
+
+func compileQuery(q store.Query) (*filter, error) {
+	f := &filter{after: math.MinInt64, limit: q.Limit, noRaw: q.WithoutRaw}
+	if f.limit <= 0 {
+		f.limit = store.DefaultLimit
+	}
+	if q.Next != "" {
+		pos, ok := decodeCursor(q.Next)
+		if !ok {
+			return nil, fmt.Errorf("malformed next cursor")
+		}
+		f.after = pos
+	}
+	if !q.AddedAfter.IsZero() {
+		// date_added values are whole microseconds, and UnixMicro rounds
+		// down, so date_added > AddedAfter iff date_added > its UnixMicro.
+		f.after = max(f.after, q.AddedAfter.UnixMicro())
+	}
+	if len(q.IDs) > 0 {
+		f.anyIDs = true
+		f.idSet = make(map[string]struct{}, len(q.IDs))
+		for _, id := range q.IDs {
+			if _, dup := f.idSet[id]; !dup && id != "" && len(id) <= maxIDLen {
+				f.idSet[id] = struct{}{}
+				f.ids = append(f.ids, id)
+			}
+		}
+	}
+	f.types = stringSet(q.Types)
+	f.specs = stringSet(q.SpecVersions)
+	if len(q.Versions) == 0 {
+		f.last = true
+	}
+	for _, v := range q.Versions {
+		switch v.Kind {
+		case store.Last:
+			f.last = true
+		case store.First:
+			f.first = true
+		case store.All:
+			f.all = true
+		case store.At:
+			f.at = append(f.at, encodeVersion(v.At))
+		default:
+			return nil, fmt.Errorf("unknown version selector %d", v.Kind)
+		}
+	}
+	return f, nil
+}
+
+func stringSet(ss []string) map[string]struct{} {
+	if len(ss) == 0 {
+		return nil
+	}
+	m := make(map[string]struct{}, len(ss))
+	for _, s := range ss {
+		m[s] = struct{}{}
+	}
+	return m
+}
+
+func (f *filter) typeOK(typ []byte) bool {
+	if f.types == nil {
+		return true
+	}
+	_, ok := f.types[string(typ)]
+	return ok
+}
+
+func (f *filter) specOK(spec []byte) bool {
+	if f.specs == nil {
+		return true
+	}
+	_, ok := f.specs[string(spec)]
+	return ok
+}
+
+func (f *filter) atOK(v versionKey) bool {
+	for _, a := range f.at {
+		if a == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Objects returns one page of versions matching q in ascending date_added
+// order.
+func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (store.Page, error) {
+	const op = "bolt.Objects"
+	f, err := compileQuery(q)
+	if err != nil {
+		return store.Page{}, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if err := validCollection(collection); err != nil {
+		return store.Page{}, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if err := s.enter(op); err != nil {
+		return store.Page{}, err
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return store.Page{}, ctxErr(op, err)
+	}
+	if f.anyIDs && len(f.ids) == 0 {
+		return store.Page{}, nil
+	}
+	r := &pageReader{f: f}
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		cb, ok := openCollection(tx, collection)
+		if !ok {
+			return nil
+		}
+		r.cb = cb
+		if f.anyIDs && len(f.ids) <= s.idLookupMax {
+			return r.byIDs(ctx)
+		}
+		return r.scan(ctx)
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return store.Page{}, ctxErr(op, err)
+		}
+		return store.Page{}, ctigate.E(op, err)
+	}
+	s.noteRead(r.bytes)
+	page := store.Page{Objects: r.objs, More: r.more}
+	if r.more {
+		page.Next = encodeCursor(r.lastDate)
+	}
+	return page, nil
+}
+
+// ctxCheckEvery is how many index entries a scan visits between checks of
+// its context.
+const ctxCheckEvery = 4096
+
+// pageReader collects one page inside a read transaction.
+type pageReader struct {
+	f        *filter
+	cb       collectionBuckets
+	objs     []store.Object
+	more     bool
+	lastDate int64
+	bytes    int64 // bytes visited, for the trimmer
+
+	rawCur     *bbolt.Cursor
+	rawCurSet  bool
+	verCur     *bbolt.Cursor
+	arena      []byte
+	typ, spec  string // the last type and spec_version strings, reused
+	prefix     []byte
+	candidates []int64
+}
+
+// full reports whether the page is complete; called before adding a match,
+// it records that one more match exists.
+func (r *pageReader) full() bool {
+	if len(r.objs) < r.f.limit {
+		return false
+	}
+	r.more = true
+	return true
+}
+
+// scan walks the collection in date_added order from the start position.
+func (r *pageReader) scan(ctx context.Context) error {
+	f := r.f
+	if f.after == math.MaxInt64 {
+		return nil
+	}
+	c := r.cb.index.Cursor()
+	n := 0
+	for k, v := c.Seek(dateKey(f.after + 1)); k != nil; k, v = c.Next() {
+		if n++; n%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		r.bytes += int64(len(v))
+		if len(k) != dateKeyLen {
+			return errCorrupt
+		}
+		h, err := decodeHeader(v)
+		if err != nil {
+			return err
+		}
+		if !f.typeOK(h.typ) || !f.specOK(h.spec) {
+			continue
+		}
+		if f.idSet != nil {
+			if _, ok := f.idSet[string(h.id)]; !ok {
+				continue
+			}
+		}
+		if ok, err := r.versionOK(&h); err != nil || !ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if r.full() {
+			return nil
+		}
+		if err := r.add(k, &h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// versionOK applies match[version] to an entry that passed the spec_version
+// filter.
+func (r *pageReader) versionOK(h *header) (bool, error) {
+	f := r.f
+	if f.all || (f.at != nil && f.atOK(h.version)) {
+		return true, nil
+	}
+	if !f.first && !f.last {
+		return false, nil
+	}
+	if f.specs == nil || h.flags&flagMixedSpec == 0 {
+		// Every version of this id passes the spec_version filter, so the
+		// flags kept at write time answer.
+		return (f.first && h.flags&flagNotFirst == 0) || (f.last && h.flags&flagNotLast == 0), nil
+	}
+	// The id has versions of several spec_versions and only some of them
+	// are selected: find the first and last among those.
+	if r.verCur == nil {
+		r.verCur = r.cb.versions.Cursor()
+	}
+	r.prefix = appendIDPrefix(r.prefix[:0], string(h.id))
+	c, p := r.verCur, r.prefix
+	if f.first {
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			if len(k) == len(p)+versionKeyLen && len(v) >= dateKeyLen && r.f.specOK(v[dateKeyLen:]) {
+				if bytes.Equal(k[len(p):], h.version[:]) {
+					return true, nil
+				}
+				break
+			}
+		}
+	}
+	if f.last {
+		end := append(bytes.Clone(p), bytes.Repeat([]byte{0xff}, versionKeyLen+1)...)
+		k, v := c.Seek(end)
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Prev() {
+			if len(k) == len(p)+versionKeyLen && len(v) >= dateKeyLen && r.f.specOK(v[dateKeyLen:]) {
+				return bytes.Equal(k[len(p):], h.version[:]), nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// byIDs answers a query with match[id] from the versions of those ids,
+// without scanning the collection.
+func (r *pageReader) byIDs(ctx context.Context) error {
+	f := r.f
+	var vs []storedVersion
+	for i, id := range f.ids {
+		if i%ctxCheckEvery == ctxCheckEvery-1 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		r.prefix = appendIDPrefix(r.prefix[:0], id)
+		vs = versionsOf(r.cb.versions, r.prefix, vs[:0])
+		// vs is ascending; keep those passing spec_version, then select.
+		kept := vs[:0]
+		for _, v := range vs {
+			if f.specOK(v.spec) {
+				kept = append(kept, v)
+			}
+		}
+		for j, v := range kept {
+			if f.all || (f.first && j == 0) || (f.last && j == len(kept)-1) || f.atOK(v.version) {
+				if d := dateMicros(v.date); d > f.after {
+					r.candidates = append(r.candidates, d)
+				}
+			}
+		}
+	}
+	slices.Sort(r.candidates)
+	for _, d := range r.candidates {
+		k := dateKey(d)
+		v := r.cb.index.Get(k)
+		if v == nil {
+			return errCorrupt
+		}
+		r.bytes += int64(len(v))
+		h, err := decodeHeader(v)
+		if err != nil {
+			return err
+		}
+		if !f.typeOK(h.typ) {
+			continue
+		}
+		if r.full() {
+			return nil
+		}
+		if err := r.add(k, &h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// add appends the version at date key k to the page, copying what it needs
+// out of the transaction exactly once.
+func (r *pageReader) add(k []byte, h *header) error {
+	if r.objs == nil {
+		r.objs = make([]store.Object, 0, min(r.f.limit, 1024))
+	}
+	d := dateMicros(k)
+	if string(h.typ) != r.typ {
+		r.typ = string(h.typ)
+	}
+	if string(h.spec) != r.spec {
+		r.spec = string(h.spec)
+	}
+	o := store.Object{
+		ID:          string(h.id),
+		Type:        r.typ,
+		SpecVersion: r.spec,
+		Version:     h.version.time(),
+		DateAdded:   microsTime(d),
+	}
+	if !r.f.noRaw {
+		raw, err := r.rawAt(k)
+		if err != nil {
+			return err
+		}
+		r.bytes += int64(len(raw))
+		o.Raw = r.copyRaw(raw)
+	}
+	r.objs = append(r.objs, o)
+	r.lastDate = d
+	return nil
+}
+
+// rawAt returns the bytes stored under k. Pages read raw values in key
+// order, so the cursor's next entry is usually the one wanted.
+func (r *pageReader) rawAt(k []byte) ([]byte, error) {
+	if r.rawCur == nil {
+		r.rawCur = r.cb.raw.Cursor()
+	}
+	var rk, rv []byte
+	if r.rawCurSet {
+		rk, rv = r.rawCur.Next()
+	}
+	if !bytes.Equal(rk, k) {
+		rk, rv = r.rawCur.Seek(k)
+	}
+	r.rawCurSet = rk != nil
+	if !bytes.Equal(rk, k) {
+		return nil, errCorrupt
+	}
+	return rv, nil
+}
+
+// copyRaw copies b into a page-wide arena, so that a page costs a few
+// allocations rather than one per object.
+func (r *pageReader) copyRaw(b []byte) []byte {
+	n := len(b)
+	if cap(r.arena)-len(r.arena) < n {
+		remaining := r.f.limit - len(r.objs)
+		r.arena = make([]byte, 0, max(n, min(256<<10, remaining*n)))
+	}
+	start := len(r.arena)
+	r.arena = append(r.arena, b...)
+	return r.arena[start : start+n : start+n]
+}
