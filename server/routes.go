@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -26,25 +25,21 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/readyz", s.readyz)
 
 	// TAXII 2.1 (OASIS Standard, sections 4 and 5).
-	t := e.Group("", s.authenticate, s.negotiate)
-	t.GET("/taxii2/", s.getDiscovery)
-	t.GET("/:root/", s.getAPIRoot)
-	t.GET("/:root/status/:status/", s.getStatus)
-	t.GET("/:root/collections/", s.getCollections)
-	t.GET("/:root/collections/:collection/", s.getCollection)
-	t.GET("/:root/collections/:collection/manifest/", s.getManifest)
-	t.GET("/:root/collections/:collection/objects/", s.getObjects)
-	t.POST("/:root/collections/:collection/objects/", s.addObjects)
-	t.GET("/:root/collections/:collection/objects/:object/", s.getObject)
-	t.DELETE("/:root/collections/:collection/objects/:object/", s.deleteObject)
-	t.GET("/:root/collections/:collection/objects/:object/versions/", s.getVersions)
-
-	e.RouteNotFound("/*", func(echo.Context) error { return errNoEndpoint })
+	t := []echo.MiddlewareFunc{s.authenticate, s.negotiate}
+	e.GET("/taxii2/", s.getDiscovery, t...)
+	e.GET("/:root/", s.getAPIRoot, t...)
+	e.GET("/:root/status/:status/", s.getStatus, t...)
+	e.GET("/:root/collections/", s.getCollections, t...)
+	e.GET("/:root/collections/:collection/", s.getCollection, t...)
+	e.GET("/:root/collections/:collection/manifest/", s.getManifest, t...)
+	e.GET("/:root/collections/:collection/objects/", s.getObjects, t...)
+	e.POST("/:root/collections/:collection/objects/", s.addObjects, t...)
+	e.GET("/:root/collections/:collection/objects/:object/", s.getObject, t...)
+	e.DELETE("/:root/collections/:collection/objects/:object/", s.deleteObject, t...)
+	e.GET("/:root/collections/:collection/objects/:object/versions/", s.getVersions, t...)
 	return e
 }
 
 func isTAXIIPath(p string) bool {
 	return p != "/healthz" && p != "/readyz" && !strings.HasSuffix(p, "/") && p != ""
 }
-
-var errNoEndpoint = &echo.HTTPError{Code: http.StatusNotFound, Message: "no such endpoint"}

@@ -18,16 +18,15 @@ func benchEnvelope(n int) []byte {
 		ts := fmt.Sprintf("2025-%02d-%02dT%02d:%02d:%02d.%03dZ", 1+i%12, 1+i%28, i%24, i%60, (i*7)%60, i%1000)
 		fmt.Fprintf(&b, `{"type":"indicator","spec_version":"2.1",`+
 			`"id":"indicator--%08x-%04x-4%03x-%x%03x-%012x",`+
-			`"created_by_ref":"identity--f431f809-377b-45e0-aa1c-6a4751cae5ff",`+
 			`"created":"%s","modified":"%s",`+
-			`"name":"C2 server 198.51.%d.%d","description":"Command and control server observed in phishing campaign %d.",`+
+			`"name":"C2 server 198.51.%d.%d",`+
 			`"indicator_types":["malicious-activity"],`+
 			`"pattern":"[ipv4-addr:value = '198.51.%d.%d']","pattern_type":"stix",`+
 			`"valid_from":"%s","confidence":85,`+
 			`"object_marking_refs":["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"]}`,
 			0x9a000000+i*7919, i&0xffff, i&0xfff, 8+i%4, i&0xfff, 0x5e0000000000+i*104729,
 			ts, ts,
-			i/256, i%256, i,
+			i/256, i%256,
 			i/256, i%256,
 			ts)
 	}

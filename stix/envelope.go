@@ -65,34 +65,56 @@ type Object struct {
 // elements are unaffected. Duplicate member names are rejected so that no
 // two readers of an object can disagree about its content.
 func DecodeEnvelope(data []byte) ([]Item, error) {
-	// Duplicate names inside one object must fail that object only, so the
-	// envelope decoder lets them through (the top-level members are checked
-	// here) and each object is checked strictly on its own. Invalid UTF-8
-	// fails the whole envelope.
-	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true))
+	// The fast path decodes the whole envelope with duplicate names
+	// rejected, so that each object, known to be free of them, needs only a
+	// light scan of its top-level members. Duplicate names inside one
+	// object must fail that object only, though, so the first duplicate
+	// anywhere sends the envelope down the careful path: decode it with
+	// duplicates let through (checking the top-level members here) and
+	// check each object strictly on its own. Both paths give the same
+	// result; invalid UTF-8 fails the envelope on both.
+	items, err := decodeEnvelope(data, true)
+	if err == errRetryCareful {
+		items, err = decodeEnvelope(data, false)
+	}
+	return items, err
+}
+
+// errRetryCareful reports that the fast path met a duplicate member name.
+var errRetryCareful = errors.New("stix: duplicate member name: decode carefully")
+
+// decodeEnvelope implements DecodeEnvelope on the fast path (fast) or on the
+// careful path.
+func decodeEnvelope(data []byte, fast bool) ([]Item, error) {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(!fast))
+	fail := func(err error) error {
+		if fast && errors.Is(err, jsontext.ErrDuplicateName) {
+			return errRetryCareful
+		}
+		return syntaxError(err)
+	}
 
 	tok, err := dec.ReadToken()
 	if err != nil {
 		if err == io.EOF {
-			return nil, envelopeError("empty body: expected a TAXII envelope {\"objects\": [...]}")
+			return nil, envelopeError(`empty body: expected a TAXII envelope {"objects": [...]}`)
 		}
-		return nil, syntaxError(err)
+		return nil, fail(err)
 	}
 	if tok.Kind() != '{' {
-		return nil, envelopeError("the body is a JSON %s at byte offset %d: expected a TAXII envelope {\"objects\": [...]}",
+		return nil, envelopeError(`the body is a JSON %s at byte offset %d: expected a TAXII envelope {"objects": [...]}`,
 			kindName(tok.Kind()), dec.InputOffset()-1)
 	}
 
 	var (
-		items      []Item
-		seenObj    bool
-		seen       = make(map[string]bool, 4)
-		validation validator
+		items     []Item
+		seen      = make(map[string]bool, 4) // top-level member names
+		validator validator
 	)
 	for dec.PeekKind() == '"' {
-		rawName, err := dec.ReadValue() // a name, read raw to learn its offset
+		rawName, err := dec.ReadValue() // the name, read raw to learn its offset
 		if err != nil {
-			return nil, syntaxError(err)
+			return nil, fail(err)
 		}
 		name := unquoted(rawName)
 		nameOff := dec.InputOffset() - int64(len(rawName))
@@ -103,34 +125,31 @@ func DecodeEnvelope(data []byte) ([]Item, error) {
 
 		switch name {
 		case "objects":
-			seenObj = true
-			if k := dec.PeekKind(); k != '[' {
-				if k == 0 { // a syntax error: report it
-					_, err := dec.ReadValue()
-					return nil, syntaxError(err)
-				}
+			if dec.PeekKind() != '[' {
 				v, err := dec.ReadValue()
 				if err != nil {
-					return nil, syntaxError(err)
+					return nil, fail(err)
 				}
 				return nil, envelopeError(`"objects" must be an array, got %s at byte offset %d`,
 					kindName(v.Kind()), dec.InputOffset()-int64(len(v)))
 			}
 			if _, err := dec.ReadToken(); err != nil { // '['
-				return nil, syntaxError(err)
+				return nil, fail(err)
 			}
 			arrayOff := dec.InputOffset() - 1
 			for dec.PeekKind() != ']' {
 				v, err := dec.ReadValue()
 				if err != nil {
-					return nil, syntaxError(err)
+					return nil, fail(err)
 				}
+				// Copy the element's bytes from data rather than from v,
+				// which is only valid until the next read.
 				end := dec.InputOffset()
 				raw := bytes.Clone(data[end-int64(len(v)) : end])
-				items = append(items, validation.item(len(items), raw))
+				items = append(items, validator.item(len(items), raw, fast))
 			}
 			if _, err := dec.ReadToken(); err != nil { // ']'
-				return nil, syntaxError(err)
+				return nil, fail(err)
 			}
 			if len(items) == 0 {
 				return nil, envelopeError(`"objects" at byte offset %d is empty: an envelope must hold at least one object`, arrayOff)
@@ -138,27 +157,27 @@ func DecodeEnvelope(data []byte) ([]Item, error) {
 		case "type":
 			v, err := dec.ReadValue()
 			if err != nil {
-				return nil, syntaxError(err)
+				return nil, fail(err)
 			}
 			if v.Kind() == '"' && unquoted(v) == "bundle" {
 				return nil, envelopeError(`the body is a STIX bundle ("type": "bundle" at byte offset %d): `+
 					`TAXII 2.1 expects an envelope {"objects": [...]}, not a bundle; `+
 					`send the bundle's "objects" array in an envelope instead`, nameOff)
 			}
-		default:
+		default: // "more", "next" and members TAXII does not define
 			if err := dec.SkipValue(); err != nil {
-				return nil, syntaxError(err)
+				return nil, fail(err)
 			}
 		}
 	}
 	if _, err := dec.ReadToken(); err != nil { // '}'
-		return nil, syntaxError(err)
+		return nil, fail(err)
 	}
 	end := dec.InputOffset()
 	if _, err := dec.ReadToken(); err != io.EOF {
 		return nil, envelopeError("trailing data after the envelope at byte offset %d", end+int64(countSpace(data[end:])))
 	}
-	if !seenObj {
+	if !seen["objects"] {
 		if seen["type"] || seen["id"] {
 			return nil, envelopeError(`the body has no "objects" member: it looks like a single STIX object; ` +
 				`TAXII 2.1 expects an envelope {"objects": [...]}`)

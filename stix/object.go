@@ -3,6 +3,7 @@ package stix
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -38,8 +39,9 @@ type validator struct {
 }
 
 // item checks element i of "objects", whose exact bytes are raw (owned by
-// the returned Item).
-func (v *validator) item(i int, raw []byte) Item {
+// the returned Item). known says raw is already known to be free of
+// duplicate member names.
+func (v *validator) item(i int, raw []byte, known bool) Item {
 	it := Item{Index: i, Raw: raw}
 	if k := jsontext.Value(raw).Kind(); k != '{' {
 		it.Err = invalidf("%s: must be a JSON object, got %s", itemLabel(i), kindName(k))
@@ -47,16 +49,25 @@ func (v *validator) item(i int, raw []byte) Item {
 	}
 
 	var m members
-	if err := v.scan(raw, &m); err != nil {
-		// The object is not valid on its own (a duplicate member name):
-		// report the id and version only where they are unambiguous.
-		m = scanLenient(raw)
-		it.ID, it.Version = idAndVersion(&m)
-		it.Err = strictError(label(i, &m), err)
-		return it
+	if !known || !scanKnown(raw, &m) {
+		m = members{}
+		if err := v.scan(raw, &m); err != nil {
+			// The object is not valid on its own (a duplicate member
+			// name): report its id and version only where they are
+			// unambiguous.
+			m = scanLenient(raw)
+			it.ID, it.Version = idAndVersion(&m)
+			it.Err = strictError(label(i, &m), err)
+			return it
+		}
 	}
 	it.ID, it.Version = idAndVersion(&m)
-	it.Object, it.Err = validate(label(i, &m), &m, it.ID)
+	var problem string
+	it.Object, problem = validate(&m, it.ID)
+	if problem != "" {
+		it.Object = Object{}
+		it.Err = invalidf("%s: %s", label(i, &m), problem)
+	}
 	return it
 }
 
@@ -86,6 +97,123 @@ func (v *validator) scan(raw []byte, m *members) error {
 	}
 	_, err := v.dec.ReadToken() // '}'
 	return err
+}
+
+// scanKnown reads the top-level members of raw into m like scan, but
+// without validating: raw must be a JSON object already known to be valid
+// and free of duplicate names. It reports false, leaving m partly filled,
+// if raw turns out not to be a well-formed object after all.
+func scanKnown(raw []byte, m *members) bool {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return false
+	}
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return skipSpace(raw, i+1) == len(raw)
+	}
+	for i < len(raw) {
+		// The name.
+		start := i
+		if i = skipString(raw, i); i < 0 {
+			return false
+		}
+		idx := memberIndex(raw[start:i])
+		if i = skipSpace(raw, i); i >= len(raw) || raw[i] != ':' {
+			return false
+		}
+		// The value.
+		start = skipSpace(raw, i+1)
+		if i = skipValue(raw, start); i < 0 {
+			return false
+		}
+		if idx >= 0 {
+			m[idx] = raw[start:i]
+		}
+		// A comma and the next name, or the end.
+		if i = skipSpace(raw, i); i >= len(raw) {
+			return false
+		}
+		switch raw[i] {
+		case ',':
+			i = skipSpace(raw, i+1)
+		case '}':
+			return skipSpace(raw, i+1) == len(raw)
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// skipSpace returns the index of the first byte of b at or after i that
+// is not JSON whitespace.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the JSON string at b[i:], or -1.
+// Strings in STIX objects are mostly short, so a plain loop beats
+// bytes.IndexByte here.
+func skipString(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			i++ // skip the escaped byte ('"', '\\', 'u', ...)
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index just past the JSON value at b[i:], or -1.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				if i = skipString(b, i); i < 0 {
+					return -1
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return -1
+	default: // a number or a literal
+		start := i
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\n', '\r', '\t':
+				return i
+			}
+			i++
+		}
+		if i == start {
+			return -1
+		}
+		return i
+	}
 }
 
 // scanLenient reads the top-level members of raw like scan but tolerates
@@ -198,68 +326,69 @@ func label(i int, m *members) string {
 }
 
 // validate checks the common properties of an object (STIX 2.1 §3.2) and
-// returns them. id is the object's id as a string (or "").
-func validate(label string, m *members, id string) (Object, error) {
+// returns them, or a problem of the form "<property>: <rule>". id is the
+// object's id if that is a string.
+func validate(m *members, id string) (obj Object, problem string) {
 	// type
-	typ, err := requiredString(label, m, mType)
-	if err != nil {
-		return Object{}, err
+	typ, problem := requiredString(m, mType)
+	if problem != "" {
+		return obj, problem
 	}
 	if p := typeProblem(typ); p != "" {
-		return Object{}, invalidf("%s: type: %s, got %s", label, p, quoteValue(typ))
+		return obj, fmt.Sprintf("type: %s, got %s", p, quoteValue(typ))
 	}
 
 	// id
-	if _, err := requiredString(label, m, mID); err != nil {
-		return Object{}, err
+	idBytes, problem := requiredString(m, mID)
+	if problem != "" {
+		return obj, problem
 	}
-	prefix, uuid, ok := splitID([]byte(id))
+	prefix, uuid, ok := splitID(idBytes)
 	if !ok {
-		return Object{}, invalidf(`%s: id: must be "%s--<UUID>", got %s`, label, typ, quoteValue(id))
+		return obj, fmt.Sprintf(`id: must be "%s--<UUID>", got %s`, typ, quoteValue(idBytes))
 	}
 	if !bytes.Equal(prefix, typ) {
-		return Object{}, invalidf("%s: id: prefix %s does not match type %s", label, quoteValue(prefix), quoteValue(typ))
+		return obj, fmt.Sprintf("id: prefix %s does not match type %s", quoteValue(prefix), quoteValue(typ))
 	}
 	if p := uuidProblem(uuid); p != "" {
-		return Object{}, invalidf("%s: id: UUID part %s %s", label, quoteValue(uuid), p)
+		return obj, fmt.Sprintf("id: UUID part %s %s", quoteValue(uuid), p)
 	}
-	obj := Object{ID: id, Type: id[:len(typ)], SpecVersion: "2.1"}
+	obj = Object{ID: id, Type: id[:len(typ)], SpecVersion: "2.1"}
 
 	c := classOf(typ)
 	if c == classDomain && m[mExtensions] != nil && !isSpecType(typ) && isNewSCO(m[mExtensions]) {
 		c = classObservable
 	}
 
-	// spec_version
+	// spec_version: required but for SCOs, where it defaults to "2.1".
 	if m[mSpecVersion] != nil || c != classObservable {
-		sv, err := requiredString(label, m, mSpecVersion)
-		if err != nil {
-			return Object{}, err
+		sv, problem := requiredString(m, mSpecVersion)
+		if problem != "" {
+			return Object{}, problem
 		}
 		if string(sv) != "2.1" {
-			return Object{}, invalidf(`%s: spec_version: must be "2.1", got %s`, label, quoteValue(sv))
+			return Object{}, fmt.Sprintf(`spec_version: must be "2.1", got %s`, quoteValue(sv))
 		}
 	}
 
-	// created and modified
+	// created and modified: SCOs have neither (they may carry them when a
+	// producer versions them), marking-definition has no modified.
 	var hasCreated, hasModified bool
 	if m[mCreated] != nil || c != classObservable {
-		obj.Created, err = timestamp(label, m, mCreated)
-		if err != nil {
-			return Object{}, err
+		if obj.Created, problem = timestamp(m, mCreated); problem != "" {
+			return Object{}, problem
 		}
 		hasCreated = true
 	}
 	if m[mModified] != nil || c == classDomain {
-		obj.Modified, err = timestamp(label, m, mModified)
-		if err != nil {
-			return Object{}, err
+		if obj.Modified, problem = timestamp(m, mModified); problem != "" {
+			return Object{}, problem
 		}
 		hasModified = true
 	}
 	if hasCreated && hasModified && obj.Modified.Before(obj.Created) {
-		return Object{}, invalidf("%s: modified: must not be earlier than created (%s < %s)",
-			label, quoteValue(stringOrEmpty(m[mModified])), quoteValue(stringOrEmpty(m[mCreated])))
+		return Object{}, fmt.Sprintf("modified: must not be earlier than created (%s < %s)",
+			quoteValue(stringOrEmpty(m[mModified])), quoteValue(stringOrEmpty(m[mCreated])))
 	}
 	switch {
 	case hasModified:
@@ -267,39 +396,40 @@ func validate(label string, m *members, id string) (Object, error) {
 	case hasCreated:
 		obj.Version = obj.Created
 	}
-	return obj, nil
+	return obj, ""
 }
 
 // requiredString returns the content of member idx, which must be present
-// and a string.
-func requiredString(label string, m *members, idx int) ([]byte, error) {
+// and a string, or a problem.
+func requiredString(m *members, idx int) (s []byte, problem string) {
 	v := m[idx]
 	if v == nil {
-		return nil, invalidf("%s: %s: required", label, memberNames[idx])
+		return nil, memberNames[idx] + ": required"
 	}
 	s, ok := stringValue(v)
 	if !ok {
-		return nil, invalidf("%s: %s: must be a string, got %s", label, memberNames[idx], kindName(jsontext.Value(v).Kind()))
+		return nil, fmt.Sprintf("%s: must be a string, got %s", memberNames[idx], kindName(jsontext.Value(v).Kind()))
 	}
-	return s, nil
+	return s, ""
 }
 
 // timestamp returns member idx (created or modified), which must be present
-// and a STIX timestamp with at least millisecond precision (STIX 2.1 §3.2).
-func timestamp(label string, m *members, idx int) (t time.Time, err error) {
-	s, err := requiredString(label, m, idx)
-	if err != nil {
-		return t, err
-	}
-	t, frac, problem := parseTimestamp(s)
+// and a STIX timestamp with at least millisecond precision (STIX 2.1 §3.2),
+// or a problem.
+func timestamp(m *members, idx int) (t time.Time, problem string) {
+	s, problem := requiredString(m, idx)
 	if problem != "" {
-		return t, invalidf("%s: %s: %s, got %s", label, memberNames[idx], problem, quoteValue(s))
+		return t, problem
+	}
+	t, frac, p := parseTimestamp(s)
+	if p != "" {
+		return t, fmt.Sprintf("%s: %s, got %s", memberNames[idx], p, quoteValue(s))
 	}
 	if frac < 3 {
-		return time.Time{}, invalidf("%s: %s: must have at least millisecond precision (three fraction digits), got %s",
-			label, memberNames[idx], quoteValue(s))
+		return time.Time{}, fmt.Sprintf("%s: must have at least millisecond precision (three fraction digits), got %s",
+			memberNames[idx], quoteValue(s))
 	}
-	return t, nil
+	return t, ""
 }
 
 // stringOrEmpty returns the content of a raw JSON string, or "".
