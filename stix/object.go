@@ -31,6 +31,21 @@ var memberNames = [numMembers]string{"type", "id", "spec_version", "created", "m
 // sub-slice of the object's bytes, nil when absent.
 type members [numMembers][]byte
 
+// complete reports whether m holds everything validation can read, so that
+// the object's remaining members need not be scanned: type, id,
+// spec_version, created and modified, and extensions unless the type is one
+// STIX defines (only custom types consult extensions).
+func (m *members) complete() bool {
+	if m[mType] == nil || m[mID] == nil || m[mSpecVersion] == nil || m[mCreated] == nil || m[mModified] == nil {
+		return false
+	}
+	if m[mExtensions] != nil {
+		return true
+	}
+	typ, ok := stringValue(m[mType])
+	return ok && isSpecType(typ)
+}
+
 // validator decodes and validates the objects of one envelope. It reuses
 // its decoder from one object to the next.
 type validator struct {
@@ -129,6 +144,9 @@ func scanKnown(raw []byte, m *members) bool {
 		}
 		if idx >= 0 {
 			m[idx] = raw[start:i]
+			if m.complete() {
+				return true // the rest cannot change the outcome
+			}
 		}
 		// A comma and the next name, or the end.
 		if i = skipSpace(raw, i); i >= len(raw) {
@@ -156,17 +174,14 @@ func skipSpace(b []byte, i int) int {
 }
 
 // skipString returns the index just past the JSON string at b[i:], or -1.
-// Strings in STIX objects are mostly short, so a plain loop beats
-// bytes.IndexByte here.
 func skipString(b []byte, i int) int {
 	if i >= len(b) || b[i] != '"' {
 		return -1
 	}
 	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '"':
+		if c := b[i]; c == '"' {
 			return i + 1
-		case '\\':
+		} else if c == '\\' {
 			i++ // skip the escaped byte ('"', '\\', 'u', ...)
 		}
 	}

@@ -95,20 +95,27 @@ func typeProblem(typ []byte) string {
 // its id.
 func uuidProblem(u []byte) string {
 	const form = "must be lowercase hexadecimal in the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
-	if len(u) != 36 {
+	if len(u) != 36 || u[8] != '-' || u[13] != '-' || u[18] != '-' || u[23] != '-' {
 		return form
 	}
-	for i, c := range u {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return form
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-				return form
-			}
-		}
+	bad := byte(0)
+	for _, c := range u[0:8] {
+		bad |= lowerHex[c]
+	}
+	for _, c := range u[9:13] {
+		bad |= lowerHex[c]
+	}
+	for _, c := range u[14:18] {
+		bad |= lowerHex[c]
+	}
+	for _, c := range u[19:23] {
+		bad |= lowerHex[c]
+	}
+	for _, c := range u[24:36] {
+		bad |= lowerHex[c]
+	}
+	if bad != 0 {
+		return form
 	}
 	if v := u[14]; v < '1' || v > '5' {
 		return "must be an RFC 4122 UUID of version 1 to 5"
@@ -120,6 +127,16 @@ func uuidProblem(u []byte) string {
 	}
 	return ""
 }
+
+// lowerHex is 0 for the bytes 0-9 and a-f, 1 for all others.
+var lowerHex = func() (t [256]byte) {
+	for c := range t {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			t[c] = 1
+		}
+	}
+	return t
+}()
 
 // splitID splits a STIX identifier "<type>--<UUID>" at its last "--" (a
 // UUID holds single hyphens only). ok is false when id has no "--".

@@ -31,6 +31,7 @@ const usage = `ctigate — TAXII 2.1 gateway between CSIRTs and criminal-justice
 Usage:
   ctigate serve  [--config FILE] [--data DIR] [--listen ADDR]   run the gateway
   ctigate passwd [--token]                                      hash a password (read from stdin) or make a bearer token
+  ctigate health [--url URL] [--insecure]                       check a gateway's /healthz (container health checks)
   ctigate bench  [flags]                                        load-test a gateway (see ctigate bench -h)
 
 Environment overrides for serve: see README.md ("Configuration").
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
 	case "passwd":
 		return runPasswd(args[1:], stdin, stdout, stderr)
+	case "health":
+		return runHealth(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":

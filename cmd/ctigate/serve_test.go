@@ -358,6 +358,16 @@ func TestHealthAndReadiness(t *testing.T) {
 			t.Errorf("%s: %d", p, res.StatusCode)
 		}
 	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"health", "--url", gw.base + "/readyz"}, nil, nil, &out, io.Discard); err != nil || !strings.Contains(out.String(), "ready") {
+		t.Errorf("ctigate health: %v %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"health", "--url", gw.base + "/nope"}, nil, nil, io.Discard, io.Discard); err == nil {
+		t.Error("ctigate health succeeded on a 404")
+	}
+	if err := run(context.Background(), []string{"health", "--url", "https://192.0.2.1/healthz", "--insecure"}, nil, nil, io.Discard, io.Discard); err == nil {
+		t.Error("--insecure accepted for a non-loopback address")
+	}
 }
 
 func TestPasswd(t *testing.T) {

@@ -202,7 +202,7 @@ func (s *Store) add(tx *bbolt.Tx, collection string, ps []pending, results []sto
 		}
 		results[i] = store.AddResult{DateAdded: microsTime(d)}
 	}
-	return nil
+	return cb.coll.Put(keySeq, dateKey(last))
 }
 
 func findVersion(vs []storedVersion, v versionKey) ([]byte, bool) {

@@ -1,0 +1,34 @@
+# Build and test steps. The Dockerfile runs the same build.
+GO      ?= go
+BINARY  ?= bin/ctigate
+LDFLAGS ?= -s -w
+
+.PHONY: all build test vet fmt-check fuzz bench run clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/ctigate
+
+# The test command (README.md, .ci/run): formatting, vet, every test with
+# the race detector.
+test: fmt-check vet
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeEnvelope -fuzztime=60s ./stix
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./stix ./store/bolt
+
+run:
+	$(GO) run ./cmd/ctigate serve
+
+clean:
+	rm -rf bin

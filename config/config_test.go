@@ -1,0 +1,98 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDemoConfig(t *testing.T) {
+	c, err := Load("../configs/ctigate.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.DataDir != "./data" || len(c.APIRoots) != 1 || c.APIRoots[0].Name != "exchange" {
+		t.Errorf("demo config: %+v", c)
+	}
+	want := map[string]string{
+		"csirt-inbound":   "24f70a31-7be5-4fdd-8353-9784877646c1",
+		"law-enforcement": "1dae5e88-4b59-4503-a9cf-2e649dd6544c",
+		"judiciary":       "17f28d77-a964-471e-ab40-76087911370a",
+	}
+	for _, col := range c.APIRoots[0].Collections {
+		if want[col.Alias] != col.ID {
+			t.Errorf("collection %s has id %s, want %s", col.Alias, col.ID, want[col.Alias])
+		}
+		delete(want, col.Alias)
+	}
+	if len(want) != 0 {
+		t.Errorf("missing collections %v", want)
+	}
+	var names []string
+	for _, u := range c.Users {
+		names = append(names, u.Name)
+	}
+	if got := strings.Join(names, ","); got != "cert-a,police,prosecutor,analyst,auditor,admin" {
+		t.Errorf("users %s", got)
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	env := map[string]string{"CTIGATE_LISTEN": "127.0.0.1:9999", "CTIGATE_DATA_DIR": "/tmp/x", "CTIGATE_LOG_FORMAT": "json", "CTIGATE_PAGING_MAX_LIMIT": "5000"}
+	c, err := Load("../configs/ctigate.yaml", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9999" || c.DataDir != "/tmp/x" || c.Log.Format != "json" || c.Paging.MaxLimit != 5000 {
+		t.Errorf("overrides not applied: %+v", c)
+	}
+	_, err = Load("../configs/ctigate.yaml", func(k string) string {
+		if k == "CTIGATE_PAGING_MAX_LIMIT" {
+			return "lots"
+		}
+		return ""
+	})
+	if err == nil || !strings.Contains(err.Error(), "paging.max_limit") {
+		t.Errorf("bad number: %v", err)
+	}
+}
+
+func TestValidationNamesKeys(t *testing.T) {
+	base := `
+api_roots:
+  - name: exchange
+    title: X
+    collections:
+      - id: 24f70a31-7be5-4fdd-8353-9784877646c1
+        title: In
+        readers: [u1]
+users:
+  - name: u1
+    organisation: O
+    token_sha256: [` + strings.Repeat("a", 64) + `]
+`
+	if _, err := Parse([]byte(base), nil); err != nil {
+		t.Fatalf("base config: %v", err)
+	}
+	cases := []struct{ from, to, want string }{
+		{"name: exchange", "name: taxii2", "api_roots[0].name"},
+		{"name: exchange", "name: Ex Change", "api_roots[0].name"},
+		{"title: X", "title: \"\"", "api_roots[0].title"},
+		{"readers: [u1]", "readers: [u2]", "api_roots[0].collections[0].readers[0]"},
+		{"readers: [u1]", "readers: [\"org:Nobody\"]", "api_roots[0].collections[0].readers[0]"},
+		{"readers: [u1]", "readers: [\"role:king\"]", "api_roots[0].collections[0].readers[0]"},
+		{"organisation: O", "organisation: \"\"", "users[0].organisation"},
+		{"token_sha256: [", "roles: [king]\n    token_sha256: [", "users[0].roles[0]"},
+		{"a]", "z]", "users[0].token_sha256[0]"},
+		{"api_roots:", "listen: 10.0.0.1:443\napi_roots:", "listen"},
+		{"api_roots:", "tls:\n  cert_file: x\napi_roots:", "tls"},
+		{"api_roots:", "paging:\n  default_limit: 0\napi_roots:", "paging.default_limit"},
+		{"api_roots:", "discovery:\n  default: other\napi_roots:", "discovery.default"},
+		{"api_roots:", "colour: blue\napi_roots:", "colour"},
+	}
+	for _, c := range cases {
+		_, err := Parse([]byte(strings.Replace(base, c.from, c.to, 1)), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s → %s: got %v, want an error naming %s", c.from, c.to, err, c.want)
+		}
+	}
+}

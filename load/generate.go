@@ -1,0 +1,230 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	stix2 "github.com/TcM1911/stix2"
+)
+
+// envelope is one pre-serialised TAXII envelope.
+type envelope struct {
+	body    []byte
+	objects int
+}
+
+// The producer every generated indicator names in created_by_ref: CERT-A
+// of the demo topology (a fixed id, so a store built in several runs has
+// one author).
+const benchIdentity stix2.Identifier = "identity--6a3e5b2c-0c2d-5d0e-9d1c-3f0f7b3a2c41"
+
+// TLP marking definitions (the fixed ids of TLP 2.0 and TLP 1.0), with the
+// share of generated indicators that carry each, in percent. Most CSIRT
+// output is GREEN or AMBER; some producers still send TLP 1.0.
+var tlpMix = []struct {
+	id      stix2.Identifier
+	percent int
+}{
+	{"marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487", 10}, // TLP:CLEAR
+	{"marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb", 37}, // TLP:GREEN
+	{"marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421", 33}, // TLP:AMBER
+	{"marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003", 5},  // TLP:AMBER+STRICT
+	{"marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1", 5},  // TLP:RED
+	{"marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da", 5},  // TLP 1.0 GREEN
+	{"marking-definition--f88d31f6-486f-44da-b317-01333bde0b82", 5},  // TLP 1.0 AMBER
+}
+
+var families = []string{"QakBot", "Emotet", "IcedID", "Cobalt Strike", "AgentTesla", "LockBit", "DarkGate", "Raccoon Stealer", "Pikabot", "SocGholish"}
+
+var domainWords = []string{"secure", "login", "update", "account", "verify", "portal", "cloud", "mail", "support", "billing", "office", "docs", "auth", "service", "online", "bank"}
+
+// generate builds n indicators in envelopes of b objects, serialised, using
+// workers goroutines. Ids are random UUIDv4 (stix2.NewIdentifier), so
+// they are distinct across runs too.
+func generate(ctx context.Context, n, b, workers int) ([]envelope, error) {
+	envs := make([]envelope, (n+b-1)/b)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	seed := rand.Uint64()
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		ferr error
+	)
+	for w := range max(workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := &generator{rng: rand.New(rand.NewPCG(seed, uint64(w))), now: now}
+			for {
+				e := int(next.Add(1) - 1)
+				if e >= len(envs) || ctx.Err() != nil {
+					return
+				}
+				count := min(b, n-e*b)
+				body, err := g.envelope(count)
+				if err != nil {
+					mu.Lock()
+					ferr = err
+					mu.Unlock()
+					return
+				}
+				envs[e] = envelope{body: body, objects: count}
+			}
+		}()
+	}
+	wg.Wait()
+	if ferr != nil {
+		return nil, ferr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return envs, nil
+}
+
+// generator makes indicators; one per goroutine.
+type generator struct {
+	rng *rand.Rand
+	now time.Time
+	seq int
+}
+
+func (g *generator) envelope(count int) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, 16+count*512))
+	buf.WriteString(`{"objects":[`)
+	for i := range count {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		obj, err := g.indicator()
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(obj)
+	}
+	buf.WriteString(`]}`)
+	return buf.Bytes(), nil
+}
+
+// indicator returns one realistic indicator serialised by stix2: an IPv4
+// address, domain, URL or file hash pattern with a name, a description,
+// labels, a TLP marking and the producer's identity; 400–500 bytes.
+func (g *generator) indicator() ([]byte, error) {
+	r := g.rng
+	g.seq++
+	created := g.now.Add(-time.Duration(r.Int64N(int64(24 * time.Hour)))).Truncate(time.Millisecond)
+	validFrom := created.Add(-time.Duration(r.Int64N(int64(30 * 24 * time.Hour)))).Truncate(time.Millisecond)
+	family := families[r.IntN(len(families))]
+	incident := fmt.Sprintf("CERT-A-%d-%05d", created.Year(), r.IntN(100000))
+
+	var pattern, name, desc string
+	var labels []string
+	switch k := r.IntN(100); {
+	case k < 40:
+		ip := g.ipv4()
+		pattern = "[ipv4-addr:value = '" + ip + "']"
+		name = family + " C2 server " + ip
+		desc = "Command-and-control server of " + family + " reported by a constituent, seen in incident " + incident + "."
+		labels = []string{"c2", "botnet"}
+	case k < 70:
+		d := g.domain()
+		pattern = "[domain-name:value = '" + d + "']"
+		name = "Phishing domain " + d
+		desc = "Credential phishing site imitating a bank login page; reported in incident " + incident + "."
+		labels = []string{"phishing"}
+	case k < 80:
+		d := g.domain()
+		pattern = "[url:value = 'https://" + d + "/dl/" + strconv.Itoa(r.IntN(1e6)) + ".zip']"
+		name = family + " download URL"
+		desc = "Delivers the " + family + " loader; seen in incident " + incident + "."
+		labels = []string{"malware-distribution"}
+	default:
+		var h [32]byte
+		for i := 0; i < len(h); i += 8 {
+			v := r.Uint64()
+			for j := range 8 {
+				h[i+j] = byte(v >> (8 * j))
+			}
+		}
+		pattern = "[file:hashes.'SHA-256' = '" + hex.EncodeToString(h[:]) + "']"
+		name = family + " sample"
+		desc = family + " payload recovered in incident " + incident + "."
+		labels = []string{"malware"}
+	}
+
+	ts := &stix2.Timestamp{Time: created}
+	ind, err := stix2.NewIndicator(pattern, stix2.PatternTypeSTIX, &stix2.Timestamp{Time: validFrom},
+		stix2.OptionCreated(ts),
+		stix2.OptionModified(ts),
+		stix2.OptionName(name),
+		stix2.OptionDescription(desc),
+		stix2.OptionLabels(labels),
+		stix2.OptionCreatedBy(benchIdentity),
+		stix2.OptionObjectMarking([]stix2.Identifier{g.tlp()}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("generating an indicator: %w", err)
+	}
+	b, err := ind.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("serialising an indicator: %w", err)
+	}
+	return b, nil
+}
+
+// ipv4 returns an address in 198.18.0.0/15, the range set aside for
+// benchmarks (RFC 2544), so no real host is named as malicious.
+func (g *generator) ipv4() string {
+	v := g.rng.Uint32N(1 << 17)
+	return "198." + strconv.Itoa(18+int(v>>16)) + "." + strconv.Itoa(int(v>>8&0xff)) + "." + strconv.Itoa(int(v&0xff))
+}
+
+// domain returns a name under a reserved top-level domain (RFC 2606).
+func (g *generator) domain() string {
+	r := g.rng
+	tld := [...]string{"example", "test"}[r.IntN(2)]
+	return domainWords[r.IntN(len(domainWords))] + "-" + domainWords[r.IntN(len(domainWords))] + strconv.Itoa(r.IntN(1000)) + "." + tld
+}
+
+func (g *generator) tlp() stix2.Identifier {
+	k := g.rng.IntN(100)
+	for _, m := range tlpMix {
+		if k < m.percent {
+			return m.id
+		}
+		k -= m.percent
+	}
+	return tlpMix[1].id
+}
+
+// maxEnvelopeBytes is the size of the largest envelope.
+func maxEnvelopeBytes(envs []envelope) int64 {
+	var m int
+	for _, e := range envs {
+		m = max(m, len(e.body))
+	}
+	return int64(m)
+}
+
+// summarise describes generated data.
+func summarise(envs []envelope, took time.Duration) *GenerateResult {
+	g := &GenerateResult{Envelopes: len(envs), Seconds: took.Seconds()}
+	for _, e := range envs {
+		g.Objects += e.objects
+		g.Bytes += int64(len(e.body))
+	}
+	if g.Objects > 0 {
+		// Envelope overhead: `{"objects":[` `]}` and the commas.
+		payload := g.Bytes - int64(len(envs))*14 - int64(g.Objects-len(envs))
+		g.AvgObjectBytes = float64(payload) / float64(g.Objects)
+	}
+	return g
+}
