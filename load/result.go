@@ -1,0 +1,245 @@
+package load
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-json-experiment/json"
+)
+
+// Result holds the figures of one run. Durations are in milliseconds or
+// seconds as the field names say; sizes in bytes.
+type Result struct {
+	GoVersion  string `json:"go_version"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	NumCPU     int    `json:"num_cpu"`
+
+	Server     ServerInfo `json:"server"`
+	Phase      string     `json:"phase"`
+	APIRoot    string     `json:"api_root"`
+	Collection string     `json:"collection"` // the collection's id
+	Objects    int        `json:"n"`          // 0 without a push phase
+	Envelope   int        `json:"b"`
+	Producers  int        `json:"p"`
+	Consumers  int        `json:"c"`
+	PageSize   int        `json:"l"`
+
+	Generate *GenerateResult `json:"generate,omitempty"`
+	Push     *PushResult     `json:"push,omitempty"`
+	Poll     *PollResult     `json:"poll,omitempty"`
+	RSS      *RSSResult      `json:"server_rss,omitempty"` // only for a gateway bench started
+
+	Notes []string `json:"notes,omitempty"`
+}
+
+// ServerInfo says which gateway was measured.
+type ServerInfo struct {
+	URL     string `json:"url"`
+	Started bool   `json:"started"`            // bench started it
+	DataDir string `json:"data_dir,omitempty"` // of a started gateway
+	Kept    bool   `json:"data_kept,omitempty"`
+}
+
+// GenerateResult describes the generated indicators (not timed as load).
+type GenerateResult struct {
+	Objects        int     `json:"objects"`
+	Envelopes      int     `json:"envelopes"`
+	Bytes          int64   `json:"bytes"`
+	AvgObjectBytes float64 `json:"avg_object_bytes"`
+	Seconds        float64 `json:"seconds"`
+}
+
+// PushResult holds the figures of the push phase.
+type PushResult struct {
+	Objects       int     `json:"objects"`
+	Envelopes     int     `json:"envelopes"`
+	Bytes         int64   `json:"bytes"`
+	Seconds       float64 `json:"seconds"` // wall clock, first request to last response
+	ObjectsPerSec float64 `json:"objects_per_sec"`
+	MiBPerSec     float64 `json:"mib_per_sec"`
+	Latency       Latency `json:"post_latency"`
+}
+
+// PollResult holds the figures of the poll phase.
+type PollResult struct {
+	Objects            int64   `json:"objects"`              // across consumers
+	PerConsumer        int     `json:"objects_per_consumer"` // each consumer saw this many
+	PerConsumerObjects []int   `json:"-"`
+	Expected           int     `json:"expected"` // -1: not known, consumers checked against each other
+	Pages              int     `json:"pages"`
+	Bytes              int64   `json:"bytes"`
+	Seconds            float64 `json:"seconds"`
+	ObjectsPerSec      float64 `json:"objects_per_sec"` // across consumers
+	MiBPerSec          float64 `json:"mib_per_sec"`
+	Latency            Latency `json:"page_latency"`
+}
+
+// Latency summarises request latencies, in milliseconds.
+type Latency struct {
+	Count  int     `json:"count"`
+	P50ms  float64 `json:"p50_ms"`
+	P99ms  float64 `json:"p99_ms"`
+	Maxms  float64 `json:"max_ms"`
+	Meanms float64 `json:"mean_ms"`
+}
+
+// RSSResult is the resident memory of a gateway bench started, sampled
+// from /proc/<pid>/status every 100 ms.
+type RSSResult struct {
+	Samples   int   `json:"samples"`
+	PeakBytes int64 `json:"peak_bytes"` // highest VmRSS sampled
+	HWMBytes  int64 `json:"hwm_bytes"`  // VmHWM read before stopping it: the kernel's own peak
+	PeakAnon  int64 `json:"peak_anon_bytes"`
+	PeakFile  int64 `json:"peak_file_bytes"` // mapped file pages (the bbolt file)
+	PushPeak  int64 `json:"push_peak_bytes,omitempty"`
+	PollPeak  int64 `json:"poll_peak_bytes,omitempty"`
+	IdlePeak  int64 `json:"start_bytes,omitempty"` // after start-up, before load
+}
+
+// latencyOf summarises the durations in all of sets (nearest-rank
+// percentiles).
+func latencyOf(sets ...[]time.Duration) Latency {
+	var all []time.Duration
+	for _, s := range sets {
+		all = append(all, s...)
+	}
+	if len(all) == 0 {
+		return Latency{}
+	}
+	slices.Sort(all)
+	var sum time.Duration
+	for _, d := range all {
+		sum += d
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return Latency{
+		Count:  len(all),
+		P50ms:  ms(percentile(all, 50)),
+		P99ms:  ms(percentile(all, 99)),
+		Maxms:  ms(all[len(all)-1]),
+		Meanms: ms(sum / time.Duration(len(all))),
+	}
+}
+
+// percentile returns the nearest-rank p-th percentile of sorted.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+func (r *Result) write(w io.Writer, asJSON bool) error {
+	if asJSON {
+		b, err := json.Marshal(r, json.Deterministic(true))
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(append(b, '\n'))
+		return err
+	}
+	return r.writeTable(w)
+}
+
+func (r *Result) writeTable(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ctigate bench  %s %s/%s  GOMAXPROCS=%d  CPUs=%d\n", r.GoVersion, r.OS, r.Arch, r.GOMAXPROCS, r.NumCPU)
+	srv := r.Server.URL
+	if r.Server.Started {
+		srv += "  (started by bench"
+		if r.Server.Kept {
+			srv += ", data kept in " + r.Server.DataDir
+		}
+		srv += ")"
+	}
+	fmt.Fprintf(&b, "server         %s\n", srv)
+	fmt.Fprintf(&b, "collection     %s/%s\n", r.APIRoot, r.Collection)
+	fmt.Fprintf(&b, "workload       phase=%s", r.Phase)
+	if r.Push != nil || r.Generate != nil {
+		fmt.Fprintf(&b, "  n=%d b=%d p=%d", r.Objects, r.Envelope, r.Producers)
+	}
+	if r.Poll != nil {
+		fmt.Fprintf(&b, "  c=%d l=%d", r.Consumers, r.PageSize)
+	}
+	b.WriteByte('\n')
+	if g := r.Generate; g != nil {
+		fmt.Fprintf(&b, "generated      %s indicators, %.0f B each on average, %s in %d envelopes, in %.1f s (not timed)\n",
+			group(int64(g.Objects)), g.AvgObjectBytes, mib(g.Bytes), g.Envelopes, g.Seconds)
+	}
+	b.WriteByte('\n')
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tobjects\tseconds\tobjects/s\tMiB/s\trequests\tp50 ms\tp99 ms\tmax ms\t")
+	if p := r.Push; p != nil {
+		fmt.Fprintf(tw, "push\t%s\t%.2f\t%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t\n",
+			group(int64(p.Objects)), p.Seconds, group(int64(math.Round(p.ObjectsPerSec))), p.MiBPerSec,
+			p.Latency.Count, p.Latency.P50ms, p.Latency.P99ms, p.Latency.Maxms)
+	}
+	if p := r.Poll; p != nil {
+		fmt.Fprintf(tw, "poll\t%s\t%.2f\t%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t\n",
+			group(p.Objects), p.Seconds, group(int64(math.Round(p.ObjectsPerSec))), p.MiBPerSec,
+			p.Latency.Count, p.Latency.P50ms, p.Latency.P99ms, p.Latency.Maxms)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	b.WriteByte('\n')
+
+	if p := r.Poll; p != nil {
+		want := "consistent across consumers"
+		if p.Expected >= 0 {
+			want = "= n, as expected"
+		}
+		fmt.Fprintf(&b, "check          each of %d consumers saw %s objects (%s)\n", r.Consumers, group(int64(p.PerConsumer)), want)
+	}
+	if m := r.RSS; m != nil {
+		fmt.Fprintf(&b, "server RSS     peak %s (anon %s, file %s), VmHWM %s, %d samples",
+			mib(m.PeakBytes), mib(m.PeakAnon), mib(m.PeakFile), mib(m.HWMBytes), m.Samples)
+		var phases []string
+		if m.IdlePeak > 0 {
+			phases = append(phases, "start "+mib(m.IdlePeak))
+		}
+		if m.PushPeak > 0 {
+			phases = append(phases, "push "+mib(m.PushPeak))
+		}
+		if m.PollPeak > 0 {
+			phases = append(phases, "poll "+mib(m.PollPeak))
+		}
+		if len(phases) > 0 {
+			fmt.Fprintf(&b, "; peaks: %s", strings.Join(phases, ", "))
+		}
+		b.WriteByte('\n')
+	} else if !r.Server.Started {
+		b.WriteString("server RSS     n/a (bench did not start the gateway)\n")
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "note           %s\n", n)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// group writes n with thousands separators.
+func group(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
