@@ -57,3 +57,27 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "objects/s")
 	b.ReportMetric(float64(len(data))/n, "bytes/object")
 }
+
+// BenchmarkDecodeEnvelopeDuplicate measures the careful path: the same
+// envelope, but its last object repeats a member name, which sends the
+// whole envelope through per-object strict decoding.
+func BenchmarkDecodeEnvelopeDuplicate(b *testing.B) {
+	const n = 500
+	data := benchEnvelope(n)
+	data = append(data[:len(data)-len(`}]}`)], `,"pattern_type":"stix"}]}`...)
+	items, err := DecodeEnvelope(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if items[n-1].Err == nil || items[0].Err != nil {
+		b.Fatalf("want only the last object to fail; got %v, %v", items[0].Err, items[n-1].Err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeEnvelope(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "objects/s")
+}

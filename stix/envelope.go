@@ -16,33 +16,39 @@ import (
 type Item struct {
 	// Index is the element's position in the "objects" array.
 	Index int
-	// Raw is the element exactly as sent: the same bytes, whitespace, member
-	// order and escapes. It is a copy owned by the Item.
+	// Raw is the element exactly as sent: the same bytes, whitespace,
+	// member order and escapes. It is a copy owned by the Item.
 	Raw []byte
-	// ID is the element's "id" when that is a string (appearing once), else
-	// "". It is set for invalid objects too, for status reports.
+	// ID is the element's "id" when that is a string, else "". It is set
+	// for invalid objects too (for status reports), unless "id" appears
+	// more than once.
 	ID string
-	// Version is the element's "modified", else its "created", as sent,
-	// when that is a string; else "". It is set for invalid objects too.
+	// Version is the element's "modified", else its "created", exactly as
+	// sent, when that is a string; else "". Like ID, it is set for invalid
+	// objects too, unless the member appears more than once.
 	Version string
-	// Object holds the validated common properties; valid only when Err is
-	// nil.
+	// Object holds the validated common properties; it is the zero Object
+	// unless Err is nil.
 	Object Object
-	// Err is nil when the element is a valid STIX 2.1 object. Otherwise it
-	// is a *ctigate.Error of kind Invalid whose message has the form
-	// "<id or objects[i]>: <property>: <rule>", for example
-	// `relationship--1621d4d4-…: created: must be a STIX timestamp, …`. The
-	// id is used when it is a valid identifier, objects[i] otherwise.
+	// Err is nil when the element is a valid STIX 2.1 object (see
+	// DecodeEnvelope for the rules). Otherwise it is a *ctigate.Error of
+	// kind Invalid, safe to show to the producer, whose message has the
+	// form "<id or objects[i]>: <property>: <rule>", for example
+	// `relationship--1621d4d4-b67d-11e3-9670-f01faf20d111: created: must be
+	// a STIX timestamp, YYYY-MM-DDTHH:MM:SS[.s+]Z in UTC, got
+	// "2022-101-27T13:49:54.326Z"`. The object is named by its id when
+	// that is a valid identifier, by its position otherwise; the property
+	// of a duplicate member is its JSON Pointer without the leading slash.
 	Err error
 }
 
 // Object holds the common properties of a valid STIX 2.1 object.
 type Object struct {
-	ID          string // "<type>--<UUID>"
-	Type        string // the type, equal to the prefix of ID
-	SpecVersion string // always "2.1"; SCOs that omit spec_version get the default "2.1"
-	Created     time.Time
-	Modified    time.Time // zero when absent
+	ID          string    // "<type>--<UUID>"
+	Type        string    // the type, equal to the prefix of ID
+	SpecVersion string    // always "2.1", also for SCOs that omit it
+	Created     time.Time // zero when absent (SCOs)
+	Modified    time.Time // zero when absent (SCOs, marking definitions)
 	Version     time.Time // Modified, else Created, else zero
 }
 
@@ -50,20 +56,41 @@ type Object struct {
 // validates each object in it on its own.
 //
 // It fails, with a *ctigate.Error of kind Invalid whose message names the
-// problem and its byte offset, only when the envelope as a whole is
-// unusable: the body is not exactly one JSON value (empty, malformed,
-// trailing data), holds invalid UTF-8 anywhere, is not an object, repeats a
-// top-level member, has no "objects" or an "objects" that is not a
-// non-empty array, or is a STIX bundle ("type": "bundle") rather than an
-// envelope. Other top-level members (such as "more" and "next") are
-// ignored.
+// problem and, where there is one, its byte offset, only when the envelope
+// as a whole is unusable: the body is not exactly one JSON value (empty,
+// malformed, trailing data), holds invalid UTF-8 anywhere, is not an
+// object, repeats a top-level member, has no "objects", has an "objects"
+// that is not a non-empty array, or holds more than MaxObjects elements.
+// Other top-level members (such as "more" and "next") are ignored, so a
+// STIX bundle is read as the envelope of its objects.
 //
 // Otherwise it returns one Item per element of "objects", in order. An
-// element that is not a JSON object, repeats a member name at any depth,
-// or breaks a rule for the STIX 2.1 common properties (type, id,
-// spec_version, created, modified) gets a non-nil Item.Err; the other
-// elements are unaffected. Duplicate member names are rejected so that no
-// two readers of an object can disagree about its content.
+// element fails on its own, with Item.Err set and the other elements
+// unaffected, when
+//
+//   - it is not a JSON object;
+//   - it repeats a member name at any depth (also when the names are
+//     spelled differently, as "type" and "t\u0079pe"), so that no two
+//     readers can disagree about what the object says;
+//   - type is missing, not a string, or not a valid type name (STIX 2.1
+//     §3.1, §11.2.1): 3 to 250 characters of a–z, 0–9 and hyphen, beginning
+//     with a letter, with no "--" and no trailing hyphen;
+//   - id is missing, not a string, or not "<type>--<UUID>" with the prefix
+//     equal to type and the UUID an RFC 4122 UUID (§2.9) of version 1 to 5
+//     and variant 10, written in lowercase hexadecimal 8-4-4-4-12;
+//   - spec_version is not "2.1", or is missing from an object that is not
+//     a SCO (§3.2: for SCOs it is optional and defaults to "2.1");
+//   - created or modified, where present, is not a STIX timestamp (see
+//     ParseTimestamp) with at least millisecond precision (§3.2), or
+//     modified is earlier than created;
+//   - created is missing from an SDO, SRO, language-content,
+//     extension-definition, marking-definition or custom object, or
+//     modified is missing from any of those but marking-definition.
+//
+// SCOs are the 18 types of STIX 2.1 §6, and custom objects whose
+// extensions include one of extension_type "new-sco" (§7.3); any other
+// type STIX 2.1 does not define is a custom object with the SDO rules.
+// Properties beyond these common ones are not checked.
 func DecodeEnvelope(data []byte) ([]Item, error) {
 	// The fast path decodes the whole envelope with duplicate names
 	// rejected, so that each object, known to be free of them, needs only a
@@ -80,6 +107,11 @@ func DecodeEnvelope(data []byte) ([]Item, error) {
 	return items, err
 }
 
+// MaxObjects is the most elements one envelope may hold. It bounds the
+// work and memory one request can cause (each element, even a bare
+// number, becomes an Item and a status entry).
+const MaxObjects = 100_000
+
 // errRetryCareful reports that the fast path met a duplicate member name.
 var errRetryCareful = errors.New("stix: duplicate member name: decode carefully")
 
@@ -94,22 +126,29 @@ func decodeEnvelope(data []byte, fast bool) ([]Item, error) {
 		return syntaxError(err)
 	}
 
-	tok, err := dec.ReadToken()
-	if err != nil {
+	switch k := dec.PeekKind(); k {
+	case '{':
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, fail(err)
+		}
+	case 0: // empty or not JSON
+		_, err := dec.ReadToken()
 		if err == io.EOF {
 			return nil, envelopeError(`empty body: expected a TAXII envelope {"objects": [...]}`)
 		}
 		return nil, fail(err)
-	}
-	if tok.Kind() != '{' {
+	default:
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil, fail(err)
+		}
 		return nil, envelopeError(`the body is a JSON %s at byte offset %d: expected a TAXII envelope {"objects": [...]}`,
-			kindName(tok.Kind()), dec.InputOffset()-1)
+			kindName(k), dec.InputOffset()-int64(len(v)))
 	}
 
 	var (
-		items     []Item
-		seen      = make(map[string]bool, 4) // top-level member names
-		validator validator
+		elems []span                     // the elements of "objects", validated last
+		seen  = make(map[string]bool, 4) // top-level member names
 	)
 	for dec.PeekKind() == '"' {
 		rawName, err := dec.ReadValue() // the name, read raw to learn its offset
@@ -142,29 +181,21 @@ func decodeEnvelope(data []byte, fast bool) ([]Item, error) {
 				if err != nil {
 					return nil, fail(err)
 				}
-				// Copy the element's bytes from data rather than from v,
-				// which is only valid until the next read.
-				end := dec.InputOffset()
-				raw := bytes.Clone(data[end-int64(len(v)) : end])
-				items = append(items, validator.item(len(items), raw, fast))
+				if len(elems) == MaxObjects {
+					return nil, envelopeError(`"objects" holds more than %d elements; split it into several requests`, MaxObjects)
+				}
+				end := int(dec.InputOffset())
+				elems = append(elems, span{end - len(v), end})
 			}
 			if _, err := dec.ReadToken(); err != nil { // ']'
 				return nil, fail(err)
 			}
-			if len(items) == 0 {
+			if len(elems) == 0 {
 				return nil, envelopeError(`"objects" at byte offset %d is empty: an envelope must hold at least one object`, arrayOff)
 			}
-		case "type":
-			v, err := dec.ReadValue()
-			if err != nil {
-				return nil, fail(err)
-			}
-			if v.Kind() == '"' && unquoted(v) == "bundle" {
-				return nil, envelopeError(`the body is a STIX bundle ("type": "bundle" at byte offset %d): `+
-					`TAXII 2.1 expects an envelope {"objects": [...]}, not a bundle; `+
-					`send the bundle's "objects" array in an envelope instead`, nameOff)
-			}
-		default: // "more", "next" and members TAXII does not define
+		default: // "more", "next", members TAXII does not define, and a
+			// STIX bundle's "type" and "id": a bundle is accepted as an
+			// envelope, since STIX tooling hands producers bundles.
 			if err := dec.SkipValue(); err != nil {
 				return nil, fail(err)
 			}
@@ -184,8 +215,19 @@ func decodeEnvelope(data []byte, fast bool) ([]Item, error) {
 		}
 		return nil, envelopeError(`the envelope has no "objects" member`)
 	}
+
+	// The envelope is sound: validate its objects. Each Raw is copied from
+	// data (the decoder's values are only valid until its next read).
+	items := make([]Item, len(elems))
+	var v validator
+	for i, e := range elems {
+		v.item(&items[i], i, bytes.Clone(data[e.start:e.end]), fast)
+	}
 	return items, nil
 }
+
+// span locates an element of "objects" in the envelope: data[start:end].
+type span struct{ start, end int }
 
 // envelopeError returns an Invalid error about the envelope as a whole.
 func envelopeError(format string, args ...any) error {

@@ -53,14 +53,14 @@ type validator struct {
 	buf bytes.Buffer
 }
 
-// item checks element i of "objects", whose exact bytes are raw (owned by
-// the returned Item). known says raw is already known to be free of
+// item fills it with element i of "objects", whose exact bytes are raw
+// (owned by the Item). known says raw is already known to be free of
 // duplicate member names.
-func (v *validator) item(i int, raw []byte, known bool) Item {
-	it := Item{Index: i, Raw: raw}
+func (v *validator) item(it *Item, i int, raw []byte, known bool) {
+	*it = Item{Index: i, Raw: raw}
 	if k := jsontext.Value(raw).Kind(); k != '{' {
 		it.Err = invalidf("%s: must be a JSON object, got %s", itemLabel(i), kindName(k))
-		return it
+		return
 	}
 
 	var m members
@@ -73,7 +73,7 @@ func (v *validator) item(i int, raw []byte, known bool) Item {
 			m = scanLenient(raw)
 			it.ID, it.Version = idAndVersion(&m)
 			it.Err = strictError(label(i, &m), err)
-			return it
+			return
 		}
 	}
 	it.ID, it.Version = idAndVersion(&m)
@@ -83,7 +83,6 @@ func (v *validator) item(i int, raw []byte, known bool) Item {
 		it.Object = Object{}
 		it.Err = invalidf("%s: %s", label(i, &m), problem)
 	}
-	return it
 }
 
 // scan reads the top-level members of the object raw into m, rejecting
@@ -453,19 +452,6 @@ func stringOrEmpty(v []byte) string {
 	return string(s)
 }
 
-// isSpecType reports whether typ is a type STIX 2.1 itself defines, whose
-// class an extension cannot change.
-func isSpecType(typ []byte) bool {
-	switch string(typ) {
-	case "attack-pattern", "campaign", "course-of-action", "grouping", "identity", "incident",
-		"indicator", "infrastructure", "intrusion-set", "location", "malware", "malware-analysis",
-		"note", "observed-data", "opinion", "report", "threat-actor", "tool", "vulnerability",
-		"relationship", "sighting", "language-content", "marking-definition", "extension-definition":
-		return true
-	}
-	return classOf(typ) != classDomain
-}
-
 // isNewSCO reports whether the extensions property ext declares the object
 // a custom SCO: an extension of extension_type "new-sco" (STIX 2.1 §7.3).
 // Anything unreadable counts as no, which keeps the stricter SDO rules.
@@ -518,4 +504,18 @@ func quoteIfOdd(p string) string {
 // invalidf returns an Invalid error whose client-safe message is formatted.
 func invalidf(format string, args ...any) error {
 	return ctigate.Errorf(ctigate.Invalid, format, args...)
+}
+
+// quoteValue quotes s for an error message, shortened to a readable length
+// without splitting a UTF-8 sequence.
+func quoteValue[S string | []byte](s S) string {
+	const max = 64
+	if len(s) <= max {
+		return fmt.Sprintf("%q", s)
+	}
+	cut := max
+	for cut > 0 && s[cut]&0xC0 == 0x80 { // do not cut inside a UTF-8 sequence
+		cut--
+	}
+	return fmt.Sprintf("%q…", s[:cut])
 }

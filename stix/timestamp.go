@@ -1,7 +1,6 @@
 package stix
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/ctigate/ctigate"
@@ -144,18 +143,4 @@ func daysIn(month, year int) int {
 	default:
 		return 31
 	}
-}
-
-// quoteValue quotes s for an error message, shortened to a readable length
-// without splitting a UTF-8 sequence.
-func quoteValue[S string | []byte](s S) string {
-	const max = 64
-	if len(s) <= max {
-		return fmt.Sprintf("%q", s)
-	}
-	cut := max
-	for cut > 0 && s[cut]&0xC0 == 0x80 { // do not cut inside a UTF-8 sequence
-		cut--
-	}
-	return fmt.Sprintf("%q…", s[:cut])
 }

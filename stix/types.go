@@ -55,6 +55,19 @@ func classOf(typ []byte) class {
 	return classDomain
 }
 
+// isSpecType reports whether typ is a type STIX 2.1 itself defines, whose
+// class an extension cannot change.
+func isSpecType(typ []byte) bool {
+	switch string(typ) {
+	case "attack-pattern", "campaign", "course-of-action", "grouping", "identity", "incident",
+		"indicator", "infrastructure", "intrusion-set", "location", "malware", "malware-analysis",
+		"note", "observed-data", "opinion", "report", "threat-actor", "tool", "vulnerability",
+		"relationship", "sighting", "language-content", "marking-definition", "extension-definition":
+		return true
+	}
+	return classOf(typ) != classDomain
+}
+
 // typeProblem returns why typ is not a valid STIX 2.1 type name, or "".
 //
 // STIX 2.1 §3.1: type names are lowercase, begin with a letter, separate
