@@ -3,13 +3,12 @@ package load
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,17 +32,7 @@ func newClient(base, apiRoot, collection, user, password string, conns int, time
 	dialer := &net.Dialer{
 		Timeout:   10 * time.Second,
 		KeepAlive: 30 * time.Second,
-		// Only loopback targets, whatever a name resolves to.
-		Control: func(network, address string, _ syscall.RawConn) error {
-			host, _, err := net.SplitHostPort(address)
-			if err != nil {
-				return err
-			}
-			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-				return fmt.Errorf("refusing to connect to %s: not a loopback address", address)
-			}
-			return nil
-		},
+		Control:   loopbackOnly,
 	}
 	tr := &http.Transport{
 		Proxy:                 nil,
@@ -74,6 +63,19 @@ func newClient(base, apiRoot, collection, user, password string, conns int, time
 		user:    user,
 		pwd:     password,
 	}
+}
+
+// loopbackOnly refuses connections to anything but a loopback address,
+// whatever a host name resolved to.
+func loopbackOnly(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("refusing to connect to %s: not a loopback address", address)
+	}
+	return nil
 }
 
 func (c *client) close() { c.tr.CloseIdleConnections() }
@@ -117,7 +119,7 @@ func httpError(method, u string, resp *http.Response, body []byte) error {
 
 // redactQuery drops the query (cursors are long and say nothing useful).
 func redactQuery(u string) string {
-	if i := bytes.IndexByte([]byte(u), '?'); i >= 0 {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
 		return u[:i]
 	}
 	return u
@@ -176,8 +178,7 @@ func (c *client) empty(ctx context.Context) (bool, error) {
 	if _, err := c.get(ctx, c.objects+"?limit=1", &buf); err != nil {
 		return false, err
 	}
-	var pc pageCounter
-	p, err := pc.count(buf.Bytes())
+	p, err := countEnvelope(buf.Bytes())
 	if err != nil {
 		return false, fmt.Errorf("GET %s: %w", c.objects, err)
 	}
@@ -258,8 +259,3 @@ func (c *client) waitStatus(ctx context.Context, st statusInfo, timeout time.Dur
 	}
 	return st, nil
 }
-
-var errNoProgress = errors.New("the server reported more objects but gave no usable next cursor")
-
-// itoa is strconv.Itoa, short.
-func itoa(n int) string { return strconv.Itoa(n) }

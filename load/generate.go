@@ -94,11 +94,10 @@ func generate(ctx context.Context, n, b, workers int) ([]envelope, error) {
 type generator struct {
 	rng *rand.Rand
 	now time.Time
-	seq int
 }
 
 func (g *generator) envelope(count int) ([]byte, error) {
-	buf := bytes.NewBuffer(make([]byte, 0, 16+count*512))
+	buf := bytes.NewBuffer(make([]byte, 0, 16+count*560))
 	buf.WriteString(`{"objects":[`)
 	for i := range count {
 		if i > 0 {
@@ -115,38 +114,41 @@ func (g *generator) envelope(count int) ([]byte, error) {
 }
 
 // indicator returns one realistic indicator serialised by stix2: an IPv4
-// address, domain, URL or file hash pattern with a name, a description,
-// labels, a TLP marking and the producer's identity; 400–500 bytes.
+// address, domain, URL or file hash pattern with a name, labels, a TLP
+// marking, the producer's identity and sometimes a description; about 520
+// bytes on average (stix2 adds "revoked":false to every object).
 func (g *generator) indicator() ([]byte, error) {
 	r := g.rng
-	g.seq++
 	created := g.now.Add(-time.Duration(r.Int64N(int64(24 * time.Hour)))).Truncate(time.Millisecond)
 	validFrom := created.Add(-time.Duration(r.Int64N(int64(30 * 24 * time.Hour)))).Truncate(time.Millisecond)
 	family := families[r.IntN(len(families))]
 	incident := fmt.Sprintf("CERT-A-%d-%05d", created.Year(), r.IntN(100000))
 
+	// Names always, descriptions on one in five, as in typical CSIRT feeds.
 	var pattern, name, desc string
 	var labels []string
+	withDesc := r.IntN(5) == 0
 	switch k := r.IntN(100); {
-	case k < 40:
+	case k < 45:
 		ip := g.ipv4()
 		pattern = "[ipv4-addr:value = '" + ip + "']"
-		name = family + " C2 server " + ip
-		desc = "Command-and-control server of " + family + " reported by a constituent, seen in incident " + incident + "."
-		labels = []string{"c2", "botnet"}
-	case k < 70:
+		name = "C2 " + ip
+		desc = family + " C2 reported in incident " + incident + "."
+		labels = []string{"c2"}
+	case k < 75:
 		d := g.domain()
 		pattern = "[domain-name:value = '" + d + "']"
-		name = "Phishing domain " + d
-		desc = "Credential phishing site imitating a bank login page; reported in incident " + incident + "."
+		name = "Phishing " + d
+		desc = "Bank login phishing, incident " + incident + "."
 		labels = []string{"phishing"}
-	case k < 80:
+	case k < 85:
 		d := g.domain()
-		pattern = "[url:value = 'https://" + d + "/dl/" + strconv.Itoa(r.IntN(1e6)) + ".zip']"
+		pattern = "[url:value = 'https://" + d + "/" + strconv.Itoa(r.IntN(1e6)) + ".zip']"
 		name = family + " download URL"
-		desc = "Delivers the " + family + " loader; seen in incident " + incident + "."
+		desc = "Delivers " + family + ", incident " + incident + "."
 		labels = []string{"malware-distribution"}
 	default:
+		// Hashes as CSIRTs report them: MD5, SHA-1 or SHA-256.
 		var h [32]byte
 		for i := 0; i < len(h); i += 8 {
 			v := r.Uint64()
@@ -154,25 +156,34 @@ func (g *generator) indicator() ([]byte, error) {
 				h[i+j] = byte(v >> (8 * j))
 			}
 		}
-		pattern = "[file:hashes.'SHA-256' = '" + hex.EncodeToString(h[:]) + "']"
+		switch k := r.IntN(10); {
+		case k < 4:
+			pattern = "[file:hashes.MD5 = '" + hex.EncodeToString(h[:16]) + "']"
+		case k < 6:
+			pattern = "[file:hashes.'SHA-1' = '" + hex.EncodeToString(h[:20]) + "']"
+		default:
+			pattern = "[file:hashes.'SHA-256' = '" + hex.EncodeToString(h[:]) + "']"
+		}
 		name = family + " sample"
-		desc = family + " payload recovered in incident " + incident + "."
+		desc = family + " payload from incident " + incident + "."
 		labels = []string{"malware"}
 	}
 
-	ts := &stix2.Timestamp{Time: created}
-	ind, err := stix2.NewIndicator(pattern, stix2.PatternTypeSTIX, &stix2.Timestamp{Time: validFrom},
-		stix2.OptionCreated(ts),
-		stix2.OptionModified(ts),
-		stix2.OptionName(name),
-		stix2.OptionDescription(desc),
-		stix2.OptionLabels(labels),
-		stix2.OptionCreatedBy(benchIdentity),
-		stix2.OptionObjectMarking([]stix2.Identifier{g.tlp()}),
-	)
+	ind, err := stix2.NewIndicator(pattern, stix2.PatternTypeSTIX, &stix2.Timestamp{Time: validFrom})
 	if err != nil {
 		return nil, fmt.Errorf("generating an indicator: %w", err)
 	}
+	// Fields set directly rather than through stix2's options, which find
+	// them by reflection on every call: this halves generation time.
+	ts := &stix2.Timestamp{Time: created}
+	ind.Created, ind.Modified = ts, ts
+	ind.Name = name
+	if withDesc {
+		ind.Description = desc
+	}
+	ind.Labels = labels
+	ind.CreatedBy = benchIdentity
+	ind.ObjectMarking = []stix2.Identifier{g.tlp()}
 	b, err := ind.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("serialising an indicator: %w", err)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"regexp"
 	"runtime"
 	"strings"
@@ -106,6 +105,20 @@ func DefaultConfig() Config {
 
 var pathSegmentRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$`)
 
+// String describes cfg without its password.
+func (cfg Config) String() string {
+	pw := "unset"
+	if cfg.Password != "" {
+		pw = "set"
+	}
+	server := cfg.Server
+	if server == "" {
+		server = "(started by bench)"
+	}
+	return fmt.Sprintf("server=%s api-root=%s collection=%s user=%s password=%s n=%d b=%d p=%d c=%d l=%d phase=%s data=%q",
+		server, cfg.APIRoot, cfg.Collection, cfg.User, pw, cfg.Objects, cfg.Envelope, cfg.Producers, cfg.Consumers, cfg.PageSize, cfg.Phase, cfg.DataDir)
+}
+
 // Validate checks cfg; errors name the setting.
 func (cfg *Config) Validate() error {
 	var errs []error
@@ -180,9 +193,10 @@ func baseURL(s string) (string, error) {
 }
 
 // Run performs the run cfg describes and writes the report to out: a table,
-// or one JSON object when cfg.JSON is set. It returns the figures, and an
-// error when the run could not be completed or a check failed (the report
-// is still written when the figures are meaningful).
+// or one JSON object when cfg.JSON is set. It returns the figures, or an
+// error when the run could not be completed or a check failed; then no
+// report is written and the Result holds what was measured until then.
+// Cancelling ctx stops the run (and a gateway Run started) promptly.
 func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
@@ -208,6 +222,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if cfg.Phase.push() {
 		res.Objects, res.Envelope, res.Producers = cfg.Objects, cfg.Envelope, cfg.Producers
 	}
+	if l, ok := loadAverage(); ok {
+		res.LoadStart = l
+		if l >= 1 {
+			res.Notes = append(res.Notes, fmt.Sprintf("load average %.2f on %d CPUs when the run began (the last minute: other processes or an earlier run); figures may be pessimistic", l, runtime.NumCPU()))
+		}
+	}
 
 	var envs []envelope
 	if cfg.Phase.push() {
@@ -219,6 +239,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			return res, err
 		}
 		res.Generate = summarise(envs, time.Since(start))
+		logf("generated %d envelopes (%s) in %.1f s", len(envs), mib(res.Generate.Bytes), res.Generate.Seconds)
 	}
 
 	target := cfg.Server
@@ -240,13 +261,17 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		}
 		defer srv.stop() // idempotent; the normal path stops it below
 		target, user, password = srv.url, srv.user, srv.password
-		res.Server = ServerInfo{URL: srv.url, Started: true, DataDir: srv.dataDir, Kept: cfg.DataDir != ""}
+		res.Server = ServerInfo{URL: srv.url, Started: true}
+		if cfg.DataDir != "" {
+			res.Server.DataDir, res.Server.Kept = srv.dataDir, true
+		}
 	} else {
 		b, _ := baseURL(cfg.Server)
 		target = b
 		res.Server = ServerInfo{URL: b}
 	}
 
+	report := reporter{logf: logf, every: reportEvery, server: srv}
 	c := newClient(target, cfg.APIRoot, cfg.Collection, user, password, cfg.Producers+cfg.Consumers, cfg.Timeout)
 	defer c.close()
 
@@ -278,7 +303,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			}
 			srv.phase("push")
 			logf("push: %d envelopes from %d producers to %s", len(envs), cfg.Producers, target)
-			res.Push, err = push(ctx, c, envs, cfg.Producers, cfg.Timeout)
+			res.Push, err = push(ctx, c, envs, cfg.Producers, cfg.Timeout, report)
 			envs = nil // let the collector have the generated data back
 			if err != nil {
 				return err
@@ -291,7 +316,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			if cfg.Phase.push() {
 				minimum = cfg.Objects
 			}
-			res.Poll, err = poll(ctx, c, cfg.Consumers, cfg.PageSize, expected, minimum)
+			res.Poll, err = poll(ctx, c, cfg.Consumers, cfg.PageSize, expected, minimum, report)
 			if err != nil {
 				return err
 			}
@@ -302,6 +327,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		return nil
 	}()
 
+	if l, ok := loadAverage(); ok {
+		res.LoadEnd = l
+	}
 	if srv != nil {
 		srv.phase("")
 		res.RSS = srv.rss()
@@ -316,10 +344,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		if ctx.Err() != nil {
 			runErr = fmt.Errorf("%w (%v)", ctx.Err(), runErr)
 		}
-		if srv != nil {
-			if tail := srv.stderrTail(); tail != "" {
-				runErr = fmt.Errorf("%w\ngateway log (last lines):\n%s", runErr, tail)
-			}
+		if srv.crashed() {
+			runErr = fmt.Errorf("%w\nthe gateway exited during the run (%v); its last log lines:\n%s", runErr, srv.exitErr, srv.stderrTail())
 		}
 		return res, runErr
 	}
@@ -328,6 +354,3 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	}
 	return res, nil
 }
-
-// tempDir makes a private temporary directory.
-func tempDir(pattern string) (string, error) { return os.MkdirTemp("", pattern) }

@@ -6,29 +6,36 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/go-json-experiment/json/jsontext"
 )
 
 // poll makes consumers goroutines each page through the whole collection
 // with pages of limit objects, and checks that all of them saw the same
 // number of objects: exactly expected when expected >= 0, and at least
 // minimum.
-func poll(ctx context.Context, c *client, consumers, limit, expected, minimum int) (*PollResult, error) {
+func poll(ctx context.Context, c *client, consumers, limit, expected, minimum int, report reporter) (*PollResult, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
 	res := make([]consumerResult, consumers)
-	var wg sync.WaitGroup
+	var (
+		wg   sync.WaitGroup
+		done atomic.Int64
+	)
+	total := int64(-1)
+	if expected >= 0 {
+		total = int64(expected) * int64(consumers)
+	}
 	start := time.Now()
+	defer report.start("poll", total, &done)()
 	for i := range consumers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := consume(ctx, c, limit, expected)
+			r, err := consume(ctx, c, limit, expected, &done)
 			res[i] = r
 			if err != nil {
 				cancel(fmt.Errorf("consumer %d: %w", i+1, err))
@@ -69,6 +76,8 @@ func poll(ctx context.Context, c *client, consumers, limit, expected, minimum in
 	return r, nil
 }
 
+var errNoProgress = errors.New("the server reported more objects but gave no usable next cursor")
+
 type consumerResult struct {
 	objects   int
 	pages     int
@@ -81,18 +90,17 @@ type consumerResult struct {
 // must come in date_added order, and with expected >= 0 no more than
 // expected objects may arrive, so the loop ends by itself even against a
 // misbehaving server.
-func consume(ctx context.Context, c *client, limit, expected int) (consumerResult, error) {
+func consume(ctx context.Context, c *client, limit, expected int, done *atomic.Int64) (consumerResult, error) {
 	var (
 		r        consumerResult
 		buf      bytes.Buffer
-		pc       pageCounter
 		next     string
 		lastSeen string // X-TAXII-Date-Added-Last of the previous page
 	)
 	if expected > 0 {
 		r.latencies = make([]time.Duration, 0, expected/limit+2)
 	}
-	first := c.objects + "?limit=" + itoa(limit)
+	first := c.objects + "?limit=" + strconv.Itoa(limit)
 	for {
 		if err := ctx.Err(); err != nil {
 			return r, err
@@ -109,11 +117,12 @@ func consume(ctx context.Context, c *client, limit, expected int) (consumerResul
 		}
 		r.pages++
 		r.bytes += int64(buf.Len())
-		p, err := pc.count(buf.Bytes())
+		p, err := countEnvelope(buf.Bytes())
 		if err != nil {
 			return r, fmt.Errorf("page %d: %w", r.pages, err)
 		}
 		r.objects += p.objects
+		done.Add(int64(p.objects))
 		if expected >= 0 && r.objects > expected {
 			return r, fmt.Errorf("page %d: %d objects so far, more than the %d in the collection", r.pages, r.objects, expected)
 		}
@@ -142,8 +151,9 @@ func consume(ctx context.Context, c *client, limit, expected int) (consumerResul
 	}
 }
 
-// laterTimestamp reports whether TAXII timestamp a is after b. Both are
-// RFC 3339 UTC with "Z"; equal fraction lengths compare as strings.
+// laterTimestamp reports whether TAXII timestamp a is after b. Both should
+// be RFC 3339; if either is not, they are compared as strings (TAXII's
+// fixed-width "…000000Z" form sorts correctly that way).
 func laterTimestamp(a, b string) bool {
 	ta, errA := time.Parse(time.RFC3339Nano, a)
 	tb, errB := time.Parse(time.RFC3339Nano, b)
@@ -151,95 +161,4 @@ func laterTimestamp(a, b string) bool {
 		return a > b
 	}
 	return ta.After(tb)
-}
-
-// page is what bench reads of a TAXII envelope.
-type page struct {
-	objects int
-	more    bool
-	next    string
-}
-
-// pageCounter reads envelopes without decoding the objects in them: it
-// walks the top level with a reusable jsontext.Decoder and skips over each
-// element of "objects".
-type pageCounter struct {
-	dec jsontext.Decoder
-	rd  bytes.Reader
-}
-
-var (
-	errNotEnvelope = errors.New("the response is not a TAXII envelope")
-	errObjects     = errors.New(`"objects" is not an array`)
-)
-
-func (pc *pageCounter) count(body []byte) (page, error) {
-	var p page
-	pc.rd.Reset(body)
-	// Objects are not decoded, only delimited: duplicate member names inside
-	// them are not bench's concern. The envelope's own members still are.
-	pc.dec.Reset(&pc.rd, jsontext.AllowDuplicateNames(true))
-	if tok, err := pc.dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return p, errNotEnvelope
-	}
-	var seen []string
-	for pc.dec.PeekKind() == '"' {
-		tok, err := pc.dec.ReadToken()
-		if err != nil {
-			return p, err
-		}
-		name := tok.String()
-		if slices.Contains(seen, name) {
-			return p, fmt.Errorf("envelope member %q appears twice", name)
-		}
-		seen = append(seen, name)
-		switch name {
-		case "more":
-			tok, err := pc.dec.ReadToken()
-			if err != nil {
-				return p, err
-			}
-			if tok.Kind() != 't' && tok.Kind() != 'f' {
-				return p, errors.New(`"more" is not a boolean`)
-			}
-			p.more = tok.Bool()
-		case "next":
-			tok, err := pc.dec.ReadToken()
-			if err != nil {
-				return p, err
-			}
-			if tok.Kind() != '"' {
-				return p, errors.New(`"next" is not a string`)
-			}
-			p.next = tok.String()
-		case "objects":
-			tok, err := pc.dec.ReadToken()
-			if err != nil {
-				return p, err
-			}
-			if tok.Kind() != '[' {
-				return p, errObjects
-			}
-			for pc.dec.PeekKind() != ']' {
-				if pc.dec.PeekKind() != '{' {
-					return p, fmt.Errorf("objects[%d] is not a JSON object", p.objects)
-				}
-				if err := pc.dec.SkipValue(); err != nil {
-					return p, err
-				}
-				p.objects++
-			}
-			if _, err := pc.dec.ReadToken(); err != nil {
-				return p, err
-			}
-		default:
-			if err := pc.dec.SkipValue(); err != nil {
-				return p, err
-			}
-		}
-	}
-	if tok, err := pc.dec.ReadToken(); err != nil || tok.Kind() != '}' {
-		return p, errNotEnvelope
-	}
-	return p, nil
 }

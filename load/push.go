@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,7 +12,7 @@ import (
 
 // push sends envs from producers goroutines, each taking the next unsent
 // envelope, and checks that every object of every envelope was accepted.
-func push(ctx context.Context, c *client, envs []envelope, producers int, timeout time.Duration) (*PushResult, error) {
+func push(ctx context.Context, c *client, envs []envelope, producers int, timeout time.Duration, report reporter) (*PushResult, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -22,7 +23,12 @@ func push(ctx context.Context, c *client, envs []envelope, producers int, timeou
 		objects atomic.Int64
 		sent    atomic.Int64
 	)
+	var total int64
+	for _, e := range envs {
+		total += int64(e.objects)
+	}
 	start := time.Now()
+	defer report.start("push", total, &objects)()
 	for p := range producers {
 		wg.Add(1)
 		go func() {
@@ -82,5 +88,5 @@ func checkStatus(st statusInfo, want int) error {
 	if len(st.Failures) > 0 {
 		msg += fmt.Sprintf(" (first failure: %s: %s)", st.Failures[0].ID, st.Failures[0].Message)
 	}
-	return fmt.Errorf("%s", msg)
+	return errors.New(msg)
 }

@@ -20,6 +20,11 @@ type Result struct {
 	Arch       string `json:"arch"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	NumCPU     int    `json:"num_cpu"`
+	// LoadStart and LoadEnd are the machine's 1-minute load average when
+	// the run began and ended (Linux only): a busy machine slows the
+	// gateway and bench alike.
+	LoadStart float64 `json:"load_avg_start,omitempty"`
+	LoadEnd   float64 `json:"load_avg_end,omitempty"`
 
 	Server     ServerInfo `json:"server"`
 	Phase      string     `json:"phase"`
@@ -43,7 +48,7 @@ type Result struct {
 type ServerInfo struct {
 	URL     string `json:"url"`
 	Started bool   `json:"started"`            // bench started it
-	DataDir string `json:"data_dir,omitempty"` // of a started gateway
+	DataDir string `json:"data_dir,omitempty"` // of a started gateway, when --data kept it
 	Kept    bool   `json:"data_kept,omitempty"`
 }
 
@@ -148,7 +153,11 @@ func (r *Result) write(w io.Writer, asJSON bool) error {
 
 func (r *Result) writeTable(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "ctigate bench  %s %s/%s  GOMAXPROCS=%d  CPUs=%d\n", r.GoVersion, r.OS, r.Arch, r.GOMAXPROCS, r.NumCPU)
+	fmt.Fprintf(&b, "ctigate bench  %s %s/%s  GOMAXPROCS=%d  CPUs=%d", r.GoVersion, r.OS, r.Arch, r.GOMAXPROCS, r.NumCPU)
+	if r.LoadStart > 0 || r.LoadEnd > 0 {
+		fmt.Fprintf(&b, "  load average %.2f at start, %.2f at end", r.LoadStart, r.LoadEnd)
+	}
+	b.WriteByte('\n')
 	srv := r.Server.URL
 	if r.Server.Started {
 		srv += "  (started by bench"

@@ -3,10 +3,110 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
+
+	"github.com/ctigate/ctigate/load"
 )
+
+const benchUsage = `Usage: ctigate bench [flags]
+
+Pushes n generated STIX indicators in envelopes of b objects from p
+producers, then pages through the collection with c consumers, and prints
+objects/s, request latency p50/p99/max and, when bench started the gateway
+itself (no --server), the gateway's peak RSS.
+
+Without --server, bench runs "ctigate serve" on a loopback port with a
+configuration of its own (one API root, one collection, a bench user with a
+random password) and stops it at the end. Only loopback servers are loaded.
+
+The password for --server comes from --password, else the environment
+variable CTIGATE_BENCH_PASSWORD, else the demo password of cert-a. It is
+never printed.
+
+Examples:
+  ctigate bench -n 1000000
+  ctigate bench --phase push -n 1000000 --data /var/tmp/bench1m
+  ctigate bench --phase poll --data /var/tmp/bench1m -c 8
+  CTIGATE_BENCH_PASSWORD=… ctigate bench --server http://127.0.0.1:8080 --user cert-a
+
+Flags:
+`
 
 // runBench is the load tool; see package load.
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return errors.New("bench: not built yet")
+	cfg, cpuProfile, err := benchConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Progress = stderr
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if _, err := load.Run(ctx, cfg, stdout); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+// benchConfig parses the flags of bench over load.DefaultConfig.
+func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (cfg load.Config, cpuProfile string, err error) {
+	cfg = load.DefaultConfig()
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	var phase, password string
+	fs.StringVar(&cfg.Server, "server", "", "base URL of a running gateway on this machine, e.g. http://127.0.0.1:8080 (default: start one)")
+	fs.StringVar(&cfg.APIRoot, "api-root", cfg.APIRoot, "API root name")
+	fs.StringVar(&cfg.Collection, "collection", cfg.Collection, "collection id or alias (default: csirt-inbound of the demo configuration)")
+	fs.StringVar(&cfg.User, "user", cfg.User, "user for producers and consumers, with --server")
+	fs.StringVar(&password, "password", "", "password of --user, with --server (default: $CTIGATE_BENCH_PASSWORD, else the demo password)")
+	fs.IntVar(&cfg.Objects, "n", cfg.Objects, "objects to push")
+	fs.IntVar(&cfg.Envelope, "b", cfg.Envelope, "objects per envelope")
+	fs.IntVar(&cfg.Producers, "p", cfg.Producers, "producers (concurrent POSTs)")
+	fs.IntVar(&cfg.Consumers, "c", cfg.Consumers, "consumers, each paging through the whole collection")
+	fs.IntVar(&cfg.PageSize, "l", cfg.PageSize, "page size (limit) of consumers")
+	fs.StringVar(&phase, "phase", string(cfg.Phase), "push, poll or both")
+	fs.StringVar(&cfg.DataDir, "data", "", "keep the started gateway's data in this directory, to poll it again later (default: temporary)")
+	fs.StringVar(&cfg.Executable, "ctigate", "", "ctigate binary to start (default: this one)")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "timeout of each request")
+	fs.BoolVar(&cfg.JSON, "json", false, "print one JSON object instead of a table")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of bench itself (the client side) to this file")
+	if err := fs.Parse(args); err != nil {
+		return cfg, "", errUsage
+	}
+	if fs.NArg() > 0 {
+		return cfg, "", fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+	}
+	cfg.Phase = load.Phase(phase)
+	switch {
+	case password != "":
+		cfg.Password = password
+	case getenv("CTIGATE_BENCH_PASSWORD") != "":
+		cfg.Password = getenv("CTIGATE_BENCH_PASSWORD")
+	}
+	if cfg.Server != "" && (cfg.DataDir != "" || cfg.Executable != "") {
+		return cfg, "", errors.New("bench: --data and --ctigate are for a gateway bench starts, not with --server")
+	}
+	if cfg.Server == "" && cfg.DataDir == "" && cfg.Phase == load.PhasePoll {
+		return cfg, "", errors.New("bench: --phase poll needs --server, or --data with a store built by --phase push")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, "", fmt.Errorf("bench: %w", err)
+	}
+	return cfg, cpuProfile, nil
 }
