@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"go.etcd.io/bbolt"
 
@@ -20,12 +21,17 @@ const (
 	maxFieldLen = 256 // type, spec_version
 )
 
-// pending is an object prepared for writing outside the write transaction.
+// pending is an object prepared for writing outside the write transaction,
+// so that the transaction, which writers take turns at, only looks up,
+// patches and puts.
 type pending struct {
 	obj     *store.Object
 	version versionKey
 	prefix  []byte // idPrefix
-	vkey    []byte // prefix || version
+	vkey    []byte // prefix || version: the versions key
+	header  []byte // index value; header[0] (flags) is set in the transaction
+	vval    []byte // versions value: dateKey (set in the transaction) || spec_version
+	dk      []byte // dateKey, set in the transaction
 }
 
 // AddObjects stores object versions in one collection atomically, assigning
@@ -37,14 +43,35 @@ func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	ps := make([]pending, len(objs))
+	size := 0
 	for i := range objs {
 		o := &objs[i]
 		if err := validObject(o); err != nil {
 			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("object %d: %v", i, err))
 		}
-		v := encodeVersion(o.Version)
-		vk := versionsKey(o.ID, v)
-		ps[i] = pending{obj: o, version: v, prefix: vk[:len(vk)-versionKeyLen], vkey: vk}
+		size += 2*len(o.ID) + len(o.Type) + 2*len(o.SpecVersion) + 64
+	}
+	// One allocation for every key and value written.
+	buf := make([]byte, 0, size)
+	carve := func(b []byte) []byte {
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
+	var scratch []byte
+	for i := range objs {
+		o := &objs[i]
+		p := &ps[i]
+		p.obj, p.version = o, encodeVersion(o.Version)
+		scratch = appendIDPrefix(scratch[:0], o.ID)
+		n := len(scratch)
+		scratch = append(scratch, p.version[:]...)
+		p.vkey = carve(scratch)
+		p.prefix = p.vkey[:n:n]
+		p.header = carve(appendHeader(scratch[:0], 0, p.version, o.ID, o.Type, o.SpecVersion))
+		scratch = append(scratch[:0], make([]byte, dateKeyLen)...)
+		p.vval = carve(append(scratch, o.SpecVersion...))
+		p.dk = p.vval[:dateKeyLen:dateKeyLen]
 	}
 	if err := s.enter(op); err != nil {
 		return nil, err
@@ -142,9 +169,9 @@ type storedVersion struct {
 }
 
 // versionsOf appends the stored versions of the id whose idPrefix is prefix,
-// in ascending version order. The slices alias the transaction.
-func versionsOf(b *bbolt.Bucket, prefix []byte, dst []storedVersion) []storedVersion {
-	c := b.Cursor()
+// in ascending version order, found with c, a cursor on the versions bucket.
+// The slices alias the transaction.
+func versionsOf(c *bbolt.Cursor, prefix []byte, dst []storedVersion) []storedVersion {
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if len(k) != len(prefix)+versionKeyLen || len(v) < dateKeyLen {
 			continue
@@ -158,6 +185,13 @@ func versionsOf(b *bbolt.Bucket, prefix []byte, dst []storedVersion) []storedVer
 }
 
 // add writes one AddObjects call inside tx. It may run more than once.
+//
+// New versions are appended to the index and raw buckets in input order,
+// which is date_added order. Their entries in the versions bucket, whose
+// keys are random, are put at the end in key order: bbolt splits nodes only
+// at commit, so many random inserts into a small tree would otherwise shift
+// one large node quadratically. Until then the call's own new versions are
+// looked up in added.
 func (s *Store) add(tx *bbolt.Tx, collection string, ps []pending, results []store.AddResult) error {
 	cb, err := createCollection(tx, collection)
 	if err != nil {
@@ -168,11 +202,21 @@ func (s *Store) add(tx *bbolt.Tx, collection string, ps []pending, results []sto
 		last = dateMicros(v)
 	}
 	now := s.clock().UnixMicro()
-	var existing []storedVersion
+	// The versions bucket is not written until the end, so one cursor
+	// serves every lookup.
+	vc := cb.versions.Cursor()
+	var (
+		existing []storedVersion
+		added    = make(map[string][]storedVersion) // by idPrefix, ascending
+		puts     = make([]*pending, 0, len(ps))
+	)
 	for i := range ps {
 		p := &ps[i]
 		o := p.obj
-		existing = versionsOf(cb.versions, p.prefix, existing[:0])
+		existing = versionsOf(vc, p.prefix, existing[:0])
+		if more := added[string(p.prefix)]; len(more) > 0 {
+			existing = mergeVersions(existing, more)
+		}
 		if date, ok := findVersion(existing, p.version); ok {
 			results[i] = store.AddResult{DateAdded: microsTime(dateMicros(date)), Existed: true}
 			continue
@@ -182,27 +226,43 @@ func (s *Store) add(tx *bbolt.Tx, collection string, ps []pending, results []sto
 		}
 		d := max(now, last+1)
 		last = d
-		dk := dateKey(d)
-
 		flags, err := linkVersion(cb.index, existing, p.version, o.SpecVersion)
 		if err != nil {
 			return err
 		}
-		hdr := appendHeader(make([]byte, 0, 1+versionKeyLen+4+len(o.ID)+len(o.Type)+len(o.SpecVersion)),
-			flags, p.version, o.ID, o.Type, o.SpecVersion)
-		vval := append(dk[:dateKeyLen:dateKeyLen], o.SpecVersion...)
-		if err := cb.index.Put(dk, hdr); err != nil {
+		putDateKey(p.dk, d) // also the head of p.vval
+		p.header[0] = flags
+		if err := cb.index.Put(p.dk, p.header); err != nil {
 			return err
 		}
-		if err := cb.raw.Put(dk, o.Raw); err != nil {
+		if err := cb.raw.Put(p.dk, o.Raw); err != nil {
 			return err
 		}
-		if err := cb.versions.Put(p.vkey, vval); err != nil {
-			return err
-		}
+		sv := storedVersion{version: p.version, date: p.dk, spec: p.vval[dateKeyLen:]}
+		added[string(p.prefix)] = mergeVersions(added[string(p.prefix)], []storedVersion{sv})
+		puts = append(puts, p)
 		results[i] = store.AddResult{DateAdded: microsTime(d)}
 	}
+	slices.SortFunc(puts, func(a, b *pending) int { return bytes.Compare(a.vkey, b.vkey) })
+	for _, p := range puts {
+		if err := cb.versions.Put(p.vkey, p.vval); err != nil {
+			return err
+		}
+	}
 	return cb.coll.Put(keySeq, dateKey(last))
+}
+
+// mergeVersions merges two ascending lists of versions into a new one.
+func mergeVersions(a, b []storedVersion) []storedVersion {
+	out := make([]storedVersion, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if bytes.Compare(a[0].version[:], b[0].version[:]) <= 0 {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 func findVersion(vs []storedVersion, v versionKey) ([]byte, bool) {

@@ -41,7 +41,7 @@ const fileFormat = 1
 // Defaults for Options.
 const (
 	DefaultTrimInterval   = time.Second
-	DefaultTrimAfterBytes = 64 << 20
+	DefaultTrimAfterBytes = 8 << 20
 	DefaultOpenTimeout    = 5 * time.Second
 )
 
@@ -79,7 +79,8 @@ type Store struct {
 	mu     sync.RWMutex
 	closed bool
 
-	w committer
+	w       committer
+	commits atomic.Int64 // write transactions committed
 
 	// idLookupMax is the largest number of match[id] values for which a
 	// query walks the versions of those ids instead of scanning the

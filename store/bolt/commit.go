@@ -1,6 +1,8 @@
 package bolt
 
 import (
+	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"go.etcd.io/bbolt"
@@ -80,8 +82,21 @@ func (s *Store) update(size int, fn func(*bbolt.Tx) error) error {
 
 // commit runs a group in one transaction. If that fails and the group has
 // more than one write, each write is retried alone so that one write's
-// failure is not reported for its neighbours.
+// failure is not reported for its neighbours. A panic (bbolt panics on a
+// corrupt file) fails the group's writes instead of leaving their callers,
+// and every later writer, waiting forever; bbolt has rolled the
+// transaction back by then.
 func (s *Store) commit(group []*writeReq) {
+	s.commits.Add(1)
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("store: write transaction panicked", "panic", p, "stack", string(debug.Stack()))
+			err := fmt.Errorf("write transaction panicked: %v", p)
+			for _, r := range group {
+				r.err = err
+			}
+		}
+	}()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for _, r := range group {
 			if err := r.fn(tx); err != nil {

@@ -47,7 +47,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 		}
 		prefix := appendIDPrefix(nil, id)
 		var kept []storedVersion
-		for _, v := range versionsOf(cb.versions, prefix, nil) {
+		for _, v := range versionsOf(cb.versions.Cursor(), prefix, nil) {
 			if f.specOK(v.spec) {
 				kept = append(kept, v)
 			}
@@ -91,7 +91,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 // relink recomputes the header flags of every remaining version of the id
 // with idPrefix prefix.
 func relink(cb collectionBuckets, prefix []byte) error {
-	vs := versionsOf(cb.versions, prefix, nil)
+	vs := versionsOf(cb.versions.Cursor(), prefix, nil)
 	var mixed byte
 	for _, v := range vs {
 		if !bytes.Equal(v.spec, vs[0].spec) {

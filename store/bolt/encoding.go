@@ -70,13 +70,6 @@ func appendIDPrefix(b []byte, id string) []byte {
 	return append(b, id...)
 }
 
-// versionsKey is the key of (id, version) in the versions bucket.
-func versionsKey(id string, v versionKey) []byte {
-	b := make([]byte, 0, binary.MaxVarintLen64+len(id)+versionKeyLen)
-	b = appendIDPrefix(b, id)
-	return append(b, v[:]...)
-}
-
 // header is the decoded index value of one stored version. Its byte slices
 // alias the transaction's memory.
 type header struct {

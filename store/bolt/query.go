@@ -223,10 +223,7 @@ func (r *pageReader) scan(ctx context.Context) error {
 				continue
 			}
 		}
-		if ok, err := r.versionOK(&h); err != nil || !ok {
-			if err != nil {
-				return err
-			}
+		if !r.versionOK(&h) {
 			continue
 		}
 		if r.full() {
@@ -241,18 +238,18 @@ func (r *pageReader) scan(ctx context.Context) error {
 
 // versionOK applies match[version] to an entry that passed the spec_version
 // filter.
-func (r *pageReader) versionOK(h *header) (bool, error) {
+func (r *pageReader) versionOK(h *header) bool {
 	f := r.f
 	if f.all || (f.at != nil && f.atOK(h.version)) {
-		return true, nil
+		return true
 	}
 	if !f.first && !f.last {
-		return false, nil
+		return false
 	}
 	if f.specs == nil || h.flags&flagMixedSpec == 0 {
 		// Every version of this id passes the spec_version filter, so the
 		// flags kept at write time answer.
-		return (f.first && h.flags&flagNotFirst == 0) || (f.last && h.flags&flagNotLast == 0), nil
+		return (f.first && h.flags&flagNotFirst == 0) || (f.last && h.flags&flagNotLast == 0)
 	}
 	// The id has versions of several spec_versions and only some of them
 	// are selected: find the first and last among those.
@@ -265,27 +262,28 @@ func (r *pageReader) versionOK(h *header) (bool, error) {
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 			if len(k) == len(p)+versionKeyLen && len(v) >= dateKeyLen && r.f.specOK(v[dateKeyLen:]) {
 				if bytes.Equal(k[len(p):], h.version[:]) {
-					return true, nil
+					return true
 				}
 				break
 			}
 		}
 	}
 	if f.last {
+		// Every key of the id sorts before p || 0xff * 13.
 		end := append(bytes.Clone(p), bytes.Repeat([]byte{0xff}, versionKeyLen+1)...)
-		k, v := c.Seek(end)
-		if k == nil {
+		var k, v []byte
+		if k, _ = c.Seek(end); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()
 		}
 		for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Prev() {
 			if len(k) == len(p)+versionKeyLen && len(v) >= dateKeyLen && r.f.specOK(v[dateKeyLen:]) {
-				return bytes.Equal(k[len(p):], h.version[:]), nil
+				return bytes.Equal(k[len(p):], h.version[:])
 			}
 		}
 	}
-	return false, nil
+	return false
 }
 
 // byIDs answers a query with match[id] from the versions of those ids,
@@ -293,6 +291,7 @@ func (r *pageReader) versionOK(h *header) (bool, error) {
 func (r *pageReader) byIDs(ctx context.Context) error {
 	f := r.f
 	var vs []storedVersion
+	vc := r.cb.versions.Cursor()
 	for i, id := range f.ids {
 		if i%ctxCheckEvery == ctxCheckEvery-1 {
 			if err := ctx.Err(); err != nil {
@@ -300,7 +299,7 @@ func (r *pageReader) byIDs(ctx context.Context) error {
 			}
 		}
 		r.prefix = appendIDPrefix(r.prefix[:0], id)
-		vs = versionsOf(r.cb.versions, r.prefix, vs[:0])
+		vs = versionsOf(vc, r.prefix, vs[:0])
 		// vs is ascending; keep those passing spec_version, then select.
 		kept := vs[:0]
 		for _, v := range vs {
@@ -345,7 +344,7 @@ func (r *pageReader) byIDs(ctx context.Context) error {
 // out of the transaction exactly once.
 func (r *pageReader) add(k []byte, h *header) error {
 	if r.objs == nil {
-		r.objs = make([]store.Object, 0, min(r.f.limit, 1024))
+		r.objs = make([]store.Object, 0, min(r.f.limit, 64))
 	}
 	d := dateMicros(k)
 	if string(h.typ) != r.typ {
@@ -395,12 +394,12 @@ func (r *pageReader) rawAt(k []byte) ([]byte, error) {
 }
 
 // copyRaw copies b into a page-wide arena, so that a page costs a few
-// allocations rather than one per object.
+// allocations rather than one per object. Chunks double from 8 KiB to
+// 256 KiB, so small pages stay small.
 func (r *pageReader) copyRaw(b []byte) []byte {
 	n := len(b)
 	if cap(r.arena)-len(r.arena) < n {
-		remaining := r.f.limit - len(r.objs)
-		r.arena = make([]byte, 0, max(n, min(256<<10, remaining*n)))
+		r.arena = make([]byte, 0, max(n, min(256<<10, max(8<<10, 2*cap(r.arena)))))
 	}
 	start := len(r.arena)
 	r.arena = append(r.arena, b...)

@@ -1,0 +1,183 @@
+//go:build linux
+
+package bolt
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ctigate/ctigate/store"
+)
+
+// rss returns a size field of /proc/self/status, skipping the test where
+// it is unknown.
+func rss(t *testing.T, field string) int64 {
+	t.Helper()
+	n := procStatus(field)
+	if n == 0 {
+		t.Skipf("no %s in /proc/self/status", field)
+	}
+	return n
+}
+
+// fillStore adds n objects of about size bytes to collection c.
+func fillStore(t *testing.T, s *Store, c string, n, size int) {
+	t.Helper()
+	pad := bytes.Repeat([]byte("x"), size)
+	for start := 0; start < n; start += 2000 {
+		var objs []store.Object
+		for i := start; i < min(n, start+2000); i++ {
+			o := testObject(i)
+			o.Raw = fmt.Appendf(nil, `{"id":%q,"pad":"%s"}`, o.ID, pad)
+			objs = append(objs, o)
+		}
+		if _, err := s.AddObjects(t.Context(), c, objs); err != nil {
+			t.Fatalf("AddObjects: %v", err)
+		}
+	}
+}
+
+// scanAll pages through every version of c and returns how many it read.
+func scanAll(t *testing.T, s *Store, c string) int {
+	t.Helper()
+	n := 0
+	q := store.Query{Limit: 1000, Versions: []store.VersionMatch{{Kind: store.All}}}
+	for {
+		p, err := s.Objects(t.Context(), c, q)
+		if err != nil {
+			t.Errorf("Objects: %v", err)
+			return n
+		}
+		n += len(p.Objects)
+		if !p.More {
+			return n
+		}
+		q.Next = p.Next
+	}
+}
+
+// TestTrimDropsRSS shows that reading the whole file maps it into the
+// process's RSS, and that a trim gives that memory back.
+func TestTrimDropsRSS(t *testing.T) {
+	const (
+		objects = 40000
+		size    = 1000 // about 40 MB of raw bytes
+		mb      = 1 << 20
+	)
+	s := openTest(t, filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: -1})
+	fillStore(t, s, "c", objects, size)
+	if err := s.trim(); err != nil {
+		t.Fatalf("trim: %v", err)
+	}
+	debug.FreeOSMemory()
+	fileBefore, rssBefore := rss(t, "RssFile"), rss(t, "VmRSS")
+
+	if n := scanAll(t, s, "c"); n != objects {
+		t.Fatalf("scan read %d objects, want %d", n, objects)
+	}
+	debug.FreeOSMemory()
+	fileScanned, rssScanned := rss(t, "RssFile"), rss(t, "VmRSS")
+
+	if err := s.trim(); err != nil {
+		t.Fatalf("trim: %v", err)
+	}
+	fileTrimmed, rssTrimmed := rss(t, "RssFile"), rss(t, "VmRSS")
+	t.Logf("RssFile MB: before %d, after scan %d, after trim %d", fileBefore/mb, fileScanned/mb, fileTrimmed/mb)
+	t.Logf("VmRSS   MB: before %d, after scan %d, after trim %d", rssBefore/mb, rssScanned/mb, rssTrimmed/mb)
+
+	if grew := fileScanned - fileBefore; grew < 30*mb {
+		t.Fatalf("a full scan grew RssFile by %d MB, want at least 30 MB (test no longer shows the effect)", grew/mb)
+	}
+	if dropped := rssScanned - rssTrimmed; dropped < 30*mb {
+		t.Fatalf("trim lowered VmRSS by %d MB, want at least 30 MB", dropped/mb)
+	}
+	if fileTrimmed > fileBefore+5*mb {
+		t.Fatalf("RssFile after trim = %d MB, want about the %d MB before the scan", fileTrimmed/mb, fileBefore/mb)
+	}
+}
+
+// TestTrimAutomatic checks that the store trims by itself once enough bytes
+// were read.
+func TestTrimAutomatic(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: 4 << 20})
+	fillStore(t, s, "c", 10000, 1000)
+	before := s.trimsCount.Load()
+	scanAll(t, s, "c")
+	deadline := time.Now().Add(5 * time.Second)
+	for s.trimsCount.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("no trim after reading 10 MB with TrimAfterBytes = 4 MB")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestTrimConcurrentReaders trims continuously while readers and a writer
+// work, and checks every read.
+func TestTrimConcurrentReaders(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: -1})
+	fillStore(t, s, "c", 5000, 500)
+	stop := make(chan struct{})
+	var trimmer, wg sync.WaitGroup
+	trimmer.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := s.trim(); err != nil {
+				t.Errorf("trim: %v", err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		// The writer grows the file, so bbolt remaps it now and then.
+		for i := range 20 {
+			o := testObject(100000 + i)
+			o.Raw = bytes.Repeat([]byte("y"), 256<<10)
+			if _, err := s.AddObjects(t.Context(), "w", []store.Object{o}); err != nil {
+				t.Errorf("AddObjects: %v", err)
+				return
+			}
+		}
+	})
+	for r := range 2 {
+		wg.Go(func() {
+			for range 5 {
+				q := store.Query{Limit: 700 + r}
+				n := 0
+				for {
+					p, err := s.Objects(t.Context(), "c", q)
+					if err != nil {
+						t.Errorf("Objects: %v", err)
+						return
+					}
+					for _, o := range p.Objects {
+						if !bytes.Contains(o.Raw, []byte(o.ID)) {
+							t.Errorf("object %s: raw bytes %.60q are not its own", o.ID, o.Raw)
+							return
+						}
+					}
+					n += len(p.Objects)
+					if !p.More {
+						break
+					}
+					q.Next = p.Next
+				}
+				if n != 5000 {
+					t.Errorf("reader %d read %d objects, want 5000", r, n)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	trimmer.Wait()
+}
