@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -21,6 +22,9 @@ import (
 	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/store/bolt"
 )
+
+// defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set.
+const defaultMemoryLimit = 200 << 20
 
 // runServe runs the gateway until ctx is cancelled, then shuts down
 // gracefully: in-flight requests finish, the store is closed cleanly.
@@ -51,6 +55,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+
+	// A soft heap limit keeps the garbage of large page reads from
+	// growing the process; GOMEMLIMIT in the environment overrides it.
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 
 	demo := demoUsers(cfg.Users)
 	host, _, _ := net.SplitHostPort(cfg.Listen)
