@@ -11,16 +11,7 @@ import (
 
 // getManifest serves GET …/collections/{id}/manifest/ (TAXII 2.1 §5.3).
 func (s *Server) getManifest(c echo.Context) error {
-	col, err := s.collection(c, access{read: true})
-	if err != nil {
-		return err
-	}
-	q, err := s.parseQuery(c.QueryParams(), paramsObjects)
-	if err != nil {
-		return err
-	}
-	q.WithoutRaw = true
-	page, err := s.store.Objects(c.Request().Context(), col.cfg.ID, q)
+	_, page, err := s.readPage(c, paramsObjects, func(q *store.Query) { q.WithoutRaw = true })
 	if err != nil {
 		return err
 	}

@@ -18,45 +18,61 @@ import (
 
 // getObjects serves GET …/collections/{id}/objects/ (TAXII 2.1 §5.4).
 func (s *Server) getObjects(c echo.Context) error {
-	col, err := s.collection(c, access{read: true})
-	if err != nil {
-		return err
-	}
-	q, err := s.parseQuery(c.QueryParams(), paramsObjects)
-	if err != nil {
-		return err
-	}
-	page, err := s.store.Objects(c.Request().Context(), col.cfg.ID, q)
+	_, page, err := s.readPage(c, paramsObjects, nil)
 	if err != nil {
 		return err
 	}
 	return writePage(c, page, "objects", writeRaw)
 }
 
-func writeRaw(b *bytes.Buffer, o *store.Object) { b.Write(o.Raw) }
-
-// getObject serves GET …/objects/{object-id}/ (TAXII 2.1 §5.6): 404 when
-// the collection holds no version of the object, an empty envelope when it
-// does but the filters select none.
-func (s *Server) getObject(c echo.Context) error {
+// readPage is the common part of the read endpoints: it resolves the
+// collection for reading, parses the endpoint's filters, lets adjust fix
+// some of them, and reads one page.
+func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query)) (*collection, store.Page, error) {
 	col, err := s.collection(c, access{read: true})
 	if err != nil {
-		return err
+		return nil, store.Page{}, err
 	}
-	q, err := s.parseQuery(c.QueryParams(), paramsObject)
+	q, err := s.parseQuery(c.QueryParams(), allow)
 	if err != nil {
-		return err
+		return nil, store.Page{}, err
 	}
-	id := c.Param("object")
-	q.IDs = []string{id}
+	if adjust != nil {
+		adjust(&q)
+	}
 	page, err := s.store.Objects(c.Request().Context(), col.cfg.ID, q)
+	return col, page, err
+}
+
+// readObjectPage is readPage for the endpoints of one object: 404 when the
+// collection holds no version of it, an empty page when it does but the
+// filters select none.
+func (s *Server) readObjectPage(c echo.Context, allow params, adjust func(*store.Query)) (store.Page, error) {
+	id := c.Param("object")
+	col, page, err := s.readPage(c, allow, func(q *store.Query) {
+		q.IDs = []string{id}
+		if adjust != nil {
+			adjust(q)
+		}
+	})
 	if err != nil {
-		return err
+		return page, err
 	}
 	if len(page.Objects) == 0 && !page.More {
 		if err := s.mustExist(c, col, id); err != nil {
-			return err
+			return page, err
 		}
+	}
+	return page, nil
+}
+
+func writeRaw(b *bytes.Buffer, o *store.Object) { b.Write(o.Raw) }
+
+// getObject serves GET …/objects/{object-id}/ (TAXII 2.1 §5.6).
+func (s *Server) getObject(c echo.Context) error {
+	page, err := s.readObjectPage(c, paramsObject, nil)
+	if err != nil {
+		return err
 	}
 	return writePage(c, page, "objects", writeRaw)
 }
