@@ -40,6 +40,11 @@ type Item struct {
 	// that is a valid identifier, by its position otherwise; the property
 	// of a duplicate member is its JSON Pointer without the leading slash.
 	Err error
+	// Warnings lists what a valid object does that STIX 2.1 says it
+	// SHOULD NOT (such as a SCO whose UUIDv5 id is not the deterministic
+	// id of its properties), each "<property>: <finding>"; nil when there
+	// is nothing to say, and always nil when Err is set.
+	Warnings []string
 }
 
 // Object holds the common properties of a valid STIX 2.1 object.
@@ -90,7 +95,18 @@ type Object struct {
 // SCOs are the 18 types of STIX 2.1 §6, and custom objects whose
 // extensions include one of extension_type "new-sco" (§7.3); any other
 // type STIX 2.1 does not define is a custom object with the SDO rules.
-// Properties beyond these common ones are not checked.
+//
+// An object that passes these checks is then checked by the rules of its
+// type (validate_types.go): required properties, property types (lists
+// non-empty, integers in range, timestamps, hashes, kill chain phases,
+// external references, granular markings, extensions), the enumerations
+// STIX says MUST for, the types identifier references may point at, and
+// rules across properties (valid_until after valid_from, last_seen not
+// before first_seen, ...). Open vocabularies accept any value. Custom
+// properties must have names of 3 to 250 characters a–z, 0–9 and "_" and
+// a value that is neither null nor an empty list. Validation never changes
+// Raw. Findings the specification makes SHOULD rules of, such as a SCO
+// whose UUIDv5 id is not its deterministic id, are Item.Warnings.
 func DecodeEnvelope(data []byte) ([]Item, error) {
 	// The fast path decodes the whole envelope with duplicate names
 	// rejected, so that each object, known to be free of them, needs only a

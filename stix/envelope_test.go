@@ -137,7 +137,8 @@ func TestRawBytesPreserved(t *testing.T) {
 		"{\n\t\"type\" :\t\"indicator\",\r\n  \"spec_version\": \"2.1\", \"id\": \"" + indicatorID + "\",\n" +
 			"  \"created\": \"2016-01-20T12:31:12.123Z\", \"modified\": \"2016-01-20T12:31:12.123Z\",\n" +
 			"  \"name\": \"caf\\u00e9 \\ud83d\\ude00 \\\"quoted\\\" \\/ \\u002F é 😀\",\n" +
-			"  \"confidence\": 8.50e1, \"labels\": [ ] , \"x_empty\" : { }\n}",
+			"  \"pattern\": \"[ipv4-addr:value = '198.51.100.1']\", \"pattern_type\": \"stix\", \"valid_from\": \"2016-01-20T12:31:12Z\",\n" +
+			"  \"confidence\": 8.50e1, \"labels\": [ \"x\" ] , \"x_empty\" : { }\n}",
 		`{"value":"198.51.100.3","id":"ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd","type":"ipv4-addr"}`,
 		"{ \"type\":\"x-acme-widget\" }",
 		"-0.0e+0",
@@ -228,7 +229,7 @@ func TestRealEnvelopes(t *testing.T) {
 }
 
 func TestBundleIsReadAsEnvelope(t *testing.T) {
-	obj := `{"type":"indicator","spec_version":"2.1","id":"indicator--e2e1a340-4415-4ba8-9671-f7343fbf0836","created":"2016-04-06T20:03:48.000Z","modified":"2016-04-06T20:03:48.000Z","pattern":"[a:b = 'c']","pattern_type":"stix","valid_from":"2016-01-01T00:00:00Z"}`
+	obj := `{"type":"indicator","spec_version":"2.1","id":"indicator--e2e1a340-4415-4ba8-9671-f7343fbf0836","created":"2016-04-06T20:03:48.000Z","modified":"2016-04-06T20:03:48.000Z","pattern":"[ipv4-addr:value = '198.51.100.1']","pattern_type":"stix","valid_from":"2016-01-01T00:00:00Z"}`
 	for _, body := range []string{
 		`{"type":"bundle","id":"bundle--5330e3e3-8f58-4d21-9f4b-793a054c0d33","objects":[` + obj + `]}`,
 		`{"objects":[` + obj + `],"type":"bundle"}`,

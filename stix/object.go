@@ -51,6 +51,8 @@ func (m *members) complete() bool {
 type validator struct {
 	dec jsontext.Decoder
 	buf bytes.Buffer
+	fs  fieldSet // scratch for properties
+	ctx vctx     // scratch for properties
 }
 
 // item fills it with element i of "objects", whose exact bytes are raw
@@ -79,6 +81,9 @@ func (v *validator) item(it *Item, i int, raw []byte, known bool) {
 	it.ID, it.Version = idAndVersion(&m)
 	var problem string
 	it.Object, problem = validate(&m, it.ID)
+	if problem == "" {
+		problem, it.Warnings = v.properties(raw, it.Object.ID, it.Object.Type, objectClass(&m))
+	}
 	if problem != "" {
 		it.Object = Object{}
 		it.Err = invalidf("%s: %s", label(i, &m), problem)
@@ -176,6 +181,10 @@ func skipSpace(b []byte, i int) int {
 func skipString(b []byte, i int) int {
 	if i >= len(b) || b[i] != '"' {
 		return -1
+	}
+	// The common case, a string without escapes, with a vectorised search.
+	if end := bytes.IndexByte(b[i+1:], '"'); end >= 0 && bytes.IndexByte(b[i+1:i+1+end], '\\') < 0 {
+		return i + 1 + end + 1
 	}
 	for i++; i < len(b); i++ {
 		if c := b[i]; c == '"' {
@@ -369,10 +378,7 @@ func validate(m *members, id string) (obj Object, problem string) {
 	}
 	obj = Object{ID: id, Type: id[:len(typ)], SpecVersion: "2.1"}
 
-	c := classOf(typ)
-	if c == classDomain && m[mExtensions] != nil && !isSpecType(typ) && isNewSCO(m[mExtensions]) {
-		c = classObservable
-	}
+	c := objectClass(m)
 
 	// spec_version: required but for SCOs, where it defaults to "2.1".
 	if m[mSpecVersion] != nil || c != classObservable {
@@ -411,6 +417,18 @@ func validate(m *members, id string) (obj Object, problem string) {
 		obj.Version = obj.Created
 	}
 	return obj, ""
+}
+
+// objectClass returns the class of the object whose type m holds, which
+// must be a string: custom objects declared through an extension
+// definition of extension_type "new-sco" are SCOs.
+func objectClass(m *members) class {
+	typ, _ := stringValue(m[mType])
+	c := classOf(typ)
+	if c == classDomain && m[mExtensions] != nil && !isSpecType(typ) && isNewSCO(m[mExtensions]) {
+		c = classObservable
+	}
+	return c
 }
 
 // requiredString returns the content of member idx, which must be present

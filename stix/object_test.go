@@ -200,7 +200,7 @@ func TestObjectRules(t *testing.T) {
 		{"id UUID version 1", objectJSON(indicator, member{"id", `"indicator--1621d4d4-b67d-11e3-9670-f01faf20d111"`}), ""},
 		{"id UUID version 3", objectJSON(indicator, member{"id", `"indicator--6fa459ea-ee8a-3ca4-894e-db77e160355e"`}), ""},
 		{"id UUID version 5", objectJSON(indicator, member{"id", `"indicator--886313e1-3b8a-5372-9b90-0c9aee199e5d"`}), ""},
-		{"id hyphenated type", objectJSON(indicator, member{"type", `"attack-pattern"`}, member{"id", `"attack-pattern--7e33a43e-e34b-40ec-89da-36c9bb2cacd5"`}), ""},
+		{"id hyphenated type", objectJSON(indicator, member{"type", `"attack-pattern"`}, member{"id", `"attack-pattern--7e33a43e-e34b-40ec-89da-36c9bb2cacd5"`}, member{"name", `"Spearphishing"`}), ""},
 
 		// spec_version
 		{"spec_version missing on SDO", objectJSON(indicator, member{"spec_version", ""}),
@@ -297,10 +297,10 @@ func TestEveryObjectType(t *testing.T) {
 		"user-account", "windows-registry-key", "x509-certificate"}
 	const uuid = "--6ba7b810-9dad-41d1-80b4-00c04fd430c8"
 	full := func(typ string) []member {
-		return []member{
+		return append([]member{
 			{"type", `"` + typ + `"`}, {"spec_version", `"2.1"`}, {"id", `"` + typ + uuid + `"`},
 			{"created", `"` + tsCreated + `"`}, {"modified", `"` + tsModified + `"`},
-		}
+		}, minimalProperties[typ]...)
 	}
 	for _, typ := range sdos {
 		t.Run(typ, func(t *testing.T) {
@@ -312,7 +312,7 @@ func TestEveryObjectType(t *testing.T) {
 	}
 	for _, typ := range scos {
 		t.Run(typ, func(t *testing.T) {
-			it := decodeOne(t, objectJSON([]member{{"type", `"` + typ + `"`}, {"id", `"` + typ + uuid + `"`}}))
+			it := decodeOne(t, objectJSON(append([]member{{"type", `"` + typ + `"`}, {"id", `"` + typ + uuid + `"`}}, minimalProperties[typ]...)))
 			checkItemErr(t, it, "")
 			if want := (Object{ID: typ + uuid, Type: typ, SpecVersion: "2.1"}); it.Object != want {
 				t.Errorf("Object = %+v, want %+v", it.Object, want)
@@ -325,6 +325,53 @@ func TestEveryObjectType(t *testing.T) {
 		checkItemErr(t, decodeOne(t, objectJSON(full("marking-definition"), member{"created", ""})),
 			"marking-definition"+uuid+": created: required")
 	})
+}
+
+// minimalProperties are, per type, the properties beyond the common ones
+// that make an object of the type valid (see validate_types.go).
+var minimalProperties = map[string][]member{
+	"attack-pattern":       {{"name", `"Spearphishing"`}},
+	"campaign":             {{"name", `"Green Group Attacks"`}},
+	"course-of-action":     {{"name", `"Add TCP port 80 filter rule"`}},
+	"grouping":             {{"context", `"suspicious-activity"`}, {"object_refs", `["` + indicatorID + `"]`}},
+	"identity":             {{"name", `"CERT-A"`}},
+	"incident":             {{"name", `"Breach"`}},
+	"indicator":            {{"pattern", `"[ipv4-addr:value = '198.51.100.1']"`}, {"pattern_type", `"stix"`}, {"valid_from", `"2016-01-01T00:00:00Z"`}},
+	"infrastructure":       {{"name", `"Poison Ivy C2"`}},
+	"intrusion-set":        {{"name", `"Bobcat Breakin"`}},
+	"location":             {{"region", `"europe"`}},
+	"malware":              {{"is_family", `false`}},
+	"malware-analysis":     {{"product", `"av"`}, {"result", `"malicious"`}},
+	"note":                 {{"content", `"text"`}, {"object_refs", `["` + indicatorID + `"]`}},
+	"observed-data":        {{"first_observed", `"2015-12-21T19:00:00Z"`}, {"last_observed", `"2015-12-21T19:00:00Z"`}, {"number_observed", `1`}, {"object_refs", `["ipv4-addr--efcd5e80-570d-4131-b213-62cb18eaa6a8"]`}},
+	"opinion":              {{"opinion", `"agree"`}, {"object_refs", `["` + indicatorID + `"]`}},
+	"report":               {{"name", `"Report"`}, {"published", `"2016-01-20T17:00:00.000Z"`}, {"object_refs", `["` + indicatorID + `"]`}},
+	"threat-actor":         {{"name", `"Evil Org"`}},
+	"tool":                 {{"name", `"VNC"`}},
+	"vulnerability":        {{"name", `"CVE-2016-1234"`}},
+	"relationship":         {{"relationship_type", `"indicates"`}, {"source_ref", `"` + indicatorID + `"`}, {"target_ref", `"malware--31b940d4-6f7f-459a-80ea-9c1f17b5891b"`}},
+	"sighting":             {{"sighting_of_ref", `"` + indicatorID + `"`}},
+	"language-content":     {{"object_ref", `"` + indicatorID + `"`}, {"contents", `{"de":{"name":"Name"}}`}},
+	"extension-definition": {{"created_by_ref", `"identity--b3bca3c2-1f3d-4b54-b44f-dac42c3a8f01"`}, {"name", `"x"`}, {"schema", `"https://example.org/s.json"`}, {"version", `"1.0.0"`}, {"extension_types", `["property-extension"]`}},
+	"marking-definition":   {{"definition_type", `"statement"`}, {"definition", `{"statement":"Copyright 2016, Example Corp"}`}},
+	"artifact":             {{"payload_bin", `"aGVsbG8="`}},
+	"autonomous-system":    {{"number", `15139`}},
+	"directory":            {{"path", `"C:\\Windows"`}},
+	"domain-name":          {{"value", `"example.com"`}},
+	"email-addr":           {{"value", `"john@example.com"`}},
+	"email-message":        {{"is_multipart", `false`}},
+	"file":                 {{"name", `"qwerty.dll"`}},
+	"ipv4-addr":            {{"value", `"198.51.100.3"`}},
+	"ipv6-addr":            {{"value", `"2001:0db8::1"`}},
+	"mac-addr":             {{"value", `"d2:fb:49:24:37:18"`}},
+	"mutex":                {{"name", `"__CLEANSWEEP__"`}},
+	"network-traffic":      {{"protocols", `["tcp"]`}, {"dst_ref", `"ipv4-addr--efcd5e80-570d-4131-b213-62cb18eaa6a8"`}},
+	"process":              {{"pid", `1221`}},
+	"software":             {{"name", `"Word"`}},
+	"url":                  {{"value", `"https://example.com/research/index.html"`}},
+	"user-account":         {{"user_id", `"1001"`}},
+	"windows-registry-key": {{"key", `"HKEY_LOCAL_MACHINE\\System"`}},
+	"x509-certificate":     {{"serial_number", `"36:f7:d4:32:f4:ab:70:ea:d3:ce:98:6e:ea:99:93:49:32:0a:b7:06"`}},
 }
 
 func TestItemFields(t *testing.T) {

@@ -116,17 +116,29 @@ func TestATTACKICS(t *testing.T) {
 	}
 }
 
+// defangedURLs are the url objects of attack-flow/cisa-iranian-apt.json
+// whose values are defanged host names, not URLs: STIX 2.1 §6.14 says the
+// value MUST conform to RFC 3986, so they fail, with these messages.
+var defangedURLs = map[string]string{
+	"url--5cb4ac20-de90-4aba-8467-fe57ba5af2a8": `url--5cb4ac20-de90-4aba-8467-fe57ba5af2a8: value: must be a URL per RFC 3986: no scheme, got "tunnel.us.ngrok[.]com"`,
+	"url--3e9fd4ff-625f-42e3-8285-762835bd6b50": `url--3e9fd4ff-625f-42e3-8285-762835bd6b50: value: must be a URL per RFC 3986: no scheme, got "korgn.su.lennut[.]com "`,
+}
+
 func TestAttackFlow(t *testing.T) {
 	for _, name := range []string{
 		"attack-flow/attack-flow-extension-2.0.0.json",
 		"attack-flow/attack-flow-example.json",
 		"attack-flow/conti-cisa-alert.json",
-		"attack-flow/cisa-iranian-apt.json", // its defanged URLs are a schema matter, not a common-property one
+		"attack-flow/cisa-iranian-apt.json", // two defanged url values fail: see defangedURLs
 	} {
 		t.Run(filepath.Base(name), func(t *testing.T) {
 			items := decodeAll(t, bundleToEnvelope(t, readShared(t, name)))
 			custom := 0
 			for _, it := range items {
+				if want, bad := defangedURLs[it.ID]; bad {
+					checkItemErr(t, it, want)
+					continue
+				}
 				if it.Err != nil {
 					t.Errorf("%v", it.Err)
 				}
@@ -147,6 +159,9 @@ func TestSharedBundles(t *testing.T) {
 	readShared(t, "README.md") // skip when absent
 	knownBad := map[string]bool{
 		"relationship--1621d4d4-b67d-11e3-9670-f01faf20d111": true, // created "2022-101-27T..."
+	}
+	for id := range defangedURLs {
+		knownBad[id] = true
 	}
 	err := filepath.WalkDir(sharedTestdata, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
