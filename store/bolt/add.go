@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -27,10 +28,7 @@ const (
 type pending struct {
 	obj     *store.Object
 	version versionKey
-	prefix  []byte // idPrefix
-	vkey    []byte // prefix || version: the versions key
 	header  []byte // index value; header[0] (flags) is set in the transaction
-	vval    []byte // versions value: dateKey (set in the transaction) || spec_version
 	dk      []byte // dateKey, set in the transaction
 }
 
@@ -44,34 +42,28 @@ func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.
 	}
 	ps := make([]pending, len(objs))
 	size := 0
+	var bytes int64
 	for i := range objs {
 		o := &objs[i]
 		if err := validObject(o); err != nil {
 			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("object %d: %v", i, err))
 		}
-		size += 2*len(o.ID) + len(o.Type) + 2*len(o.SpecVersion) + 64
+		n := dateKeyLen + 1 + versionKeyLen + 2*binary.MaxVarintLen16 + len(o.ID) + len(o.Type) + len(o.SpecVersion)
+		size += n
+		bytes += int64(n + dateKeyLen + len(o.Raw))
 	}
 	// One allocation for every key and value written.
 	buf := make([]byte, 0, size)
-	carve := func(b []byte) []byte {
-		start := len(buf)
-		buf = append(buf, b...)
-		return buf[start:len(buf):len(buf)]
-	}
-	var scratch []byte
 	for i := range objs {
 		o := &objs[i]
 		p := &ps[i]
 		p.obj, p.version = o, encodeVersion(o.Version)
-		scratch = appendIDPrefix(scratch[:0], o.ID)
-		n := len(scratch)
-		scratch = append(scratch, p.version[:]...)
-		p.vkey = carve(scratch)
-		p.prefix = p.vkey[:n:n]
-		p.header = carve(appendHeader(scratch[:0], 0, p.version, o.ID, o.Type, o.SpecVersion))
-		scratch = append(scratch[:0], make([]byte, dateKeyLen)...)
-		p.vval = carve(append(scratch, o.SpecVersion...))
-		p.dk = p.vval[:dateKeyLen:dateKeyLen]
+		start := len(buf)
+		buf = append(buf, make([]byte, dateKeyLen)...)
+		p.dk = buf[start:len(buf):len(buf)]
+		start = len(buf)
+		buf = appendHeader(buf, 0, p.version, o.ID, o.Type, o.SpecVersion)
+		p.header = buf[start:len(buf):len(buf)]
 	}
 	if err := s.enter(op); err != nil {
 		return nil, err
@@ -84,8 +76,8 @@ func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.
 	if len(objs) == 0 {
 		return results, nil
 	}
-	err := s.update(len(objs), func(tx *bbolt.Tx) error {
-		return s.add(tx, collection, ps, results)
+	err := s.write(len(objs), bytes, func(w *writeTx) error {
+		return s.add(w, collection, ps, results)
 	})
 	if err != nil {
 		return nil, ctigate.E(op, err)
@@ -123,7 +115,7 @@ func validObject(o *store.Object) error {
 
 // collectionBuckets are the sub-buckets of one collection.
 type collectionBuckets struct {
-	coll, index, raw, versions *bbolt.Bucket
+	coll, index, raw *bbolt.Bucket
 }
 
 func openCollection(tx *bbolt.Tx, name string) (collectionBuckets, bool) {
@@ -132,12 +124,11 @@ func openCollection(tx *bbolt.Tx, name string) (collectionBuckets, bool) {
 		return collectionBuckets{}, false
 	}
 	cb := collectionBuckets{
-		coll:     coll,
-		index:    coll.Bucket(bucketIndex),
-		raw:      coll.Bucket(bucketRaw),
-		versions: coll.Bucket(bucketVersions),
+		coll:  coll,
+		index: coll.Bucket(bucketIndex),
+		raw:   coll.Bucket(bucketRaw),
 	}
-	return cb, cb.index != nil && cb.raw != nil && cb.versions != nil
+	return cb, cb.index != nil && cb.raw != nil
 }
 
 func createCollection(tx *bbolt.Tx, name string) (collectionBuckets, error) {
@@ -146,54 +137,56 @@ func createCollection(tx *bbolt.Tx, name string) (collectionBuckets, error) {
 		return collectionBuckets{}, err
 	}
 	cb := collectionBuckets{coll: coll}
-	for _, b := range []struct {
-		dst  **bbolt.Bucket
-		name []byte
-	}{{&cb.index, bucketIndex}, {&cb.raw, bucketRaw}, {&cb.versions, bucketVersions}} {
-		if *b.dst, err = coll.CreateBucketIfNotExists(b.name); err != nil {
-			return collectionBuckets{}, err
-		}
+	if cb.index, err = coll.CreateBucketIfNotExists(bucketIndex); err != nil {
+		return collectionBuckets{}, err
 	}
-	// index and raw only ever grow at their end (date_added increases), so
-	// full pages are best; versions takes inserts anywhere.
+	if cb.raw, err = coll.CreateBucketIfNotExists(bucketRaw); err != nil {
+		return collectionBuckets{}, err
+	}
+	// Both only ever grow at their end (date_added increases), so full
+	// pages are best.
 	cb.index.FillPercent = 1
 	cb.raw.FillPercent = 1
 	return cb, nil
 }
 
-// storedVersion is one entry of the versions bucket.
+// storedVersion is one stored version of an id, from its index entry.
 type storedVersion struct {
 	version versionKey
-	date    []byte // dateKey
-	spec    []byte
+	date    int64
+	flags   byte
+	spec    []byte // aliases the transaction
 }
 
-// versionsOf appends the stored versions of the id whose idPrefix is prefix,
-// in ascending version order, found with c, a cursor on the versions bucket.
-// The slices alias the transaction.
-func versionsOf(c *bbolt.Cursor, prefix []byte, dst []storedVersion) []storedVersion {
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if len(k) != len(prefix)+versionKeyLen || len(v) < dateKeyLen {
+// readVersions appends the versions of id at the date_added values dates
+// that index holds, sorted by version. Dates index does not hold (versions
+// deleted, or not in this snapshot) are skipped.
+func readVersions(index *bbolt.Bucket, id string, dates []int64, dst []storedVersion) ([]storedVersion, error) {
+	var dk [dateKeyLen]byte
+	for _, d := range dates {
+		putDateKey(dk[:], d)
+		v := index.Get(dk[:])
+		if v == nil {
 			continue
 		}
-		var sv storedVersion
-		copy(sv.version[:], k[len(prefix):])
-		sv.date, sv.spec = v[:dateKeyLen], v[dateKeyLen:]
-		dst = append(dst, sv)
+		h, err := decodeHeader(v)
+		if err != nil {
+			return dst, err
+		}
+		if string(h.id) != id {
+			return dst, errCorrupt
+		}
+		dst = append(dst, storedVersion{version: h.version, date: d, flags: h.flags, spec: h.spec})
 	}
-	return dst
+	slices.SortFunc(dst, func(a, b storedVersion) int { return bytes.Compare(a.version[:], b.version[:]) })
+	return dst, nil
 }
 
-// add writes one AddObjects call inside tx. It may run more than once.
-//
+// add writes one AddObjects call inside w. It may run more than once.
 // New versions are appended to the index and raw buckets in input order,
-// which is date_added order. Their entries in the versions bucket, whose
-// keys are random, are put at the end in key order: bbolt splits nodes only
-// at commit, so many random inserts into a small tree would otherwise shift
-// one large node quadratically. Until then the call's own new versions are
-// looked up in added.
-func (s *Store) add(tx *bbolt.Tx, collection string, ps []pending, results []store.AddResult) error {
-	cb, err := createCollection(tx, collection)
+// which is date_added order, and recorded in w for the keydir.
+func (s *Store) add(w *writeTx, collection string, ps []pending, results []store.AddResult) error {
+	cb, err := createCollection(w.tx, collection)
 	if err != nil {
 		return err
 	}
@@ -202,23 +195,22 @@ func (s *Store) add(tx *bbolt.Tx, collection string, ps []pending, results []sto
 		last = dateMicros(v)
 	}
 	now := s.clock().UnixMicro()
-	// The versions bucket is not written until the end, so one cursor
-	// serves every lookup.
-	vc := cb.versions.Cursor()
+	s.keys.mu.RLock()
+	defer s.keys.mu.RUnlock()
 	var (
+		dates    []int64
 		existing []storedVersion
-		added    = make(map[string][]storedVersion) // by idPrefix, ascending
-		puts     = make([]*pending, 0, len(ps))
+		added    uint64
 	)
 	for i := range ps {
 		p := &ps[i]
 		o := p.obj
-		existing = versionsOf(vc, p.prefix, existing[:0])
-		if more := added[string(p.prefix)]; len(more) > 0 {
-			existing = mergeVersions(existing, more)
+		dates = s.versions(w, collection, o.ID, dates[:0])
+		if existing, err = readVersions(cb.index, o.ID, dates, existing[:0]); err != nil {
+			return err
 		}
 		if date, ok := findVersion(existing, p.version); ok {
-			results[i] = store.AddResult{DateAdded: microsTime(dateMicros(date)), Existed: true}
+			results[i] = store.AddResult{DateAdded: microsTime(date), Existed: true}
 			continue
 		}
 		if last == math.MaxInt64-1 {
@@ -230,7 +222,7 @@ func (s *Store) add(tx *bbolt.Tx, collection string, ps []pending, results []sto
 		if err != nil {
 			return err
 		}
-		putDateKey(p.dk, d) // also the head of p.vval
+		putDateKey(p.dk, d)
 		p.header[0] = flags
 		if err := cb.index.Put(p.dk, p.header); err != nil {
 			return err
@@ -238,40 +230,35 @@ func (s *Store) add(tx *bbolt.Tx, collection string, ps []pending, results []sto
 		if err := cb.raw.Put(p.dk, o.Raw); err != nil {
 			return err
 		}
-		sv := storedVersion{version: p.version, date: p.dk, spec: p.vval[dateKeyLen:]}
-		added[string(p.prefix)] = mergeVersions(added[string(p.prefix)], []storedVersion{sv})
-		puts = append(puts, p)
+		w.added(collection, o.ID, d)
+		added++
 		results[i] = store.AddResult{DateAdded: microsTime(d)}
 	}
-	slices.SortFunc(puts, func(a, b *pending) int { return bytes.Compare(a.vkey, b.vkey) })
-	for _, p := range puts {
-		if err := cb.versions.Put(p.vkey, p.vval); err != nil {
-			return err
-		}
+	if added == 0 {
+		return nil
+	}
+	if err := addCount(cb.coll, int64(added)); err != nil {
+		return err
 	}
 	return cb.coll.Put(keySeq, dateKey(last))
 }
 
-// mergeVersions merges two ascending lists of versions into a new one.
-func mergeVersions(a, b []storedVersion) []storedVersion {
-	out := make([]storedVersion, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		if bytes.Compare(a[0].version[:], b[0].version[:]) <= 0 {
-			out, a = append(out, a[0]), a[1:]
-		} else {
-			out, b = append(out, b[0]), b[1:]
-		}
+// addCount adds delta to the collection's version count.
+func addCount(coll *bbolt.Bucket, delta int64) error {
+	var n uint64
+	if v := coll.Get(keyCount); len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
 	}
-	return append(append(out, a...), b...)
+	return coll.Put(keyCount, binary.BigEndian.AppendUint64(nil, uint64(max(0, int64(n)+delta))))
 }
 
-func findVersion(vs []storedVersion, v versionKey) ([]byte, bool) {
+func findVersion(vs []storedVersion, v versionKey) (int64, bool) {
 	for _, sv := range vs {
 		if sv.version == v {
 			return sv.date, true
 		}
 	}
-	return nil, false
+	return 0, false
 }
 
 // linkVersion returns the header flags of a new version v of an id whose
@@ -316,8 +303,9 @@ func linkVersion(index *bbolt.Bucket, existing []storedVersion, v versionKey, sp
 }
 
 // setFlags sets and clears header flags of the index entry at date.
-func setFlags(index *bbolt.Bucket, date []byte, set, clear byte) error {
-	v := index.Get(date)
+func setFlags(index *bbolt.Bucket, date int64, set, clear byte) error {
+	k := dateKey(date) // bbolt keeps the key until the commit
+	v := index.Get(k)
 	if len(v) == 0 {
 		return errCorrupt
 	}
@@ -327,6 +315,5 @@ func setFlags(index *bbolt.Bucket, date []byte, set, clear byte) error {
 	}
 	nv := bytes.Clone(v)
 	nv[0] = f
-	// date aliases the transaction's memory, which a Put may move.
-	return index.Put(bytes.Clone(date), nv)
+	return index.Put(k, nv)
 }

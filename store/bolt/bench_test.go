@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -262,4 +263,32 @@ func procStatus(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkOpen measures Open on a file of 1,000,000 versions, which
+// rebuilds the keydir by scanning the index, and reports the heap the
+// keydir takes. One op is one Open and Close.
+func BenchmarkOpen(b *testing.B) {
+	const n = 1_000_000
+	path, _ := buildFixture(b, n)
+	var heap int64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s, err := Open(path, Options{TrimInterval: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap = int64(after.HeapAlloc) - int64(before.HeapAlloc)
+		if v := s.keys.colls["c"].versions; v != n {
+			b.Fatalf("keydir holds %d versions, want %d", v, n)
+		}
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(heap)/1e6, "keydir-MB")
 }

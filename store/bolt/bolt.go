@@ -29,14 +29,22 @@ var (
 
 	keyFormat = []byte("format")
 	keySeq    = []byte("seq") // the last date_added assigned in the collection
+	keyCount  = []byte("n")   // versions stored in the collection (uint64), to size the keydir
 
-	bucketIndex    = []byte("index")
-	bucketRaw      = []byte("raw")
+	bucketIndex = []byte("index")
+	bucketRaw   = []byte("raw")
+	// bucketVersions (format 1 only) mapped id and version to date_added.
 	bucketVersions = []byte("versions")
 )
 
-// fileFormat is the on-disk layout version stored under meta/format.
-const fileFormat = 1
+// fileFormat is the on-disk layout version stored under meta/format:
+//
+//	1  collections hold index, raw and versions
+//	2  the versions bucket is gone; its lookup is rebuilt in memory at
+//	   Open (keydir.go). Statuses are binary (status.go).
+//
+// Open upgrades a format 1 file in place.
+const fileFormat = 2
 
 // Defaults for Options.
 const (
@@ -61,9 +69,9 @@ type Options struct {
 	// process's page tables (see trim.go); zero means DefaultTrimInterval,
 	// negative disables periodic trimming.
 	TrimInterval time.Duration
-	// TrimAfterBytes triggers a trim once reads have returned this many
-	// bytes since the last one; zero means DefaultTrimAfterBytes, negative
-	// disables it.
+	// TrimAfterBytes triggers a trim once reads have returned, or writes
+	// committed, this many bytes since the last one; zero means
+	// DefaultTrimAfterBytes, negative disables it.
 	TrimAfterBytes int64
 }
 
@@ -81,6 +89,7 @@ type Store struct {
 
 	w       committer
 	commits atomic.Int64 // write transactions committed
+	keys    *keys        // id -> versions of every collection, in memory
 
 	// idLookupMax is the largest number of match[id] values for which a
 	// query walks the versions of those ids instead of scanning the
@@ -88,7 +97,7 @@ type Store struct {
 	idLookupMax int
 
 	trimAfter  int64
-	readBytes  atomic.Int64 // bytes returned since the last trim
+	touched    atomic.Int64 // bytes read or written since the last trim
 	active     atomic.Bool  // the file was used since the last trim
 	trimNow    chan struct{}
 	stopTrim   context.CancelFunc
@@ -120,6 +129,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db:          db,
+		keys:        newKeys(),
 		clock:       opts.Clock,
 		log:         opts.Logger,
 		idLookupMax: 10000,
@@ -139,6 +149,16 @@ func Open(path string, opts Options) (*Store, error) {
 	if interval == 0 {
 		interval = DefaultTrimInterval
 	}
+	if err := s.db.View(s.keys.rebuild); err != nil {
+		db.Close()
+		return nil, ctigate.E(op, fmt.Errorf("rebuilding the id index: %w", err))
+	}
+	if trimSupported && s.trimAfter >= 0 {
+		// The rebuild read every index page.
+		if err := s.trim(); err != nil {
+			s.log.Warn("store: trimming the file mapping failed", "err", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopTrim = cancel
 	if trimSupported {
@@ -154,21 +174,42 @@ func initFile(db *bbolt.DB) error {
 		if err != nil {
 			return err
 		}
-		switch f := meta.Get(keyFormat); {
-		case f == nil:
-			if err := meta.Put(keyFormat, []byte{fileFormat}); err != nil {
-				return err
-			}
-		case len(f) != 1 || f[0] != fileFormat:
-			return fmt.Errorf("unsupported file format %x", f)
-		}
 		for _, name := range [][]byte{bucketCollections, bucketStatuses} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
-		return nil
+		switch f := meta.Get(keyFormat); {
+		case f == nil:
+		case len(f) == 1 && f[0] == fileFormat:
+			return nil
+		case len(f) == 1 && f[0] == 1:
+			if err := upgradeFormat1(tx); err != nil {
+				return fmt.Errorf("upgrading a format 1 file: %w", err)
+			}
+		default:
+			return fmt.Errorf("unsupported file format %x (this build reads formats 1 and %d)", f, fileFormat)
+		}
+		return meta.Put(keyFormat, []byte{fileFormat})
 	})
+}
+
+// upgradeFormat1 turns a format 1 file into format 2: the index entries
+// are the same, so it drops every collection's versions bucket and
+// rewrites the statuses.
+func upgradeFormat1(tx *bbolt.Tx) error {
+	colls := tx.Bucket(bucketCollections)
+	err := colls.ForEachBucket(func(name []byte) error {
+		err := colls.Bucket(name).DeleteBucket(bucketVersions)
+		if errors.Is(err, bberrors.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return upgradeStatuses(tx.Bucket(bucketStatuses))
 }
 
 // enter marks the start of an operation; the caller must call s.leave.

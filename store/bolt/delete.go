@@ -39,42 +39,58 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 		return 0, ctxErr(op, err)
 	}
 	var n int
-	err = s.update(1, func(tx *bbolt.Tx) error {
+	err = s.write(1, 0, func(w *writeTx) error {
 		n = 0
-		cb, ok := openCollection(tx, collection)
+		cb, ok := openCollection(w.tx, collection)
 		if !ok {
 			return nil
 		}
-		prefix := appendIDPrefix(nil, id)
+		s.keys.mu.RLock()
+		dates := s.versions(w, collection, id, nil)
+		s.keys.mu.RUnlock()
+		all, err := readVersions(cb.index, id, dates, nil)
+		if err != nil {
+			return err
+		}
 		var kept []storedVersion
-		for _, v := range versionsOf(cb.versions.Cursor(), prefix, nil) {
+		for _, v := range all {
 			if f.specOK(v.spec) {
 				kept = append(kept, v)
 			}
 		}
-		var doomed []storedVersion
+		doomed := make(map[int64]bool)
 		for j, v := range kept {
 			if f.all || (f.first && j == 0) || (f.last && j == len(kept)-1) || f.atOK(v.version) {
-				// Copy: the values alias pages the deletes below may change.
-				v.date = bytes.Clone(v.date)
-				doomed = append(doomed, v)
+				doomed[v.date] = true
 			}
 		}
-		for _, v := range doomed {
-			vk := append(bytes.Clone(prefix), v.version[:]...)
-			for _, del := range []struct {
-				b *bbolt.Bucket
-				k []byte
-			}{{cb.versions, vk}, {cb.index, v.date}, {cb.raw, v.date}} {
-				if err := del.b.Delete(del.k); err != nil {
-					return err
-				}
+		if len(doomed) == 0 {
+			return nil
+		}
+		// What stays, copied out: the deletes below may change the pages
+		// the index values live in.
+		var rest []storedVersion
+		for _, v := range all {
+			if !doomed[v.date] {
+				v.spec = bytes.Clone(v.spec)
+				rest = append(rest, v)
 			}
 		}
-		if len(doomed) > 0 {
-			if err := relink(cb, prefix); err != nil {
-				return fmt.Errorf("relink: %w", err)
+		for d := range doomed {
+			k := dateKey(d)
+			if err := cb.index.Delete(k); err != nil {
+				return err
 			}
+			if err := cb.raw.Delete(k); err != nil {
+				return err
+			}
+			w.deleted(collection, id, d)
+		}
+		if err := relink(cb.index, rest); err != nil {
+			return fmt.Errorf("relink: %w", err)
+		}
+		if err := addCount(cb.coll, -int64(len(doomed))); err != nil {
+			return err
 		}
 		n = len(doomed)
 		return nil
@@ -88,10 +104,9 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 	return n, nil
 }
 
-// relink recomputes the header flags of every remaining version of the id
-// with idPrefix prefix.
-func relink(cb collectionBuckets, prefix []byte) error {
-	vs := versionsOf(cb.versions.Cursor(), prefix, nil)
+// relink recomputes the header flags of the remaining versions vs
+// (ascending) of an id.
+func relink(index *bbolt.Bucket, vs []storedVersion) error {
 	var mixed byte
 	for _, v := range vs {
 		if !bytes.Equal(v.spec, vs[0].spec) {
@@ -107,7 +122,7 @@ func relink(cb collectionBuckets, prefix []byte) error {
 		if i < len(vs)-1 {
 			want |= flagNotLast
 		}
-		if err := setFlags(cb.index, v.date, want, all); err != nil {
+		if err := setFlags(index, v.date, want, all); err != nil {
 			return err
 		}
 	}

@@ -16,14 +16,16 @@ import (
 //	versionKey  12 bytes: Version as Unix seconds (int64, sign bit flipped,
 //	            big-endian) followed by nanoseconds (uint32, big-endian), so
 //	            any instant of any year and precision sorts correctly.
-//	idPrefix    uvarint(len(id)) || id. Uvarints are prefix-free, so the
-//	            prefix of one id is never the prefix of another id's keys.
 //
 // Collection sub-buckets:
 //
 //	index    dateKey -> header (flags, versionKey, id, type, spec_version)
 //	raw      dateKey -> the producer's original bytes
-//	versions idPrefix || versionKey -> dateKey || spec_version
+//
+// Both are keyed by date_added only, so writes append; the id -> versions
+// lookup is kept in memory (keydir.go). Format 1 files also had a versions
+// bucket (uvarint(len(id)) || id || versionKey -> dateKey || spec_version),
+// which Open drops.
 const (
 	dateKeyLen    = 8
 	versionKeyLen = 12
@@ -65,11 +67,6 @@ func (k versionKey) time() time.Time {
 	return time.Unix(sec, int64(binary.BigEndian.Uint32(k[8:]))).UTC()
 }
 
-func appendIDPrefix(b []byte, id string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(id)))
-	return append(b, id...)
-}
-
 // header is the decoded index value of one stored version. Its byte slices
 // alias the transaction's memory.
 type header struct {
@@ -109,6 +106,15 @@ func decodeHeader(b []byte) (header, error) {
 	}
 	h.spec = b
 	return h, nil
+}
+
+// headerID returns the id of an index value without decoding the rest.
+func headerID(b []byte) ([]byte, bool) {
+	if len(b) < 1+versionKeyLen {
+		return nil, false
+	}
+	id, _, ok := lenPrefixed(b[1+versionKeyLen:])
+	return id, ok
 }
 
 func lenPrefixed(b []byte) (field, rest []byte, ok bool) {

@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -135,21 +136,32 @@ func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (
 	if f.anyIDs && len(f.ids) == 0 {
 		return store.Page{}, nil
 	}
-	r := &pageReader{f: f}
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		cb, ok := openCollection(tx, collection)
-		if !ok {
-			return nil
+	// A read that finds its snapshot older than a delete the keydir has
+	// already applied starts again on a newer snapshot (see keys).
+	var r *pageReader
+	for attempt := 0; ; attempt++ {
+		r = &pageReader{f: f, keys: s.keys, coll: collection}
+		err = s.db.View(func(tx *bbolt.Tx) error {
+			cb, ok := openCollection(tx, collection)
+			if !ok {
+				return nil
+			}
+			r.cb, r.txid = cb, tx.ID()
+			if f.anyIDs && len(f.ids) <= s.idLookupMax {
+				return r.byIDs(ctx)
+			}
+			return r.scan(ctx)
+		})
+		if !errors.Is(err, errStaleSnapshot) || attempt == maxStaleRetries {
+			break
 		}
-		r.cb = cb
-		if f.anyIDs && len(f.ids) <= s.idLookupMax {
-			return r.byIDs(ctx)
-		}
-		return r.scan(ctx)
-	})
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return store.Page{}, ctxErr(op, err)
+		}
+		if errors.Is(err, errStaleSnapshot) {
+			return store.Page{}, ctigate.E(op, ctigate.Unavailable, err, "collection is being deleted from; retry")
 		}
 		return store.Page{}, ctigate.E(op, err)
 	}
@@ -161,6 +173,10 @@ func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (
 	return page, nil
 }
 
+// maxStaleRetries bounds how often a read starts again because versions
+// were deleted after its snapshot was taken.
+const maxStaleRetries = 100
+
 // ctxCheckEvery is how many index entries a scan visits between checks of
 // its context.
 const ctxCheckEvery = 4096
@@ -169,6 +185,10 @@ const ctxCheckEvery = 4096
 type pageReader struct {
 	f        *filter
 	cb       collectionBuckets
+	keys     *keys
+	coll     string
+	txid     int  // the snapshot: the read transaction's ID
+	awaited  bool // the keydir has caught up with the snapshot
 	objs     []store.Object
 	more     bool
 	lastDate int64
@@ -176,11 +196,32 @@ type pageReader struct {
 
 	rawCur     *bbolt.Cursor
 	rawCurSet  bool
-	verCur     *bbolt.Cursor
 	arena      []byte
 	typ, spec  string // the last type and spec_version strings, reused
-	prefix     []byte
+	dates      []int64
+	vs         []storedVersion
 	candidates []int64
+}
+
+// versionsOf returns the versions of id in the reader's snapshot, ascending.
+// The keydir lists every version the snapshot holds once it has applied
+// the snapshot's transaction, and possibly later ones, which the snapshot's
+// index does not hold and readVersions skips; so the result is exactly the
+// snapshot's, and first and last are computed from it.
+func (r *pageReader) versionsOf(id string) ([]storedVersion, error) {
+	if !r.awaited {
+		r.keys.await(r.txid)
+		r.awaited = true
+	}
+	r.keys.mu.RLock()
+	dates, err := r.keys.lookup(r.coll, id, r.txid, r.dates[:0])
+	r.keys.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	r.dates = dates
+	r.vs, err = readVersions(r.cb.index, id, dates, r.vs[:0])
+	return r.vs, err
 }
 
 // full reports whether the page is complete; called before adding a match,
@@ -223,7 +264,10 @@ func (r *pageReader) scan(ctx context.Context) error {
 				continue
 			}
 		}
-		if !r.versionOK(&h) {
+		if ok, err := r.versionOK(&h); err != nil || !ok {
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		if r.full() {
@@ -238,68 +282,51 @@ func (r *pageReader) scan(ctx context.Context) error {
 
 // versionOK applies match[version] to an entry that passed the spec_version
 // filter.
-func (r *pageReader) versionOK(h *header) bool {
+func (r *pageReader) versionOK(h *header) (bool, error) {
 	f := r.f
 	if f.all || (f.at != nil && f.atOK(h.version)) {
-		return true
+		return true, nil
 	}
 	if !f.first && !f.last {
-		return false
+		return false, nil
 	}
 	if f.specs == nil || h.flags&flagMixedSpec == 0 {
 		// Every version of this id passes the spec_version filter, so the
 		// flags kept at write time answer.
-		return (f.first && h.flags&flagNotFirst == 0) || (f.last && h.flags&flagNotLast == 0)
+		return (f.first && h.flags&flagNotFirst == 0) || (f.last && h.flags&flagNotLast == 0), nil
 	}
 	// The id has versions of several spec_versions and only some of them
 	// are selected: find the first and last among those.
-	if r.verCur == nil {
-		r.verCur = r.cb.versions.Cursor()
+	vs, err := r.versionsOf(string(h.id))
+	if err != nil {
+		return false, err
 	}
-	r.prefix = appendIDPrefix(r.prefix[:0], string(h.id))
-	c, p := r.verCur, r.prefix
-	if f.first {
-		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			if len(k) == len(p)+versionKeyLen && len(v) >= dateKeyLen && r.f.specOK(v[dateKeyLen:]) {
-				if bytes.Equal(k[len(p):], h.version[:]) {
-					return true
-				}
-				break
+	var first, last *storedVersion
+	for i := range vs {
+		if f.specOK(vs[i].spec) {
+			if first == nil {
+				first = &vs[i]
 			}
+			last = &vs[i]
 		}
 	}
-	if f.last {
-		// Every key of the id sorts before p || 0xff * 13.
-		end := append(bytes.Clone(p), bytes.Repeat([]byte{0xff}, versionKeyLen+1)...)
-		var k, v []byte
-		if k, _ = c.Seek(end); k == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
-		}
-		for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Prev() {
-			if len(k) == len(p)+versionKeyLen && len(v) >= dateKeyLen && r.f.specOK(v[dateKeyLen:]) {
-				return bytes.Equal(k[len(p):], h.version[:])
-			}
-		}
-	}
-	return false
+	return first != nil && ((f.first && first.version == h.version) || (f.last && last.version == h.version)), nil
 }
 
 // byIDs answers a query with match[id] from the versions of those ids,
 // without scanning the collection.
 func (r *pageReader) byIDs(ctx context.Context) error {
 	f := r.f
-	var vs []storedVersion
-	vc := r.cb.versions.Cursor()
 	for i, id := range f.ids {
 		if i%ctxCheckEvery == ctxCheckEvery-1 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		r.prefix = appendIDPrefix(r.prefix[:0], id)
-		vs = versionsOf(vc, r.prefix, vs[:0])
+		vs, err := r.versionsOf(id)
+		if err != nil {
+			return err
+		}
 		// vs is ascending; keep those passing spec_version, then select.
 		kept := vs[:0]
 		for _, v := range vs {
@@ -309,8 +336,8 @@ func (r *pageReader) byIDs(ctx context.Context) error {
 		}
 		for j, v := range kept {
 			if f.all || (f.first && j == 0) || (f.last && j == len(kept)-1) || f.atOK(v.version) {
-				if d := dateMicros(v.date); d > f.after {
-					r.candidates = append(r.candidates, d)
+				if v.date > f.after {
+					r.candidates = append(r.candidates, v.date)
 				}
 			}
 		}

@@ -1,8 +1,12 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -11,69 +15,319 @@ import (
 	"github.com/ctigate/ctigate/store"
 )
 
-// statusRecord is the stored form of a store.Status. Its field names are
-// part of the file format.
-type statusRecord struct {
-	ID               string         `json:"id"`
-	APIRoot          string         `json:"api_root"`
-	Collection       string         `json:"collection"`
-	Owner            string         `json:"owner"`
-	Status           string         `json:"status"`
-	RequestTimestamp time.Time      `json:"request_timestamp"`
-	TotalCount       int            `json:"total_count"`
-	Successes        []detailRecord `json:"successes,omitempty"`
-	Failures         []detailRecord `json:"failures,omitempty"`
-	Pendings         []detailRecord `json:"pendings,omitempty"`
+// Statuses are stored in a compact binary form. A status of an envelope of
+// 500 objects lists 500 successes whose message is the same and whose ids
+// and versions have a fixed shape; as JSON that was about 54 KiB, here it is
+// about 14 KiB:
+//
+//	status   statusFormat, str ID, str APIRoot, str Collection, str Owner,
+//	         str Status, varint Unix seconds, uvarint nanoseconds,
+//	         varint TotalCount, list Successes, list Failures, list Pendings
+//	list     uvarint n; if n > 0: str common message, then n details
+//	detail   byte h, id, version, [str message unless h&detailCommonMsg]
+//	id       h&detailIDMask: detailIDString: str id;
+//	         detailIDSameType: 16-byte UUID, type as the previous id's;
+//	         detailIDNewType: str type, 16-byte UUID
+//	version  h>>detailVersionShift: versionString: str version;
+//	         versionEmpty: nothing; versionTime+k: a UTC RFC 3339 time
+//	         "YYYY-MM-DDTHH:MM:SS[.f…]Z" with k fraction digits: varint Unix
+//	         seconds, uvarint fraction (k > 0)
+//	str      uvarint length, bytes
+//
+// A compact form is used only when decoding it gives back the same string.
+const statusFormat = 1
+
+const (
+	detailIDMask        = 3
+	detailIDString      = 0
+	detailIDSameType    = 1
+	detailIDNewType     = 2
+	detailCommonMsg     = 4
+	detailVersionShift  = 3
+	detailVersionString = 0
+	detailVersionEmpty  = 1
+	detailVersionTime   = 2 // + fraction digits, 0-9
+)
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
-type detailRecord struct {
-	ID      string `json:"id"`
-	Version string `json:"version,omitempty"`
-	Message string `json:"message,omitempty"`
+// encodeStatus returns the stored form of st.
+func encodeStatus(st *store.Status) []byte {
+	size := 64 + len(st.ID) + len(st.APIRoot) + len(st.Collection) + len(st.Owner) + len(st.Status)
+	size += 32 * (len(st.Successes) + len(st.Failures) + len(st.Pendings))
+	b := make([]byte, 0, size)
+	b = append(b, statusFormat)
+	for _, s := range []string{st.ID, st.APIRoot, st.Collection, st.Owner, st.Status} {
+		b = appendString(b, s)
+	}
+	ts := st.RequestTimestamp
+	b = binary.AppendVarint(b, ts.Unix())
+	b = binary.AppendUvarint(b, uint64(ts.Nanosecond()))
+	b = binary.AppendVarint(b, int64(st.TotalCount))
+	var lastType string
+	for _, ds := range [][]store.StatusDetail{st.Successes, st.Failures, st.Pendings} {
+		b = binary.AppendUvarint(b, uint64(len(ds)))
+		if len(ds) == 0 {
+			continue
+		}
+		common := commonMessage(ds)
+		b = appendString(b, common)
+		for i := range ds {
+			b = appendDetail(b, &ds[i], common, &lastType)
+		}
+	}
+	return b
 }
 
-func toDetailRecords(ds []store.StatusDetail) []detailRecord {
-	if ds == nil {
+// commonMessage returns the message most details share (the majority one
+// if there is a majority).
+func commonMessage(ds []store.StatusDetail) string {
+	var m string
+	n := 0
+	for i := range ds {
+		switch {
+		case n == 0:
+			m, n = ds[i].Message, 1
+		case ds[i].Message == m:
+			n++
+		default:
+			n--
+		}
+	}
+	return m
+}
+
+func appendDetail(b []byte, d *store.StatusDetail, common string, lastType *string) []byte {
+	at := len(b)
+	b = append(b, 0)
+	var h byte
+	var u [16]byte
+	if typ, ok := splitCanonicalID(d.ID, &u); ok {
+		if typ == *lastType {
+			h = detailIDSameType
+		} else {
+			h = detailIDNewType
+			b = appendString(b, typ)
+			*lastType = typ
+		}
+		b = append(b, u[:]...)
+	} else {
+		b = appendString(b, d.ID)
+	}
+	switch secs, frac, digits, ok := parseStatusTime(d.Version); {
+	case d.Version == "":
+		h |= detailVersionEmpty << detailVersionShift
+	case ok:
+		h |= byte(detailVersionTime+digits) << detailVersionShift
+		b = binary.AppendVarint(b, secs)
+		if digits > 0 {
+			b = binary.AppendUvarint(b, frac)
+		}
+	default:
+		b = appendString(b, d.Version)
+	}
+	if d.Message == common {
+		h |= detailCommonMsg
+	} else {
+		b = appendString(b, d.Message)
+	}
+	b[at] = h
+	return b
+}
+
+// splitCanonicalID splits "<type>--<lowercase canonical UUID>".
+func splitCanonicalID(id string, u *[16]byte) (string, bool) {
+	n := len(id) - 36
+	if n < 3 || id[n-2:n] != "--" || !parseUUID(id[n:], u) {
+		return "", false
+	}
+	return id[:n-2], true
+}
+
+func formatUUID(typ string, u *[16]byte) string {
+	b := make([]byte, 0, len(typ)+2+36)
+	b = append(b, typ...)
+	b = append(b, "--"...)
+	var x [32]byte
+	hex.Encode(x[:], u[:])
+	b = append(b, x[0:8]...)
+	b = append(b, '-')
+	b = append(b, x[8:12]...)
+	b = append(b, '-')
+	b = append(b, x[12:16]...)
+	b = append(b, '-')
+	b = append(b, x[16:20]...)
+	b = append(b, '-')
+	b = append(b, x[20:]...)
+	return string(b)
+}
+
+// statusTimeLayout returns the layout of a UTC RFC 3339 time with digits
+// fraction digits.
+func statusTimeLayout(digits int) string {
+	const full = "2006-01-02T15:04:05.000000000"
+	if digits == 0 {
+		return full[:19] + "Z"
+	}
+	return full[:20+digits] + "Z"
+}
+
+// parseStatusTime recognises versions in the form the gateway writes them.
+func parseStatusTime(s string) (secs int64, frac uint64, digits int, ok bool) {
+	switch {
+	case len(s) == 20:
+	case len(s) >= 22 && len(s) <= 30 && s[19] == '.':
+		digits = len(s) - 21
+	default:
+		return 0, 0, 0, false
+	}
+	if s[len(s)-1] != 'Z' {
+		return 0, 0, 0, false
+	}
+	layout := statusTimeLayout(digits)
+	t, err := time.Parse(layout, s)
+	if err != nil || t.Format(layout) != s {
+		return 0, 0, 0, false
+	}
+	div := uint64(1)
+	for range 9 - digits {
+		div *= 10
+	}
+	return t.Unix(), uint64(t.Nanosecond()) / div, digits, true
+}
+
+var errBadStatus = errors.New("corrupt status record")
+
+// statusReader decodes the stored form.
+type statusReader struct {
+	b   []byte
+	err error
+}
+
+func (r *statusReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err, r.b = errBadStatus, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *statusReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err, r.b = errBadStatus, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *statusReader) bytes(n uint64) []byte {
+	if n > uint64(len(r.b)) {
+		r.err, r.b = errBadStatus, nil
 		return nil
 	}
-	out := make([]detailRecord, len(ds))
-	for i, d := range ds {
-		out[i] = detailRecord(d)
-	}
-	return out
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
 }
 
-func fromDetailRecords(ds []detailRecord) []store.StatusDetail {
-	if ds == nil {
-		return nil
+func (r *statusReader) str() string { return string(r.bytes(r.uvarint())) }
+
+func decodeStatus(b []byte) (store.Status, error) {
+	if len(b) == 0 || b[0] != statusFormat {
+		return store.Status{}, errBadStatus
 	}
-	out := make([]store.StatusDetail, len(ds))
-	for i, d := range ds {
-		out[i] = store.StatusDetail(d)
+	r := &statusReader{b: b[1:]}
+	var st store.Status
+	st.ID, st.APIRoot, st.Collection, st.Owner, st.Status = r.str(), r.str(), r.str(), r.str(), r.str()
+	secs := r.varint()
+	st.RequestTimestamp = time.Unix(secs, int64(r.uvarint())).UTC()
+	st.TotalCount = int(r.varint())
+	var lastType string
+	for _, dst := range []*[]store.StatusDetail{&st.Successes, &st.Failures, &st.Pendings} {
+		n := r.uvarint()
+		if n == 0 || r.err != nil {
+			continue
+		}
+		if n > uint64(len(r.b)) { // every detail takes at least a byte
+			return store.Status{}, errBadStatus
+		}
+		common := r.str()
+		ds := make([]store.StatusDetail, n)
+		for i := range ds {
+			if err := r.detail(&ds[i], common, &lastType); err != nil {
+				return store.Status{}, err
+			}
+		}
+		*dst = ds
 	}
-	return out
+	if r.err != nil || len(r.b) != 0 {
+		return store.Status{}, errBadStatus
+	}
+	return st, nil
 }
 
-// PutStatus creates or replaces a status resource.
+func (r *statusReader) detail(d *store.StatusDetail, common string, lastType *string) error {
+	hb := r.bytes(1)
+	if r.err != nil {
+		return r.err
+	}
+	h := hb[0]
+	switch h & detailIDMask {
+	case detailIDString:
+		d.ID = r.str()
+	case detailIDNewType:
+		*lastType = r.str()
+		fallthrough
+	case detailIDSameType:
+		var u [16]byte
+		copy(u[:], r.bytes(16))
+		d.ID = formatUUID(*lastType, &u)
+	default:
+		return errBadStatus
+	}
+	switch v := int(h >> detailVersionShift); {
+	case v == detailVersionString:
+		d.Version = r.str()
+	case v == detailVersionEmpty:
+	case v >= detailVersionTime && v <= detailVersionTime+9:
+		digits := v - detailVersionTime
+		secs := r.varint()
+		var nanos int64
+		if digits > 0 {
+			nanos = int64(r.uvarint())
+			for range 9 - digits {
+				nanos *= 10
+			}
+		}
+		d.Version = time.Unix(secs, nanos).UTC().Format(statusTimeLayout(digits))
+	default:
+		return errBadStatus
+	}
+	if h&detailCommonMsg != 0 {
+		d.Message = common
+	} else {
+		d.Message = r.str()
+	}
+	return r.err
+}
+
+// PutStatus creates or replaces a status resource. Its write joins the
+// group commit of concurrent writes (AddObjects of other requests).
 func (s *Store) PutStatus(ctx context.Context, st store.Status) error {
 	const op = "bolt.PutStatus"
 	if st.ID == "" || len(st.ID) > maxIDLen {
 		return ctigate.E(op, ctigate.Invalid, "bad status id")
 	}
-	b, err := json.Marshal(statusRecord{
-		ID:               st.ID,
-		APIRoot:          st.APIRoot,
-		Collection:       st.Collection,
-		Owner:            st.Owner,
-		Status:           st.Status,
-		RequestTimestamp: st.RequestTimestamp.UTC(),
-		TotalCount:       st.TotalCount,
-		Successes:        toDetailRecords(st.Successes),
-		Failures:         toDetailRecords(st.Failures),
-		Pendings:         toDetailRecords(st.Pendings),
-	})
-	if err != nil {
-		return ctigate.E(op, err)
+	b := encodeStatus(&st)
+	if len(b) > bbolt.MaxValueSize {
+		return ctigate.E(op, ctigate.Invalid, "status too large")
 	}
 	if err := s.enter(op); err != nil {
 		return err
@@ -82,8 +336,8 @@ func (s *Store) PutStatus(ctx context.Context, st store.Status) error {
 	if err := ctx.Err(); err != nil {
 		return ctxErr(op, err)
 	}
-	err = s.update(1, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketStatuses).Put([]byte(st.ID), b)
+	err := s.write(1, int64(len(b)), func(w *writeTx) error {
+		return w.tx.Bucket(bucketStatuses).Put([]byte(st.ID), b)
 	})
 	if err != nil {
 		return ctigate.E(op, err)
@@ -101,7 +355,7 @@ func (s *Store) Status(ctx context.Context, id string) (store.Status, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Status{}, ctxErr(op, err)
 	}
-	var rec statusRecord
+	var st store.Status
 	found := false
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketStatuses).Get([]byte(id))
@@ -109,7 +363,9 @@ func (s *Store) Status(ctx context.Context, id string) (store.Status, error) {
 			return nil
 		}
 		found = true
-		return json.Unmarshal(v, &rec)
+		var err error
+		st, err = decodeStatus(v)
+		return err
 	})
 	if err != nil {
 		return store.Status{}, ctigate.E(op, err)
@@ -117,16 +373,61 @@ func (s *Store) Status(ctx context.Context, id string) (store.Status, error) {
 	if !found {
 		return store.Status{}, ctigate.E(op, ctigate.NotFound, "no such status")
 	}
-	return store.Status{
-		ID:               rec.ID,
-		APIRoot:          rec.APIRoot,
-		Collection:       rec.Collection,
-		Owner:            rec.Owner,
-		Status:           rec.Status,
-		RequestTimestamp: rec.RequestTimestamp.UTC(),
-		TotalCount:       rec.TotalCount,
-		Successes:        fromDetailRecords(rec.Successes),
-		Failures:         fromDetailRecords(rec.Failures),
-		Pendings:         fromDetailRecords(rec.Pendings),
-	}, nil
+	return st, nil
+}
+
+// statusRecordV1 is a status as format 1 files store it (JSON).
+type statusRecordV1 struct {
+	ID               string           `json:"id"`
+	APIRoot          string           `json:"api_root"`
+	Collection       string           `json:"collection"`
+	Owner            string           `json:"owner"`
+	Status           string           `json:"status"`
+	RequestTimestamp time.Time        `json:"request_timestamp"`
+	TotalCount       int              `json:"total_count"`
+	Successes        []detailRecordV1 `json:"successes,omitempty"`
+	Failures         []detailRecordV1 `json:"failures,omitempty"`
+	Pendings         []detailRecordV1 `json:"pendings,omitempty"`
+}
+
+type detailRecordV1 struct {
+	ID      string `json:"id"`
+	Version string `json:"version,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// upgradeStatuses rewrites format 1 (JSON) statuses in the binary form.
+func upgradeStatuses(b *bbolt.Bucket) error {
+	type kv struct{ k, v []byte }
+	var all []kv
+	err := b.ForEach(func(k, v []byte) error {
+		var rec statusRecordV1
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return err
+		}
+		st := store.Status{
+			ID: rec.ID, APIRoot: rec.APIRoot, Collection: rec.Collection, Owner: rec.Owner,
+			Status: rec.Status, RequestTimestamp: rec.RequestTimestamp.UTC(), TotalCount: rec.TotalCount,
+		}
+		for _, l := range []struct {
+			dst *[]store.StatusDetail
+			src []detailRecordV1
+		}{{&st.Successes, rec.Successes}, {&st.Failures, rec.Failures}, {&st.Pendings, rec.Pendings}} {
+			for _, d := range l.src {
+				*l.dst = append(*l.dst, store.StatusDetail(d))
+			}
+		}
+		all = append(all, kv{bytes.Clone(k), encodeStatus(&st)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// bbolt does not allow changing a bucket while iterating it.
+	for _, e := range all {
+		if err := b.Put(e.k, e.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -24,13 +24,23 @@ import (
 // replaced (remapped) while it is being trimmed.
 
 // noteRead records that a read returned n bytes and asks for a trim once
-// enough bytes were read since the last one.
-func (s *Store) noteRead(n int64) {
+// enough bytes were read or written since the last one.
+func (s *Store) noteRead(n int64) { s.noteTouched(n) }
+
+// noteWrite records that a write transaction committed about n bytes.
+// Writes go to the file with write(2), not through the mapping, but a
+// transaction reads through the mapping every page it copies on write
+// (for appends, the right edge of each B+tree, and the freelist), and the
+// pages bbolt allocates past the end of the mapping are mapped when it
+// grows: a steady ingest alone would keep growing RSS.
+func (s *Store) noteWrite(n int64) { s.noteTouched(n) }
+
+func (s *Store) noteTouched(n int64) {
 	if !trimSupported || s.trimAfter < 0 {
 		return
 	}
-	if s.readBytes.Add(n) >= s.trimAfter {
-		s.readBytes.Store(0)
+	if s.touched.Add(n) >= s.trimAfter {
+		s.touched.Store(0)
 		select {
 		case s.trimNow <- struct{}{}:
 		default:
@@ -39,7 +49,7 @@ func (s *Store) noteRead(n int64) {
 }
 
 // trimLoop trims every interval when the store was used since the last trim,
-// and whenever noteRead asks, until ctx is done.
+// and whenever noteTouched asks, until ctx is done.
 func (s *Store) trimLoop(ctx context.Context, interval time.Duration) {
 	defer s.trimmerWG.Done()
 	var tick <-chan time.Time
@@ -78,7 +88,7 @@ func (s *Store) trim() error {
 	if err := dropMapping(s.db.Info().Data, tx.Size()); err != nil {
 		return ctigate.E(op, err)
 	}
-	s.readBytes.Store(0)
+	s.touched.Store(0)
 	s.trimsCount.Add(1)
 	return nil
 }
