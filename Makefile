@@ -23,9 +23,12 @@ fmt-check:
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeEnvelope -fuzztime=60s ./stix
+	$(GO) test -run='^$$' -fuzz=FuzzValidateObject -fuzztime=60s ./stix
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./stix/pattern
+	$(GO) test -run='^$$' -fuzz=FuzzParseQuery -fuzztime=30s ./server
 
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./stix ./store/bolt
+	$(GO) test -run='^$$' -bench=. -benchmem ./stix ./stix/pattern ./store/bolt
 
 run:
 	$(GO) run ./cmd/ctigate serve
