@@ -102,30 +102,30 @@ func typeProblem(typ []byte) string {
 }
 
 // uuidProblem returns why u is not an RFC 4122 UUID as STIX 2.1 §2.9
-// requires, or "": 36 characters, lowercase hexadecimal in the groups
-// 8-4-4-4-12, version 1 to 5 and the RFC 4122 variant (10xx). Upper-case
-// hexadecimal is rejected so that one object cannot have two spellings of
-// its id.
+// requires, or "": 36 characters, hexadecimal in the groups 8-4-4-4-12,
+// version 1 to 5 and the RFC 4122 variant (10xx). Upper-case hexadecimal
+// is accepted, as RFC 4122 reads it; ids are compared as written, so the
+// two spellings of one UUID name two objects.
 func uuidProblem(u []byte) string {
-	const form = "must be lowercase hexadecimal in the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+	const form = "must be hexadecimal in the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
 	if len(u) != 36 || u[8] != '-' || u[13] != '-' || u[18] != '-' || u[23] != '-' {
 		return form
 	}
 	bad := byte(0)
 	for _, c := range u[0:8] {
-		bad |= lowerHex[c]
+		bad |= hexDigit[c]
 	}
 	for _, c := range u[9:13] {
-		bad |= lowerHex[c]
+		bad |= hexDigit[c]
 	}
 	for _, c := range u[14:18] {
-		bad |= lowerHex[c]
+		bad |= hexDigit[c]
 	}
 	for _, c := range u[19:23] {
-		bad |= lowerHex[c]
+		bad |= hexDigit[c]
 	}
 	for _, c := range u[24:36] {
-		bad |= lowerHex[c]
+		bad |= hexDigit[c]
 	}
 	if bad != 0 {
 		return form
@@ -134,17 +134,20 @@ func uuidProblem(u []byte) string {
 		return "must be an RFC 4122 UUID of version 1 to 5"
 	}
 	switch u[19] {
-	case '8', '9', 'a', 'b':
+	case '8', '9', 'a', 'b', 'A', 'B':
 	default:
 		return "must be an RFC 4122 UUID (variant bits 10)"
 	}
 	return ""
 }
 
-// lowerHex is 0 for the bytes 0-9 and a-f, 1 for all others.
-var lowerHex = func() (t [256]byte) {
+// hexDigit is 0 for the bytes 0-9, a-f and A-F, 1 for all others. (RFC
+// 4122 writes UUIDs in lowercase but reads them in either case, and so do
+// the OASIS schemas and real data: OASIS's own infrastructure example has
+// one in upper case.)
+var hexDigit = func() (t [256]byte) {
 	for c := range t {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
 			t[c] = 1
 		}
 	}
