@@ -17,6 +17,7 @@ type Object struct {
 	Version     time.Time // modified, else created; zero when the object has neither (e.g. SCOs)
 	DateAdded   time.Time // assigned by the store on first add; microsecond precision, UTC
 	Raw         []byte    // the producer's original bytes; nil in manifest reads
+	Hash        [32]byte  // SHA-256 of the RFC 8785 canonical form of Raw, given by the writer; returned with Raw (zero when unknown)
 }
 
 // VersionKind selects versions of an object (TAXII match[version]).
@@ -64,6 +65,7 @@ type Page struct {
 type AddResult struct {
 	DateAdded time.Time // the version's date_added (the original one if it existed)
 	Existed   bool      // the same (id, version) was already stored; nothing changed
+	Hash      [32]byte  // when Existed: the stored version's Hash, so a writer can tell a repeat from a conflicting copy
 }
 
 // Store is the storage contract every backend implements.

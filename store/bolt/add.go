@@ -116,6 +116,7 @@ func validObject(o *store.Object) error {
 // collectionBuckets are the sub-buckets of one collection.
 type collectionBuckets struct {
 	coll, index, raw *bbolt.Bucket
+	hash             *bbolt.Bucket // nil in files written before hashes were kept, until the next add
 }
 
 func openCollection(tx *bbolt.Tx, name string) (collectionBuckets, bool) {
@@ -127,6 +128,7 @@ func openCollection(tx *bbolt.Tx, name string) (collectionBuckets, bool) {
 		coll:  coll,
 		index: coll.Bucket(bucketIndex),
 		raw:   coll.Bucket(bucketRaw),
+		hash:  coll.Bucket(bucketHash),
 	}
 	return cb, cb.index != nil && cb.raw != nil
 }
@@ -143,6 +145,10 @@ func createCollection(tx *bbolt.Tx, name string) (collectionBuckets, error) {
 	if cb.raw, err = coll.CreateBucketIfNotExists(bucketRaw); err != nil {
 		return collectionBuckets{}, err
 	}
+	if cb.hash, err = coll.CreateBucketIfNotExists(bucketHash); err != nil {
+		return collectionBuckets{}, err
+	}
+	cb.hash.FillPercent = 1
 	// Both only ever grow at their end (date_added increases), so full
 	// pages are best.
 	cb.index.FillPercent = 1
@@ -211,6 +217,7 @@ func (s *Store) add(w *writeTx, collection string, ps []pending, results []store
 		}
 		if date, ok := findVersion(existing, p.version); ok {
 			results[i] = store.AddResult{DateAdded: microsTime(date), Existed: true}
+			copy(results[i].Hash[:], cb.hash.Get(dateKey(date)))
 			continue
 		}
 		if last == math.MaxInt64-1 {
@@ -229,6 +236,11 @@ func (s *Store) add(w *writeTx, collection string, ps []pending, results []store
 		}
 		if err := cb.raw.Put(p.dk, o.Raw); err != nil {
 			return err
+		}
+		if o.Hash != ([32]byte{}) {
+			if err := cb.hash.Put(p.dk, o.Hash[:]); err != nil {
+				return err
+			}
 		}
 		w.added(collection, o.ID, d)
 		added++

@@ -84,6 +84,11 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			if err := cb.raw.Delete(k); err != nil {
 				return err
 			}
+			if cb.hash != nil {
+				if err := cb.hash.Delete(k); err != nil {
+					return err
+				}
+			}
 			w.deleted(collection, id, d)
 		}
 		if err := relink(cb.index, rest); err != nil {

@@ -21,6 +21,8 @@ import (
 //
 //	index    dateKey -> header (flags, versionKey, id, type, spec_version)
 //	raw      dateKey -> the producer's original bytes
+//	hash     dateKey -> SHA-256 of the canonical form (32 bytes), when the
+//	         writer gave one; absent for versions written before it existed
 //
 // Both are keyed by date_added only, so writes append; the id -> versions
 // lookup is kept in memory (keydir.go). Format 1 files also had a versions

@@ -194,8 +194,8 @@ type pageReader struct {
 	lastDate int64
 	bytes    int64 // bytes visited, for the trimmer
 
-	rawCur     *bbolt.Cursor
-	rawCurSet  bool
+	rawCur     seqCursor
+	hashCur    seqCursor
 	arena      []byte
 	typ, spec  string // the last type and spec_version strings, reused
 	dates      []int64
@@ -394,30 +394,49 @@ func (r *pageReader) add(k []byte, h *header) error {
 		}
 		r.bytes += int64(len(raw))
 		o.Raw = r.copyRaw(raw)
+		if r.cb.hash != nil {
+			copy(o.Hash[:], r.hashCur.at(r.cb.hash, k))
+		}
 	}
 	r.objs = append(r.objs, o)
 	r.lastDate = d
 	return nil
 }
 
-// rawAt returns the bytes stored under k. Pages read raw values in key
-// order, so the cursor's next entry is usually the one wanted.
+// rawAt returns the bytes stored under k.
 func (r *pageReader) rawAt(k []byte) ([]byte, error) {
-	if r.rawCur == nil {
-		r.rawCur = r.cb.raw.Cursor()
-	}
-	var rk, rv []byte
-	if r.rawCurSet {
-		rk, rv = r.rawCur.Next()
-	}
-	if !bytes.Equal(rk, k) {
-		rk, rv = r.rawCur.Seek(k)
-	}
-	r.rawCurSet = rk != nil
-	if !bytes.Equal(rk, k) {
+	v := r.rawCur.at(r.cb.raw, k)
+	if v == nil {
 		return nil, errCorrupt
 	}
-	return rv, nil
+	return v, nil
+}
+
+// seqCursor reads values of one date-keyed bucket for keys that mostly
+// come in ascending order, as a page's do: the cursor's next entry is
+// usually the one wanted, so most reads cost a step, not a search.
+type seqCursor struct {
+	cur *bbolt.Cursor
+	set bool
+}
+
+// at returns the value under k, or nil when b holds none.
+func (c *seqCursor) at(b *bbolt.Bucket, k []byte) []byte {
+	if c.cur == nil {
+		c.cur = b.Cursor()
+	}
+	var ck, cv []byte
+	if c.set {
+		ck, cv = c.cur.Next()
+	}
+	if !bytes.Equal(ck, k) {
+		ck, cv = c.cur.Seek(k)
+	}
+	c.set = ck != nil
+	if !bytes.Equal(ck, k) {
+		return nil
+	}
+	return cv
 }
 
 // copyRaw copies b into a page-wide arena, so that a page costs a few

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -193,6 +194,9 @@ func sameObjects(got, want []store.Object, withRaw bool) string {
 		if withRaw && !bytes.Equal(g.Raw, w.Raw) {
 			return fmt.Sprintf("object %d (%s): got raw %q, want %q", i, g.ID, g.Raw, w.Raw)
 		}
+		if withRaw && g.Hash != w.Hash {
+			return fmt.Sprintf("object %d (%s): got hash %x, want %x", i, g.ID, g.Hash, w.Hash)
+		}
 	}
 	return ""
 }
@@ -314,6 +318,9 @@ func withRaw(o store.Object, tag string) store.Object {
 	}
 	o.Raw = fmt.Appendf(nil, "{ \"type\":%q,\n\t\"id\" : %q, \"spec_version\":%q, \"modified\": %q, \"name\": \"Zürich \\u00e9 %s\" }",
 		o.Type, o.ID, o.SpecVersion, v, tag)
+	// Any 32 bytes will do: the store keeps the writer's hash, it does
+	// not compute one.
+	o.Hash = sha256.Sum256(o.Raw)
 	return o
 }
 

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CursorWithAddedAfter", testCursorWithAddedAfter},
 		{"MalformedCursor", testMalformedCursor},
 		{"WithoutRaw", testWithoutRaw},
+		{"Hash", testHash},
 		{"Delete", testDelete},
 		{"DeleteRecomputesFirstLast", testDeleteRecomputesFirstLast},
 		{"DeleteSpecVersion", testDeleteSpecVersion},
@@ -627,6 +628,48 @@ func testWithoutRaw(t *testing.T, e *env) {
 			want = want[1:2]
 		}
 		e.checkObjects("Objects"+describe(q), got, want, false)
+	}
+}
+
+// testHash: the writer's hash is kept with each version, returned with its
+// raw bytes, kept by the first copy when a version is re-added, and kept
+// across a restart; a version written without one reads back zero.
+func testHash(t *testing.T, e *env) {
+	a, b := obj(ind1, v(1)), obj(ind1, v(2))
+	noHash := obj(mal1, v(1))
+	noHash.Hash = [32]byte{}
+	e.add(coll, a, b, noHash)
+	again := a
+	again.Hash[0] ^= 0xff
+	if r := e.add(coll, again); !r[0].Existed || r[0].Hash != a.Hash {
+		t.Fatalf("re-adding a version with another hash: got %+v, want Existed with the first hash %x", r[0], a.Hash)
+	}
+	check := func(when string) {
+		t.Helper()
+		got := e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}})
+		want := map[string][32]byte{ind1 + "@1": a.Hash, ind1 + "@2": b.Hash, mal1 + "@1": {}}
+		if len(got) != 3 {
+			t.Fatalf("%s: %d versions, want 3", when, len(got))
+		}
+		for _, o := range got {
+			key := o.ID + "@1"
+			if o.Version.Equal(v(2)) {
+				key = o.ID + "@2"
+			}
+			if o.Hash != want[key] {
+				t.Errorf("%s: %s hash %x, want %x", when, key, o.Hash, want[key])
+			}
+		}
+		for _, o := range e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}, WithoutRaw: true}) {
+			if o.Hash != ([32]byte{}) {
+				t.Errorf("%s: WithoutRaw read returned a hash for %s", when, o.ID)
+			}
+		}
+	}
+	check("after add")
+	if e.reopen != nil {
+		e.restart()
+		check("after restart")
 	}
 }
 
