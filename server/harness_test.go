@@ -83,9 +83,13 @@ type gateway struct {
 }
 
 // newGateway starts the server over a real bbolt file on a real listener.
-func newGateway(t *testing.T) *gateway {
+// Options adjust the test configuration first.
+func newGateway(t *testing.T, options ...func(*config.Config)) *gateway {
 	t.Helper()
 	cfg := testConfig(t)
+	for _, o := range options {
+		o(cfg)
+	}
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "ctigate.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -161,8 +161,13 @@ func (s *Server) addObjects(c echo.Context) error {
 			continue
 		}
 		o := it.Object
+		hash, err := stix.Hash(it.Raw)
+		if err != nil { // cannot happen for an object that passed validation
+			st.Failures = append(st.Failures, store.StatusDetail{ID: o.ID, Version: it.Version, Message: "cannot compute the canonical hash"})
+			continue
+		}
 		objs = append(objs, store.Object{
-			ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version, Raw: it.Raw,
+			ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version, Raw: it.Raw, Hash: hash,
 		})
 	}
 	if len(objs) > 0 {
@@ -171,13 +176,25 @@ func (s *Server) addObjects(c echo.Context) error {
 			return err
 		}
 		for j, r := range res {
-			msg := "added"
-			if r.Existed {
-				msg = "this version was already in the collection"
+			o := &objs[j]
+			d := store.StatusDetail{ID: o.ID, Version: versionString(&store.Object{Version: o.Version, DateAdded: r.DateAdded})}
+			// The message is the producer's receipt: the SHA-256 of the
+			// RFC 8785 canonical form of what is stored.
+			switch {
+			case !r.Existed:
+				d.Message = fmt.Sprintf("added; sha256 %x", o.Hash)
+			case r.Hash == o.Hash || r.Hash == ([32]byte{}):
+				d.Message = fmt.Sprintf("already stored; sha256 %x", o.Hash)
+			default:
+				// Same id and modified, different content: STIX requires a
+				// new modified for every change, and the evidence already
+				// stored must not be silently shadowed.
+				d.Message = fmt.Sprintf("conflict: a different object with this id and version is already stored (sha256 %x); "+
+					"change modified to publish a new version", r.Hash)
+				st.Failures = append(st.Failures, d)
+				continue
 			}
-			st.Successes = append(st.Successes, store.StatusDetail{
-				ID: objs[j].ID, Version: versionString(&store.Object{Version: objs[j].Version, DateAdded: r.DateAdded}), Message: msg,
-			})
+			st.Successes = append(st.Successes, d)
 		}
 	}
 	if err := s.store.PutStatus(req.Context(), st); err != nil {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ctigate/ctigate/stix"
 )
 
 func TestDiscoveryAndAPIRoot(t *testing.T) {
@@ -289,4 +291,39 @@ func ids(t *testing.T, objs []jsontext.Value) []string {
 		out = append(out, x.ID+"@"+x.Modified[:10])
 	}
 	return out
+}
+
+// TestAddObjectsReceiptsAndConflicts: each success carries the SHA-256 of
+// the object's RFC 8785 canonical form; re-posting the same version with
+// other content is a failure that leaves the first copy in place.
+func TestAddObjectsReceiptsAndConflicts(t *testing.T) {
+	g := newGateway(t)
+	orig := indicator(1, "2026-01-01T00:00:00.000Z")
+	// The same object with whitespace and member order changed: same
+	// canonical form, so the same hash.
+	reordered := strings.Replace(strings.Replace(orig, `{"type":"indicator",`, `{ `, 1), `"pattern_type":"stix",`, `"pattern_type":"stix", "type" : "indicator",`, 1)
+	changed := strings.Replace(orig, "198.51.100.1'", "198.51.100.99'", 1)
+	want, err := stix.Hash([]byte(orig))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var st status
+	g.post(inbound+"objects/", "cert-a", env(orig)).expect(t, 202, &st)
+	if st.SuccessCount != 1 || st.Successes[0].Message != fmt.Sprintf("added; sha256 %x", want) {
+		t.Fatalf("first post: %+v", st)
+	}
+	g.post(inbound+"objects/", "cert-a", env(reordered)).expect(t, 202, &st)
+	if st.SuccessCount != 1 || st.Successes[0].Message != fmt.Sprintf("already stored; sha256 %x", want) {
+		t.Fatalf("same object reformatted: %+v", st)
+	}
+	g.post(inbound+"objects/", "cert-a", env(changed)).expect(t, 202, &st)
+	if st.FailureCount != 1 || st.SuccessCount != 0 || !strings.Contains(st.Failures[0].Message, fmt.Sprintf("conflict: a different object with this id and version is already stored (sha256 %x)", want)) {
+		t.Fatalf("changed content, same version: %+v", st)
+	}
+	var e envelope
+	g.get(inbound+"objects/", "cert-a").expect(t, 200, &e)
+	if len(e.Objects) != 1 || string(e.Objects[0]) != orig {
+		t.Errorf("stored: %s, want the first copy", e.Objects)
+	}
 }
