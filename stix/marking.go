@@ -124,8 +124,8 @@ func (m *Markings) classify(id []byte) (MarkingKind, TLP) {
 //   - Conflict, wrapping ErrMarkingRedefined, for an id already registered
 //     with different content.
 //   - Unsupported for marking definitions other than statements and TLP:
-//     other definition types and extension-based definitions stay unknown,
-//     so objects marked with them are treated as unmarked.
+//     other definition types and extension-based definitions stay unknown
+//     (Resolve reports them in Resolution.Unknown).
 //   - Invalid when raw is not a JSON object as Canonical requires, is not
 //     a marking-definition, has no valid marking-definition id, or is a
 //     statement marking without a statement.
@@ -353,7 +353,8 @@ func markingString(obj map[string]jsontext.Value, name string, required bool) (s
 // an unknown marking may restrict more than the TLP level does.
 type Resolution struct {
 	// TLP is the object-level TLP: the most restrictive TLP level among
-	// object_marking_refs, TLPNone when none of them is a TLP marking.
+	// object_marking_refs, TLPNone when none of them is a TLP marking
+	// (see StandardTLP).
 	TLP TLP
 	// Unknown lists the object_marking_refs the registry does not hold,
 	// in order, without repeats.
@@ -440,13 +441,13 @@ func (m *Markings) resolve(s *jcs, raw []byte) (Resolution, error) {
 	}
 	r := Resolution{}
 	if v := s.top[topObjectMarkingRefs]; v != nil {
-		if err := m.objectMarkings(&r, v); err != "" {
-			return Resolution{}, ctigate.Errorf(ctigate.Invalid, "%s: %s", markingLabel(s.top[topID]), err)
+		if problem := m.objectMarkings(&r, v); problem != "" {
+			return Resolution{}, ctigate.Errorf(ctigate.Invalid, "%s: %s", markingLabel(s.top[topID]), problem)
 		}
 	}
 	if v := s.top[topGranularMarkings]; v != nil {
-		if err := m.granularMarkings(&r, v, raw); err != "" {
-			return Resolution{}, ctigate.Errorf(ctigate.Invalid, "%s: %s", markingLabel(s.top[topID]), err)
+		if problem := m.granularMarkings(&r, v, raw); problem != "" {
+			return Resolution{}, ctigate.Errorf(ctigate.Invalid, "%s: %s", markingLabel(s.top[topID]), problem)
 		}
 	}
 	return r, nil
@@ -762,7 +763,9 @@ func markingUnquote(v []byte) ([]byte, bool) {
 
 // markingRefOK reports whether id is a marking-definition identifier:
 // "marking-definition--" and an RFC 4122 UUID (version 1 to 5, variant
-// 10) in lowercase hexadecimal, as STIX 2.1 §2.9 requires.
+// 10), as STIX 2.1 §2.9 requires. Like DecodeEnvelope, it accepts
+// hexadecimal in either case; ids are compared as written, except that
+// StandardTLP recognises the TLP ids in either case.
 func markingRefOK(id []byte) bool {
 	const prefix = "marking-definition--"
 	return len(id) == len(prefix)+36 && string(id[:len(prefix)]) == prefix && markingUUIDOK(id[len(prefix):])
@@ -780,12 +783,12 @@ func markingUUIDOK(u []byte) bool {
 				return false
 			}
 		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
 				return false
 			}
 		}
 	}
-	return '1' <= u[14] && u[14] <= '5' && strings.IndexByte("89ab", u[19]) >= 0
+	return '1' <= u[14] && u[14] <= '5' && strings.IndexByte("89abAB", u[19]) >= 0
 }
 
 // markingLabel names an object in messages by its id, the raw JSON value

@@ -116,10 +116,21 @@ func TestStandardTLP(t *testing.T) {
 			t.Errorf("StandardTLP(%s) = %v, %v; want %v", id, got, ok, want)
 		}
 	}
+	// RFC 4122 reads UUIDs in either case: TLP:RED in upper case is RED.
+	for id, want := range map[string]TLP{
+		"marking-definition--5E57C739-391A-4EB3-B6BE-7D15CA92D5ED": TLPRed,
+		"marking-definition--E828b379-4e03-4974-9ac4-e53a884c97C1": TLPRed,
+		"marking-definition--613F2E26-407D-48C7-9ECA-B8E91DF99DC9": TLPClear,
+	} {
+		if got, ok := StandardTLP(id); !ok || got != want {
+			t.Errorf("StandardTLP(%s) = %v, %v; want %v", id, got, ok, want)
+		}
+	}
 	for _, id := range []string{
 		"marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ec", // one digit off TLP 1.0 RED
 		"marking-definition--826578e1-40ad-459f-bc73-ede076f81f37", // an OpenCTI id, not an OASIS one
-		"marking-definition--5E57C739-391A-4EB3-B6BE-7D15CA92D5ED", // upper case
+		"MARKING-DEFINITION--5e57c739-391a-4eb3-b6be-7d15ca92d5ed", // the type is case-sensitive
+		"marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed ",
 		"", "TLP:RED",
 	} {
 		if got, ok := StandardTLP(id); ok {
@@ -318,7 +329,7 @@ func TestAddRejects(t *testing.T) {
 		{"doubled id", `{"id":"` + id + `","type":"marking-definition","\u0069d":"` + TLP1Red + `"}`, ctigate.Invalid, "duplicate member name"},
 		{"wrong type", `{"type":"indicator","id":"` + id + `"}`, ctigate.Invalid, `type: must be "marking-definition", got "indicator"`},
 		{"type missing", `{"id":"` + id + `"}`, ctigate.Invalid, "type: required"},
-		{"bad id", `{"type":"marking-definition","id":"marking-definition--A4F1C7E2-0D8B-4C55-9E26-3F1B2C7D9E01"}`, ctigate.Invalid, "id: must be"},
+		{"bad id", `{"type":"marking-definition","id":"marking-definition--a4f1c7e2-0d8b-4c55-9e26-3f1b2c7d9e0"}`, ctigate.Invalid, "id: must be"},
 		{"id of another type", `{"type":"marking-definition","id":"identity--a4f1c7e2-0d8b-4c55-9e26-3f1b2c7d9e01"}`, ctigate.Invalid, "id: must be"},
 		{"no definition_type", statement(`,"extensions":{"extension-definition--3a6f1c1b-8c3e-4a9d-9c1a-2f5b7d6e8a90":{"extension_type":"property-extension","pap":"red"}}`),
 			ctigate.Unsupported, "without definition_type (extension-based) are not supported"},
@@ -392,6 +403,9 @@ func TestResolve(t *testing.T) {
 		{"repeats counted once", resolveObject(refs(unknownMarking, mitreStatement, unknownMarking, mitreStatement, TLP1Red, TLP1Red)),
 			Resolution{TLP: TLPRed, Unknown: []string{unknownMarking}, Statements: []string{mitreStatement}}},
 		{"escaped id", resolveObject(`,"object_marking_refs":["marking-definition--\u0035e57c739-391a-4eb3-b6be-7d15ca92d5ed"]`), Resolution{TLP: TLPRed}},
+		{"TLP id in upper case", resolveObject(refs("marking-definition--E828B379-4E03-4974-9AC4-E53A884C97C1")), Resolution{TLP: TLPRed}},
+		{"other ids as written", resolveObject(refs("marking-definition--3CD55916-D34B-4747-A8E0-DEDEC14B711B")),
+			Resolution{Unknown: []string{"marking-definition--3CD55916-D34B-4747-A8E0-DEDEC14B711B"}}},
 		{"escaped member name", resolveObject(`,"object_m\u0061rking_refs":["` + TLP1Red + `"]`), Resolution{TLP: TLPRed}},
 		{"whitespace", "\n" + strings.ReplaceAll(resolveObject(refs(TLP2Red)), ",", " ,\n\t") + "\n", Resolution{TLP: TLPRed}},
 		{"granular TLP", resolveObject(refs(TLP2Green) + `,"granular_markings":[{"selectors":["description","labels.[1]"],"marking_ref":"` + TLP2Red + `"}]`),
@@ -439,7 +453,8 @@ func TestResolveRejects(t *testing.T) {
 		{"refs empty", resolveObject(`,"object_marking_refs":[]`), id + ": object_marking_refs: must not be empty"},
 		{"ref not a string", resolveObject(`,"object_marking_refs":["` + TLP2Red + `",5]`), id + ": object_marking_refs[1]: must be a marking-definition identifier, got a number"},
 		{"ref of another type", resolveObject(refs("identity--f431f809-377b-45e0-aa1c-6a4751cae5ff")), `object_marking_refs[0]: must be a marking-definition identifier, got "identity--f431f809-377b-45e0-aa1c-6a4751cae5ff"`},
-		{"ref in upper case", resolveObject(refs("marking-definition--E828B379-4E03-4974-9AC4-E53A884C97C1")), "object_marking_refs[0]: must be a marking-definition identifier"},
+		{"ref type in upper case", resolveObject(refs("MARKING-DEFINITION--e828b379-4e03-4974-9ac4-e53a884c97c1")), "object_marking_refs[0]: must be a marking-definition identifier"},
+		{"ref with a bad UUID", resolveObject(refs("marking-definition--e828b379-4e03-0974-9ac4-e53a884c97c1")), "object_marking_refs[0]: must be a marking-definition identifier"},
 		{"ref a TLP label", resolveObject(refs("TLP:RED")), `object_marking_refs[0]: must be a marking-definition identifier, got "TLP:RED"`},
 		{"granular not a list", resolveObject(`,"granular_markings":{}`), id + ": granular_markings: must be a list of granular markings, got an object"},
 		{"granular empty", resolveObject(`,"granular_markings":[]`), id + ": granular_markings: must not be empty"},
@@ -783,6 +798,35 @@ func TestResolveLongRefListsKeepOrder(t *testing.T) {
 	}
 	r, err := m.Resolve([]byte(resolveObject(refs(ids...))))
 	if err != nil || r.TLP != TLPGreen || !reflect.DeepEqual(r.Unknown, want) || !reflect.DeepEqual(r.Statements, []string{mitreStatement}) {
+		t.Errorf("Resolve = %+v, %v", r, err)
+	}
+}
+
+func TestZeroMarkingsIsUsable(t *testing.T) {
+	var m Markings
+	if err := m.Add(markingOne(t, "marking-definition--62fd3f9b-15f3-4ebc-802c-91fce9536bcf.statement-bsd3.json")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Resolve([]byte(`{"object_marking_refs":["` + TLP1Amber + `","marking-definition--62fd3f9b-15f3-4ebc-802c-91fce9536bcf"]}`))
+	if err != nil || r.TLP != TLPAmber || len(r.Statements) != 1 {
+		t.Errorf("Resolve = %+v, %v", r, err)
+	}
+}
+
+// A standard TLP definition posted under an upper-case spelling of its id
+// is not the standard definition: it is flagged, and objects that use
+// that spelling still get the standard level.
+func TestAddTLPUpperCaseID(t *testing.T) {
+	upper := "marking-definition--E828B379-4E03-4974-9AC4-E53A884C97C1"
+	m := NewMarkings()
+	err := m.Add(tlpVariant(t, TLP2Red, TLP2Red, upper))
+	if !errors.Is(err, ErrUntrustedTLP) {
+		t.Fatalf("Add = %v, want ErrUntrustedTLP", err)
+	}
+	if _, ok := m.Lookup(upper); ok {
+		t.Error("registered")
+	}
+	if r, err := m.Resolve([]byte(`{"object_marking_refs":["` + upper + `"]}`)); err != nil || r.TLP != TLPRed {
 		t.Errorf("Resolve = %+v, %v", r, err)
 	}
 }

@@ -119,13 +119,39 @@ const (
 const markingTLP2Extension = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
 
 // StandardTLP returns the TLP level of a standard TLP 1.0 or 2.0 marking
-// definition id, normalised to TLP 2.0, and whether id is one.
+// definition id, normalised to TLP 2.0, and whether id is one. The UUID may
+// be written in either case, as RFC 4122 reads UUIDs: an upper-case
+// spelling of TLP:RED's id must not escape being RED.
 func StandardTLP(id string) (TLP, bool) {
 	return standardTLP([]byte(id))
 }
 
 // standardTLP is StandardTLP for a byte slice (it does not allocate).
 func standardTLP(id []byte) (TLP, bool) {
+	if t, ok := standardTLPExact(id); ok {
+		return t, true
+	}
+	const n, prefix = len(TLP1White), len("marking-definition--")
+	if len(id) != n {
+		return TLPNone, false
+	}
+	var lower [n]byte
+	upper := false
+	for i, c := range id {
+		if i >= prefix && 'A' <= c && c <= 'F' {
+			c += 'a' - 'A'
+			upper = true
+		}
+		lower[i] = c
+	}
+	if !upper {
+		return TLPNone, false
+	}
+	return standardTLPExact(lower[:])
+}
+
+// standardTLPExact is standardTLP for ids written in lowercase.
+func standardTLPExact(id []byte) (TLP, bool) {
 	switch string(id) {
 	case TLP1White, TLP2Clear:
 		return TLPClear, true
