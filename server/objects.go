@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -152,6 +153,7 @@ func (s *Server) addObjects(c echo.Context) error {
 		TotalCount:       len(items),
 	}
 	objs := make([]store.Object, 0, len(items))
+	notes := make([]string, 0, len(items)) // how the gateway read each object's markings
 	for i := range items {
 		it := &items[i]
 		if it.Err != nil {
@@ -160,15 +162,13 @@ func (s *Server) addObjects(c echo.Context) error {
 			})
 			continue
 		}
-		o := it.Object
-		hash, err := stix.Hash(it.Raw)
-		if err != nil { // cannot happen for an object that passed validation
-			st.Failures = append(st.Failures, store.StatusDetail{ID: o.ID, Version: it.Version, Message: "cannot compute the canonical hash"})
+		o, note, err := s.admit(it)
+		if err != nil {
+			st.Failures = append(st.Failures, store.StatusDetail{ID: it.ID, Version: it.Version, Message: ctigate.MessageOf(err)})
 			continue
 		}
-		objs = append(objs, store.Object{
-			ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version, Raw: it.Raw, Hash: hash,
-		})
+		objs = append(objs, o)
+		notes = append(notes, note)
 	}
 	if len(objs) > 0 {
 		res, err := s.store.AddObjects(req.Context(), col.cfg.ID, objs)
@@ -178,13 +178,14 @@ func (s *Server) addObjects(c echo.Context) error {
 		for j, r := range res {
 			o := &objs[j]
 			d := store.StatusDetail{ID: o.ID, Version: versionString(&store.Object{Version: o.Version, DateAdded: r.DateAdded})}
-			// The message is the producer's receipt: the SHA-256 of the
-			// RFC 8785 canonical form of what is stored.
+			// The message is the producer's receipt: how the gateway read
+			// the markings, and the SHA-256 of the RFC 8785 canonical form
+			// of what is stored.
 			switch {
 			case !r.Existed:
-				d.Message = fmt.Sprintf("added; sha256 %x", o.Hash)
+				d.Message = fmt.Sprintf("added; %s; sha256 %x", notes[j], o.Hash)
 			case r.Hash == o.Hash || r.Hash == ([32]byte{}):
-				d.Message = fmt.Sprintf("already stored; sha256 %x", o.Hash)
+				d.Message = fmt.Sprintf("already stored; %s; sha256 %x", notes[j], o.Hash)
 			default:
 				// Same id and modified, different content: STIX requires a
 				// new modified for every change, and the evidence already
@@ -201,6 +202,34 @@ func (s *Server) addObjects(c echo.Context) error {
 		return err
 	}
 	return writeJSON(c, http.StatusAccepted, statusOf(st))
+}
+
+// admit prepares one valid object for the store: a marking definition
+// joins the registry (a forged TLP definition or a redefined statement is
+// refused), the object's markings are resolved (granular selectors must
+// select something), and its canonical hash computed, in one pass. note
+// says how its markings were read, for the producer's receipt.
+func (s *Server) admit(it *stix.Item) (o store.Object, note string, err error) {
+	if it.Object.Type == "marking-definition" {
+		if err := s.markings.Add(it.Raw); err != nil && ctigate.KindOf(err) != ctigate.Unsupported {
+			return o, "", err
+		}
+	}
+	res, hash, err := s.markings.ResolveHash(it.Raw)
+	if err != nil {
+		return o, "", err
+	}
+	note = res.TLP.String()
+	if len(res.Unknown) > 0 {
+		note += fmt.Sprintf(" (unknown markings: %s)", strings.Join(res.Unknown, ", "))
+	}
+	if len(res.Granular) > 0 {
+		note += fmt.Sprintf(", %d granular markings", len(res.Granular))
+	}
+	return store.Object{
+		ID: it.Object.ID, Type: it.Object.Type, SpecVersion: it.Object.SpecVersion,
+		Version: it.Object.Version, Raw: it.Raw, Hash: hash,
+	}, note, nil
 }
 
 // failureID names a rejected object in a status resource: its id when it

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -39,8 +40,11 @@ type Options struct {
 	Config *config.Config
 	Store  Store
 	Auth   Authenticator
-	Logger *slog.Logger     // default: discard
-	Clock  func() time.Time // default: time.Now
+	// Markings knows the marking definitions: the standard TLP ones and
+	// those producers posted (see LoadMarkings). Default: TLP only.
+	Markings *stix.Markings
+	Logger   *slog.Logger     // default: discard
+	Clock    func() time.Time // default: time.Now
 }
 
 // Server serves the TAXII 2.1 API.
@@ -48,6 +52,7 @@ type Server struct {
 	echo      *echo.Echo
 	store     Store
 	auth      Authenticator
+	markings  *stix.Markings
 	log       *slog.Logger
 	now       func() time.Time
 	discovery config.Discovery
@@ -72,6 +77,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		store:     opts.Store,
 		auth:      opts.Auth,
+		markings:  opts.Markings,
 		log:       opts.Logger,
 		now:       opts.Clock,
 		discovery: opts.Config.Discovery,
@@ -83,6 +89,9 @@ func New(opts Options) *Server {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.markings == nil {
+		s.markings = stix.NewMarkings()
 	}
 	for _, rc := range opts.Config.APIRoots {
 		r := &apiRoot{cfg: rc, byKey: map[string]*collection{}}
@@ -131,3 +140,32 @@ func allowed(u *auth.User, principals []string) bool {
 
 func (c *collection) canRead(u *auth.User) bool  { return allowed(u, c.cfg.Readers) }
 func (c *collection) canWrite(u *auth.User) bool { return allowed(u, c.cfg.Writers) }
+
+// LoadMarkings builds the marking registry from the marking definitions
+// stored in the configured collections, so that definitions producers
+// posted are known again after a restart.
+func LoadMarkings(ctx context.Context, st Store, cfg *config.Config) (*stix.Markings, error) {
+	m := stix.NewMarkings()
+	for _, r := range cfg.APIRoots {
+		for _, c := range r.Collections {
+			q := store.Query{Types: []string{"marking-definition"}, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 1000}
+			for {
+				page, err := st.Objects(ctx, c.ID, q)
+				if err != nil {
+					return nil, err
+				}
+				for _, o := range page.Objects {
+					// Definitions refused at ingest are not stored, so an
+					// error here means a stored one is no longer trusted
+					// (say, by a newer build): leave it unknown.
+					_ = m.Add(o.Raw)
+				}
+				if !page.More {
+					break
+				}
+				q.Next = page.Next
+			}
+		}
+	}
+	return m, nil
+}

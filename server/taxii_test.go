@@ -310,11 +310,11 @@ func TestAddObjectsReceiptsAndConflicts(t *testing.T) {
 
 	var st status
 	g.post(inbound+"objects/", "cert-a", env(orig)).expect(t, 202, &st)
-	if st.SuccessCount != 1 || st.Successes[0].Message != fmt.Sprintf("added; sha256 %x", want) {
+	if st.SuccessCount != 1 || st.Successes[0].Message != fmt.Sprintf("added; TLP:none; sha256 %x", want) {
 		t.Fatalf("first post: %+v", st)
 	}
 	g.post(inbound+"objects/", "cert-a", env(reordered)).expect(t, 202, &st)
-	if st.SuccessCount != 1 || st.Successes[0].Message != fmt.Sprintf("already stored; sha256 %x", want) {
+	if st.SuccessCount != 1 || st.Successes[0].Message != fmt.Sprintf("already stored; TLP:none; sha256 %x", want) {
 		t.Fatalf("same object reformatted: %+v", st)
 	}
 	g.post(inbound+"objects/", "cert-a", env(changed)).expect(t, 202, &st)

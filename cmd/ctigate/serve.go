@@ -96,7 +96,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer st.Close()
 
-	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Logger: log})
+	markings, err := server.LoadMarkings(ctx, st, cfg)
+	if err != nil {
+		return fmt.Errorf("loading marking definitions: %w", err)
+	}
+	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Markings: markings, Logger: log})
 	hs := &http.Server{
 		Handler:           srv,
 		TLSConfig:         tlsCfg,

@@ -1,0 +1,95 @@
+package server_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ctigate/ctigate/server"
+	"github.com/ctigate/ctigate/stix"
+	"github.com/ctigate/ctigate/store"
+	"github.com/ctigate/ctigate/store/bolt"
+)
+
+const statementID = "marking-definition--3cd55916-d34b-4747-a8e0-dedec14b711b"
+
+var statement = `{"type":"marking-definition","spec_version":"2.1","id":"` + statementID + `","created":"2017-06-01T00:00:00.000Z","definition_type":"statement","definition":{"statement":"Copyright 2017, The MITRE Corporation"}}`
+
+func marked(n int, refs ...string) string {
+	return strings.Replace(indicator(n, "2026-01-01T00:00:00.000Z"), `"pattern_type"`,
+		`"object_marking_refs":["`+strings.Join(refs, `","`)+`"],"pattern_type"`, 1)
+}
+
+// TestIngestResolvesMarkings: the receipt says how the gateway read each
+// object's markings; TLP 1.0 is normalised to TLP 2.0, the most
+// restrictive marking wins, posted statement markings become known,
+// unknown ones are named, and forged TLP definitions are refused.
+func TestIngestResolvesMarkings(t *testing.T) {
+	g := newGateway(t)
+	forged := `{"type":"marking-definition","spec_version":"2.1","id":"` + stix.TLP2Red + `","created":"2022-10-01T00:00:00.000Z","name":"TLP:CLEAR","extensions":{"extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d":{"extension_type":"property-extension","tlp_2_0":"clear"}}}`
+	var st status
+	g.post(inbound+"objects/", "cert-a", env(
+		marked(1, stix.TLP2Amber),
+		marked(2, stix.TLP1White),
+		marked(3, stix.TLP1Green, stix.TLP2Red),
+		marked(4, statementID), // not yet known
+		statement,
+		marked(5, statementID, stix.TLP2Green), // known now
+		forged,
+	)).expect(t, 202, &st)
+	want := []string{"TLP:AMBER", "TLP:CLEAR", "TLP:RED", "TLP:none (unknown markings: " + statementID + ")", "TLP:none", "TLP:GREEN"}
+	if st.SuccessCount != 6 || st.FailureCount != 1 {
+		t.Fatalf("status: %+v", st)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(st.Successes[i].Message, "added; "+w+"; sha256 ") {
+			t.Errorf("object %d: %q, want the markings read as %s", i, st.Successes[i].Message, w)
+		}
+	}
+	if f := st.Failures[0]; f.ID != stix.TLP2Red || !strings.Contains(f.Message, "TLP") {
+		t.Errorf("forged TLP:RED definition: %+v", f)
+	}
+	// Granular markings must select something in the object.
+	bad := strings.Replace(indicator(9, "2026-01-01T00:00:00.000Z"), `"pattern_type"`,
+		`"granular_markings":[{"marking_ref":"`+stix.TLP2Red+`","selectors":["no_such_property"]}],"pattern_type"`, 1)
+	g.post(inbound+"objects/", "cert-a", env(bad)).expect(t, 202, &st)
+	if st.FailureCount != 1 || !strings.Contains(st.Failures[0].Message, "no_such_property") {
+		t.Errorf("granular selector selecting nothing: %+v", st)
+	}
+}
+
+// TestLoadMarkingsAfterRestart: statement markings posted before a restart
+// are known after it.
+func TestLoadMarkingsAfterRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ctigate.db")
+	st, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	items, err := stix.DecodeEnvelope(env(statement))
+	if err != nil || items[0].Err != nil {
+		t.Fatal(err, items[0].Err)
+	}
+	o := items[0].Object
+	if _, err := st.AddObjects(context.Background(), inboundID, []store.Object{{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version, Raw: items[0].Raw}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	loaded, err := server.LoadMarkings(context.Background(), st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := loaded.Lookup(statementID); !ok || d.Kind != stix.StatementMarking {
+		t.Errorf("statement after restart: %+v, %v", d, ok)
+	}
+	if _, ok := loaded.Lookup("marking-definition--00000000-0000-4000-8000-000000000000"); ok {
+		t.Error("an unknown marking is known")
+	}
+}
