@@ -24,6 +24,8 @@ fmt-check:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeEnvelope -fuzztime=60s ./stix
 	$(GO) test -run='^$$' -fuzz=FuzzValidateObject -fuzztime=60s ./stix
+	$(GO) test -run='^$$' -fuzz=FuzzCanonical -fuzztime=60s ./stix
+	$(GO) test -run='^$$' -fuzz=FuzzResolve -fuzztime=60s ./stix
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./stix/pattern
 	$(GO) test -run='^$$' -fuzz=FuzzParseQuery -fuzztime=30s ./server
 

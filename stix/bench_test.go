@@ -81,3 +81,31 @@ func BenchmarkDecodeEnvelopeDuplicate(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "objects/s")
 }
+
+// BenchmarkIngestPipeline is what ingest does to each object before the
+// store: strict decoding and per-type validation (DecodeEnvelope, patterns
+// parsed), marking resolution and the RFC 8785 hash (ResolveHash). Run it
+// with -cpu 1 for the one-core figure.
+func BenchmarkIngestPipeline(b *testing.B) {
+	const n = 500
+	data := benchEnvelope(n)
+	m := NewMarkings()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		items, err := DecodeEnvelope(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range items {
+			if items[i].Err != nil {
+				b.Fatal(items[i].Err)
+			}
+			res, _, err := m.ResolveHash(items[i].Raw)
+			if err != nil || res.TLP != TLPGreen {
+				b.Fatalf("resolve: %v %v", res.TLP, err)
+			}
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "objects/s")
+}
