@@ -115,7 +115,8 @@ const (
 	TLP2Red         = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
 )
 
-// markingTLP2Extension is the id of the TLP 2.0 extension definition.
+// markingTLP2Extension is the id of the TLP 2.0 extension definition
+// (validation and marking resolution both use it).
 const markingTLP2Extension = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
 
 // StandardTLP returns the TLP level of a standard TLP 1.0 or 2.0 marking

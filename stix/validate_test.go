@@ -322,7 +322,7 @@ func TestMetaObjectRules(t *testing.T) {
 	const tlp2Green = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 	tlp2 := func(id, level string) string {
 		return `{"type":"marking-definition","spec_version":"2.1","id":"` + id + `","created":"2022-10-01T00:00:00.000Z","name":"TLP:GREEN",` +
-			`"extensions":{"` + tlp2Extension + `":{"extension_type":"property-extension","tlp_2_0":"` + level + `"}}}`
+			`"extensions":{"` + markingTLP2Extension + `":{"extension_type":"property-extension","tlp_2_0":"` + level + `"}}}`
 	}
 	md := func(changes ...member) string { return validObject("marking-definition", changes...) }
 	runRuleCases(t, []ruleCase{
@@ -342,14 +342,14 @@ func TestMetaObjectRules(t *testing.T) {
 		{"custom definition_type", md(member{"definition_type", `"acme"`}, member{"definition", `{"acme":1}`}), ""},
 		{"TLP 2.0 green", tlp2(tlp2Green, "green"), ""},
 		{"TLP 2.0 level mismatch", tlp2(tlp2Green, "clear"),
-			`extensions.` + tlp2Extension + `.tlp_2_0: must be "green" for the OASIS TLP:GREEN marking definition ` + tlp2Green + `, got "clear"`},
+			`extensions.` + markingTLP2Extension + `.tlp_2_0: must be "green" for the OASIS TLP:GREEN marking definition ` + tlp2Green + `, got "clear"`},
 		{"TLP 2.0 unknown level", tlp2(tlp2Green, "white"),
-			`extensions.` + tlp2Extension + `.tlp_2_0: must be one of "clear", "green", "amber", "amber+strict", "red", got "white"`},
+			`extensions.` + markingTLP2Extension + `.tlp_2_0: must be one of "clear", "green", "amber", "amber+strict", "red", got "white"`},
 		{"TLP 2.0 own marking", tlp2(idOf("marking-definition"), "amber+strict"), ""},
 		{"TLP 2.0 id with other extension", `{"type":"marking-definition","spec_version":"2.1","id":"` + tlp2Green + `","created":"2022-10-01T00:00:00.000Z","extensions":{"extension-definition--d83fce45-ef58-4c6c-a3f4-1fbc32e98c6e":{"extension_type":"property-extension","level":"x"}}}`,
-			`extensions: the OASIS TLP 2.0 marking definition ` + tlp2Green + ` must carry the extension ` + tlp2Extension},
-		{"TLP 2.0 missing level", `{"type":"marking-definition","spec_version":"2.1","id":"` + tlp2Green + `","created":"2022-10-01T00:00:00.000Z","extensions":{"` + tlp2Extension + `":{"extension_type":"property-extension"}}}`,
-			`extensions.` + tlp2Extension + `.tlp_2_0: required`},
+			`extensions: the OASIS TLP 2.0 marking definition ` + tlp2Green + ` must carry the extension ` + markingTLP2Extension},
+		{"TLP 2.0 missing level", `{"type":"marking-definition","spec_version":"2.1","id":"` + tlp2Green + `","created":"2022-10-01T00:00:00.000Z","extensions":{"` + markingTLP2Extension + `":{"extension_type":"property-extension"}}}`,
+			`extensions.` + markingTLP2Extension + `.tlp_2_0: required`},
 		// extension-definition
 		{"extension-definition", validObject("extension-definition"), ""},
 		{"extension-definition no creator", validObject("extension-definition", member{"created_by_ref", ""}), `created_by_ref: required`},

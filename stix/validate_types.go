@@ -491,7 +491,7 @@ func extensions(c *vctx, v []byte) string {
 				return "." + quoteIfOdd(name) + ": must be the id of an extension-definition"
 			}
 			p = extensionInstance(c, f.val)
-			if p == "" && name == tlp2Extension {
+			if p == "" && name == markingTLP2Extension {
 				p = tlp2Instance(c, f.val)
 			}
 		case ok && pre.host == c.typ:
@@ -601,25 +601,22 @@ var predefinedExtensions = map[string]predefinedExtension{
 
 // --- marking definitions (§7.2) ------------------------------------------
 
-// tlp2Extension is the id of the TLP 2.0 extension definition.
-const tlp2Extension = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
-
 // tlp1IDs are the TLP 1.0 marking definitions (§7.2.1.4), the only TLP
 // marking definitions of definition_type "tlp" allowed to exist.
 var tlp1IDs = map[string]string{
-	"marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9": "white",
-	"marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da": "green",
-	"marking-definition--f88d31f6-486f-44da-b317-01333bde0b82": "amber",
-	"marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed": "red",
+	TLP1White: "white",
+	TLP1Green: "green",
+	TLP1Amber: "amber",
+	TLP1Red:   "red",
 }
 
 // tlp2IDs are the OASIS TLP 2.0 marking definitions and their levels.
 var tlp2IDs = map[string]string{
-	"marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487": "clear",
-	"marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb": "green",
-	"marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421": "amber",
-	"marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003": "amber+strict",
-	"marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1": "red",
+	TLP2Clear:       "clear",
+	TLP2Green:       "green",
+	TLP2Amber:       "amber",
+	TLP2AmberStrict: "amber+strict",
+	TLP2Red:         "red",
 }
 
 // tlp1Level is the value set of a TLP 1.0 definition's tlp (§7.2.1.4).
@@ -658,8 +655,8 @@ func markingDefinition(c *vctx, o *fieldSet) string {
 		if !o.has("extensions") {
 			return "definition_type: required unless the marking is defined by an extension"
 		}
-		if _, ok := tlp2IDs[c.id]; ok && !strings.Contains(string(o.get("extensions")), `"`+tlp2Extension+`"`) {
-			return "extensions: the OASIS TLP 2.0 marking definition " + c.id + " must carry the extension " + tlp2Extension
+		if _, ok := tlp2IDs[c.id]; ok && !strings.Contains(string(o.get("extensions")), `"`+markingTLP2Extension+`"`) {
+			return "extensions: the OASIS TLP 2.0 marking definition " + c.id + " must carry the extension " + markingTLP2Extension
 		}
 		return ""
 	}
