@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -253,12 +252,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 		n = 0
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, n+1))
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge
-		}
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
 		return nil, ctigate.E("server", ctigate.Invalid, err, "reading request body failed")
 	}
 	if int64(buf.Len()) > limit {
