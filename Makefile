@@ -14,6 +14,7 @@ build:
 # the race detector.
 test: fmt-check vet
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 ./policy -run 'TestNoLeak$$' -rapid.checks=2000
 
 vet:
 	$(GO) vet ./...
@@ -28,6 +29,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzResolve -fuzztime=60s ./stix
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./stix/pattern
 	$(GO) test -run='^$$' -fuzz=FuzzParseQuery -fuzztime=30s ./server
+	$(GO) test -run='^$$' -fuzz=FuzzEvaluate -fuzztime=60s ./policy
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./stix ./stix/pattern ./store/bolt

@@ -1,0 +1,435 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// node is a JSON value as an ordered tree, so that properties can be
+// removed while the remaining members keep their order and their scalars
+// their original bytes.
+type node struct {
+	kind  jsontext.Kind // '{', '[', or a scalar's kind
+	raw   []byte        // written verbatim when set: a scalar's bytes, or an added value
+	names []string      // an object's member names, in order
+	kids  []*node       // an object's member values or a list's items, in order
+	gone  bool          // removed
+}
+
+// parseTree parses raw, which must be exactly one JSON object without
+// repeated member names (at any depth: a repeated name could hide a value
+// from redaction). It checks the structure of raw, not every detail of
+// JSON (such as the UTF-8 of strings or the digits of numbers): raw is
+// published as it is or not at all, and what redaction makes of it is
+// validated again (see Evaluate).
+func parseTree(raw []byte) (*node, error) {
+	p := parser{b: raw}
+	p.space()
+	if p.i >= len(raw) || raw[p.i] != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	n := p.value(0)
+	if p.err != nil {
+		return nil, p.err
+	}
+	if p.space(); p.i != len(raw) {
+		return nil, fmt.Errorf("trailing data at offset %d", p.i)
+	}
+	return n, nil
+}
+
+// maxDepth bounds nesting, as jsontext does.
+const maxDepth = 10000
+
+// parser is a recursive-descent JSON parser building nodes whose scalars
+// are slices of the input.
+type parser struct {
+	b    []byte
+	i    int
+	err  error
+	slab []node
+}
+
+func (p *parser) fail(format string, args ...any) *node {
+	if p.err == nil {
+		p.err = fmt.Errorf(format+" at offset %d", append(args, p.i)...)
+	}
+	return nil
+}
+
+func (p *parser) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) newNode(kind jsontext.Kind) *node {
+	if len(p.slab) == 0 {
+		p.slab = make([]node, 32)
+	}
+	n := &p.slab[0]
+	p.slab = p.slab[1:]
+	n.kind = kind
+	return n
+}
+
+// str scans the string at p.i and returns it, quotes included.
+func (p *parser) str() []byte {
+	start := p.i
+	for j := p.i + 1; j < len(p.b); {
+		k := bytes.IndexByte(p.b[j:], '"')
+		if k < 0 {
+			break
+		}
+		j += k
+		bs := 0 // backslashes before the quote
+		for m := j - 1; m > start && p.b[m] == '\\'; m-- {
+			bs++
+		}
+		j++
+		if bs%2 == 0 {
+			p.i = j
+			return p.b[start:j]
+		}
+	}
+	p.fail("unterminated string")
+	return nil
+}
+
+func (p *parser) value(depth int) *node {
+	if depth > maxDepth {
+		return p.fail("nesting too deep")
+	}
+	p.space()
+	if p.i >= len(p.b) {
+		return p.fail("unexpected end of input")
+	}
+	switch c := p.b[p.i]; c {
+	case '{':
+		n := p.newNode('{')
+		var seen map[string]bool
+		p.i++
+		p.space()
+		if p.i < len(p.b) && p.b[p.i] == '}' {
+			p.i++
+			return n
+		}
+		for {
+			p.space()
+			if p.i >= len(p.b) || p.b[p.i] != '"' {
+				return p.fail("expected a member name")
+			}
+			q := p.str()
+			if q == nil {
+				return nil
+			}
+			name, ok := unquote(q)
+			if !ok {
+				return p.fail("invalid member name")
+			}
+			if repeated(n.names, &seen, name) {
+				return p.fail("member %q repeated", name)
+			}
+			p.space()
+			if p.i >= len(p.b) || p.b[p.i] != ':' {
+				return p.fail("expected ':'")
+			}
+			p.i++
+			kid := p.value(depth + 1)
+			if kid == nil {
+				return nil
+			}
+			n.names = append(n.names, name)
+			n.kids = append(n.kids, kid)
+			p.space()
+			if p.i < len(p.b) && p.b[p.i] == ',' {
+				p.i++
+				continue
+			}
+			if p.i < len(p.b) && p.b[p.i] == '}' {
+				p.i++
+				return n
+			}
+			return p.fail("expected ',' or '}'")
+		}
+	case '[':
+		n := p.newNode('[')
+		p.i++
+		p.space()
+		if p.i < len(p.b) && p.b[p.i] == ']' {
+			p.i++
+			return n
+		}
+		for {
+			kid := p.value(depth + 1)
+			if kid == nil {
+				return nil
+			}
+			n.kids = append(n.kids, kid)
+			p.space()
+			if p.i < len(p.b) && p.b[p.i] == ',' {
+				p.i++
+				continue
+			}
+			if p.i < len(p.b) && p.b[p.i] == ']' {
+				p.i++
+				return n
+			}
+			return p.fail("expected ',' or ']'")
+		}
+	case '"':
+		q := p.str()
+		if q == nil {
+			return nil
+		}
+		n := p.newNode('"')
+		n.raw = q
+		return n
+	default:
+		start := p.i
+		for p.i < len(p.b) {
+			switch p.b[p.i] {
+			case ',', ']', '}', ' ', '\t', '\n', '\r':
+				goto done
+			}
+			p.i++
+		}
+	done:
+		v := p.b[start:p.i]
+		var kind jsontext.Kind
+		switch {
+		case string(v) == "true":
+			kind = 't'
+		case string(v) == "false":
+			kind = 'f'
+		case string(v) == "null":
+			kind = 'n'
+		case len(v) > 0 && (v[0] == '-' || '0' <= v[0] && v[0] <= '9'):
+			kind = '0'
+		default:
+			return p.fail("invalid value")
+		}
+		n := p.newNode(kind)
+		n.raw = v
+		return n
+	}
+}
+
+// repeated reports whether name is among names, the member names of one
+// object so far; seen indexes long objects.
+func repeated(names []string, seen *map[string]bool, name string) bool {
+	if len(names) < 16 {
+		return slices.Contains(names, name)
+	}
+	if *seen == nil {
+		*seen = make(map[string]bool, 2*len(names))
+		for _, m := range names {
+			(*seen)[m] = true
+		}
+	}
+	if (*seen)[name] {
+		return true
+	}
+	(*seen)[name] = true
+	return false
+}
+
+// unquote returns the content of the JSON string q.
+func unquote(q []byte) (string, bool) {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return string(q[1 : len(q)-1]), true
+	}
+	s, err := jsontext.AppendUnquote(nil, q)
+	if err != nil {
+		return "", false
+	}
+	return string(s), true
+}
+
+// member returns the value of the member name of the object n, or nil.
+func (n *node) member(name string) *node {
+	if n == nil || n.kind != '{' {
+		return nil
+	}
+	for i, m := range n.names {
+		if m == name && !n.kids[i].gone {
+			return n.kids[i]
+		}
+	}
+	return nil
+}
+
+// str returns the content of the string n, and whether n is a string.
+func (n *node) str() (string, bool) {
+	if n == nil || n.kind != '"' || n.raw == nil {
+		return "", false
+	}
+	return unquote(n.raw)
+}
+
+// appendTo writes n, without the removed members and items, to b.
+func (n *node) appendTo(b []byte) []byte {
+	if n.raw != nil {
+		return append(b, n.raw...)
+	}
+	switch n.kind {
+	case '{':
+		b = append(b, '{')
+		first := true
+		for i, kid := range n.kids {
+			if kid.gone {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b, _ = jsontext.AppendQuote(b, n.names[i]) // names were valid UTF-8 when parsed
+			b = append(b, ':')
+			b = kid.appendTo(b)
+		}
+		return append(b, '}')
+	case '[':
+		b = append(b, '[')
+		first := true
+		for _, kid := range n.kids {
+			if kid.gone {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = kid.appendTo(b)
+		}
+		return append(b, ']')
+	}
+	return b
+}
+
+// splitSelector splits a selector (STIX 2.1 §7.2.3.1) into its
+// components: property names and list indexes "[n]".
+func splitSelector(sel string) []string { return strings.Split(sel, ".") }
+
+// selectorIndex parses the list index component "[n]".
+func selectorIndex(c string) (int, bool) {
+	if len(c) < 3 || c[0] != '[' || c[len(c)-1] != ']' {
+		return 0, false
+	}
+	n, err := strconv.Atoi(c[1 : len(c)-1])
+	if err != nil || n < 0 || (len(c) > 3 && c[1] == '0') {
+		return 0, false
+	}
+	return n, true
+}
+
+// lookup returns the node the components select in root, or nil.
+func lookup(root *node, comps []string) *node {
+	cur := root
+	for _, c := range comps {
+		if c == "" {
+			return nil
+		}
+		if c[0] == '[' {
+			i, ok := selectorIndex(c)
+			if !ok || cur.kind != '[' || i >= len(cur.kids) {
+				return nil
+			}
+			cur = cur.kids[i]
+			continue
+		}
+		if cur.kind != '{' {
+			return nil
+		}
+		var next *node
+		for i, m := range cur.names {
+			if m == c {
+				next = cur.kids[i]
+				break
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		cur = next
+	}
+	return cur
+}
+
+// remap rewrites a selector of the original object for the object with
+// its removed nodes left out: list indexes shift down past removed items.
+// It returns false when the selector selects removed content.
+func remap(root *node, comps []string) (string, bool) {
+	cur := root
+	out := make([]string, 0, len(comps))
+	for _, c := range comps {
+		if c != "" && c[0] == '[' {
+			i, ok := selectorIndex(c)
+			if !ok || cur.kind != '[' || i >= len(cur.kids) {
+				return "", false
+			}
+			j := 0
+			for _, kid := range cur.kids[:i] {
+				if !kid.gone {
+					j++
+				}
+			}
+			cur = cur.kids[i]
+			out = append(out, "["+strconv.Itoa(j)+"]")
+		} else {
+			cur = lookup(cur, []string{c})
+			if cur == nil {
+				return "", false
+			}
+			out = append(out, c)
+		}
+		if cur.gone {
+			return "", false
+		}
+	}
+	return strings.Join(out, "."), true
+}
+
+// collapse removes the lists that removals emptied, depth first, and
+// calls emptied with the path of each.
+func collapse(n *node, path string, emptied func(path string)) {
+	if n.gone || n.raw != nil {
+		return
+	}
+	for i, kid := range n.kids {
+		p := path
+		if n.kind == '{' {
+			p = joinPath(path, n.names[i])
+		} else {
+			p = joinPath(path, "["+strconv.Itoa(i)+"]")
+		}
+		collapse(kid, p, emptied)
+	}
+	if n.kind == '[' && len(n.kids) > 0 && path != "" {
+		for _, kid := range n.kids {
+			if !kid.gone {
+				return
+			}
+		}
+		n.gone = true
+		emptied(path)
+	}
+}
+
+func joinPath(path, comp string) string {
+	if path == "" {
+		return comp
+	}
+	return path + "." + comp
+}
