@@ -72,15 +72,7 @@ func TestPostRealDatasets(t *testing.T) {
 			t.Fatalf("%s: total %d, successes %d, failures %d; want %d successes", filepath.Base(f), st.TotalCount, st.SuccessCount, st.FailureCount, len(bundle.Objects))
 		}
 		for _, o := range bundle.Objects {
-			var x struct {
-				ID       string `json:"id"`
-				Modified string `json:"modified"`
-				Created  string `json:"created"`
-			}
-			if err := json.Unmarshal(o, &x); err != nil {
-				t.Fatal(err)
-			}
-			key := x.ID + "@" + x.Modified + x.Created
+			key := versionKey(t, o)
 			if _, dup := want[coll][key]; !dup {
 				want[coll][key] = string(o) // the first copy is kept
 			}
@@ -111,7 +103,21 @@ func TestPostRealDatasets(t *testing.T) {
 	}
 }
 
-// readAll reads every version in a collection: id@modified+created → bytes.
+// versionKey is "<id>@<version>" of a STIX object: its modified, else created.
+func versionKey(t *testing.T, o jsontext.Value) string {
+	t.Helper()
+	var x struct {
+		ID       string `json:"id"`
+		Modified string `json:"modified"`
+		Created  string `json:"created"`
+	}
+	if err := json.Unmarshal(o, &x); err != nil {
+		t.Fatal(err)
+	}
+	return x.ID + "@" + cmp.Or(x.Modified, x.Created)
+}
+
+// readAll reads every version in a collection, by versionKey.
 func readAll(t *testing.T, g *gateway, coll string) map[string]string {
 	t.Helper()
 	got := map[string]string{}
@@ -128,15 +134,7 @@ func readAll(t *testing.T, g *gateway, coll string) map[string]string {
 		}
 		g.get(coll+"objects/"+q, user).expect(t, 200, &e)
 		for _, o := range e.Objects {
-			var x struct {
-				ID       string `json:"id"`
-				Modified string `json:"modified"`
-				Created  string `json:"created"`
-			}
-			if err := json.Unmarshal(o, &x); err != nil {
-				t.Fatal(err)
-			}
-			got[x.ID+"@"+x.Modified+x.Created] = string(o)
+			got[versionKey(t, o)] = string(o)
 		}
 		if !e.More {
 			return got
@@ -167,19 +165,11 @@ func TestConflictingRereleases(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, o := range bundle.Objects {
-			var x struct {
-				ID       string `json:"id"`
-				Modified string `json:"modified"`
-				Created  string `json:"created"`
-			}
-			if err := json.Unmarshal(o, &x); err != nil {
-				t.Fatal(err)
-			}
 			h, err := stix.Hash(o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			key := x.ID + "@" + cmp.Or(x.Modified, x.Created)
+			key := versionKey(t, o)
 			if prev, ok := hashes[key]; ok && i == 1 && prev != h {
 				conflicts++
 			} else if !ok {

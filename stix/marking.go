@@ -287,8 +287,8 @@ func standardDifference(got map[string]jsontext.Value, std MarkingDefinition) st
 // sameInstant reports whether two JSON strings are STIX timestamps of the
 // same instant.
 func sameInstant(a, b jsontext.Value) bool {
-	sa, okA := markingUnquote(a)
-	sb, okB := markingUnquote(b)
+	sa, okA := stringValue(a)
+	sb, okB := stringValue(b)
 	if !okA || !okB {
 		return false
 	}
@@ -338,7 +338,7 @@ func markingString(obj map[string]jsontext.Value, name string, required bool) (s
 		}
 		return "", ""
 	}
-	s, ok := markingUnquote(v)
+	s, ok := stringValue(v)
 	if !ok {
 		return "", name + ": must be a string, got " + describeJSON(v)
 	}
@@ -463,7 +463,7 @@ func (m *Markings) objectMarkings(r *Resolution, v []byte) string {
 	n := 0
 	var seen map[string]bool // for long lists
 	for e := it.next(); e != nil; e = it.next() {
-		id, ok := markingUnquote(e)
+		id, ok := stringValue(e)
 		if !ok || !markingRefOK(id) {
 			return fmt.Sprintf("object_marking_refs[%d]: must be a marking-definition identifier, got %s", n, markingDescribe(e))
 		}
@@ -542,7 +542,7 @@ func (m *Markings) granularMarkings(r *Resolution, v, raw []byte) string {
 			return path + ".selectors: must not be empty"
 		}
 		for j, sv := range list {
-			sel, ok := markingUnquote(sv)
+			sel, ok := stringValue(sv)
 			if !ok {
 				return fmt.Sprintf("%s.selectors[%d]: must be a string, got %s", path, j, describeJSON(sv))
 			}
@@ -560,14 +560,14 @@ func (m *Markings) granularMarkings(r *Resolution, v, raw []byte) string {
 		case !hasRef && !hasLang:
 			return path + ": must have marking_ref or lang"
 		case hasRef:
-			id, ok := markingUnquote(ref)
+			id, ok := stringValue(ref)
 			if !ok || !markingRefOK(id) {
 				return path + ".marking_ref: must be a marking-definition identifier, got " + markingDescribe(ref)
 			}
 			g.MarkingRef = string(id)
 			g.Kind, g.TLP = m.classify(id)
 		default:
-			l, ok := markingUnquote(lang)
+			l, ok := stringValue(lang)
 			if !ok || len(bytes.TrimSpace(l)) == 0 {
 				return path + ".lang: must be a language tag (RFC 5646), got " + markingDescribe(lang)
 			}
@@ -745,22 +745,6 @@ func markingSkipString(b []byte, i int) int {
 	return i
 }
 
-// markingUnquote returns the content of the JSON string v, or false when
-// v is not a string. It allocates only when v has escapes.
-func markingUnquote(v []byte) ([]byte, bool) {
-	if len(v) < 2 || v[0] != '"' {
-		return nil, false
-	}
-	if bytes.IndexByte(v, '\\') < 0 {
-		return v[1 : len(v)-1], true
-	}
-	s, err := jsontext.AppendUnquote(nil, v)
-	if err != nil {
-		return nil, false
-	}
-	return s, true
-}
-
 // markingRefOK reports whether id is a marking-definition identifier:
 // "marking-definition--" and an RFC 4122 UUID (version 1 to 5, variant
 // 10), as STIX 2.1 §2.9 requires. Like DecodeEnvelope, it accepts
@@ -794,7 +778,7 @@ func markingUUIDOK(u []byte) bool {
 // markingLabel names an object in messages by its id, the raw JSON value
 // v, when that is a plausible STIX identifier, and as "object" otherwise.
 func markingLabel(v []byte) string {
-	id, ok := markingUnquote(v)
+	id, ok := stringValue(v)
 	if !ok {
 		return "object"
 	}
@@ -813,7 +797,7 @@ func markingLabel(v []byte) string {
 // markingDescribe describes a JSON value in a message: a string quoted,
 // anything else by its kind.
 func markingDescribe(v []byte) string {
-	if s, ok := markingUnquote(v); ok {
+	if s, ok := stringValue(v); ok {
 		return markingQuote(string(s))
 	}
 	return describeJSON(v)
