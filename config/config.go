@@ -17,7 +17,9 @@ import (
 	"github.com/google/uuid"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/auth"
+	"github.com/ctigate/ctigate/policy"
 )
 
 // Config is the whole gateway configuration.
@@ -30,6 +32,9 @@ type Config struct {
 	Discovery Discovery `yaml:"discovery"`
 	APIRoots  []APIRoot `yaml:"api_roots"`
 	Users     []User    `yaml:"users"`
+	// Routes are the sharing policies: each fills one published
+	// collection from inbound ones (see policy.RouteConfig).
+	Routes []policy.RouteConfig `yaml:"routes"`
 }
 
 // TLS configures HTTPS. TAXII 2.1 requires HTTPS; plain HTTP is allowed only
@@ -142,6 +147,12 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		}
 		for j := range c.APIRoots[i].Collections {
 			c.APIRoots[i].Collections[j].ID = strings.ToLower(c.APIRoots[i].Collections[j].ID)
+		}
+	}
+	for i := range c.Routes {
+		c.Routes[i].ID = strings.ToLower(c.Routes[i].ID)
+		for j := range c.Routes[i].Sources {
+			c.Routes[i].Sources[j] = strings.ToLower(c.Routes[i].Sources[j])
 		}
 	}
 	if err := c.Validate(); err != nil {
@@ -351,6 +362,34 @@ func (c *Config) Validate() error {
 	}
 	if c.Discovery.Default != "" && !roots[c.Discovery.Default] {
 		bad("discovery.default", "no API root named %q", c.Discovery.Default)
+	}
+
+	// Routes: policy.CompileRoutes checks each route on its own (and that
+	// no two share an id, that is, publish into one collection, or a name,
+	// and that none reads the collection it publishes to); what remains is
+	// that the collections they name exist. Ids that are not UUIDs at all
+	// are CompileRoutes' to report.
+	if _, err := policy.CompileRoutes(c.Routes); err != nil {
+		var ce *ctigate.Error
+		msg := err.Error()
+		if errors.As(err, &ce) && ce.Err != nil {
+			msg = ce.Err.Error()
+		}
+		for _, line := range strings.Split(msg, "\n") {
+			errs = append(errs, fmt.Errorf("config: %s", line))
+		}
+	}
+	isUUID := func(s string) bool { u, err := uuid.Parse(s); return err == nil && u.String() == s }
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		if id := strings.TrimSpace(r.ID); isUUID(id) && ids[id] == "" {
+			bad(key+".id", "%q is not the id of a configured collection: a route publishes into one of api_roots[].collections[]", r.ID)
+		}
+		for j, s := range r.Sources {
+			if s := strings.TrimSpace(s); isUUID(s) && ids[s] == "" {
+				bad(fmt.Sprintf("%s.sources[%d]", key, j), "%q is not the id of a configured collection", s)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

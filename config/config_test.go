@@ -34,6 +34,54 @@ func TestDemoConfig(t *testing.T) {
 	if got := strings.Join(names, ","); got != "cert-a,police,prosecutor,analyst,auditor,admin" {
 		t.Errorf("users %s", got)
 	}
+	routes := map[string]string{}
+	for _, r := range c.Routes {
+		routes[r.Name] = r.ID + " " + r.Ceiling + " from " + strings.Join(r.Sources, ",")
+	}
+	if len(c.Routes) != 2 ||
+		routes["law-enforcement"] != "1dae5e88-4b59-4503-a9cf-2e649dd6544c TLP:AMBER from 24f70a31-7be5-4fdd-8353-9784877646c1" ||
+		routes["judiciary"] != "17f28d77-a964-471e-ab40-76087911370a TLP:GREEN from 24f70a31-7be5-4fdd-8353-9784877646c1" {
+		t.Errorf("routes %v", routes)
+	}
+}
+
+func TestRouteValidationNamesKeys(t *testing.T) {
+	base := `
+api_roots:
+  - name: exchange
+    title: X
+    collections:
+      - id: 24f70a31-7be5-4fdd-8353-9784877646c1
+        title: In
+      - id: 1dae5e88-4b59-4503-a9cf-2e649dd6544c
+        title: Out
+users:
+  - name: u1
+    organisation: O
+    token_sha256: [` + strings.Repeat("a", 64) + `]
+routes:
+  - name: out
+    id: 1DAE5E88-4B59-4503-A9CF-2E649DD6544C
+    sources: [24f70a31-7be5-4fdd-8353-9784877646c1]
+    ceiling: TLP:AMBER
+`
+	if _, err := Parse([]byte(base), nil); err != nil {
+		t.Fatalf("base config: %v", err)
+	}
+	cases := []struct{ from, to, want string }{
+		{"ceiling: TLP:AMBER", "ceiling: TLP:RED", "config: routes[0].ceiling: "},
+		{"ceiling: TLP:AMBER", "ceiling: TLP:AMBER\n    references: maybe", "config: routes[0].references: "},
+		{"1DAE5E88-4B59-4503-A9CF-2E649DD6544C", "5b1e0f3c-0d6a-4f8e-9a3b-7c2d1e4f5a6b", "config: routes[0].id: \"5b1e0f3c-0d6a-4f8e-9a3b-7c2d1e4f5a6b\" is not the id of a configured collection"},
+		{"sources: [24f70a31-7be5-4fdd-8353-9784877646c1]", "sources: [5b1e0f3c-0d6a-4f8e-9a3b-7c2d1e4f5a6b]", "config: routes[0].sources[0]: "},
+		{"sources: [24f70a31-7be5-4fdd-8353-9784877646c1]", "sources: [1dae5e88-4b59-4503-a9cf-2e649dd6544c]", "config: routes[0].sources[0]: a route cannot read"},
+		{"    ceiling: TLP:AMBER\n", "    ceiling: TLP:AMBER\n  - name: again\n    id: 1dae5e88-4b59-4503-a9cf-2e649dd6544c\n    sources: [24f70a31-7be5-4fdd-8353-9784877646c1]\n    ceiling: TLP:GREEN\n", "config: routes[1].id: "},
+	}
+	for _, c := range cases {
+		_, err := Parse([]byte(strings.Replace(base, c.from, c.to, 1)), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s → %s: got %v, want an error containing %s", c.from, c.to, err, c.want)
+		}
+	}
 }
 
 func TestEnvironmentOverrides(t *testing.T) {

@@ -33,6 +33,8 @@ Usage:
   ctigate passwd [--token]                                      hash a password (read from stdin) or make a bearer token
   ctigate health [--url URL] [--insecure]                       check a gateway's /healthz (container health checks)
   ctigate bench  [flags]                                        load-test a gateway (see ctigate bench -h)
+  ctigate policy check --route R [--config FILE] [--producer ORG] [--json] FILE|-
+                                                                dry-run a bundle against a sharing route
 
 Environment overrides for serve: see README.md ("Configuration").
 `
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runHealth(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
+	case "policy":
+		return runPolicy(args[1:], getenv, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
