@@ -33,12 +33,12 @@ func TestIngestResolvesMarkings(t *testing.T) {
 		marked(1, stix.TLP2Amber),
 		marked(2, stix.TLP1White),
 		marked(3, stix.TLP1Green, stix.TLP2Red),
-		marked(4, statementID), // not yet known
+		marked(4, statementID), // defined later in the envelope: known, definitions go first
 		statement,
 		marked(5, statementID, stix.TLP2Green), // known now
 		forged,
 	)).expect(t, 202, &st)
-	want := []string{"TLP:AMBER", "TLP:CLEAR", "TLP:RED", "TLP:none (unknown markings: " + statementID + ")", "TLP:none", "TLP:GREEN"}
+	want := []string{"TLP:AMBER", "TLP:CLEAR", "TLP:RED", "TLP:none", "TLP:none", "TLP:GREEN"}
 	if st.SuccessCount != 6 || st.FailureCount != 1 {
 		t.Fatalf("status: %+v", st)
 	}
@@ -49,6 +49,12 @@ func TestIngestResolvesMarkings(t *testing.T) {
 	}
 	if f := st.Failures[0]; f.ID != stix.TLP2Red || !strings.Contains(f.Message, "TLP") {
 		t.Errorf("forged TLP:RED definition: %+v", f)
+	}
+	// A marking nobody defined is named, never guessed.
+	const unknown = "marking-definition--0f0e0d0c-0b0a-4908-8706-050403020100"
+	g.post(inbound+"objects/", "cert-a", env(marked(6, unknown, stix.TLP2Green))).expect(t, 202, &st)
+	if st.SuccessCount != 1 || !strings.HasPrefix(st.Successes[0].Message, "added; TLP:GREEN (unknown markings: "+unknown+"); sha256 ") {
+		t.Errorf("unknown marking: %+v", st)
 	}
 	// Granular markings must select something in the object.
 	bad := strings.Replace(indicator(9, "2026-01-01T00:00:00.000Z"), `"pattern_type"`,

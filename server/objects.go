@@ -151,17 +151,32 @@ func (s *Server) addObjects(c echo.Context) error {
 		RequestTimestamp: received,
 		TotalCount:       len(items),
 	}
+	// Marking definitions join the registry first, so that an object may
+	// refer to one defined later in the same envelope (as policy check and
+	// fan-out read them).
+	refused := map[int]error{}
+	for i := range items {
+		if it := &items[i]; it.Err == nil && it.Object.Type == "marking-definition" {
+			if err := s.markings.Add(it.Raw); err != nil && ctigate.KindOf(err) != ctigate.Unsupported {
+				refused[i] = err
+			}
+		}
+	}
+	guard := s.newRouteGuard(c.Request().Context(), col, userOf(c).Organisation)
 	objs := make([]store.Object, 0, len(items))
 	notes := make([]string, 0, len(items)) // how the gateway read each object's markings
 	for i := range items {
 		it := &items[i]
+		if it.Err == nil {
+			it.Err = refused[i]
+		}
 		if it.Err != nil {
 			st.Failures = append(st.Failures, store.StatusDetail{
 				ID: failureID(it), Version: it.Version, Message: ctigate.MessageOf(it.Err),
 			})
 			continue
 		}
-		o, note, err := s.admit(it)
+		o, note, err := s.admit(it, guard)
 		if err != nil {
 			st.Failures = append(st.Failures, store.StatusDetail{ID: it.ID, Version: it.Version, Message: ctigate.MessageOf(err)})
 			continue
@@ -203,19 +218,17 @@ func (s *Server) addObjects(c echo.Context) error {
 	return writeJSON(c, http.StatusAccepted, statusOf(st))
 }
 
-// admit prepares one valid object for the store: a marking definition
-// joins the registry (a forged TLP definition or a redefined statement is
-// refused), the object's markings are resolved (granular selectors must
-// select something), and its canonical hash computed, in one pass. note
-// says how its markings were read, for the producer's receipt.
-func (s *Server) admit(it *stix.Item) (o store.Object, note string, err error) {
-	if it.Object.Type == "marking-definition" {
-		if err := s.markings.Add(it.Raw); err != nil && ctigate.KindOf(err) != ctigate.Unsupported {
-			return o, "", err
-		}
-	}
+// admit prepares one valid object for the store: its markings are
+// resolved (granular selectors must select something) and its canonical
+// hash computed, in one pass; a write into a routed collection must pass
+// the route unchanged. note says how its markings were read, for the
+// producer's receipt.
+func (s *Server) admit(it *stix.Item, guard *routeGuard) (o store.Object, note string, err error) {
 	res, hash, err := s.markings.ResolveHash(it.Raw)
 	if err != nil {
+		return o, "", err
+	}
+	if err := guard.check(it, res, hash); err != nil {
 		return o, "", err
 	}
 	note = res.TLP.String()

@@ -7,8 +7,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 )
 
-// routes lists the whole HTTP surface.
-func (s *Server) routes() *echo.Echo {
+// routeTable lists the whole HTTP surface.
+func (s *Server) routeTable() *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true

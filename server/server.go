@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
 )
@@ -59,6 +61,7 @@ type Server struct {
 	paging    config.Paging
 	roots     []*apiRoot
 	rootsByID map[string]*apiRoot
+	routes    map[string]*policy.Route // by the id of the collection a route publishes into
 }
 
 type apiRoot struct {
@@ -83,6 +86,7 @@ func New(opts Options) *Server {
 		discovery: opts.Config.Discovery,
 		paging:    opts.Config.Paging,
 		rootsByID: map[string]*apiRoot{},
+		routes:    map[string]*policy.Route{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -106,7 +110,16 @@ func New(opts Options) *Server {
 		s.roots = append(s.roots, r)
 		s.rootsByID[rc.Name] = r
 	}
-	s.echo = s.routes()
+	// Validated configuration compiles; a route that did not would be
+	// a bug, and failing closed means refusing the writes it guards.
+	routes, err := policy.CompileRoutes(opts.Config.Routes)
+	if err != nil {
+		panic(fmt.Sprintf("server.New: routes of a validated configuration do not compile: %v", err))
+	}
+	for _, r := range routes {
+		s.routes[r.ID()] = r
+	}
+	s.echo = s.routeTable()
 	return s
 }
 
