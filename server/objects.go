@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -188,6 +189,9 @@ func (s *Server) addObjects(c echo.Context) error {
 		res, err := s.store.AddObjects(req.Context(), col.cfg.ID, objs)
 		if err != nil {
 			return err
+		}
+		if s.onIngest != nil && slices.ContainsFunc(res, func(r store.AddResult) bool { return !r.Existed }) {
+			s.onIngest(col.cfg.ID)
 		}
 		for j, r := range res {
 			o := &objs[j]

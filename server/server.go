@@ -47,6 +47,9 @@ type Options struct {
 	Markings *stix.Markings
 	Logger   *slog.Logger     // default: discard
 	Clock    func() time.Time // default: time.Now
+	// OnIngest, when set, is called with the collection's id after a POST
+	// stored new object versions (e.g. to wake fan-out). It must not block.
+	OnIngest func(collection string)
 }
 
 // Server serves the TAXII 2.1 API.
@@ -55,6 +58,7 @@ type Server struct {
 	store     Store
 	auth      Authenticator
 	markings  *stix.Markings
+	onIngest  func(collection string)
 	log       *slog.Logger
 	now       func() time.Time
 	discovery config.Discovery
@@ -81,6 +85,7 @@ func New(opts Options) *Server {
 		store:     opts.Store,
 		auth:      opts.Auth,
 		markings:  opts.Markings,
+		onIngest:  opts.OnIngest,
 		log:       opts.Logger,
 		now:       opts.Clock,
 		discovery: opts.Config.Discovery,

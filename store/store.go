@@ -78,6 +78,19 @@ type Store interface {
 	// results[i] corresponds to objs[i].
 	AddObjects(ctx context.Context, collection string, objs []Object) ([]AddResult, error)
 
+	// AddObjectsCheckpoint is AddObjects into collection that also sets
+	// the checkpoint name to at, in the same atomic write: either the
+	// objects are stored and the checkpoint moved, or neither. objs may be
+	// empty, to move the checkpoint alone. A consumer of a collection's
+	// date_added order (fan-out) keeps its position this way, so that a
+	// crash at any point neither loses nor repeats its work.
+	AddObjectsCheckpoint(ctx context.Context, collection string, objs []Object, name string, at time.Time) ([]AddResult, error)
+
+	// Checkpoint returns the time last set under name by
+	// AddObjectsCheckpoint, or the zero time when none was set. Checkpoints
+	// are durable and shared by every replica over the backend.
+	Checkpoint(ctx context.Context, name string) (time.Time, error)
+
 	// Objects returns one page of versions matching q, in ascending
 	// date_added order. A Next cursor stays valid across restarts and on
 	// any replica sharing the backend. A malformed cursor is Invalid.

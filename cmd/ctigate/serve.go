@@ -19,6 +19,8 @@ import (
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/fanout"
+	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/store/bolt"
 )
@@ -100,7 +102,30 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("loading marking definitions: %w", err)
 	}
-	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Markings: markings, Logger: log})
+	routes, err := policy.CompileRoutes(cfg.Routes)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	// Fan-out publishes what producers post into the routes' collections;
+	// it stops (below) before the store closes.
+	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log})
+	fctx, stopFanout := context.WithCancel(context.Background())
+	fanDone := make(chan struct{})
+	go func() {
+		defer close(fanDone)
+		_ = fan.Run(fctx)
+	}()
+	var fanStopped bool
+	stopFan := func() {
+		if !fanStopped {
+			fanStopped = true
+			stopFanout()
+			<-fanDone
+		}
+	}
+	defer stopFan() // runs before the deferred st.Close
+	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Markings: markings, Logger: log,
+		OnIngest: func(string) { fan.Notify() }})
 	hs := &http.Server{
 		Handler:           srv,
 		TLSConfig:         tlsCfg,
@@ -140,6 +165,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	log.Info("shutting down: stopping fan-out")
+	stopFan()
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("closing store: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -36,7 +37,24 @@ type pending struct {
 // each new version a date_added strictly greater than any assigned before in
 // the collection, in input order.
 func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.Object) ([]store.AddResult, error) {
-	const op = "bolt.AddObjects"
+	return s.addObjects(ctx, "bolt.AddObjects", collection, objs, nil, nil)
+}
+
+// AddObjectsCheckpoint is AddObjects that also sets the checkpoint name to
+// at in the same write transaction.
+func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, name string, at time.Time) ([]store.AddResult, error) {
+	const op = "bolt.AddObjectsCheckpoint"
+	if err := validCheckpoint(name); err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	v, err := at.UTC().MarshalBinary()
+	if err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("checkpoint time: %v", err))
+	}
+	return s.addObjects(ctx, op, collection, objs, []byte(name), v)
+}
+
+func (s *Store) addObjects(ctx context.Context, op, collection string, objs []store.Object, cpName, cpValue []byte) ([]store.AddResult, error) {
 	if err := validCollection(collection); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
@@ -73,11 +91,19 @@ func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.
 		return nil, ctxErr(op, err)
 	}
 	results := make([]store.AddResult, len(objs))
-	if len(objs) == 0 {
+	if len(objs) == 0 && cpName == nil {
 		return results, nil
 	}
 	err := s.write(len(objs), bytes, func(w *writeTx) error {
-		return s.add(w, collection, ps, results)
+		if len(ps) > 0 {
+			if err := s.add(w, collection, ps, results); err != nil {
+				return err
+			}
+		}
+		if cpName != nil {
+			return w.tx.Bucket(bucketCheckpoints).Put(cpName, cpValue)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, ctigate.E(op, err)
@@ -93,6 +119,43 @@ func validCollection(name string) error {
 		return errors.New("collection name too long")
 	}
 	return nil
+}
+
+func validCheckpoint(name string) error {
+	if name == "" {
+		return errors.New("empty checkpoint name")
+	}
+	if len(name) > maxIDLen {
+		return errors.New("checkpoint name too long")
+	}
+	return nil
+}
+
+// Checkpoint returns the time last set under name, zero when none.
+func (s *Store) Checkpoint(ctx context.Context, name string) (time.Time, error) {
+	const op = "bolt.Checkpoint"
+	if err := validCheckpoint(name); err != nil {
+		return time.Time{}, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if err := s.enter(op); err != nil {
+		return time.Time{}, err
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, ctxErr(op, err)
+	}
+	var at time.Time
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketCheckpoints).Get([]byte(name))
+		if v == nil {
+			return nil
+		}
+		return at.UnmarshalBinary(v)
+	})
+	if err != nil {
+		return time.Time{}, ctigate.E(op, err)
+	}
+	return at.UTC(), nil
 }
 
 func validObject(o *store.Object) error {

@@ -26,6 +26,7 @@ var (
 	bucketMeta        = []byte("meta")
 	bucketCollections = []byte("collections")
 	bucketStatuses    = []byte("statuses")
+	bucketCheckpoints = []byte("checkpoints") // name -> time (time.MarshalBinary), see Store.AddObjectsCheckpoint
 
 	keyFormat = []byte("format")
 	keySeq    = []byte("seq") // the last date_added assigned in the collection
@@ -175,7 +176,7 @@ func initFile(db *bbolt.DB) error {
 		if err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketCollections, bucketStatuses} {
+		for _, name := range [][]byte{bucketCollections, bucketStatuses, bucketCheckpoints} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

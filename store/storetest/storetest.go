@@ -72,6 +72,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Ping", testPing},
 		{"Concurrent", testConcurrent},
 		{"Restart", testRestart},
+		{"Checkpoint", testCheckpoint},
+		{"CheckpointAtomic", testCheckpointAtomic},
+		{"CheckpointRestart", testCheckpointRestart},
 		{"Model", testModel},
 	}
 	for _, tc := range tests {
@@ -1149,4 +1152,84 @@ func testModel(t *testing.T, e *env) {
 			}
 		}
 	}
+}
+
+func testCheckpoint(t *testing.T, e *env) {
+	const name = "fanout/route-a/collection-a/v1"
+	got, err := e.s.Checkpoint(e.ctx, name)
+	if err != nil || !got.IsZero() {
+		t.Fatalf("Checkpoint before any was set = %s, %v; want the zero time, nil", fmtTime(got), err)
+	}
+	at := t0.Add(1234567 * time.Microsecond)
+	res, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), obj(ind2, v(1))}, name, at)
+	if err != nil || len(res) != 2 || res[0].Existed || res[1].Existed {
+		t.Fatalf("AddObjectsCheckpoint = %+v, %v; want two new versions", res, err)
+	}
+	if got, err = e.s.Checkpoint(e.ctx, name); err != nil || !got.Equal(at) {
+		t.Fatalf("Checkpoint = %s, %v; want %s", fmtTime(got), err, fmtTime(at))
+	}
+	if n := len(e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}})); n != 2 {
+		t.Fatalf("after AddObjectsCheckpoint: %d versions stored, want 2", n)
+	}
+	// Moving the checkpoint alone; other names are independent.
+	later := at.Add(time.Hour)
+	if res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, name, later); err != nil || len(res) != 0 {
+		t.Fatalf("AddObjectsCheckpoint with no objects = %v, %v; want no results, nil", res, err)
+	}
+	if got, err = e.s.Checkpoint(e.ctx, name); err != nil || !got.Equal(later) {
+		t.Fatalf("Checkpoint after moving it alone = %s, %v; want %s", fmtTime(got), err, fmtTime(later))
+	}
+	if got, err = e.s.Checkpoint(e.ctx, name+"-other"); err != nil || !got.IsZero() {
+		t.Fatalf("another checkpoint = %s, %v; want the zero time", fmtTime(got), err)
+	}
+	// Re-adding changes nothing but still moves the checkpoint.
+	res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, name, at)
+	if err != nil || !res[0].Existed {
+		t.Fatalf("re-adding with a checkpoint = %+v, %v; want Existed", res, err)
+	}
+	if got, _ = e.s.Checkpoint(e.ctx, name); !got.Equal(at) {
+		t.Fatalf("Checkpoint after a re-add = %s, want %s", fmtTime(got), fmtTime(at))
+	}
+	_, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, "", at)
+	wantKind(t, "AddObjectsCheckpoint without a name", err, ctigate.Invalid)
+	_, err = e.s.Checkpoint(e.ctx, "")
+	wantKind(t, "Checkpoint without a name", err, ctigate.Invalid)
+}
+
+func testCheckpointAtomic(t *testing.T, e *env) {
+	const name = "fanout/atomic"
+	before := t0.Add(time.Second)
+	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, name, before); err != nil {
+		t.Fatalf("AddObjectsCheckpoint: %v", err)
+	}
+	bad := obj(ind3, v(1))
+	bad.ID = ""
+	_, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), bad}, name, before.Add(time.Hour))
+	if err == nil {
+		t.Fatal("AddObjectsCheckpoint with an invalid object: got no error")
+	}
+	if got := e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}}); len(got) != 0 {
+		t.Fatalf("after a failed AddObjectsCheckpoint: %d objects stored, want 0", len(got))
+	}
+	if got, err := e.s.Checkpoint(e.ctx, name); err != nil || !got.Equal(before) {
+		t.Fatalf("Checkpoint after a failed AddObjectsCheckpoint = %s, %v; want it unchanged at %s", fmtTime(got), err, fmtTime(before))
+	}
+}
+
+func testCheckpointRestart(t *testing.T, e *env) {
+	if e.reopen == nil {
+		t.Skip("backend does not support reopening")
+	}
+	const name = "fanout/restart"
+	at := t0.Add(42 * time.Microsecond)
+	res, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, name, at)
+	if err != nil {
+		t.Fatalf("AddObjectsCheckpoint: %v", err)
+	}
+	e.restart()
+	if got, err := e.s.Checkpoint(e.ctx, name); err != nil || !got.Equal(at) {
+		t.Fatalf("Checkpoint after restart = %s, %v; want %s", fmtTime(got), err, fmtTime(at))
+	}
+	got := e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}})
+	e.checkObjects("after restart", got, []store.Object{stored(obj(ind1, v(1)), res[0])}, true)
 }

@@ -1,0 +1,350 @@
+// Package fanout publishes the object versions posted to inbound collections into the published collections of the routes that read them, as each route's policy allows.
+package fanout
+
+// How it works. An inbound collection's date_added order is a durable,
+// ordered log, written in the same transaction as each object: fan-out uses
+// it as its queue. Each (route, source collection, policy version) has a
+// checkpoint: the date_added of the last source version it processed. A
+// pass reads the source after the checkpoint (added_after is exclusive and
+// date_added unique per collection, so it is an exact cursor), evaluates
+// each version with policy.Evaluate, and writes what may be published into
+// the route's collection and moves the checkpoint in one atomic store write
+// (store.Store.AddObjectsCheckpoint). A crash at any point loses nothing
+// and, since adds are idempotent, publishes nothing twice.
+//
+// A new policy version has a checkpoint of its own, so the whole source is
+// re-evaluated under it: widened permissions apply to history. Narrowed
+// permissions only stop further publication; what was already published
+// stays (the first copy of an (id, version) wins, so a version published
+// in full is not replaced by a redacted one).
+//
+// Not yet done: custody records of decisions (withheld decisions are
+// logged at debug level for now), and the producer's organisation, which
+// stored versions do not carry: Input.Producer is "", so a route that lists
+// producers withholds everything (fail closed).
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json"
+
+	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/stix"
+	"github.com/ctigate/ctigate/store"
+)
+
+// Defaults for Options.
+const (
+	DefaultInterval  = 200 * time.Millisecond
+	DefaultBatchSize = 500
+)
+
+// Options configure a Worker.
+type Options struct {
+	// Store holds the source and published collections.
+	Store store.Store
+	// Routes are the routes to fill.
+	Routes []*policy.Route
+	// Markings knows the marking definitions (the server's registry).
+	// Default: TLP only.
+	Markings *stix.Markings
+	// Logger receives errors and, at debug level, withheld decisions.
+	// Default: discard.
+	Logger *slog.Logger
+	// Clock is the time policies are evaluated at. Default: time.Now.
+	Clock func() time.Time
+	// Interval is how often Run polls the sources. Default:
+	// DefaultInterval.
+	Interval time.Duration
+	// BatchSize is the number of source versions read and written at a
+	// time. Default: DefaultBatchSize.
+	BatchSize int
+}
+
+// Worker publishes inbound versions into routes. It is safe for
+// concurrent use; passes run one at a time.
+type Worker struct {
+	st       store.Store
+	routes   []*policy.Route
+	markings *stix.Markings
+	log      *slog.Logger
+	clock    func() time.Time
+	interval time.Duration
+	batch    int
+	wake     chan struct{}
+
+	mu     sync.Mutex      // held by a pass
+	warned map[string]bool // checkpoints whose re-evaluation was announced
+}
+
+// New returns a Worker; start it with Run.
+func New(opts Options) *Worker {
+	w := &Worker{
+		st: opts.Store, routes: opts.Routes, markings: opts.Markings, log: opts.Logger,
+		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize,
+		wake: make(chan struct{}, 1), warned: map[string]bool{},
+	}
+	if w.markings == nil {
+		w.markings = stix.NewMarkings()
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.clock == nil {
+		w.clock = time.Now
+	}
+	if w.interval <= 0 {
+		w.interval = DefaultInterval
+	}
+	if w.batch <= 0 {
+		w.batch = DefaultBatchSize
+	}
+	return w
+}
+
+// Notify wakes Run for a pass now, e.g. after an ingest. It never blocks.
+func (w *Worker) Notify() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run makes passes every Interval, and whenever Notify is called, until
+// ctx is done; then it returns nil once the pass under way has stopped.
+// Errors of a pass are logged and the pass retried at the next tick.
+func (w *Worker) Run(ctx context.Context) error {
+	t := time.NewTicker(w.interval)
+	defer t.Stop()
+	for {
+		if _, err := w.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			w.log.Error("fanout: pass failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-w.wake:
+		}
+	}
+}
+
+// RunOnce brings every route up to date with its sources and returns the
+// number of source versions it evaluated (counting each route apart).
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	total := 0
+	var errs []error
+	for _, r := range w.routes {
+		for _, src := range r.Sources() {
+			n, err := w.drain(ctx, r, src)
+			total += n
+			if err != nil {
+				errs = append(errs, fmt.Errorf("route %q, source %s: %w", r.Name(), src, err))
+			}
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// CheckpointName is the name of the checkpoint of route r over source src.
+func CheckpointName(r *policy.Route, src string) string {
+	return "fanout/" + r.ID() + "/" + src + "/" + r.Version()
+}
+
+// drain processes batches of src for r until it has caught up.
+func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, error) {
+	name := CheckpointName(r, src)
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		cp, err := w.st.Checkpoint(ctx, name)
+		if err != nil {
+			return total, err
+		}
+		if cp.IsZero() && !w.warned[name] {
+			w.announce(ctx, r, src)
+			w.warned[name] = true
+		}
+		page, err := w.st.Objects(ctx, src, store.Query{
+			AddedAfter: cp, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: w.batch,
+		})
+		if err != nil {
+			return total, err
+		}
+		if len(page.Objects) == 0 {
+			return total, nil
+		}
+		if err := w.process(ctx, r, src, name, page.Objects); err != nil {
+			return total, err
+		}
+		total += len(page.Objects)
+		if !page.More {
+			return total, nil
+		}
+	}
+}
+
+// announce tells the operator that a policy version starts over a route
+// that already published objects: history is re-evaluated, and what was
+// published before stays published.
+func (w *Worker) announce(ctx context.Context, r *policy.Route, src string) {
+	p, err := w.st.Objects(ctx, r.ID(), store.Query{Limit: 1, WithoutRaw: true})
+	if err != nil || len(p.Objects) == 0 {
+		return
+	}
+	w.log.Warn("fanout: new policy version for a route that already published objects: re-evaluating the source's history under it; "+
+		"objects published under earlier versions remain published",
+		"route", r.Name(), "policy_version", r.Version(), "source", src)
+}
+
+// batch is what one batch of one route publishes.
+type batch struct {
+	w     *Worker
+	ctx   context.Context
+	route *policy.Route
+	src   string
+	out   []store.Object
+	ids   map[string]bool // ids published by this batch
+	known map[string]bool // lookups in the route's collection
+	err   error           // the first lookup failure
+}
+
+// published reports whether the route's collection holds some version of
+// id, or this batch publishes one.
+func (b *batch) published(id string) bool {
+	if b.ids[id] {
+		return true
+	}
+	if v, ok := b.known[id]; ok {
+		return v
+	}
+	p, err := b.w.st.Objects(b.ctx, b.route.ID(), store.Query{
+		IDs: []string{id}, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 1, WithoutRaw: true,
+	})
+	if err != nil {
+		if b.err == nil {
+			b.err = err
+		}
+		return false
+	}
+	b.known[id] = len(p.Objects) > 0
+	return b.known[id]
+}
+
+func (b *batch) publish(o store.Object) {
+	b.out = append(b.out, o)
+	b.ids[o.ID] = true
+}
+
+// process evaluates objs (the source's versions after the checkpoint, in
+// date_added order) for r and writes the results with the new checkpoint.
+func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string, objs []store.Object) error {
+	b := &batch{w: w, ctx: ctx, route: r, src: src, ids: map[string]bool{}, known: map[string]bool{}}
+	now := w.clock()
+	for i := range objs {
+		o := &objs[i]
+		res, hash, err := w.markings.ResolveHash(o.Raw)
+		if err != nil {
+			w.log.Debug("fanout: withheld", "route", r.Name(), "policy_version", r.Version(), "id", o.ID,
+				"version", o.Version, "reason", policy.ReasonInvalid, "detail", err.Error())
+			continue
+		}
+		d := policy.Evaluate(policy.Input{
+			Raw: o.Raw, Type: o.Type, ID: o.ID, SHA256: hash, Markings: res,
+			Producer: "", // not stored with versions yet: routes with producers withhold (fail closed)
+			Revoked:  revoked(o.Raw),
+			Received: b.published(o.ID), Published: b.published,
+		}, r, now)
+		if b.err != nil {
+			return b.err
+		}
+		if d.Action == policy.Withhold {
+			w.log.Debug("fanout: withheld", "route", r.Name(), "policy_version", r.Version(), "id", o.ID,
+				"version", o.Version, "reason", d.Reason, "detail", d.Detail)
+			continue
+		}
+		// Marking definitions the published object refers to go first, so a
+		// reader meets a definition before its use.
+		if err := b.definitions(d.Object); err != nil {
+			return err
+		}
+		b.publish(store.Object{
+			ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version,
+			Raw: d.Object, Hash: d.PublishedSHA256,
+		})
+	}
+	res, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, name, objs[len(objs)-1].DateAdded)
+	if err != nil {
+		return err
+	}
+	for i, a := range res {
+		if a.Existed && a.Hash != b.out[i].Hash && a.Hash != ([32]byte{}) {
+			// Published earlier in another form (say, in full under an earlier
+			// policy version): the first copy stays.
+			w.log.Info("fanout: a different copy of this version was published earlier and stays",
+				"route", r.Name(), "id", b.out[i].ID, "version", b.out[i].Version)
+		}
+	}
+	return nil
+}
+
+// definitions publishes the non-TLP marking definitions raw refers to
+// (object_marking_refs and granular marking_ref) that the route has not
+// published yet and the source collection holds.
+func (b *batch) definitions(raw []byte) error {
+	var refs struct {
+		Object   []string `json:"object_marking_refs"`
+		Granular []struct {
+			Ref string `json:"marking_ref"`
+		} `json:"granular_markings"`
+	}
+	if err := json.Unmarshal(raw, &refs); err != nil {
+		return nil // Evaluate accepted it; nothing to follow
+	}
+	ids := refs.Object
+	for _, g := range refs.Granular {
+		if g.Ref != "" {
+			ids = append(ids, g.Ref)
+		}
+	}
+	for _, id := range ids {
+		if _, tlp := stix.StandardTLP(id); tlp || b.published(id) {
+			if b.err != nil {
+				return b.err
+			}
+			continue
+		}
+		if b.err != nil {
+			return b.err
+		}
+		p, err := b.w.st.Objects(b.ctx, b.src, store.Query{IDs: []string{id}, Types: []string{"marking-definition"}})
+		if err != nil {
+			return err
+		}
+		for _, d := range p.Objects {
+			b.publish(d)
+		}
+	}
+	return nil
+}
+
+// revoked reports whether raw has "revoked": true.
+func revoked(raw []byte) bool {
+	if !bytes.Contains(raw, []byte(`"revoked"`)) {
+		return false
+	}
+	var v struct {
+		Revoked bool `json:"revoked"`
+	}
+	return json.Unmarshal(raw, &v) == nil && v.Revoked
+}
