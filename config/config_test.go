@@ -144,3 +144,17 @@ users:
 		}
 	}
 }
+
+// TestDockerConfig: the container example is complete but for the
+// password hashes the operator must set, and fails closed until then.
+func TestDockerConfig(t *testing.T) {
+	_, err := Load("../configs/docker.yaml", nil)
+	if err == nil {
+		t.Fatal("the container example validated with REPLACE-ME password hashes")
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if !strings.Contains(line, ".password_hash: ") {
+			t.Errorf("unexpected problem: %s", line)
+		}
+	}
+}
