@@ -18,8 +18,13 @@ package fanout
 // stays (the first copy of an (id, version) wins, so a version published
 // in full is not replaced by a redacted one).
 //
-// Not yet done: custody records of decisions (withheld decisions are
-// logged at debug level for now), and the producer's organisation, which
+// Every decision (published, redacted, withheld) is recorded as a
+// store.Decision in that same write, so it is recorded exactly once and
+// only if its effect happened: a batch whose write fails records nothing
+// and is evaluated again. Marking definitions published with the objects
+// that refer to them get a published decision of their own.
+//
+// Not yet done: the producer's organisation, which
 // stored versions do not carry: Input.Producer is "", so a route that lists
 // producers withholds everything (fail closed).
 
@@ -214,6 +219,8 @@ type batch struct {
 	route *policy.Route
 	src   string
 	out   []store.Object
+	ds    []store.Decision // the decisions of the batch, in order
+	now   time.Time
 	ids   map[string]bool // ids published by this batch
 	known map[string]bool // lookups in the route's collection
 	err   error           // the first lookup failure
@@ -246,17 +253,41 @@ func (b *batch) publish(o store.Object) {
 	b.ids[o.ID] = true
 }
 
+// decide adds the record of a decision about o, the source version.
+func (b *batch) decide(o *store.Object, d store.Decision) {
+	d.Time = b.now
+	d.Route, d.Collection, d.PolicyVersion = b.route.Name(), b.route.ID(), b.route.Version()
+	d.ObjectID, d.ObjectVersion, d.Source = o.ID, o.Version, b.src
+	b.ds = append(b.ds, d)
+}
+
+// record turns a policy decision into its record.
+func record(d *policy.Decision) store.Decision {
+	r := store.Decision{
+		Action: d.Action.String(), Reason: string(d.Reason), Detail: d.Detail,
+		OriginalSHA256: d.OriginalSHA256, PublishedSHA256: d.PublishedSHA256,
+	}
+	for _, rm := range d.Removed {
+		r.Removed = append(r.Removed, rm.Path)
+	}
+	return r
+}
+
 // process evaluates objs (the source's versions after the checkpoint, in
 // date_added order) for r and writes the results with the new checkpoint.
 func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string, objs []store.Object) error {
-	b := &batch{w: w, ctx: ctx, route: r, src: src, ids: map[string]bool{}, known: map[string]bool{}}
 	now := w.clock()
+	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, ids: map[string]bool{}, known: map[string]bool{}}
 	for i := range objs {
 		o := &objs[i]
 		res, hash, err := w.markings.ResolveHash(o.Raw)
 		if err != nil {
 			w.log.Debug("fanout: withheld", "route", r.Name(), "policy_version", r.Version(), "id", o.ID,
 				"version", o.Version, "reason", policy.ReasonInvalid, "detail", err.Error())
+			b.decide(o, store.Decision{
+				Action: store.ActionWithheld, Reason: string(policy.ReasonInvalid), Detail: err.Error(),
+				OriginalSHA256: o.Hash,
+			})
 			continue
 		}
 		d := policy.Evaluate(policy.Input{
@@ -271,19 +302,21 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 		if d.Action == policy.Withhold {
 			w.log.Debug("fanout: withheld", "route", r.Name(), "policy_version", r.Version(), "id", o.ID,
 				"version", o.Version, "reason", d.Reason, "detail", d.Detail)
+			b.decide(o, record(&d))
 			continue
 		}
 		// Marking definitions the published object refers to go first, so a
 		// reader meets a definition before its use.
-		if err := b.definitions(d.Object); err != nil {
+		if err := b.definitions(o.ID, d.Object); err != nil {
 			return err
 		}
+		b.decide(o, record(&d))
 		b.publish(store.Object{
 			ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version,
 			Raw: d.Object, Hash: d.PublishedSHA256,
 		})
 	}
-	res, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, name, objs[len(objs)-1].DateAdded)
+	res, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, b.ds, name, objs[len(objs)-1].DateAdded)
 	if err != nil {
 		return err
 	}
@@ -300,8 +333,9 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 
 // definitions publishes the non-TLP marking definitions raw refers to
 // (object_marking_refs and granular marking_ref) that the route has not
-// published yet and the source collection holds.
-func (b *batch) definitions(raw []byte) error {
+// published yet and the source collection holds, with a published
+// decision each naming referrer, the id of the object that refers to it.
+func (b *batch) definitions(referrer string, raw []byte) error {
 	var refs struct {
 		Object   []string `json:"object_marking_refs"`
 		Granular []struct {
@@ -331,11 +365,36 @@ func (b *batch) definitions(raw []byte) error {
 		if err != nil {
 			return err
 		}
-		for _, d := range p.Objects {
-			b.publish(d)
+		for i := range p.Objects {
+			d := &p.Objects[i]
+			if b.definitionAllowed(*d) {
+				b.publish(*d)
+				b.decide(d, store.Decision{
+					Action: store.ActionPublished, Detail: "marking definition published with " + referrer,
+					OriginalSHA256: d.Hash, PublishedSHA256: d.Hash,
+				})
+			}
 		}
 	}
 	return nil
+}
+
+// definitionAllowed reports whether a marking definition may go out with
+// the objects that refer to it. Evaluate does not judge marking
+// definitions, but one can itself be marked, and its statement is content:
+// it goes out only when it carries no granular markings, no marking the
+// gateway does not know, and either no TLP or one within the route's
+// ceiling (never TLP:RED). Otherwise the referring objects keep a
+// reference the consumer cannot resolve, which reveals only an id.
+func (b *batch) definitionAllowed(d store.Object) bool {
+	res, err := b.w.markings.Resolve(d.Raw)
+	switch {
+	case err != nil, len(res.Unknown) > 0, len(res.Granular) > 0, res.TLP == stix.TLPRed:
+	case res.TLP == stix.TLPNone || res.TLP.Within(b.route.Ceiling()):
+		return true
+	}
+	b.w.log.Debug("fanout: marking definition withheld", "route", b.route.Name(), "id", d.ID, "tlp", res.TLP.String())
+	return false
 }
 
 // revoked reports whether raw has "revoked": true.

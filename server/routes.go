@@ -37,9 +37,12 @@ func (s *Server) routeTable() *echo.Echo {
 	e.GET("/:root/collections/:collection/objects/:object/", s.getObject, t...)
 	e.DELETE("/:root/collections/:collection/objects/:object/", s.deleteObject, t...)
 	e.GET("/:root/collections/:collection/objects/:object/versions/", s.getVersions, t...)
+
+	// Decision record (policy admins and auditors; plain JSON).
+	e.GET("/api/v1/decisions", s.getDecisions, s.authenticate)
 	return e
 }
 
 func isTAXIIPath(p string) bool {
-	return p != "/healthz" && p != "/readyz" && !strings.HasSuffix(p, "/") && p != ""
+	return p != "/healthz" && p != "/readyz" && !strings.HasPrefix(p, "/api/v1/") && !strings.HasSuffix(p, "/") && p != ""
 }

@@ -28,6 +28,7 @@ type Store interface {
 	DeleteObject(ctx context.Context, collection, id string, versions []store.VersionMatch, specVersions []string) (int, error)
 	PutStatus(ctx context.Context, s store.Status) error
 	Status(ctx context.Context, id string) (store.Status, error)
+	Decisions(ctx context.Context, q store.DecisionQuery) ([]store.Decision, error)
 	Ping(ctx context.Context) error
 }
 

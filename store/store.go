@@ -78,13 +78,24 @@ type Store interface {
 	// results[i] corresponds to objs[i].
 	AddObjects(ctx context.Context, collection string, objs []Object) ([]AddResult, error)
 
-	// AddObjectsCheckpoint is AddObjects into collection that also sets
-	// the checkpoint name to at, in the same atomic write: either the
-	// objects are stored and the checkpoint moved, or neither. objs may be
-	// empty, to move the checkpoint alone. A consumer of a collection's
-	// date_added order (fan-out) keeps its position this way, so that a
-	// crash at any point neither loses nor repeats its work.
-	AddObjectsCheckpoint(ctx context.Context, collection string, objs []Object, name string, at time.Time) ([]AddResult, error)
+	// AddObjectsCheckpoint is AddObjects into collection that also
+	// appends decisions to the decision record and sets the checkpoint
+	// name to at, in the same atomic write: either the objects are stored,
+	// the decisions recorded and the checkpoint moved, or none of it. objs
+	// and decisions may be empty, to move the checkpoint alone. A consumer
+	// of a collection's date_added order (fan-out) keeps its position this
+	// way, so that a crash at any point neither loses nor repeats its work,
+	// and each decision is recorded exactly once, iff its effect happened.
+	// The store assigns each decision's Seq (the caller's are ignored) and
+	// its Time when zero; decisions[i].Seq is the next after
+	// decisions[i-1].Seq. An invalid decision is Invalid and fails the
+	// whole write.
+	AddObjectsCheckpoint(ctx context.Context, collection string, objs []Object, decisions []Decision, name string, at time.Time) ([]AddResult, error)
+
+	// Decisions returns recorded decisions matching q in ascending Seq
+	// order: at most q.Limit (DefaultDecisionLimit when <= 0, capped at
+	// MaxDecisionLimit), all with Seq > q.After.
+	Decisions(ctx context.Context, q DecisionQuery) ([]Decision, error)
 
 	// Checkpoint returns the time last set under name by
 	// AddObjectsCheckpoint, or the zero time when none was set. Checkpoints
@@ -111,6 +122,52 @@ type Store interface {
 	// Close releases the backend; it waits for operations under way.
 	Close() error
 }
+
+// Decision actions (Decision.Action).
+const (
+	ActionPublished = "published" // published as received
+	ActionRedacted  = "redacted"  // published with properties removed (Decision.Removed)
+	ActionWithheld  = "withheld"  // not published (Decision.Reason)
+)
+
+// Decision is the record of one policy decision: what the gateway decided
+// for one source object version and one route, under which policy version,
+// and why. Decisions are append-only and numbered by Seq, which the store
+// assigns: strictly increasing and gap-free over the store's life, so a
+// missing record is detectable. The custody ledger (issue 7) chains these
+// records in Seq order; they carry hashes and metadata, never content.
+type Decision struct {
+	Seq           uint64    // assigned by the store: 1, 2, 3, …
+	Time          time.Time // when decided; set by the store when zero
+	Route         string    // the route's name
+	Collection    string    // the id of the collection the route publishes into
+	PolicyVersion string    // the route's policy version
+	ObjectID      string    // STIX id of the source object
+	ObjectVersion time.Time // the source version (modified, else created); zero when unversioned
+	Source        string    // the id of the collection the object was read from
+	Action        string    // ActionPublished, ActionRedacted or ActionWithheld
+	Reason        string    // why withheld (a policy.Reason); empty otherwise
+	Detail        string    // for people
+	Removed       []string  // for ActionRedacted: the selectors (STIX 2.1 §7.2.3.1) of what was removed
+	// OriginalSHA256 is the canonical hash of the object as received
+	// (zero when it could not be computed); PublishedSHA256 that of what
+	// was published (zero when withheld).
+	OriginalSHA256, PublishedSHA256 [32]byte
+}
+
+// DecisionQuery selects recorded decisions.
+type DecisionQuery struct {
+	ObjectID string // only decisions about this STIX id; "" for all
+	Route    string // only decisions of this route (name); "" for all
+	After    uint64 // only decisions with Seq > After (the paging cursor)
+	Limit    int    // at most this many; <= 0 means DefaultDecisionLimit
+}
+
+// Limits of DecisionQuery.Limit.
+const (
+	DefaultDecisionLimit = 100
+	MaxDecisionLimit     = 1000
+)
 
 // Status is a TAXII status resource, with the fields the gateway needs to
 // authorise access to it.

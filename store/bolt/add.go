@@ -37,12 +37,12 @@ type pending struct {
 // each new version a date_added strictly greater than any assigned before in
 // the collection, in input order.
 func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.Object) ([]store.AddResult, error) {
-	return s.addObjects(ctx, "bolt.AddObjects", collection, objs, nil, nil)
+	return s.addObjects(ctx, "bolt.AddObjects", collection, objs, nil, nil, nil, nil)
 }
 
-// AddObjectsCheckpoint is AddObjects that also sets the checkpoint name to
-// at in the same write transaction.
-func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, name string, at time.Time) ([]store.AddResult, error) {
+// AddObjectsCheckpoint is AddObjects that also records decisions and sets
+// the checkpoint name to at in the same write transaction.
+func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, decisions []store.Decision, name string, at time.Time) ([]store.AddResult, error) {
 	const op = "bolt.AddObjectsCheckpoint"
 	if err := validCheckpoint(name); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
@@ -51,10 +51,16 @@ func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, obj
 	if err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("checkpoint time: %v", err))
 	}
-	return s.addObjects(ctx, op, collection, objs, []byte(name), v)
+	enc, err := encodeDecisions(decisions, s.clock())
+	if err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	return s.addObjects(ctx, op, collection, objs, decisions, enc, []byte(name), v)
 }
 
-func (s *Store) addObjects(ctx context.Context, op, collection string, objs []store.Object, cpName, cpValue []byte) ([]store.AddResult, error) {
+// addObjects writes objs into collection and, in the same transaction, the
+// decisions ds (encoded as enc) and the checkpoint cpName (when not nil).
+func (s *Store) addObjects(ctx context.Context, op, collection string, objs []store.Object, ds []store.Decision, enc [][]byte, cpName, cpValue []byte) ([]store.AddResult, error) {
 	if err := validCollection(collection); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
@@ -97,6 +103,11 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 	err := s.write(len(objs), bytes, func(w *writeTx) error {
 		if len(ps) > 0 {
 			if err := s.add(w, collection, ps, results); err != nil {
+				return err
+			}
+		}
+		if len(ds) > 0 {
+			if err := recordDecisions(w.tx, ds, enc); err != nil {
 				return err
 			}
 		}

@@ -176,7 +176,7 @@ func initFile(db *bbolt.DB) error {
 		if err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketCollections, bucketStatuses, bucketCheckpoints} {
+		for _, name := range [][]byte{bucketCollections, bucketStatuses, bucketCheckpoints, bucketDecisions, bucketDecisionsByObjID, bucketDecisionsByRoute} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -75,6 +75,11 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Checkpoint", testCheckpoint},
 		{"CheckpointAtomic", testCheckpointAtomic},
 		{"CheckpointRestart", testCheckpointRestart},
+		{"DecisionsRoundTrip", testDecisionsRoundTrip},
+		{"DecisionsAtomic", testDecisionsAtomic},
+		{"DecisionsSeqRestart", testDecisionsSeqRestart},
+		{"DecisionsQuery", testDecisionsQuery},
+		{"DecisionsPaging", testDecisionsPaging},
 		{"Model", testModel},
 	}
 	for _, tc := range tests {
@@ -1161,7 +1166,7 @@ func testCheckpoint(t *testing.T, e *env) {
 		t.Fatalf("Checkpoint before any was set = %s, %v; want the zero time, nil", fmtTime(got), err)
 	}
 	at := t0.Add(1234567 * time.Microsecond)
-	res, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), obj(ind2, v(1))}, name, at)
+	res, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), obj(ind2, v(1))}, nil, name, at)
 	if err != nil || len(res) != 2 || res[0].Existed || res[1].Existed {
 		t.Fatalf("AddObjectsCheckpoint = %+v, %v; want two new versions", res, err)
 	}
@@ -1173,7 +1178,7 @@ func testCheckpoint(t *testing.T, e *env) {
 	}
 	// Moving the checkpoint alone; other names are independent.
 	later := at.Add(time.Hour)
-	if res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, name, later); err != nil || len(res) != 0 {
+	if res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, name, later); err != nil || len(res) != 0 {
 		t.Fatalf("AddObjectsCheckpoint with no objects = %v, %v; want no results, nil", res, err)
 	}
 	if got, err = e.s.Checkpoint(e.ctx, name); err != nil || !got.Equal(later) {
@@ -1183,14 +1188,14 @@ func testCheckpoint(t *testing.T, e *env) {
 		t.Fatalf("another checkpoint = %s, %v; want the zero time", fmtTime(got), err)
 	}
 	// Re-adding changes nothing but still moves the checkpoint.
-	res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, name, at)
+	res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, nil, name, at)
 	if err != nil || !res[0].Existed {
 		t.Fatalf("re-adding with a checkpoint = %+v, %v; want Existed", res, err)
 	}
 	if got, _ = e.s.Checkpoint(e.ctx, name); !got.Equal(at) {
 		t.Fatalf("Checkpoint after a re-add = %s, want %s", fmtTime(got), fmtTime(at))
 	}
-	_, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, "", at)
+	_, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, "", at)
 	wantKind(t, "AddObjectsCheckpoint without a name", err, ctigate.Invalid)
 	_, err = e.s.Checkpoint(e.ctx, "")
 	wantKind(t, "Checkpoint without a name", err, ctigate.Invalid)
@@ -1199,12 +1204,12 @@ func testCheckpoint(t *testing.T, e *env) {
 func testCheckpointAtomic(t *testing.T, e *env) {
 	const name = "fanout/atomic"
 	before := t0.Add(time.Second)
-	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, name, before); err != nil {
+	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, name, before); err != nil {
 		t.Fatalf("AddObjectsCheckpoint: %v", err)
 	}
 	bad := obj(ind3, v(1))
 	bad.ID = ""
-	_, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), bad}, name, before.Add(time.Hour))
+	_, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), bad}, nil, name, before.Add(time.Hour))
 	if err == nil {
 		t.Fatal("AddObjectsCheckpoint with an invalid object: got no error")
 	}
@@ -1222,7 +1227,7 @@ func testCheckpointRestart(t *testing.T, e *env) {
 	}
 	const name = "fanout/restart"
 	at := t0.Add(42 * time.Microsecond)
-	res, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, name, at)
+	res, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, nil, name, at)
 	if err != nil {
 		t.Fatalf("AddObjectsCheckpoint: %v", err)
 	}
