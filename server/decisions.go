@@ -4,12 +4,12 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v4"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -81,13 +81,13 @@ func (s *Server) getDecisions(c echo.Context) error {
 	page := decisionsPage{Decisions: make([]decisionJSON, len(ds))}
 	for i, d := range ds {
 		j := decisionJSON{
-			Seq: d.Seq, Time: d.Time.UTC().Format(time.RFC3339Nano), Route: d.Route, Collection: d.Collection,
+			Seq: d.Seq, Time: formatDateAdded(d.Time), Route: d.Route, Collection: d.Collection,
 			PolicyVersion: d.PolicyVersion, ObjectID: d.ObjectID, Source: d.Source, Action: d.Action,
 			Reason: d.Reason, Detail: d.Detail, Removed: d.Removed,
 			OriginalSHA256: hexHash(d.OriginalSHA256), PublishedSHA256: hexHash(d.PublishedSHA256),
 		}
 		if !d.ObjectVersion.IsZero() {
-			j.ObjectVersion = d.ObjectVersion.UTC().Format(time.RFC3339Nano)
+			j.ObjectVersion = stix.FormatTimestamp(d.ObjectVersion)
 		}
 		page.Decisions[i] = j
 	}
