@@ -208,7 +208,7 @@ func (w *Worker) announce(ctx context.Context, r *policy.Route, src string) {
 		return
 	}
 	w.log.Warn("fanout: new policy version for a route that already published objects: re-evaluating the source's history under it; "+
-		"objects published under earlier versions remain published",
+		"objects published under earlier versions remain published (GET /api/v1/decisions?route=NAME lists every decision with its policy version)",
 		"route", r.Name(), "policy_version", r.Version(), "source", src)
 }
 
