@@ -24,9 +24,9 @@ package fanout
 // and is evaluated again. Marking definitions published with the objects
 // that refer to them get a published decision of their own.
 //
-// Not yet done: the producer's organisation, which
-// stored versions do not carry: Input.Producer is "", so a route that lists
-// producers withholds everything (fail closed).
+// Routes that list producers judge each version by the organisation stored
+// with it (the submitting user's); a version stored without one is
+// withheld by such routes (fail closed).
 
 import (
 	"bytes"
@@ -292,7 +292,7 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 		}
 		d := policy.Evaluate(policy.Input{
 			Raw: o.Raw, Type: o.Type, ID: o.ID, SHA256: hash, Markings: res,
-			Producer: "", // not stored with versions yet: routes with producers withhold (fail closed)
+			Producer: o.Producer, // "" for versions stored before producers were recorded: routes with producers withhold them
 			Revoked:  revoked(o.Raw),
 			Received: b.published(o.ID), Published: b.published,
 		}, r, now)
@@ -313,7 +313,7 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 		b.decide(o, record(&d))
 		b.publish(store.Object{
 			ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version,
-			Raw: d.Object, Hash: d.PublishedSHA256,
+			Raw: d.Object, Hash: d.PublishedSHA256, Producer: o.Producer,
 		})
 	}
 	res, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, b.ds, name, objs[len(objs)-1].DateAdded)

@@ -350,3 +350,25 @@ func TestRunNotify(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// TestProducerRule: a route that lists producers publishes the versions
+// their organisations submitted, judged by the organisation stored with
+// each version, and withholds the rest (also versions stored without one).
+func TestProducerRule(t *testing.T) {
+	e := newEnv(t)
+	e.routes = []*policy.Route{route(t, lawColl, "law-enforcement", "TLP:AMBER", func(rc *policy.RouteConfig) {
+		rc.Producers = []string{"CERT-A"}
+	})}
+	green := marked(stix.TLP2Green)
+	a, b, unknown := indicator(201, green), indicator(202, green), indicator(203, green)
+	a.Producer, b.Producer = "CERT-A", "CERT-B"
+	e.add(a, b, unknown)
+	e.runOnce(e.worker(nil))
+	got := e.all(lawColl)
+	if ids := idsOf(got); !slices.Equal(ids, []string{a.ID}) {
+		t.Fatalf("route holds %v, want only CERT-A's %s", ids, a.ID)
+	}
+	if got[0].Producer != "CERT-A" {
+		t.Errorf("published copy's producer %q, want CERT-A", got[0].Producer)
+	}
+}

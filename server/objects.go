@@ -182,6 +182,7 @@ func (s *Server) addObjects(c echo.Context) error {
 			st.Failures = append(st.Failures, store.StatusDetail{ID: it.ID, Version: it.Version, Message: ctigate.MessageOf(err)})
 			continue
 		}
+		o.Producer = userOf(c).Organisation
 		objs = append(objs, o)
 		notes = append(notes, note)
 	}

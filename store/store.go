@@ -18,6 +18,7 @@ type Object struct {
 	DateAdded   time.Time // assigned by the store on first add; microsecond precision, UTC
 	Raw         []byte    // the producer's original bytes; nil in manifest reads
 	Hash        [32]byte  // SHA-256 of the RFC 8785 canonical form of Raw, given by the writer; returned with Raw (zero when unknown)
+	Producer    string    // organisation of the user who submitted this version, given by the writer; returned with Raw ("" when unknown)
 }
 
 // VersionKind selects versions of an object (TAXII match[version]).

@@ -191,6 +191,7 @@ func validObject(o *store.Object) error {
 type collectionBuckets struct {
 	coll, index, raw *bbolt.Bucket
 	hash             *bbolt.Bucket // nil in files written before hashes were kept, until the next add
+	producer         *bbolt.Bucket // likewise for producer organisations
 }
 
 func openCollection(tx *bbolt.Tx, name string) (collectionBuckets, bool) {
@@ -199,10 +200,11 @@ func openCollection(tx *bbolt.Tx, name string) (collectionBuckets, bool) {
 		return collectionBuckets{}, false
 	}
 	cb := collectionBuckets{
-		coll:  coll,
-		index: coll.Bucket(bucketIndex),
-		raw:   coll.Bucket(bucketRaw),
-		hash:  coll.Bucket(bucketHash),
+		coll:     coll,
+		index:    coll.Bucket(bucketIndex),
+		raw:      coll.Bucket(bucketRaw),
+		hash:     coll.Bucket(bucketHash),
+		producer: coll.Bucket(bucketProd),
 	}
 	return cb, cb.index != nil && cb.raw != nil
 }
@@ -223,6 +225,10 @@ func createCollection(tx *bbolt.Tx, name string) (collectionBuckets, error) {
 		return collectionBuckets{}, err
 	}
 	cb.hash.FillPercent = 1
+	if cb.producer, err = coll.CreateBucketIfNotExists(bucketProd); err != nil {
+		return collectionBuckets{}, err
+	}
+	cb.producer.FillPercent = 1
 	// Both only ever grow at their end (date_added increases), so full
 	// pages are best.
 	cb.index.FillPercent = 1
@@ -313,6 +319,11 @@ func (s *Store) add(w *writeTx, collection string, ps []pending, results []store
 		}
 		if o.Hash != ([32]byte{}) {
 			if err := cb.hash.Put(p.dk, o.Hash[:]); err != nil {
+				return err
+			}
+		}
+		if o.Producer != "" {
+			if err := cb.producer.Put(p.dk, []byte(o.Producer)); err != nil {
 				return err
 			}
 		}

@@ -35,6 +35,7 @@ var (
 	bucketIndex = []byte("index")
 	bucketRaw   = []byte("raw")
 	bucketHash  = []byte("hash")
+	bucketProd  = []byte("producer")
 	// bucketVersions (format 1 only) mapped id and version to date_added.
 	bucketVersions = []byte("versions")
 )

@@ -89,6 +89,11 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 					return err
 				}
 			}
+			if cb.producer != nil {
+				if err := cb.producer.Delete(k); err != nil {
+					return err
+				}
+			}
 			w.deleted(collection, id, d)
 		}
 		if err := relink(cb.index, rest); err != nil {

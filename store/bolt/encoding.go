@@ -21,6 +21,7 @@ import (
 //
 //	index    dateKey -> header (flags, versionKey, id, type, spec_version)
 //	raw      dateKey -> the producer's original bytes
+//	producer dateKey -> the submitting organisation, when the writer gave one
 //	hash     dateKey -> SHA-256 of the canonical form (32 bytes), when the
 //	         writer gave one; absent for versions written before it existed
 //

@@ -196,6 +196,8 @@ type pageReader struct {
 
 	rawCur     seqCursor
 	hashCur    seqCursor
+	prodCur    seqCursor
+	producer   string // the last producer returned, reused while it repeats
 	arena      []byte
 	typ, spec  string // the last type and spec_version strings, reused
 	dates      []int64
@@ -397,6 +399,11 @@ func (r *pageReader) add(k []byte, h *header) error {
 		if r.cb.hash != nil {
 			copy(o.Hash[:], r.hashCur.at(r.cb.hash, k))
 		}
+		if r.cb.producer != nil {
+			if p := r.prodCur.at(r.cb.producer, k); p != nil {
+				o.Producer = r.internProducer(p)
+			}
+		}
 	}
 	r.objs = append(r.objs, o)
 	r.lastDate = d
@@ -410,6 +417,15 @@ func (r *pageReader) rawAt(k []byte) ([]byte, error) {
 		return nil, errCorrupt
 	}
 	return v, nil
+}
+
+// internProducer returns p as a string, reusing the previous one when it
+// is the same (a page usually comes from a few organisations).
+func (r *pageReader) internProducer(p []byte) string {
+	if string(p) != r.producer {
+		r.producer = string(p)
+	}
+	return r.producer
 }
 
 // seqCursor reads values of one date-keyed bucket for keys that mostly

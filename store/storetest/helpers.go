@@ -197,6 +197,9 @@ func sameObjects(got, want []store.Object, withRaw bool) string {
 		if withRaw && g.Hash != w.Hash {
 			return fmt.Sprintf("object %d (%s): got hash %x, want %x", i, g.ID, g.Hash, w.Hash)
 		}
+		if withRaw && g.Producer != w.Producer {
+			return fmt.Sprintf("object %d (%s): got producer %q, want %q", i, g.ID, g.Producer, w.Producer)
+		}
 	}
 	return ""
 }
@@ -321,6 +324,7 @@ func withRaw(o store.Object, tag string) store.Object {
 	// Any 32 bytes will do: the store keeps the writer's hash, it does
 	// not compute one.
 	o.Hash = sha256.Sum256(o.Raw)
+	o.Producer = "Org " + o.Type
 	return o
 }
 
