@@ -677,72 +677,20 @@ type markingIter struct {
 // next returns the next element, or nil after the last.
 func (it *markingIter) next() []byte {
 	if it.i == 0 {
-		it.i = markingSpace(it.b, 1) // past '['
+		it.i = skipSpace(it.b, 1) // past '['
 	} else if it.i < len(it.b) && it.b[it.i] == ',' {
-		it.i = markingSpace(it.b, it.i+1)
+		it.i = skipSpace(it.b, it.i+1)
 	}
 	if it.i >= len(it.b) || it.b[it.i] == ']' {
 		return nil
 	}
 	start := it.i
-	end := markingSkip(it.b, start)
-	it.i = markingSpace(it.b, end)
+	end := skipValue(it.b, start)
+	if end < 0 { // cannot happen: the bytes were validated before
+		end = len(it.b)
+	}
+	it.i = skipSpace(it.b, end)
 	return it.b[start:end]
-}
-
-// markingSpace skips JSON whitespace from b[i].
-func markingSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// markingSkip returns the offset just past the valid JSON value at b[i].
-func markingSkip(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return markingSkipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = markingSkipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default: // a number or a literal
-		for i < len(b) {
-			switch b[i] {
-			case ',', ']', '}', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
-		}
-		return i
-	}
-}
-
-// markingSkipString returns the offset just past the JSON string at b[i].
-func markingSkipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
 }
 
 // markingRefOK reports whether id is a marking-definition identifier:
@@ -752,27 +700,7 @@ func markingSkipString(b []byte, i int) int {
 // StandardTLP recognises the TLP ids in either case.
 func markingRefOK(id []byte) bool {
 	const prefix = "marking-definition--"
-	return len(id) == len(prefix)+36 && string(id[:len(prefix)]) == prefix && markingUUIDOK(id[len(prefix):])
-}
-
-// markingUUIDOK checks a UUID as markingRefOK describes.
-func markingUUIDOK(u []byte) bool {
-	if len(u) != 36 {
-		return false
-	}
-	for i, c := range u {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return '1' <= u[14] && u[14] <= '5' && strings.IndexByte("89abAB", u[19]) >= 0
+	return len(id) == len(prefix)+36 && string(id[:len(prefix)]) == prefix && uuidProblem(id[len(prefix):]) == ""
 }
 
 // markingLabel names an object in messages by its id, the raw JSON value
@@ -783,7 +711,7 @@ func markingLabel(v []byte) string {
 		return "object"
 	}
 	typ, uuid, found := bytes.Cut(id, []byte("--"))
-	if !found || len(typ) < 3 || len(typ) > 250 || !markingUUIDOK(uuid) {
+	if !found || len(typ) < 3 || len(typ) > 250 || uuidProblem(uuid) != "" {
 		return "object"
 	}
 	for _, c := range typ {
