@@ -33,6 +33,9 @@ Usage:
   ctigate passwd [--token]                                      hash a password (read from stdin) or make a bearer token
   ctigate health [--url URL] [--insecure]                       check a gateway's /healthz (container health checks)
   ctigate bench  [flags]                                        load-test a gateway (see ctigate bench -h)
+  ctigate push --server URL --collection ID|ALIAS FILE|DIR|-    add STIX bundles, envelopes or JSON Lines (see ctigate push -h)
+  ctigate poll --server URL --collection ID|ALIAS [--state FILE] [--follow]
+                                                                pull new objects incrementally (see ctigate poll -h)
   ctigate policy check --route R [--config FILE] [--producer ORG] [--json] FILE|-
                                                                 dry-run a bundle against a sharing route
 
@@ -54,6 +57,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runHealth(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
+	case "push":
+		return runPush(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "poll":
+		return runPoll(ctx, args[1:], getenv, stdout, stderr)
 	case "policy":
 		return runPolicy(args[1:], getenv, stdin, stdout, stderr)
 	case "help", "-h", "--help":
