@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"bufio"
 	"context"
 	"errors"
@@ -92,7 +93,7 @@ func runPoll(ctx context.Context, args []string, getenv func(string) string, std
 			}
 			return fmt.Errorf("poll: %w", err)
 		}
-		fmt.Fprintf(stderr, "poll: %d objects; added_after now %s\n", n, p.state.AddedAfter)
+		fmt.Fprintf(stderr, "poll: %d objects; added_after now %s\n", n, cmp.Or(p.state.AddedAfter, "unset (nothing received yet)"))
 		if !*follow {
 			return nil
 		}
