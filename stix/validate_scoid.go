@@ -2,16 +2,15 @@ package stix
 
 import (
 	"bytes"
-	"crypto/sha1"
-	"encoding/hex"
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
+	guuid "github.com/google/uuid"
 )
 
 // scoNamespace is the UUIDv5 namespace of deterministic SCO identifiers
 // (STIX 2.1 §2.9): 00abedb4-aa42-466c-9c01-fed23315a9b7.
-var scoNamespace = [16]byte{0x00, 0xab, 0xed, 0xb4, 0xaa, 0x42, 0x46, 0x6c, 0x9c, 0x01, 0xfe, 0xd2, 0x33, 0x15, 0xa9, 0xb7}
+var scoNamespace = guuid.UUID{0x00, 0xab, 0xed, 0xb4, 0xaa, 0x42, 0x46, 0x6c, 0x9c, 0x01, 0xfe, 0xd2, 0x33, 0x15, 0xa9, 0xb7}
 
 // hashPreference is the order in which one hash of a hashes property is
 // chosen to contribute to a deterministic id (as the OASIS reference
@@ -71,7 +70,7 @@ func checkSCOID(c *vctx, props []string, o *fieldSet) {
 			return
 		}
 		names = used
-		u := uuidV5(scoNamespace, name)
+		u := []byte(guuid.NewSHA1(scoNamespace, name).String())
 		if bytes.Equal(uuid, u) {
 			return
 		}
@@ -120,29 +119,6 @@ func contributingJSON(props []string, o *fieldSet, hash []field) (name []byte, u
 		return nil, nil, false
 	}
 	return val, used, true
-}
-
-// uuidV5 returns the RFC 4122 version 5 UUID of name in namespace ns, in
-// its lowercase 8-4-4-4-12 form.
-func uuidV5(ns [16]byte, name []byte) []byte {
-	h := sha1.New()
-	h.Write(ns[:])
-	h.Write(name)
-	var u [16]byte
-	copy(u[:], h.Sum(nil))
-	u[6] = u[6]&0x0f | 0x50
-	u[8] = u[8]&0x3f | 0x80
-	out := make([]byte, 36)
-	hex.Encode(out[0:8], u[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], u[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], u[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], u[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:36], u[10:16])
-	return out
 }
 
 // contains reports whether list holds s.
