@@ -39,6 +39,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 
+	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
@@ -190,6 +191,11 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 			return total, nil
 		}
 		if err := w.process(ctx, r, src, name, page.Objects); err != nil {
+			if ctigate.KindOf(err) == ctigate.Conflict {
+				// Another worker (replica) wrote this batch first; its
+				// decisions stand. Go on from the checkpoint it set.
+				continue
+			}
 			return total, err
 		}
 		total += len(page.Objects)

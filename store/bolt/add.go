@@ -100,7 +100,22 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 	if len(objs) == 0 && cpName == nil {
 		return results, nil
 	}
+	// A checkpoint only moves forward: a write that would not move it
+	// (another worker already wrote this batch) changes nothing. It
+	// returns nil to the shared transaction, so it does not roll back
+	// its neighbours, and reports the conflict after.
+	var conflict bool
 	err := s.write(len(objs), bytes, func(w *writeTx) error {
+		conflict = false
+		if cpName != nil {
+			if cur := w.tx.Bucket(bucketCheckpoints).Get(cpName); cur != nil {
+				var curT, newT time.Time
+				if curT.UnmarshalBinary(cur) == nil && newT.UnmarshalBinary(cpValue) == nil && !newT.After(curT) {
+					conflict = true
+					return nil
+				}
+			}
+		}
 		if len(ps) > 0 {
 			if err := s.add(w, collection, ps, results); err != nil {
 				return err
@@ -118,6 +133,9 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 	})
 	if err != nil {
 		return nil, ctigate.E(op, err)
+	}
+	if conflict {
+		return nil, ctigate.E(op, ctigate.Conflict, "checkpoint already moved by another writer")
 	}
 	return results, nil
 }

@@ -39,7 +39,9 @@ func decision(route, id string, n int) store.Decision {
 // record stores ds with a checkpoint move and no objects.
 func (e *env) record(ds ...store.Decision) {
 	e.t.Helper()
-	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, ds, "fanout/decisions", t0); err != nil {
+	// Each write moves the checkpoint forward, as fan-out does.
+	e.recorded++
+	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, ds, "fanout/decisions", t0.Add(time.Duration(e.recorded)*time.Microsecond)); err != nil {
 		e.t.Fatalf("AddObjectsCheckpoint with %d decisions: %v", len(ds), err)
 	}
 }

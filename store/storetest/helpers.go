@@ -49,6 +49,8 @@ type env struct {
 	clock  *fakeClock
 	s      store.Store
 	reopen func(t *testing.T) store.Store
+	// recorded counts record calls, whose checkpoint moves forward.
+	recorded int
 }
 
 func newEnv(t *testing.T, newStore NewStore) *env {

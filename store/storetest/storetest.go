@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Checkpoint", testCheckpoint},
 		{"CheckpointAtomic", testCheckpointAtomic},
 		{"CheckpointRestart", testCheckpointRestart},
+		{"CheckpointConflict", testCheckpointConflict},
 		{"DecisionsRoundTrip", testDecisionsRoundTrip},
 		{"DecisionsAtomic", testDecisionsAtomic},
 		{"DecisionsSeqRestart", testDecisionsSeqRestart},
@@ -1188,12 +1189,13 @@ func testCheckpoint(t *testing.T, e *env) {
 		t.Fatalf("another checkpoint = %s, %v; want the zero time", fmtTime(got), err)
 	}
 	// Re-adding changes nothing but still moves the checkpoint.
-	res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, nil, name, at)
+	after := later.Add(time.Microsecond)
+	res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, nil, name, after)
 	if err != nil || !res[0].Existed {
 		t.Fatalf("re-adding with a checkpoint = %+v, %v; want Existed", res, err)
 	}
-	if got, _ = e.s.Checkpoint(e.ctx, name); !got.Equal(at) {
-		t.Fatalf("Checkpoint after a re-add = %s, want %s", fmtTime(got), fmtTime(at))
+	if got, _ = e.s.Checkpoint(e.ctx, name); !got.Equal(after) {
+		t.Fatalf("Checkpoint after a re-add = %s, want %s", fmtTime(got), fmtTime(after))
 	}
 	_, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, "", at)
 	wantKind(t, "AddObjectsCheckpoint without a name", err, ctigate.Invalid)
@@ -1237,4 +1239,59 @@ func testCheckpointRestart(t *testing.T, e *env) {
 	}
 	got := e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}})
 	e.checkObjects("after restart", got, []store.Object{stored(obj(ind1, v(1)), res[0])}, true)
+}
+
+// testCheckpointConflict: a checkpoint only moves forward. A write whose
+// checkpoint time is not after the stored one (another replica processed
+// the same batch first) changes nothing, records no decision and is a
+// Conflict; the writer re-reads the checkpoint and goes on from there.
+func testCheckpointConflict(t *testing.T, e *env) {
+	const name = "fanout/conflict"
+	at := t0.Add(time.Second)
+	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))},
+		[]store.Decision{decision("police", ind1, 0)}, name, at); err != nil {
+		t.Fatalf("AddObjectsCheckpoint: %v", err)
+	}
+	for _, again := range []time.Time{at, at.Add(-time.Microsecond), t0} {
+		_, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), obj(ind2, v(1))},
+			[]store.Decision{decision("police", ind1, 0), decision("police", ind2, 1)}, name, again)
+		wantKind(t, fmt.Sprintf("AddObjectsCheckpoint at %s with the checkpoint at %s", fmtTime(again), fmtTime(at)), err, ctigate.Conflict)
+	}
+	if got, err := e.s.Checkpoint(e.ctx, name); err != nil || !got.Equal(at) {
+		t.Fatalf("Checkpoint after conflicts = %s, %v; want %s", fmtTime(got), err, fmtTime(at))
+	}
+	if got := e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}}); len(got) != 1 || got[0].ID != ind1 {
+		t.Fatalf("after conflicts: %s stored, want only %s", showAll(got), ind1)
+	}
+	if got := e.decisions(store.DecisionQuery{}); len(got) != 1 {
+		t.Fatalf("after conflicts: %d decisions, want 1", len(got))
+	}
+	// Concurrent writers of the same batch: exactly one succeeds.
+	next := at.Add(time.Second)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind2, v(1))},
+				[]store.Decision{decision("police", ind2, 1)}, name, next)
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case ctigate.KindOf(err) != ctigate.Conflict:
+			t.Fatalf("concurrent AddObjectsCheckpoint: %v, want nil or Conflict", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("concurrent writers of one batch: %d succeeded, want 1", ok)
+	}
+	got := e.decisions(store.DecisionQuery{})
+	if len(got) != 2 {
+		t.Fatalf("after concurrent writers: %d decisions, want 2", len(got))
+	}
+	checkSeqs(t, "after concurrent writers", got, 1)
 }
