@@ -190,7 +190,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 		if len(page.Objects) == 0 {
 			return total, nil
 		}
-		if err := w.process(ctx, r, src, name, page.Objects); err != nil {
+		if err := w.process(ctx, r, src, name, cp, page.Objects); err != nil {
 			if ctigate.KindOf(err) == ctigate.Conflict {
 				// Another worker (replica) wrote this batch first; its
 				// decisions stand. Go on from the checkpoint it set.
@@ -281,7 +281,7 @@ func record(d *policy.Decision) store.Decision {
 
 // process evaluates objs (the source's versions after the checkpoint, in
 // date_added order) for r and writes the results with the new checkpoint.
-func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string, objs []store.Object) error {
+func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string, from time.Time, objs []store.Object) error {
 	now := w.clock()
 	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, ids: map[string]bool{}, known: map[string]bool{}}
 	for i := range objs {
@@ -322,7 +322,7 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 			Raw: d.Object, Hash: d.PublishedSHA256, Producer: o.Producer,
 		})
 	}
-	res, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, b.ds, name, objs[len(objs)-1].DateAdded)
+	res, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, b.ds, name, from, objs[len(objs)-1].DateAdded)
 	if err != nil {
 		return err
 	}

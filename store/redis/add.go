@@ -19,16 +19,17 @@ import (
 // KEYS: 1 z, 2 o, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 ev
 // ARGV: 1 clock (µs), 2 checkpoint name ("" for none), 3 checkpoint time
 // (µs), 4 decision batch ("" for none), 5 events ("1" to append to ev),
-// 6 event stream approximate max length ("0": unbounded), then 5 per
-// object: id, version key, spec_version, record, version (text).
+// 6 event stream approximate max length ("0": unbounded), 7 the
+// checkpoint the write starts from ("" for none), then 5 per object: id,
+// version key, spec_version, record, version (text).
 //
 // It returns one string per object: "n<da>" for a new version, "e<da>" for
 // one already stored. Nothing is written before every check has passed.
 var addScript = goredis.NewScript(`
 if ARGV[2] ~= '' then
-  local cur = redis.call('HGET', KEYS[5], ARGV[2])
-  if cur and tonumber(cur) >= tonumber(ARGV[3]) then
-    return redis.error_reply('CTIGATE_CONFLICT checkpoint ' .. ARGV[2] .. ' is at ' .. cur)
+  local cur = redis.call('HGET', KEYS[5], ARGV[2]) or ''
+  if cur ~= ARGV[7] then
+    return redis.error_reply('CTIGATE_CONFLICT checkpoint ' .. ARGV[2] .. ' is at ' .. cur .. ', not ' .. ARGV[7])
   end
 end
 local now = tonumber(ARGV[1])
@@ -37,7 +38,7 @@ if last then last = tonumber(last) else last = now - 1 end
 local added = false
 local res = {}
 local lists = {}
-local i = 7
+local i = 8
 local k = 1
 while i <= #ARGV do
   local id, ver, spec, rec = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]
@@ -83,18 +84,18 @@ return res
 
 // AddObjects stores object versions in one collection atomically.
 func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.Object) ([]store.AddResult, error) {
-	return s.add(ctx, "redis.AddObjects", collection, objs, nil, "", time.Time{})
+	return s.add(ctx, "redis.AddObjects", collection, objs, nil, "", time.Time{}, time.Time{})
 }
 
 // AddObjectsCheckpoint is AddObjects that also records decisions and
-// moves the checkpoint name forward to at, in the same script call. A
-// checkpoint already at or after at is a Conflict and nothing is written.
-func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, decisions []store.Decision, name string, at time.Time) ([]store.AddResult, error) {
+// moves the checkpoint name from from to at, in the same script call. A
+// checkpoint that is no longer from is a Conflict and nothing is written.
+func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, decisions []store.Decision, name string, from, at time.Time) ([]store.AddResult, error) {
 	const op = "redis.AddObjectsCheckpoint"
 	if err := validCheckpoint(name); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	return s.add(ctx, op, collection, objs, decisions, name, at)
+	return s.add(ctx, op, collection, objs, decisions, name, from, at)
 }
 
 func validCollection(name string) error {
@@ -131,11 +132,11 @@ func validObject(o *store.Object) error {
 	return nil
 }
 
-func (s *Store) add(ctx context.Context, op, collection string, objs []store.Object, decisions []store.Decision, cpName string, at time.Time) ([]store.AddResult, error) {
+func (s *Store) add(ctx context.Context, op, collection string, objs []store.Object, decisions []store.Decision, cpName string, from, at time.Time) ([]store.AddResult, error) {
 	if err := validCollection(collection); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	args := make([]any, 6, 6+5*len(objs))
+	args := make([]any, 7, 7+5*len(objs))
 	for i := range objs {
 		o := &objs[i]
 		if err := validObject(o); err != nil {
@@ -176,7 +177,10 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 			return nil, s.fail(op, err)
 		}
 	}
-	args[4], args[5] = "0", "0"
+	args[4], args[5], args[6] = "0", "0", ""
+	if !from.IsZero() {
+		args[6] = strconv.FormatInt(from.UnixMicro(), 10)
+	}
 	if s.events {
 		args[4], args[5] = "1", strconv.FormatInt(s.eventMaxLen, 10)
 	}

@@ -54,9 +54,9 @@ package redis
 // collection, so Checkpoint(name) finds it; it is written before the
 // script, and a name whose script did not run reads as unset.
 //
-// A checkpoint only moves forward: a write whose time is not after the
-// stored one changes nothing and is a Conflict, so that two replicas
-// processing the same batch record its decisions once.
+// A write names the checkpoint it started from: when the stored one is no
+// longer that (another replica wrote from there first), it changes nothing
+// and is a Conflict, so that work done twice is recorded once.
 //
 // Statuses are single keys P:st:ID (JSON).
 
@@ -188,6 +188,11 @@ func NewClient(cfg Config) (goredis.UniversalClient, error) {
 	}
 	if cfg.TLS != nil {
 		o.TLSConfig = cfg.TLS
+		if o.TLSConfig.ServerName == "" {
+			// Verify the first address's host name (as ParseURL does).
+			o.TLSConfig = o.TLSConfig.Clone()
+			o.TLSConfig.ServerName, _, _ = net.SplitHostPort(o.Addrs[0])
+		}
 	}
 	o.MasterName = cfg.MasterName
 	o.IsClusterMode = cfg.Cluster

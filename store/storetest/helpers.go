@@ -49,8 +49,8 @@ type env struct {
 	clock  *fakeClock
 	s      store.Store
 	reopen func(t *testing.T) store.Store
-	// recorded counts record calls, whose checkpoint moves forward.
-	recorded int
+	// recorded is the checkpoint of record's writes.
+	recorded time.Time
 }
 
 func newEnv(t *testing.T, newStore NewStore) *env {
