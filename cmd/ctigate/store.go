@@ -62,7 +62,52 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 		time.Sleep(500 * time.Millisecond)
 	}
 	log.Info("store: redis", "prefix", r.Prefix)
-	return st, nil
+	return newRedisBackend(st, cfg, log), nil
+}
+
+// redisBackend is the Redis store with its event-stream trimmer, which
+// Close stops first.
+type redisBackend struct {
+	*redis.Store
+	stop func()
+}
+
+// trimEvery is how often the event streams are trimmed.
+const trimEvery = 10 * time.Second
+
+func newRedisBackend(st *redis.Store, cfg *config.Config, log *slog.Logger) *redisBackend {
+	var colls []string
+	for _, root := range cfg.APIRoots {
+		for _, c := range root.Collections {
+			colls = append(colls, c.ID)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(trimEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			for _, c := range colls {
+				if _, err := st.TrimEvents(ctx, c); err != nil && ctx.Err() == nil {
+					log.Warn("redis: trimming event stream", "collection", c, "err", err)
+				}
+			}
+		}
+	}()
+	return &redisBackend{Store: st, stop: func() { cancel(); <-done }}
+}
+
+// Close stops the trimmer, then closes the store.
+func (b *redisBackend) Close() error {
+	b.stop()
+	return b.Store.Close()
 }
 
 // redisTLS builds the TLS configuration of Redis connections.

@@ -19,7 +19,7 @@ import (
 // KEYS: 1 z, 2 o, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 ev
 // ARGV: 1 clock (µs), 2 checkpoint name ("" for none), 3 checkpoint time
 // (µs), 4 decision batch ("" for none), 5 events ("1" to append to ev),
-// 6 event stream approximate max length ("0": unbounded), 7 the
+// 6 unused, 7 the
 // checkpoint the write starts from ("" for none), then 5 per object: id,
 // version key, spec_version, record, version (text).
 //
@@ -60,11 +60,7 @@ while i <= #ARGV do
     list = list .. ds .. ',' .. ver .. ',' .. spec .. ';'
     redis.call('HSET', KEYS[3], id, list)
     if ARGV[5] == '1' then
-      if ARGV[6] ~= '0' then
-        redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[6], '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds)
-      else
-        redis.call('XADD', KEYS[8], '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds)
-      end
+      redis.call('XADD', KEYS[8], '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds)
     end
     added = true
     res[k] = 'n' .. ds
@@ -182,7 +178,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		args[6] = strconv.FormatInt(from.UnixMicro(), 10)
 	}
 	if s.events {
-		args[4], args[5] = "1", strconv.FormatInt(s.eventMaxLen, 10)
+		args[4] = "1"
 	}
 	keys := []string{
 		s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n"),

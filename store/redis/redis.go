@@ -97,8 +97,9 @@ type Options struct {
 	// stream (P:{c:X}:ev), in the same script as the version: the fan-out
 	// queue of inbound collections and the live feed of published ones.
 	Events bool
-	// EventMaxLen bounds each event stream approximately (XADD MAXLEN ~);
-	// 0 leaves them to Queue.Trim, which never drops unacknowledged entries.
+	// EventMaxLen is the approximate length TrimEvents keeps of an event
+	// stream without consumer groups (a live feed); 0: unbounded. Streams
+	// with groups are trimmed only below what every group acknowledged.
 	EventMaxLen int64
 }
 
