@@ -98,6 +98,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// MarshalYAML writes the duration as a string ("30s").
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
 // Log configures logging.
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error

@@ -16,15 +16,15 @@ import (
 
 // addScript writes one AddObjects or AddObjectsCheckpoint call.
 //
-// KEYS: 1 z, 2 o, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 ev
+// KEYS: 1 z, 2 o, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 ev, 9 mv
 // ARGV: 1 clock (µs), 2 checkpoint name ("" for none), 3 checkpoint time
 // (µs), 4 decision batch ("" for none), 5 events ("1" to append to ev),
-// 6 unused, 7 the
-// checkpoint the write starts from ("" for none), then 5 per object: id,
-// version key, spec_version, record, version (text).
+// 6 unused, 7 the checkpoint the write starts from ("" for none), then 5
+// per object: id, version key, spec_version, record, version (text).
 //
 // It returns one string per object: "n<da>" for a new version, "e<da>" for
 // one already stored. Nothing is written before every check has passed.
+// Writes are batched into variadic commands of at most 500 entries.
 var addScript = goredis.NewScript(`
 if ARGV[2] ~= '' then
   local cur = redis.call('HGET', KEYS[5], ARGV[2]) or ''
@@ -32,18 +32,26 @@ if ARGV[2] ~= '' then
     return redis.error_reply('CTIGATE_CONFLICT checkpoint ' .. ARGV[2] .. ' is at ' .. cur .. ', not ' .. ARGV[7])
   end
 end
+local n = (#ARGV - 7) / 5
+local ids = {}
+for k = 1, n do ids[k] = ARGV[3 + 5*k] end
+local lists = {}
+for s = 1, n, 500 do
+  local e = math.min(s + 499, n)
+  local got = redis.call('HMGET', KEYS[3], unpack(ids, s, e))
+  for j = s, e do
+    if got[j - s + 1] then lists[ids[j]] = got[j - s + 1] end
+  end
+end
 local now = tonumber(ARGV[1])
 local last = redis.call('GET', KEYS[4])
 if last then last = tonumber(last) else last = now - 1 end
-local added = false
-local res = {}
-local lists = {}
-local i = 8
-local k = 1
-while i <= #ARGV do
-  local id, ver, spec, rec = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]
-  local list = lists[id]
-  if list == nil then list = redis.call('HGET', KEYS[3], id) or '' end
+local res, zargs, oargs, changed = {}, {}, {}, {}
+local multi = false
+for k = 1, n do
+  local i = 3 + 5*k
+  local id, ver = ARGV[i], ARGV[i+1]
+  local list = lists[id] or ''
   local found = nil
   for da, v in string.gmatch(list, '(%-?%d+),(%x+),[^;]*;') do
     if v == ver then found = da break end
@@ -55,21 +63,32 @@ while i <= #ARGV do
     if d <= last then d = last + 1 end
     last = d
     local ds = string.format('%.0f', d)
-    redis.call('ZADD', KEYS[1], ds, ds)
-    redis.call('HSET', KEYS[2], ds, rec)
-    list = list .. ds .. ',' .. ver .. ',' .. spec .. ';'
-    redis.call('HSET', KEYS[3], id, list)
+    zargs[#zargs+1] = ds
+    zargs[#zargs+1] = ds
+    oargs[#oargs+1] = ds
+    oargs[#oargs+1] = ARGV[i+3]
+    if list ~= '' then multi = true end
+    lists[id] = list .. ds .. ',' .. ver .. ',' .. ARGV[i+2] .. ';'
+    changed[id] = true
     if ARGV[5] == '1' then
       redis.call('XADD', KEYS[8], '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds)
     end
-    added = true
     res[k] = 'n' .. ds
   end
-  lists[id] = list
-  i = i + 5
-  k = k + 1
 end
-if added then redis.call('SET', KEYS[4], string.format('%.0f', last)) end
+for s = 1, #zargs, 1000 do
+  redis.call('ZADD', KEYS[1], unpack(zargs, s, math.min(s + 999, #zargs)))
+  redis.call('HSET', KEYS[2], unpack(oargs, s, math.min(s + 999, #oargs)))
+end
+local nargs = {}
+for id in pairs(changed) do
+  nargs[#nargs+1] = id
+  nargs[#nargs+1] = lists[id]
+  if #nargs == 1000 then redis.call('HSET', KEYS[3], unpack(nargs)) nargs = {} end
+end
+if #nargs > 0 then redis.call('HSET', KEYS[3], unpack(nargs)) end
+if #zargs > 0 then redis.call('SET', KEYS[4], string.format('%.0f', last)) end
+if multi then redis.call('SET', KEYS[9], '1') end
 if ARGV[4] ~= '' then
   local b = redis.call('INCR', KEYS[7])
   redis.call('RPUSH', KEYS[6], b .. ':' .. ARGV[4])
@@ -183,7 +202,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	keys := []string{
 		s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n"),
 		s.collKey(collection, "last"), s.collKey(collection, "ck"), s.collKey(collection, "pd"),
-		s.collKey(collection, "pdn"), s.collKey(collection, "ev"),
+		s.collKey(collection, "pdn"), s.collKey(collection, "ev"), s.collKey(collection, "mv"),
 	}
 	out, err := addScript.Run(ctx, s.c, keys, args...).StringSlice()
 	if err != nil {

@@ -167,7 +167,7 @@ func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *sele
 		n := min(len(cands), max(want-len(objs), 64))
 		chunk := cands[:n]
 		cands = cands[n:]
-		got, gotDAs, err := s.fetch(ctx, coll, chunk, &q, nil, nil)
+		got, gotDAs, err := s.fetch(ctx, coll, chunk, &q)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -180,44 +180,80 @@ func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *sele
 	return objs, das, nil
 }
 
+// readScript reads one chunk of the index and the records of its
+// versions in one round trip.
+//
+// KEYS: 1 z, 2 o, 3 mv. ARGV: 1 the lower bound ("(da" or "-inf"), 2 the
+// chunk size. Returns {mv, members, records}.
+var readScript = goredis.NewScript(`
+local ms = redis.call('ZRANGE', KEYS[1], ARGV[1], '+inf', 'BYSCORE', 'LIMIT', 0, ARGV[2])
+local recs = {}
+for s = 1, #ms, 500 do
+  local got = redis.call('HMGET', KEYS[2], unpack(ms, s, math.min(s + 499, #ms)))
+  for j = 1, #got do recs[#recs + 1] = got[j] end
+end
+return {redis.call('GET', KEYS[3]) or '', ms, recs}
+`)
+
 // scan walks the collection's index from start.
 func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selector, start int64, want int) ([]store.Object, []int64, error) {
 	filtered := len(q.Types) > 0 || len(q.SpecVersions) > 0 || !sel.all
 	chunk := want
 	if filtered {
-		chunk = min(max(want*2, 64), 10000)
+		chunk = min(max(want*2, 64), 5000)
 	}
+	keys := []string{s.collKey(coll, "z"), s.collKey(coll, "o"), s.collKey(coll, "mv")}
 	var objs []store.Object
 	var das []int64
 	for len(objs) < want {
-		min := "-inf"
+		lo := "-inf"
 		if start != math.MinInt64 {
-			min = "(" + strconv.FormatInt(start, 10)
+			lo = "(" + strconv.FormatInt(start, 10)
 		}
-		members, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
-			Key: s.collKey(coll, "z"), Start: min, Stop: "+inf", ByScore: true, Count: int64(chunk),
-		}).Result()
+		out, err := readScript.Run(ctx, s.c, keys, lo, chunk).Slice()
 		if err != nil {
 			return nil, nil, err
 		}
+		if len(out) != 3 {
+			return nil, nil, fmt.Errorf("read script returned %d values", len(out))
+		}
+		multi, _ := out[0].(string)
+		members, _ := out[1].([]any)
+		recs, _ := out[2].([]any)
 		if len(members) == 0 {
 			break
 		}
-		cands := make([]int64, 0, len(members))
-		for _, m := range members {
-			da, err := strconv.ParseInt(m, 10, 64)
-			if err != nil {
-				return nil, nil, fmt.Errorf("index member %q: %w", m, err)
-			}
-			cands = append(cands, da)
+		if len(recs) != len(members) {
+			return nil, nil, fmt.Errorf("read script returned %d records for %d members", len(recs), len(members))
 		}
-		var check func([]store.Object) (map[int64]bool, error)
-		if !sel.all || len(q.SpecVersions) > 0 {
-			check = func(got []store.Object) (map[int64]bool, error) {
+		cands := make([]int64, len(members))
+		for i, m := range members {
+			str, _ := m.(string)
+			da, err := strconv.ParseInt(str, 10, 64)
+			if err != nil {
+				return nil, nil, fmt.Errorf("index member %q: %w", str, err)
+			}
+			cands[i] = da
+		}
+		var check func([]store.Object, []int64) (map[int64]bool, error)
+		switch {
+		case sel.all && len(q.SpecVersions) == 0:
+		case multi == "":
+			// No id of the collection has ever had two versions: each
+			// version is its id's first and last.
+			check = func(got []store.Object, das []int64) (map[int64]bool, error) {
+				out := make(map[int64]bool, len(got))
+				for i, o := range got {
+					out[das[i]] = sel.selected([]versionEntry{{da: das[i], version: versionKey(o.Version), spec: o.SpecVersion}})[das[i]]
+				}
+				return out, nil
+			}
+		default:
+			check = func(got []store.Object, _ []int64) (map[int64]bool, error) {
 				return s.selectedOf(ctx, coll, got, sel)
 			}
 		}
-		got, gotDAs, err := s.fetch(ctx, coll, cands, &q, check, sel)
+		got, gotDAs, err := decodeFiltered(cands, recs, &q, check)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -261,8 +297,8 @@ func (s *Store) selectedOf(ctx context.Context, coll string, objs []store.Object
 }
 
 // fetch reads the records of das (ascending) and keeps those passing q's
-// type and spec filters and, when check is set, the versions it selects.
-func (s *Store) fetch(ctx context.Context, coll string, das []int64, q *store.Query, check func([]store.Object) (map[int64]bool, error), sel *selector) ([]store.Object, []int64, error) {
+// filters.
+func (s *Store) fetch(ctx context.Context, coll string, das []int64, q *store.Query) ([]store.Object, []int64, error) {
 	fields := make([]string, len(das))
 	for i, da := range das {
 		fields[i] = strconv.FormatInt(da, 10)
@@ -271,6 +307,13 @@ func (s *Store) fetch(ctx context.Context, coll string, das []int64, q *store.Qu
 	if err != nil {
 		return nil, nil, err
 	}
+	return decodeFiltered(das, recs, q, nil)
+}
+
+// decodeFiltered decodes the records recs of das and keeps those passing
+// q's type, spec_version and id filters and, when check is set, the
+// versions it selects.
+func decodeFiltered(das []int64, recs []any, q *store.Query, check func([]store.Object, []int64) (map[int64]bool, error)) ([]store.Object, []int64, error) {
 	objs := make([]store.Object, 0, len(das))
 	outDAs := make([]int64, 0, len(das))
 	for i, r := range recs {
@@ -278,9 +321,9 @@ func (s *Store) fetch(ctx context.Context, coll string, das []int64, q *store.Qu
 		if !ok {
 			continue // deleted meanwhile
 		}
-		o, err := decodeRecord([]byte(str), !q.WithoutRaw)
+		o, err := decodeRecord(str, !q.WithoutRaw)
 		if err != nil {
-			return nil, nil, fmt.Errorf("record %s: %w", fields[i], err)
+			return nil, nil, fmt.Errorf("record %d: %w", das[i], err)
 		}
 		if !typeOK(q, o.Type) || (len(q.SpecVersions) > 0 && !slices.Contains(q.SpecVersions, o.SpecVersion)) {
 			continue
@@ -293,7 +336,7 @@ func (s *Store) fetch(ctx context.Context, coll string, das []int64, q *store.Qu
 		outDAs = append(outDAs, das[i])
 	}
 	if check != nil && len(objs) > 0 {
-		chosen, err := check(objs)
+		chosen, err := check(objs, outDAs)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -61,8 +61,8 @@ func encodeRecord(o *store.Object) []byte {
 var errRecord = errors.New("malformed stored record")
 
 // decodeRecord decodes a record; Raw, Hash and Producer are set only when
-// withRaw.
-func decodeRecord(b []byte, withRaw bool) (store.Object, error) {
+// withRaw. Raw is a fresh copy.
+func decodeRecord(b string, withRaw bool) (store.Object, error) {
 	var o store.Object
 	if len(b) == 0 || b[0] != recordFormat {
 		return o, errRecord
@@ -70,30 +70,45 @@ func decodeRecord(b []byte, withRaw bool) (store.Object, error) {
 	b = b[1:]
 	var fields [3]string
 	for i := range fields {
-		n, w := binary.Uvarint(b)
+		n, w := uvarint(b)
 		if w <= 0 || uint64(len(b)-w) < n {
 			return o, errRecord
 		}
-		fields[i] = string(b[w : w+int(n)])
+		fields[i] = b[w : w+int(n)]
 		b = b[w+int(n):]
 	}
 	o.ID, o.Type, o.SpecVersion = fields[0], fields[1], fields[2]
 	if len(b) < 44 {
 		return o, errRecord
 	}
-	o.Version = versionTime(b[:12])
+	o.Version = versionTime([]byte(b[:12]))
 	if !withRaw {
 		return o, nil
 	}
 	copy(o.Hash[:], b[12:44])
 	b = b[44:]
-	n, w := binary.Uvarint(b)
+	n, w := uvarint(b)
 	if w <= 0 || uint64(len(b)-w) < n {
 		return o, errRecord
 	}
-	o.Producer = string(b[w : w+int(n)])
-	o.Raw = append([]byte{}, b[w+int(n):]...)
+	o.Producer = b[w : w+int(n)]
+	o.Raw = []byte(b[w+int(n):])
 	return o, nil
+}
+
+// uvarint is binary.Uvarint over a string.
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	var sh uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			return x | uint64(c)<<sh, i + 1
+		}
+		x |= uint64(c&0x7f) << sh
+		sh += 7
+	}
+	return 0, 0
 }
 
 // recordHash returns the hash in a record, zero when malformed.

@@ -200,6 +200,9 @@ func NewClient(cfg Config) (goredis.UniversalClient, error) {
 	o.ReadTimeout = 30 * time.Second
 	o.WriteTimeout = 30 * time.Second
 	o.MaxRetries = 1
+	// Pages of a thousand objects are replies of about half a MiB: read
+	// them in few system calls.
+	o.ReadBufferSize = 512 << 10
 	return goredis.NewUniversalClient(&o), nil
 }
 
