@@ -16,7 +16,7 @@ import (
 
 // addScript writes one AddObjects or AddObjectsCheckpoint call.
 //
-// KEYS: 1 z, 2 o, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 ev, 9 mv
+// KEYS: 1 z, 2 unused, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 ev, 9 mv
 // ARGV: 1 clock (µs), 2 checkpoint name ("" for none), 3 checkpoint time
 // (µs), 4 decision batch ("" for none), 5 events ("1" to append to ev),
 // 6 unused, 7 the checkpoint the write starts from ("" for none), then 5
@@ -46,7 +46,7 @@ end
 local now = tonumber(ARGV[1])
 local last = redis.call('GET', KEYS[4])
 if last then last = tonumber(last) else last = now - 1 end
-local res, zargs, oargs, changed = {}, {}, {}, {}
+local res, zargs, changed = {}, {}, {}
 local multi = false
 for k = 1, n do
   local i = 3 + 5*k
@@ -64,9 +64,7 @@ for k = 1, n do
     last = d
     local ds = string.format('%.0f', d)
     zargs[#zargs+1] = ds
-    zargs[#zargs+1] = ds
-    oargs[#oargs+1] = ds
-    oargs[#oargs+1] = ARGV[i+3]
+    zargs[#zargs+1] = ARGV[i+3]
     if list ~= '' then multi = true end
     lists[id] = list .. ds .. ',' .. ver .. ',' .. ARGV[i+2] .. ';'
     changed[id] = true
@@ -78,7 +76,6 @@ for k = 1, n do
 end
 for s = 1, #zargs, 1000 do
   redis.call('ZADD', KEYS[1], unpack(zargs, s, math.min(s + 999, #zargs)))
-  redis.call('HSET', KEYS[2], unpack(oargs, s, math.min(s + 999, #oargs)))
 end
 local nargs = {}
 for id in pairs(changed) do
@@ -227,7 +224,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		}
 	}
 	if len(existed) > 0 {
-		recs, err := s.c.HMGet(ctx, s.collKey(collection, "o"), existed...).Result()
+		recs, err := s.records(ctx, collection, existed)
 		if err != nil {
 			return nil, s.fail(op, err)
 		}

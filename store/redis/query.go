@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -180,21 +181,6 @@ func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *sele
 	return objs, das, nil
 }
 
-// readScript reads one chunk of the index and the records of its
-// versions in one round trip.
-//
-// KEYS: 1 z, 2 o, 3 mv. ARGV: 1 the lower bound ("(da" or "-inf"), 2 the
-// chunk size. Returns {mv, members, records}.
-var readScript = goredis.NewScript(`
-local ms = redis.call('ZRANGE', KEYS[1], ARGV[1], '+inf', 'BYSCORE', 'LIMIT', 0, ARGV[2])
-local recs = {}
-for s = 1, #ms, 500 do
-  local got = redis.call('HMGET', KEYS[2], unpack(ms, s, math.min(s + 499, #ms)))
-  for j = 1, #got do recs[#recs + 1] = got[j] end
-end
-return {redis.call('GET', KEYS[3]) or '', ms, recs}
-`)
-
 // scan walks the collection's index from start.
 func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selector, start int64, want int) ([]store.Object, []int64, error) {
 	filtered := len(q.Types) > 0 || len(q.SpecVersions) > 0 || !sel.all
@@ -202,7 +188,7 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 	if filtered {
 		chunk = min(max(want*2, 64), 5000)
 	}
-	keys := []string{s.collKey(coll, "z"), s.collKey(coll, "o"), s.collKey(coll, "mv")}
+	keys := []string{s.collKey(coll, "z"), s.collKey(coll, "mv")}
 	var objs []store.Object
 	var das []int64
 	for len(objs) < want {
@@ -210,30 +196,27 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 		if start != math.MinInt64 {
 			lo = "(" + strconv.FormatInt(start, 10)
 		}
-		out, err := readScript.Run(ctx, s.c, keys, lo, chunk).Slice()
-		if err != nil {
+		// One round trip: the flag and a chunk of the index, whose
+		// members are the records.
+		pipe := s.c.Pipeline()
+		mvCmd := pipe.Get(ctx, keys[1])
+		zCmd := pipe.ZRangeArgsWithScores(ctx, goredis.ZRangeArgs{Key: keys[0], Start: lo, Stop: "+inf", ByScore: true, Count: int64(chunk)})
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, nil, err
 		}
-		if len(out) != 3 {
-			return nil, nil, fmt.Errorf("read script returned %d values", len(out))
+		if err := zCmd.Err(); err != nil {
+			return nil, nil, err
 		}
-		multi, _ := out[0].(string)
-		members, _ := out[1].([]any)
-		recs, _ := out[2].([]any)
+		multi := mvCmd.Val()
+		members := zCmd.Val()
 		if len(members) == 0 {
 			break
 		}
-		if len(recs) != len(members) {
-			return nil, nil, fmt.Errorf("read script returned %d records for %d members", len(recs), len(members))
-		}
 		cands := make([]int64, len(members))
+		recs := make([]any, len(members))
 		for i, m := range members {
-			str, _ := m.(string)
-			da, err := strconv.ParseInt(str, 10, 64)
-			if err != nil {
-				return nil, nil, fmt.Errorf("index member %q: %w", str, err)
-			}
-			cands[i] = da
+			cands[i] = int64(m.Score)
+			recs[i] = m.Member
 		}
 		var check func([]store.Object, []int64) (map[int64]bool, error)
 		switch {
@@ -303,11 +286,32 @@ func (s *Store) fetch(ctx context.Context, coll string, das []int64, q *store.Qu
 	for i, da := range das {
 		fields[i] = strconv.FormatInt(da, 10)
 	}
-	recs, err := s.c.HMGet(ctx, s.collKey(coll, "o"), fields...).Result()
+	recs, err := s.records(ctx, coll, fields)
 	if err != nil {
 		return nil, nil, err
 	}
 	return decodeFiltered(das, recs, q, nil)
+}
+
+// records returns the records of the versions whose date_added are das
+// (decimal), nil for those not stored, in one round trip.
+func (s *Store) records(ctx context.Context, coll string, das []string) ([]any, error) {
+	pipe := s.c.Pipeline()
+	cmds := make([]*goredis.StringSliceCmd, len(das))
+	z := s.collKey(coll, "z")
+	for i, da := range das {
+		cmds[i] = pipe.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: z, Start: da, Stop: da, ByScore: true})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]any, len(das))
+	for i, c := range cmds {
+		if v := c.Val(); len(v) > 0 {
+			out[i] = v[0]
+		}
+	}
+	return out, nil
 }
 
 // decodeFiltered decodes the records recs of das and keeps those passing
@@ -355,14 +359,13 @@ func decodeFiltered(das []int64, recs []any, q *store.Query, check func([]store.
 // deleteScript removes versions of one id if its version list is still
 // what the caller read.
 //
-// KEYS: 1 z, 2 o, 3 n. ARGV: 1 id, 2 the list read, 3 the new list ("" to
+// KEYS: 1 z, 2 unused, 3 n. ARGV: 1 id, 2 the list read, 3 the new list ("" to
 // remove the id), then the date_added of each version removed.
 var deleteScript = goredis.NewScript(`
 local cur = redis.call('HGET', KEYS[3], ARGV[1]) or ''
 if cur ~= ARGV[2] then return -1 end
 for i = 4, #ARGV do
-  redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.call('HDEL', KEYS[2], ARGV[i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])
 end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[3], ARGV[1]) else redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
 return #ARGV - 3

@@ -5,13 +5,16 @@ package redis
 // one collection X share the hash tag {c:X}, so every multi-key write of a
 // collection is one Lua script call in one Cluster slot:
 //
-//	P:{c:X}:z     sorted set: one member per stored version, the date_added
-//	              in microseconds (decimal), scored by the same number
-//	P:{c:X}:o     hash: date_added -> the version's record (record.go):
-//	              id, type, spec_version, version, hash, producer, raw bytes
+//	P:{c:X}:z     sorted set: one member per stored version, its record
+//	              (record.go: id, type, spec_version, version, hash,
+//	              producer, raw bytes), scored by its date_added in
+//	              microseconds (exact in a float64). A page is one ZRANGE
+//	              BYSCORE; a version is found by its date_added.
 //	P:{c:X}:n     hash: object id -> its versions, "da,version,spec;" each
 //	              (version is the hex of a sortable 12-byte time key), used
 //	              for "first copy wins" and for match[version] first/last
+//	P:{c:X}:mv    set once some id of X has had two versions; until then
+//	              reads need no version lists for match[version]
 //	P:{c:X}:last  the last date_added assigned in X (never reused, not even
 //	              after a delete)
 //	P:{c:X}:ck    hash: checkpoint name -> time in microseconds
