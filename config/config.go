@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"go.yaml.in/yaml/v3"
@@ -77,29 +76,10 @@ type RedisTLS struct {
 	ServerName string `yaml:"server_name"` // name to verify, when not the address's host
 }
 
-// Queue configures the Redis Streams queues (event streams and consumer
-// groups).
+// Queue configures the collections' event streams (Redis Streams).
 type Queue struct {
-	ClaimIdle     Duration `yaml:"claim_idle"`     // pending entries idle this long are reclaimed from their consumer
-	MaxDeliveries int      `yaml:"max_deliveries"` // after this many deliveries an entry moves to the dead-letter stream
-	MaxLen        int64    `yaml:"max_len"`        // approximate bound of each stream; unacknowledged entries are never trimmed
+	MaxLen int64 `yaml:"max_len"` // approximate length kept of a stream no consumer group reads; entries a group has not acknowledged are never trimmed
 }
-
-// Duration is a time.Duration written as "30s", "5m" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML reads a duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("%q is not a duration (e.g. 30s): %v", n.Value, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration as a string ("30s").
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
 // Log configures logging.
 type Log struct {
@@ -161,11 +141,9 @@ func Default() Config {
 		Listen:  "127.0.0.1:8080",
 		DataDir: "./data",
 		Store:   "bolt",
-		Redis: Redis{Prefix: "ctigate", Queue: Queue{
-			ClaimIdle: Duration(30 * time.Second), MaxDeliveries: 5, MaxLen: 1_000_000,
-		}},
-		Log:    Log{Level: "info", Format: "text"},
-		Paging: Paging{DefaultLimit: 1000, MaxLimit: 10000},
+		Redis:   Redis{Prefix: "ctigate", Queue: Queue{MaxLen: 1_000_000}},
+		Log:     Log{Level: "info", Format: "text"},
+		Paging:  Paging{DefaultLimit: 1000, MaxLimit: 10000},
 	}
 }
 
@@ -514,12 +492,6 @@ func (r *Redis) validate(bad func(key, format string, args ...any)) {
 	}
 	if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
 		bad("redis.tls", "cert_file and key_file must be given together")
-	}
-	if r.Queue.ClaimIdle <= 0 {
-		bad("redis.queue.claim_idle", "must be positive")
-	}
-	if r.Queue.MaxDeliveries < 1 {
-		bad("redis.queue.max_deliveries", "must be at least 1")
 	}
 	if r.Queue.MaxLen < 0 {
 		bad("redis.queue.max_len", "must not be negative")
