@@ -49,6 +49,7 @@ import (
 const (
 	DefaultInterval  = 200 * time.Millisecond
 	DefaultBatchSize = 500
+	DefaultLeaseTTL  = 10 * time.Second
 )
 
 // Options configure a Worker.
@@ -71,6 +72,17 @@ type Options struct {
 	// BatchSize is the number of source versions read and written at a
 	// time. Default: DefaultBatchSize.
 	BatchSize int
+	// Lease, when set, shares the routes among several workers (gateway
+	// replicas over one store): a worker drains a route's source only
+	// while it holds the lease named after the checkpoint, which it takes
+	// or renews for LeaseTTL before each batch. Lease reports whether it
+	// holds it. A lease its holder stops renewing (it died) passes to
+	// another worker after LeaseTTL. Without Lease every worker drains
+	// every route, which the store's checkpoint check keeps correct
+	// (store.Store.AddObjectsCheckpoint), at the cost of duplicated work.
+	Lease func(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	// LeaseTTL is the lease's lifetime. Default: DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
 
 // Worker publishes inbound versions into routes. It is safe for
@@ -83,6 +95,8 @@ type Worker struct {
 	clock    func() time.Time
 	interval time.Duration
 	batch    int
+	lease    func(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	leaseTTL time.Duration
 	wake     chan struct{}
 
 	mu     sync.Mutex      // held by a pass
@@ -94,7 +108,11 @@ func New(opts Options) *Worker {
 	w := &Worker{
 		st: opts.Store, routes: opts.Routes, markings: opts.Markings, log: opts.Logger,
 		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize,
+		lease: opts.Lease, leaseTTL: opts.LeaseTTL,
 		wake: make(chan struct{}, 1), warned: map[string]bool{},
+	}
+	if w.leaseTTL <= 0 {
+		w.leaseTTL = DefaultLeaseTTL
 	}
 	if w.markings == nil {
 		w.markings = stix.NewMarkings()
@@ -172,6 +190,15 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
+		}
+		if w.lease != nil {
+			held, err := w.lease(ctx, name, w.leaseTTL)
+			if err != nil {
+				return total, err
+			}
+			if !held {
+				return total, nil // another worker drains it
+			}
 		}
 		cp, err := w.st.Checkpoint(ctx, name)
 		if err != nil {

@@ -103,7 +103,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// Fan-out publishes what producers post into the routes' collections;
 	// it stops (below) before the store closes.
-	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log})
+	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log, Lease: fanoutLease(st)})
 	fctx, stopFanout := context.WithCancel(context.Background())
 	fanDone := make(chan struct{})
 	go func() {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -132,4 +134,20 @@ func redisTLS(c config.RedisTLS) (*tls.Config, error) {
 		t.Certificates = []tls.Certificate{cert}
 	}
 	return t, nil
+}
+
+// fanoutLease returns the lease fan-out workers of replicas share routes
+// with (fanout.Options.Lease): nil for the embedded store, which one
+// process owns.
+func fanoutLease(st store.Store) func(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	b, ok := st.(*redisBackend)
+	if !ok {
+		return nil
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	holder := hex.EncodeToString(id[:])
+	return func(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+		return b.Lease(ctx, name, holder, ttl)
+	}
 }

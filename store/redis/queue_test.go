@@ -222,3 +222,29 @@ func TestTrimEvents(t *testing.T) {
 		t.Fatalf("feed length after trimming: %d, want about 100", l)
 	}
 }
+
+// TestLease: one holder at a time; the holder renews; a lease not renewed
+// passes to another holder once it expires.
+func TestLease(t *testing.T) {
+	s, _ := eventStore(t, 0)
+	ctx := t.Context()
+	const ttl = 50 * time.Millisecond
+	lease := func(holder string) bool {
+		t.Helper()
+		ok, err := s.Lease(ctx, "fanout/r/s/v", holder, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !lease("a") || lease("b") || !lease("a") {
+		t.Fatal("a takes and renews the lease, b must not get it meanwhile")
+	}
+	if ok, _ := s.Lease(ctx, "another", "b", ttl); !ok {
+		t.Fatal("leases of other names are independent")
+	}
+	time.Sleep(3 * ttl) // a stops renewing
+	if !lease("b") || lease("a") {
+		t.Fatal("after expiry b takes the lease and a no longer has it")
+	}
+}
