@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -26,6 +27,8 @@ import (
 type Config struct {
 	Listen    string    `yaml:"listen"`   // host:port of the TAXII listener
 	DataDir   string    `yaml:"data_dir"` // where the embedded store keeps its file
+	Store     string    `yaml:"store"`    // storage backend: "bolt" (embedded, default) or "redis"
+	Redis     Redis     `yaml:"redis"`    // the Redis backend, when store is "redis"
 	TLS       TLS       `yaml:"tls"`
 	Log       Log       `yaml:"log"`
 	Paging    Paging    `yaml:"paging"`
@@ -48,6 +51,35 @@ type TLS struct {
 
 // Enabled reports whether TLS is configured.
 func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// Redis says how to reach Redis (store: redis): a url, or addrs for a
+// Cluster (several addresses, or cluster: true) or Sentinel (master_name).
+type Redis struct {
+	URL        string   `yaml:"url"`         // redis://[user:password@]host:port/db or rediss://… (TLS)
+	Addrs      []string `yaml:"addrs"`       // host:port of Cluster nodes or Sentinels
+	Cluster    bool     `yaml:"cluster"`     // Cluster mode even with one address
+	MasterName string   `yaml:"master_name"` // Sentinel: the master's name
+	Username   string   `yaml:"username"`    // ACL user (overrides the url's)
+	Password   string   `yaml:"password"`    // overrides the url's
+	DB         int      `yaml:"db"`          // database (not in Cluster)
+	Prefix     string   `yaml:"prefix"`      // start of every key; replicas of one gateway share it
+	TLS        RedisTLS `yaml:"tls"`
+	Queue      Queue    `yaml:"queue"`
+}
+
+// RedisTLS configures TLS to Redis.
+type RedisTLS struct {
+	Enabled    bool   `yaml:"enabled"`     // also implied by a rediss:// url
+	CAFile     string `yaml:"ca_file"`     // verify the server against this CA (default: system roots)
+	CertFile   string `yaml:"cert_file"`   // client certificate, with key_file
+	KeyFile    string `yaml:"key_file"`    //
+	ServerName string `yaml:"server_name"` // name to verify, when not the address's host
+}
+
+// Queue configures the collections' event streams (Redis Streams).
+type Queue struct {
+	MaxLen int64 `yaml:"max_len"` // approximate length kept of a stream no consumer group reads; entries a group has not acknowledged are never trimmed
+}
 
 // Log configures logging.
 type Log struct {
@@ -108,6 +140,8 @@ func Default() Config {
 	return Config{
 		Listen:  "127.0.0.1:8080",
 		DataDir: "./data",
+		Store:   "bolt",
+		Redis:   Redis{Prefix: "ctigate", Queue: Queue{MaxLen: 1_000_000}},
 		Log:     Log{Level: "info", Format: "text"},
 		Paging:  Paging{DefaultLimit: 1000, MaxLimit: 10000},
 	}
@@ -173,6 +207,13 @@ var envKeys = []struct {
 	{"CTIGATE_TLS_CLIENT_CA_FILE", "tls.client_ca_file", func(c *Config, v string) error { c.TLS.ClientCAFile = v; return nil }},
 	{"CTIGATE_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"CTIGATE_LOG_FORMAT", "log.format", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	{"CTIGATE_STORE", "store", func(c *Config, v string) error { c.Store = v; return nil }},
+	{"CTIGATE_REDIS_URL", "redis.url", func(c *Config, v string) error { c.Redis.URL = v; return nil }},
+	{"CTIGATE_REDIS_ADDRS", "redis.addrs", func(c *Config, v string) error { c.Redis.Addrs = strings.Split(v, ","); return nil }},
+	{"CTIGATE_REDIS_USERNAME", "redis.username", func(c *Config, v string) error { c.Redis.Username = v; return nil }},
+	{"CTIGATE_REDIS_PASSWORD", "redis.password", func(c *Config, v string) error { c.Redis.Password = v; return nil }},
+	{"CTIGATE_REDIS_PREFIX", "redis.prefix", func(c *Config, v string) error { c.Redis.Prefix = v; return nil }},
+	{"CTIGATE_REDIS_TLS_CA_FILE", "redis.tls.ca_file", func(c *Config, v string) error { c.Redis.TLS.CAFile = v; return nil }},
 	{"CTIGATE_PAGING_MAX_LIMIT", "paging.max_limit", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		c.Paging.MaxLimit = n
@@ -225,6 +266,13 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
+	}
+	switch c.Store {
+	case "bolt":
+	case "redis":
+		c.Redis.validate(bad)
+	default:
+		bad("store", "%q is not one of bolt, redis", c.Store)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file must be given together")
@@ -402,4 +450,50 @@ func IsLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// validate checks the Redis settings.
+func (r *Redis) validate(bad func(key, format string, args ...any)) {
+	switch {
+	case r.URL == "" && len(r.Addrs) == 0:
+		bad("redis", "url or addrs must be set with store: redis")
+	case r.URL != "" && len(r.Addrs) > 0:
+		bad("redis", "url and addrs are exclusive")
+	}
+	if r.URL != "" {
+		u, err := url.Parse(r.URL)
+		switch {
+		case err != nil:
+			bad("redis.url", "not a URL: %v", err)
+		case u.Scheme != "redis" && u.Scheme != "rediss":
+			bad("redis.url", "scheme %q is not redis or rediss", u.Scheme)
+		case u.Host == "":
+			bad("redis.url", "no host")
+		}
+	}
+	for i, a := range r.Addrs {
+		if _, p, err := net.SplitHostPort(a); err != nil || p == "" {
+			bad(fmt.Sprintf("redis.addrs[%d]", i), "%q is not host:port", a)
+		}
+	}
+	if r.MasterName != "" && len(r.Addrs) == 0 {
+		bad("redis.master_name", "needs redis.addrs (the sentinels)")
+	}
+	if r.DB < 0 {
+		bad("redis.db", "must not be negative")
+	}
+	if r.DB != 0 && (r.Cluster || (len(r.Addrs) > 1 && r.MasterName == "")) {
+		bad("redis.db", "a Redis Cluster has only database 0")
+	}
+	if r.Prefix == "" {
+		bad("redis.prefix", "must not be empty")
+	} else if strings.ContainsAny(r.Prefix, "{}") {
+		bad("redis.prefix", "%q must not contain { or } (they select Cluster hash slots)", r.Prefix)
+	}
+	if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
+		bad("redis.tls", "cert_file and key_file must be given together")
+	}
+	if r.Queue.MaxLen < 0 {
+		bad("redis.queue.max_len", "must not be negative")
+	}
 }

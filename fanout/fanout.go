@@ -39,6 +39,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 
+	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
@@ -48,6 +49,7 @@ import (
 const (
 	DefaultInterval  = 200 * time.Millisecond
 	DefaultBatchSize = 500
+	DefaultLeaseTTL  = 10 * time.Second
 )
 
 // Options configure a Worker.
@@ -70,6 +72,17 @@ type Options struct {
 	// BatchSize is the number of source versions read and written at a
 	// time. Default: DefaultBatchSize.
 	BatchSize int
+	// Lease, when set, shares the routes among several workers (gateway
+	// replicas over one store): a worker drains a route's source only
+	// while it holds the lease named after the checkpoint, which it takes
+	// or renews for LeaseTTL before each batch. Lease reports whether it
+	// holds it. A lease its holder stops renewing (it died) passes to
+	// another worker after LeaseTTL. Without Lease every worker drains
+	// every route, which the store's checkpoint check keeps correct
+	// (store.Store.AddObjectsCheckpoint), at the cost of duplicated work.
+	Lease func(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	// LeaseTTL is the lease's lifetime. Default: DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
 
 // Worker publishes inbound versions into routes. It is safe for
@@ -82,6 +95,8 @@ type Worker struct {
 	clock    func() time.Time
 	interval time.Duration
 	batch    int
+	lease    func(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	leaseTTL time.Duration
 	wake     chan struct{}
 
 	mu     sync.Mutex      // held by a pass
@@ -93,7 +108,11 @@ func New(opts Options) *Worker {
 	w := &Worker{
 		st: opts.Store, routes: opts.Routes, markings: opts.Markings, log: opts.Logger,
 		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize,
+		lease: opts.Lease, leaseTTL: opts.LeaseTTL,
 		wake: make(chan struct{}, 1), warned: map[string]bool{},
+	}
+	if w.leaseTTL <= 0 {
+		w.leaseTTL = DefaultLeaseTTL
 	}
 	if w.markings == nil {
 		w.markings = stix.NewMarkings()
@@ -172,6 +191,15 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
+		if w.lease != nil {
+			held, err := w.lease(ctx, name, w.leaseTTL)
+			if err != nil {
+				return total, err
+			}
+			if !held {
+				return total, nil // another worker drains it
+			}
+		}
 		cp, err := w.st.Checkpoint(ctx, name)
 		if err != nil {
 			return total, err
@@ -189,7 +217,12 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 		if len(page.Objects) == 0 {
 			return total, nil
 		}
-		if err := w.process(ctx, r, src, name, page.Objects); err != nil {
+		if err := w.process(ctx, r, src, name, cp, page.Objects); err != nil {
+			if ctigate.KindOf(err) == ctigate.Conflict {
+				// Another worker (replica) wrote this batch first; its
+				// decisions stand. Go on from the checkpoint it set.
+				continue
+			}
 			return total, err
 		}
 		total += len(page.Objects)
@@ -275,7 +308,7 @@ func record(d *policy.Decision) store.Decision {
 
 // process evaluates objs (the source's versions after the checkpoint, in
 // date_added order) for r and writes the results with the new checkpoint.
-func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string, objs []store.Object) error {
+func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string, from time.Time, objs []store.Object) error {
 	now := w.clock()
 	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, ids: map[string]bool{}, known: map[string]bool{}}
 	for i := range objs {
@@ -316,7 +349,7 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 			Raw: d.Object, Hash: d.PublishedSHA256, Producer: o.Producer,
 		})
 	}
-	res, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, b.ds, name, objs[len(objs)-1].DateAdded)
+	res, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, b.ds, name, from, objs[len(objs)-1].DateAdded)
 	if err != nil {
 		return err
 	}

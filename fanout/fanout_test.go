@@ -248,11 +248,11 @@ type failing struct {
 	fail atomic.Int32
 }
 
-func (f *failing) AddObjectsCheckpoint(ctx context.Context, coll string, objs []store.Object, ds []store.Decision, name string, at time.Time) ([]store.AddResult, error) {
+func (f *failing) AddObjectsCheckpoint(ctx context.Context, coll string, objs []store.Object, ds []store.Decision, name string, from, at time.Time) ([]store.AddResult, error) {
 	if f.fail.Add(-1) >= 0 {
 		return nil, errors.New("injected failure")
 	}
-	return f.Store.AddObjectsCheckpoint(ctx, coll, objs, ds, name, at)
+	return f.Store.AddObjectsCheckpoint(ctx, coll, objs, ds, name, from, at)
 }
 
 func TestCrashBetweenEvaluationAndWrite(t *testing.T) {

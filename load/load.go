@@ -77,6 +77,10 @@ type Config struct {
 	// Executable is the ctigate binary started with "serve"; empty means
 	// the running program (os.Executable).
 	Executable string
+	// RedisURL, when set, makes the started gateway keep its data in Redis
+	// at this URL (store: redis) under the key prefix RedisPrefix, instead
+	// of a bbolt file in DataDir.
+	RedisURL, RedisPrefix string
 
 	// Timeout bounds each HTTP request, and the wait for an asynchronous
 	// status to complete.
@@ -248,13 +252,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if cfg.Server == "" {
 		var err error
 		srv, err = spawn(ctx, spawnOptions{
-			executable: cfg.Executable,
-			dataDir:    cfg.DataDir,
-			apiRoot:    cfg.APIRoot,
-			collection: cfg.Collection,
-			maxContent: maxEnvelopeBytes(envs),
-			maxLimit:   cfg.PageSize,
-			logf:       logf,
+			executable:  cfg.Executable,
+			dataDir:     cfg.DataDir,
+			apiRoot:     cfg.APIRoot,
+			collection:  cfg.Collection,
+			maxContent:  maxEnvelopeBytes(envs),
+			maxLimit:    cfg.PageSize,
+			redisURL:    cfg.RedisURL,
+			redisPrefix: cfg.RedisPrefix,
+			logf:        logf,
 		})
 		if err != nil {
 			return res, err

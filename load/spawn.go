@@ -37,7 +37,9 @@ type spawnOptions struct {
 	collection string
 	maxContent int64 // largest envelope to accept, bytes
 	maxLimit   int   // largest page size to serve
-	logf       func(format string, args ...any)
+	// redisURL and redisPrefix select the Redis store; "" means bbolt.
+	redisURL, redisPrefix string
+	logf                  func(format string, args ...any)
 }
 
 // spawned is a gateway bench started as a child process. Its methods are
@@ -85,6 +87,13 @@ func benchConfig(o spawnOptions, passwordHash string) (*config.Config, error) {
 		}},
 	}}
 	c.Users = []config.User{{Name: "bench", Organisation: "CERT-A", Roles: []string{"producer"}, PasswordHash: passwordHash}}
+	if o.redisURL != "" {
+		c.Store = "redis"
+		c.Redis.URL = o.redisURL
+		if o.redisPrefix != "" {
+			c.Redis.Prefix = o.redisPrefix
+		}
+	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("gateway configuration: %w", err)
 	}

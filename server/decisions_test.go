@@ -60,7 +60,7 @@ func decisionsGateway(t *testing.T, n int) string {
 		}
 		ds = append(ds, d)
 	}
-	if _, err := st.AddObjectsCheckpoint(t.Context(), publishedID, objs, ds, "fanout/test", time.Now()); err != nil {
+	if _, err := st.AddObjectsCheckpoint(t.Context(), publishedID, objs, ds, "fanout/test", time.Time{}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	var users []auth.User

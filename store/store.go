@@ -91,7 +91,13 @@ type Store interface {
 	// its Time when zero; decisions[i].Seq is the next after
 	// decisions[i-1].Seq. An invalid decision is Invalid and fails the
 	// whole write.
-	AddObjectsCheckpoint(ctx context.Context, collection string, objs []Object, decisions []Decision, name string, at time.Time) ([]AddResult, error)
+	//
+	// from is the checkpoint the caller read before the work it writes
+	// (the zero time when none was set). When the stored checkpoint is no
+	// longer from, another worker (a replica) has written work from there
+	// first: nothing is written and the error is Conflict, so that work
+	// done twice is recorded once; the caller reads the checkpoint again.
+	AddObjectsCheckpoint(ctx context.Context, collection string, objs []Object, decisions []Decision, name string, from, at time.Time) ([]AddResult, error)
 
 	// Decisions returns recorded decisions matching q in ascending Seq
 	// order: at most q.Limit (DefaultDecisionLimit when <= 0, capped at

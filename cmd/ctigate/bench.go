@@ -27,8 +27,14 @@ The password for --server comes from --password, else the environment
 variable CTIGATE_BENCH_PASSWORD, else the demo password of cert-a. It is
 never printed.
 
+With --redis URL, the started gateway keeps its data in Redis at URL
+(store: redis) under a fresh key prefix, and bench reports Redis's
+used_memory growth per pushed object; the keys are deleted at the end.
+Use a Redis of its own: its memory growth is attributed to the objects.
+
 Examples:
   ctigate bench -n 1000000
+  ctigate bench -n 200000 --redis redis://127.0.0.1:6390/0
   ctigate bench --phase push -n 1000000 --data /var/tmp/bench1m
   ctigate bench --phase poll --data /var/tmp/bench1m -c 8
   CTIGATE_BENCH_PASSWORD=… ctigate bench --server http://127.0.0.1:8080 --user cert-a
@@ -54,8 +60,20 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if _, err := load.Run(ctx, cfg, stdout); err != nil {
+	var mem *redisMemory
+	if cfg.RedisURL != "" {
+		if mem, err = startRedisMemory(ctx, cfg.RedisURL); err != nil {
+			return fmt.Errorf("bench: --redis: %w", err)
+		}
+		cfg.RedisPrefix = mem.prefix
+		defer mem.close(ctx)
+	}
+	res, err := load.Run(ctx, cfg, stdout)
+	if err != nil {
 		return fmt.Errorf("bench: %w", err)
+	}
+	if mem != nil && cfg.Phase != load.PhasePoll {
+		mem.report(ctx, stdout, res.Push.Objects)
 	}
 	return nil
 }
@@ -83,6 +101,7 @@ func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&phase, "phase", string(cfg.Phase), "push, poll or both")
 	fs.StringVar(&cfg.DataDir, "data", "", "keep the started gateway's data in this directory, to poll it again later (default: temporary)")
 	fs.StringVar(&cfg.Executable, "ctigate", "", "ctigate binary to start (default: this one)")
+	fs.StringVar(&cfg.RedisURL, "redis", "", "keep the started gateway's data in Redis at this URL (redis://host:port/db) instead of bbolt")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "timeout of each request")
 	fs.BoolVar(&cfg.JSON, "json", false, "print one JSON object instead of a table")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of bench itself (the client side) to this file")
@@ -99,8 +118,11 @@ func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	case getenv("CTIGATE_BENCH_PASSWORD") != "":
 		cfg.Password = getenv("CTIGATE_BENCH_PASSWORD")
 	}
-	if cfg.Server != "" && (cfg.DataDir != "" || cfg.Executable != "") {
-		return cfg, "", errors.New("bench: --data and --ctigate are for a gateway bench starts, not with --server")
+	if cfg.Server != "" && (cfg.DataDir != "" || cfg.Executable != "" || cfg.RedisURL != "") {
+		return cfg, "", errors.New("bench: --data, --ctigate and --redis are for a gateway bench starts, not with --server")
+	}
+	if cfg.RedisURL != "" && cfg.Phase == load.PhasePoll {
+		return cfg, "", errors.New("bench: --redis keys are removed after each run: use --phase both")
 	}
 	if cfg.Server == "" && cfg.DataDir == "" && cfg.Phase == load.PhasePoll {
 		return cfg, "", errors.New("bench: --phase poll needs --server, or --data with a store built by --phase push")

@@ -57,6 +57,12 @@ type childGateway struct {
 
 func startChild(t *testing.T, exe, data, logPath string) *childGateway {
 	t.Helper()
+	return startChildEnv(t, exe, data, logPath)
+}
+
+// startChildEnv is startChild with extra environment variables (KEY=value).
+func startChildEnv(t *testing.T, exe, data, logPath string, env ...string) *childGateway {
+	t.Helper()
 	cfg, err := filepath.Abs(demoConfig)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +73,7 @@ func startChild(t *testing.T, exe, data, logPath string) *childGateway {
 	}
 	defer logf.Close()
 	cmd := exec.Command(exe, "serve", "--config", cfg, "--data", data, "--listen", "127.0.0.1:0")
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), env...)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -22,7 +21,6 @@ import (
 	"github.com/ctigate/ctigate/fanout"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/server"
-	"github.com/ctigate/ctigate/store/bolt"
 )
 
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set.
@@ -89,10 +87,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data_dir: %w", err)
-	}
-	st, err := bolt.Open(filepath.Join(cfg.DataDir, "ctigate.db"), bolt.Options{Logger: log})
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -108,7 +103,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// Fan-out publishes what producers post into the routes' collections;
 	// it stops (below) before the store closes.
-	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log})
+	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log, Lease: fanoutLease(st)})
 	fctx, stopFanout := context.WithCancel(context.Background())
 	fanDone := make(chan struct{})
 	go func() {

@@ -37,12 +37,12 @@ type pending struct {
 // each new version a date_added strictly greater than any assigned before in
 // the collection, in input order.
 func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.Object) ([]store.AddResult, error) {
-	return s.addObjects(ctx, "bolt.AddObjects", collection, objs, nil, nil, nil, nil)
+	return s.addObjects(ctx, "bolt.AddObjects", collection, objs, nil, nil, nil, time.Time{}, nil)
 }
 
 // AddObjectsCheckpoint is AddObjects that also records decisions and sets
 // the checkpoint name to at in the same write transaction.
-func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, decisions []store.Decision, name string, at time.Time) ([]store.AddResult, error) {
+func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, decisions []store.Decision, name string, from, at time.Time) ([]store.AddResult, error) {
 	const op = "bolt.AddObjectsCheckpoint"
 	if err := validCheckpoint(name); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
@@ -55,12 +55,13 @@ func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, obj
 	if err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	return s.addObjects(ctx, op, collection, objs, decisions, enc, []byte(name), v)
+	return s.addObjects(ctx, op, collection, objs, decisions, enc, []byte(name), from, v)
 }
 
 // addObjects writes objs into collection and, in the same transaction, the
-// decisions ds (encoded as enc) and the checkpoint cpName (when not nil).
-func (s *Store) addObjects(ctx context.Context, op, collection string, objs []store.Object, ds []store.Decision, enc [][]byte, cpName, cpValue []byte) ([]store.AddResult, error) {
+// decisions ds (encoded as enc) and the checkpoint cpName (when not nil),
+// provided it is still cpFrom.
+func (s *Store) addObjects(ctx context.Context, op, collection string, objs []store.Object, ds []store.Decision, enc [][]byte, cpName []byte, cpFrom time.Time, cpValue []byte) ([]store.AddResult, error) {
 	if err := validCollection(collection); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
@@ -100,7 +101,25 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 	if len(objs) == 0 && cpName == nil {
 		return results, nil
 	}
+	// A write whose checkpoint is no longer the one it started from
+	// (another worker wrote from there first) changes nothing. It returns
+	// nil to the shared transaction, so it does not roll back its
+	// neighbours, and reports the conflict after.
+	var conflict bool
 	err := s.write(len(objs), bytes, func(w *writeTx) error {
+		conflict = false
+		if cpName != nil {
+			var cur time.Time
+			if v := w.tx.Bucket(bucketCheckpoints).Get(cpName); v != nil {
+				if err := cur.UnmarshalBinary(v); err != nil {
+					return fmt.Errorf("checkpoint %q: %w", cpName, err)
+				}
+			}
+			if !cur.Equal(cpFrom) {
+				conflict = true
+				return nil
+			}
+		}
 		if len(ps) > 0 {
 			if err := s.add(w, collection, ps, results); err != nil {
 				return err
@@ -118,6 +137,9 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 	})
 	if err != nil {
 		return nil, ctigate.E(op, err)
+	}
+	if conflict {
+		return nil, ctigate.E(op, ctigate.Conflict, "checkpoint already moved by another writer")
 	}
 	return results, nil
 }

@@ -39,7 +39,13 @@ func decision(route, id string, n int) store.Decision {
 // record stores ds with a checkpoint move and no objects.
 func (e *env) record(ds ...store.Decision) {
 	e.t.Helper()
-	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, ds, "fanout/decisions", t0); err != nil {
+	// Each write moves the checkpoint on from where it was, as fan-out does.
+	from := e.recorded
+	e.recorded = t0
+	if !from.IsZero() {
+		e.recorded = from.Add(time.Microsecond)
+	}
+	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, ds, "fanout/decisions", from, e.recorded); err != nil {
 		e.t.Fatalf("AddObjectsCheckpoint with %d decisions: %v", len(ds), err)
 	}
 }
@@ -120,10 +126,10 @@ func testDecisionsRoundTrip(t *testing.T, e *env) {
 
 	bad := decision("police", ind1, 0)
 	bad.Action = "approved"
-	_, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, []store.Decision{bad}, "fanout/decisions", t0)
+	_, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, []store.Decision{bad}, "fanout/decisions", e.recorded, t0)
 	wantKind(t, "a decision with an unknown action", err, ctigate.Invalid)
 	bad = decision("police", "", 0)
-	_, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, []store.Decision{bad}, "fanout/decisions", t0)
+	_, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, []store.Decision{bad}, "fanout/decisions", e.recorded, t0)
 	wantKind(t, "a decision without an object id", err, ctigate.Invalid)
 	if n := len(e.decisions(store.DecisionQuery{})); n != len(want) {
 		t.Fatalf("after invalid decisions: %d recorded, want %d", n, len(want))
@@ -133,7 +139,7 @@ func testDecisionsRoundTrip(t *testing.T, e *env) {
 func testDecisionsAtomic(t *testing.T, e *env) {
 	const name = "fanout/decisions-atomic"
 	before := t0.Add(time.Second)
-	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, []store.Decision{decision("police", ind1, 0)}, name, before); err != nil {
+	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, []store.Decision{decision("police", ind1, 0)}, name, time.Time{}, before); err != nil {
 		t.Fatalf("AddObjectsCheckpoint: %v", err)
 	}
 	// A failed add (an invalid object) records nothing, and neither does
@@ -141,13 +147,13 @@ func testDecisionsAtomic(t *testing.T, e *env) {
 	bad := obj(ind3, v(1))
 	bad.ID = ""
 	_, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind2, v(1)), bad},
-		[]store.Decision{decision("police", ind2, 3), decision("police", ind3, 5)}, name, before.Add(time.Hour))
+		[]store.Decision{decision("police", ind2, 3), decision("police", ind3, 5)}, name, before, before.Add(time.Hour))
 	if err == nil {
 		t.Fatal("AddObjectsCheckpoint with an invalid object: got no error")
 	}
 	badD := decision("police", ind2, 3)
 	badD.Action = ""
-	_, err = e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind2, v(1))}, []store.Decision{badD}, name, before.Add(time.Hour))
+	_, err = e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind2, v(1))}, []store.Decision{badD}, name, before, before.Add(time.Hour))
 	wantKind(t, "AddObjectsCheckpoint with an invalid decision", err, ctigate.Invalid)
 	if got := e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}}); len(got) != 1 {
 		t.Fatalf("after failed adds: %d objects stored, want 1", len(got))
@@ -162,7 +168,7 @@ func testDecisionsAtomic(t *testing.T, e *env) {
 	// The retried batch records its decisions once, numbered after the
 	// first: the failures used no numbers.
 	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind2, v(1))},
-		[]store.Decision{decision("police", ind2, 3)}, name, before.Add(time.Hour)); err != nil {
+		[]store.Decision{decision("police", ind2, 3)}, name, before, before.Add(time.Hour)); err != nil {
 		t.Fatalf("retrying the batch: %v", err)
 	}
 	got = e.decisions(store.DecisionQuery{})

@@ -49,6 +49,8 @@ type env struct {
 	clock  *fakeClock
 	s      store.Store
 	reopen func(t *testing.T) store.Store
+	// recorded is the checkpoint of record's writes.
+	recorded time.Time
 }
 
 func newEnv(t *testing.T, newStore NewStore) *env {

@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Checkpoint", testCheckpoint},
 		{"CheckpointAtomic", testCheckpointAtomic},
 		{"CheckpointRestart", testCheckpointRestart},
+		{"CheckpointConflict", testCheckpointConflict},
 		{"DecisionsRoundTrip", testDecisionsRoundTrip},
 		{"DecisionsAtomic", testDecisionsAtomic},
 		{"DecisionsSeqRestart", testDecisionsSeqRestart},
@@ -1166,7 +1167,7 @@ func testCheckpoint(t *testing.T, e *env) {
 		t.Fatalf("Checkpoint before any was set = %s, %v; want the zero time, nil", fmtTime(got), err)
 	}
 	at := t0.Add(1234567 * time.Microsecond)
-	res, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), obj(ind2, v(1))}, nil, name, at)
+	res, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), obj(ind2, v(1))}, nil, name, time.Time{}, at)
 	if err != nil || len(res) != 2 || res[0].Existed || res[1].Existed {
 		t.Fatalf("AddObjectsCheckpoint = %+v, %v; want two new versions", res, err)
 	}
@@ -1178,7 +1179,7 @@ func testCheckpoint(t *testing.T, e *env) {
 	}
 	// Moving the checkpoint alone; other names are independent.
 	later := at.Add(time.Hour)
-	if res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, name, later); err != nil || len(res) != 0 {
+	if res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, name, at, later); err != nil || len(res) != 0 {
 		t.Fatalf("AddObjectsCheckpoint with no objects = %v, %v; want no results, nil", res, err)
 	}
 	if got, err = e.s.Checkpoint(e.ctx, name); err != nil || !got.Equal(later) {
@@ -1188,14 +1189,15 @@ func testCheckpoint(t *testing.T, e *env) {
 		t.Fatalf("another checkpoint = %s, %v; want the zero time", fmtTime(got), err)
 	}
 	// Re-adding changes nothing but still moves the checkpoint.
-	res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, nil, name, at)
+	after := later.Add(time.Microsecond)
+	res, err = e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, nil, name, later, after)
 	if err != nil || !res[0].Existed {
 		t.Fatalf("re-adding with a checkpoint = %+v, %v; want Existed", res, err)
 	}
-	if got, _ = e.s.Checkpoint(e.ctx, name); !got.Equal(at) {
-		t.Fatalf("Checkpoint after a re-add = %s, want %s", fmtTime(got), fmtTime(at))
+	if got, _ = e.s.Checkpoint(e.ctx, name); !got.Equal(after) {
+		t.Fatalf("Checkpoint after a re-add = %s, want %s", fmtTime(got), fmtTime(after))
 	}
-	_, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, "", at)
+	_, err = e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, "", time.Time{}, at)
 	wantKind(t, "AddObjectsCheckpoint without a name", err, ctigate.Invalid)
 	_, err = e.s.Checkpoint(e.ctx, "")
 	wantKind(t, "Checkpoint without a name", err, ctigate.Invalid)
@@ -1204,12 +1206,12 @@ func testCheckpoint(t *testing.T, e *env) {
 func testCheckpointAtomic(t *testing.T, e *env) {
 	const name = "fanout/atomic"
 	before := t0.Add(time.Second)
-	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, name, before); err != nil {
+	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, name, time.Time{}, before); err != nil {
 		t.Fatalf("AddObjectsCheckpoint: %v", err)
 	}
 	bad := obj(ind3, v(1))
 	bad.ID = ""
-	_, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), bad}, nil, name, before.Add(time.Hour))
+	_, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), bad}, nil, name, before, before.Add(time.Hour))
 	if err == nil {
 		t.Fatal("AddObjectsCheckpoint with an invalid object: got no error")
 	}
@@ -1227,7 +1229,7 @@ func testCheckpointRestart(t *testing.T, e *env) {
 	}
 	const name = "fanout/restart"
 	at := t0.Add(42 * time.Microsecond)
-	res, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, nil, name, at)
+	res, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))}, nil, name, time.Time{}, at)
 	if err != nil {
 		t.Fatalf("AddObjectsCheckpoint: %v", err)
 	}
@@ -1237,4 +1239,68 @@ func testCheckpointRestart(t *testing.T, e *env) {
 	}
 	got := e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}})
 	e.checkObjects("after restart", got, []store.Object{stored(obj(ind1, v(1)), res[0])}, true)
+}
+
+// testCheckpointConflict: a write names the checkpoint it started from.
+// When another writer (a replica) has moved it since, even to an earlier
+// point or over a shorter batch, the write changes nothing, records no
+// decision and is a Conflict; the writer re-reads the checkpoint and goes
+// on from there. So work done twice is recorded once.
+func testCheckpointConflict(t *testing.T, e *env) {
+	const name = "fanout/conflict"
+	short, long := t0.Add(time.Second), t0.Add(2*time.Second)
+	// One writer read "no checkpoint" and wrote a short batch.
+	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1))},
+		[]store.Decision{decision("police", ind1, 0)}, name, time.Time{}, short); err != nil {
+		t.Fatalf("AddObjectsCheckpoint: %v", err)
+	}
+	// Another read "no checkpoint" too, and its batch overlaps: a longer
+	// one, the same one, an earlier end.
+	for _, at := range []time.Time{long, short, t0} {
+		_, err := e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind1, v(1)), obj(ind2, v(1))},
+			[]store.Decision{decision("police", ind1, 0), decision("police", ind2, 1)}, name, time.Time{}, at)
+		wantKind(t, fmt.Sprintf("AddObjectsCheckpoint from a stale checkpoint to %s", fmtTime(at)), err, ctigate.Conflict)
+	}
+	// From a checkpoint that never was.
+	_, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, []store.Decision{decision("police", ind2, 1)}, name, long, long.Add(time.Second))
+	wantKind(t, "AddObjectsCheckpoint from a checkpoint never set", err, ctigate.Conflict)
+	if got, err := e.s.Checkpoint(e.ctx, name); err != nil || !got.Equal(short) {
+		t.Fatalf("Checkpoint after conflicts = %s, %v; want %s", fmtTime(got), err, fmtTime(short))
+	}
+	if got := e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}}); len(got) != 1 || got[0].ID != ind1 {
+		t.Fatalf("after conflicts: %s stored, want only %s", showAll(got), ind1)
+	}
+	if got := e.decisions(store.DecisionQuery{}); len(got) != 1 {
+		t.Fatalf("after conflicts: %d decisions, want 1", len(got))
+	}
+	// Concurrent writers of the same batch: exactly one succeeds.
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = e.s.AddObjectsCheckpoint(e.ctx, coll, []store.Object{obj(ind2, v(1))},
+				[]store.Decision{decision("police", ind2, 1)}, name, short, long)
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case ctigate.KindOf(err) != ctigate.Conflict:
+			t.Fatalf("concurrent AddObjectsCheckpoint: %v, want nil or Conflict", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("concurrent writers of one batch: %d succeeded, want 1", ok)
+	}
+	got := e.decisions(store.DecisionQuery{})
+	if len(got) != 2 {
+		t.Fatalf("after concurrent writers: %d decisions, want 2", len(got))
+	}
+	checkSeqs(t, "after concurrent writers", got, 1)
+	if cp, err := e.s.Checkpoint(e.ctx, name); err != nil || !cp.Equal(long) {
+		t.Fatalf("Checkpoint = %s, %v; want %s", fmtTime(cp), err, fmtTime(long))
+	}
 }

@@ -1,0 +1,274 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/store"
+)
+
+// addScript writes one AddObjects or AddObjectsCheckpoint call.
+//
+// KEYS: 1 z, 2 unused, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 ev, 9 mv
+// ARGV: 1 clock (µs), 2 checkpoint name ("" for none), 3 checkpoint time
+// (µs), 4 decision batch ("" for none), 5 events ("1" to append to ev),
+// 6 unused, 7 the checkpoint the write starts from ("" for none), then 5
+// per object: id, version key, spec_version, record, version (text).
+//
+// It returns one string per object: "n<da>" for a new version, "e<da>" for
+// one already stored. Nothing is written before every check has passed.
+// Writes are batched into variadic commands of at most 500 entries.
+var addScript = goredis.NewScript(`
+if ARGV[2] ~= '' then
+  local cur = redis.call('HGET', KEYS[5], ARGV[2]) or ''
+  if cur ~= ARGV[7] then
+    return redis.error_reply('CTIGATE_CONFLICT checkpoint ' .. ARGV[2] .. ' is at ' .. cur .. ', not ' .. ARGV[7])
+  end
+end
+local n = (#ARGV - 7) / 5
+local ids = {}
+for k = 1, n do ids[k] = ARGV[3 + 5*k] end
+local lists = {}
+for s = 1, n, 500 do
+  local e = math.min(s + 499, n)
+  local got = redis.call('HMGET', KEYS[3], unpack(ids, s, e))
+  for j = s, e do
+    if got[j - s + 1] then lists[ids[j]] = got[j - s + 1] end
+  end
+end
+local now = tonumber(ARGV[1])
+local last = redis.call('GET', KEYS[4])
+if last then last = tonumber(last) else last = now - 1 end
+local res, zargs, changed = {}, {}, {}
+local multi = false
+for k = 1, n do
+  local i = 3 + 5*k
+  local id, ver = ARGV[i], ARGV[i+1]
+  local list = lists[id] or ''
+  local found = nil
+  for da, v in string.gmatch(list, '(%-?%d+),(%x+),[^;]*;') do
+    if v == ver then found = da break end
+  end
+  if found then
+    res[k] = 'e' .. found
+  else
+    local d = now
+    if d <= last then d = last + 1 end
+    last = d
+    local ds = string.format('%.0f', d)
+    zargs[#zargs+1] = ds
+    zargs[#zargs+1] = ARGV[i+3]
+    if list ~= '' then multi = true end
+    lists[id] = list .. ds .. ',' .. ver .. ',' .. ARGV[i+2] .. ';'
+    changed[id] = true
+    if ARGV[5] == '1' then
+      redis.call('XADD', KEYS[8], '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds)
+    end
+    res[k] = 'n' .. ds
+  end
+end
+for s = 1, #zargs, 1000 do
+  redis.call('ZADD', KEYS[1], unpack(zargs, s, math.min(s + 999, #zargs)))
+end
+local nargs = {}
+for id in pairs(changed) do
+  nargs[#nargs+1] = id
+  nargs[#nargs+1] = lists[id]
+  if #nargs == 1000 then redis.call('HSET', KEYS[3], unpack(nargs)) nargs = {} end
+end
+if #nargs > 0 then redis.call('HSET', KEYS[3], unpack(nargs)) end
+if #zargs > 0 then redis.call('SET', KEYS[4], string.format('%.0f', last)) end
+if multi then redis.call('SET', KEYS[9], '1') end
+if ARGV[4] ~= '' then
+  local b = redis.call('INCR', KEYS[7])
+  redis.call('RPUSH', KEYS[6], b .. ':' .. ARGV[4])
+end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[5], ARGV[2], ARGV[3]) end
+return res
+`)
+
+// AddObjects stores object versions in one collection atomically.
+func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.Object) ([]store.AddResult, error) {
+	return s.add(ctx, "redis.AddObjects", collection, objs, nil, "", time.Time{}, time.Time{})
+}
+
+// AddObjectsCheckpoint is AddObjects that also records decisions and
+// moves the checkpoint name from from to at, in the same script call. A
+// checkpoint that is no longer from is a Conflict and nothing is written.
+func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, decisions []store.Decision, name string, from, at time.Time) ([]store.AddResult, error) {
+	const op = "redis.AddObjectsCheckpoint"
+	if err := validCheckpoint(name); err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	return s.add(ctx, op, collection, objs, decisions, name, from, at)
+}
+
+func validCollection(name string) error {
+	if name == "" {
+		return errors.New("empty collection name")
+	}
+	if len(name) > maxIDLen {
+		return errors.New("collection name too long")
+	}
+	return nil
+}
+
+func validCheckpoint(name string) error {
+	if name == "" {
+		return errors.New("empty checkpoint name")
+	}
+	if len(name) > maxIDLen {
+		return errors.New("checkpoint name too long")
+	}
+	return nil
+}
+
+func validObject(o *store.Object) error {
+	switch {
+	case o.ID == "":
+		return errors.New("empty id")
+	case len(o.ID) > maxIDLen:
+		return errors.New("id too long")
+	case len(o.Type) > maxFieldLen || len(o.SpecVersion) > maxFieldLen:
+		return errors.New("type or spec_version too long")
+	case strings.ContainsAny(o.SpecVersion, ",;"):
+		return errors.New("spec_version contains ',' or ';'")
+	}
+	return nil
+}
+
+func (s *Store) add(ctx context.Context, op, collection string, objs []store.Object, decisions []store.Decision, cpName string, from, at time.Time) ([]store.AddResult, error) {
+	if err := validCollection(collection); err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	args := make([]any, 7, 7+5*len(objs))
+	for i := range objs {
+		o := &objs[i]
+		if err := validObject(o); err != nil {
+			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("object %d: %v", i, err))
+		}
+		ver := ""
+		if !o.Version.IsZero() {
+			ver = o.Version.UTC().Format(time.RFC3339Nano)
+		}
+		args = append(args, o.ID, versionKey(o.Version), o.SpecVersion, encodeRecord(o), ver)
+	}
+	var batch string
+	if len(decisions) > 0 {
+		enc, err := encodeDecisions(decisions, s.clock())
+		if err != nil {
+			return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+		}
+		batch = enc
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, ctxErr(op, err)
+	}
+	results := make([]store.AddResult, len(objs))
+	if len(objs) == 0 && cpName == "" {
+		return results, nil
+	}
+	args[0] = s.clock().UnixMicro()
+	args[1], args[2], args[3] = cpName, int64(0), batch
+	if cpName != "" {
+		args[2] = at.UnixMicro()
+		// Where Checkpoint(name) finds it; harmless if the script fails.
+		if err := s.c.HSet(ctx, s.prefix+":{k}:where", cpName, collection).Err(); err != nil {
+			return nil, s.fail(op, err)
+		}
+	}
+	if batch != "" {
+		if err := s.c.SAdd(ctx, s.decKey("src"), collection).Err(); err != nil {
+			return nil, s.fail(op, err)
+		}
+	}
+	args[4], args[5], args[6] = "0", "0", ""
+	if !from.IsZero() {
+		args[6] = strconv.FormatInt(from.UnixMicro(), 10)
+	}
+	if s.events {
+		args[4] = "1"
+	}
+	keys := []string{
+		s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n"),
+		s.collKey(collection, "last"), s.collKey(collection, "ck"), s.collKey(collection, "pd"),
+		s.collKey(collection, "pdn"), s.collKey(collection, "ev"), s.collKey(collection, "mv"),
+	}
+	out, err := addScript.Run(ctx, s.c, keys, args...).StringSlice()
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	if len(out) != len(objs) {
+		return nil, ctigate.E(op, ctigate.Internal, fmt.Errorf("script returned %d results for %d objects", len(out), len(objs)))
+	}
+	var existed []string
+	for i, r := range out {
+		if len(r) < 2 {
+			return nil, ctigate.E(op, ctigate.Internal, fmt.Errorf("script result %q", r))
+		}
+		da, err := strconv.ParseInt(r[1:], 10, 64)
+		if err != nil {
+			return nil, ctigate.E(op, ctigate.Internal, fmt.Errorf("script result %q", r))
+		}
+		results[i].DateAdded = microTime(da)
+		if r[0] == 'e' {
+			results[i].Existed = true
+			existed = append(existed, r[1:])
+		}
+	}
+	if len(existed) > 0 {
+		recs, err := s.records(ctx, collection, existed)
+		if err != nil {
+			return nil, s.fail(op, err)
+		}
+		j := 0
+		for i := range results {
+			if results[i].Existed {
+				if b, ok := recs[j].(string); ok {
+					results[i].Hash = recordHash([]byte(b))
+				}
+				j++
+			}
+		}
+	}
+	if batch != "" {
+		if err := s.moveDecisions(ctx, collection); err != nil {
+			// Recorded; the next write or read moves them.
+			s.log.Warn("redis: numbering decisions", "collection", collection, "err", err)
+		}
+	}
+	return results, nil
+}
+
+// Checkpoint returns the time last set under name, zero when none.
+func (s *Store) Checkpoint(ctx context.Context, name string) (time.Time, error) {
+	const op = "redis.Checkpoint"
+	if err := validCheckpoint(name); err != nil {
+		return time.Time{}, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, ctxErr(op, err)
+	}
+	coll, err := s.c.HGet(ctx, s.prefix+":{k}:where", name).Result()
+	if errors.Is(err, goredis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, s.fail(op, err)
+	}
+	v, err := s.c.HGet(ctx, s.collKey(coll, "ck"), name).Int64()
+	if errors.Is(err, goredis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, s.fail(op, err)
+	}
+	return microTime(v), nil
+}

@@ -1,0 +1,413 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/store"
+)
+
+// selector decides which versions of an id a query's match[version] and
+// match[spec_version] select.
+type selector struct {
+	versions []store.VersionMatch
+	specs    []string
+	all      bool // every version passing the spec filter
+}
+
+func newSelector(versions []store.VersionMatch, specs []string, dflt store.VersionKind) (selector, error) {
+	if len(versions) == 0 {
+		versions = []store.VersionMatch{{Kind: dflt}}
+	}
+	sel := selector{versions: versions, specs: specs}
+	for _, v := range versions {
+		switch v.Kind {
+		case store.All:
+			sel.all = true
+		case store.First, store.Last, store.At:
+		default:
+			return sel, fmt.Errorf("unknown version selector %d", v.Kind)
+		}
+	}
+	return sel, nil
+}
+
+func (sel *selector) specOK(spec string) bool {
+	return len(sel.specs) == 0 || slices.Contains(sel.specs, spec)
+}
+
+// selected returns the date_added of the versions in es that sel selects.
+func (sel *selector) selected(es []versionEntry) map[int64]bool {
+	out := make(map[int64]bool)
+	var vs []versionEntry
+	for _, e := range es {
+		if sel.specOK(e.spec) {
+			vs = append(vs, e)
+		}
+	}
+	if len(vs) == 0 {
+		return out
+	}
+	first, last := 0, 0
+	for i, e := range vs {
+		if e.version < vs[first].version {
+			first = i
+		}
+		if e.version > vs[last].version {
+			last = i
+		}
+	}
+	for _, vm := range sel.versions {
+		switch vm.Kind {
+		case store.All:
+			for _, e := range vs {
+				out[e.da] = true
+			}
+		case store.First:
+			out[vs[first].da] = true
+		case store.Last:
+			out[vs[last].da] = true
+		case store.At:
+			k := versionKey(vm.At)
+			for _, e := range vs {
+				if e.version == k {
+					out[e.da] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Objects returns one page of versions matching q in date_added order.
+func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (store.Page, error) {
+	const op = "redis.Objects"
+	sel, err := newSelector(q.Versions, q.SpecVersions, store.Last)
+	if err != nil {
+		return store.Page{}, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	start := int64(math.MinInt64)
+	if !q.AddedAfter.IsZero() {
+		// added_after is exclusive; a time between two microseconds
+		// excludes the earlier one.
+		start = q.AddedAfter.UnixMicro()
+		if q.AddedAfter.Before(microTime(start)) {
+			start--
+		}
+	}
+	if q.Next != "" {
+		c, ok := decodeCursor(q.Next)
+		if !ok {
+			return store.Page{}, ctigate.E(op, ctigate.Invalid, "malformed next cursor")
+		}
+		start = max(start, c)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = store.DefaultLimit
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Page{}, ctxErr(op, err)
+	}
+	var objs []store.Object
+	var das []int64
+	if len(q.IDs) > 0 {
+		objs, das, err = s.byIDs(ctx, collection, q, &sel, start, limit+1)
+	} else {
+		objs, das, err = s.scan(ctx, collection, q, &sel, start, limit+1)
+	}
+	if err != nil {
+		return store.Page{}, s.fail(op, err)
+	}
+	var p store.Page
+	if len(objs) > limit {
+		objs, das = objs[:limit], das[:limit]
+		p.More = true
+		p.Next = encodeCursor(das[limit-1])
+	}
+	p.Objects = objs
+	return p, nil
+}
+
+func typeOK(q *store.Query, typ string) bool {
+	return len(q.Types) == 0 || slices.Contains(q.Types, typ)
+}
+
+// byIDs reads the versions of q.IDs: their lists give the candidates.
+func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *selector, start int64, want int) ([]store.Object, []int64, error) {
+	ids := slices.Compact(slices.Sorted(slices.Values(q.IDs)))
+	lists, err := s.c.HMGet(ctx, s.collKey(coll, "n"), ids...).Result()
+	if err != nil {
+		return nil, nil, err
+	}
+	var cands []int64
+	for _, l := range lists {
+		str, ok := l.(string)
+		if !ok {
+			continue
+		}
+		es := parseVersions(str)
+		chosen := sel.selected(es)
+		for _, e := range es {
+			if chosen[e.da] && e.da > start {
+				cands = append(cands, e.da)
+			}
+		}
+	}
+	slices.Sort(cands)
+	var objs []store.Object
+	var das []int64
+	for len(cands) > 0 && len(objs) < want {
+		n := min(len(cands), max(want-len(objs), 64))
+		chunk := cands[:n]
+		cands = cands[n:]
+		got, gotDAs, err := s.fetch(ctx, coll, chunk, &q)
+		if err != nil {
+			return nil, nil, err
+		}
+		objs = append(objs, got...)
+		das = append(das, gotDAs...)
+	}
+	if len(objs) > want {
+		objs, das = objs[:want], das[:want]
+	}
+	return objs, das, nil
+}
+
+// scan walks the collection's index from start.
+func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selector, start int64, want int) ([]store.Object, []int64, error) {
+	filtered := len(q.Types) > 0 || len(q.SpecVersions) > 0 || !sel.all
+	chunk := want
+	if filtered {
+		chunk = min(max(want*2, 64), 5000)
+	}
+	keys := []string{s.collKey(coll, "z"), s.collKey(coll, "mv")}
+	var objs []store.Object
+	var das []int64
+	for len(objs) < want {
+		lo := "-inf"
+		if start != math.MinInt64 {
+			lo = "(" + strconv.FormatInt(start, 10)
+		}
+		// One round trip: the flag and a chunk of the index, whose
+		// members are the records.
+		pipe := s.c.Pipeline()
+		mvCmd := pipe.Get(ctx, keys[1])
+		zCmd := pipe.ZRangeArgsWithScores(ctx, goredis.ZRangeArgs{Key: keys[0], Start: lo, Stop: "+inf", ByScore: true, Count: int64(chunk)})
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+			return nil, nil, err
+		}
+		if err := zCmd.Err(); err != nil {
+			return nil, nil, err
+		}
+		multi := mvCmd.Val()
+		members := zCmd.Val()
+		if len(members) == 0 {
+			break
+		}
+		cands := make([]int64, len(members))
+		recs := make([]any, len(members))
+		for i, m := range members {
+			cands[i] = int64(m.Score)
+			recs[i] = m.Member
+		}
+		var check func([]store.Object, []int64) (map[int64]bool, error)
+		switch {
+		case sel.all && len(q.SpecVersions) == 0:
+		case multi == "":
+			// No id of the collection has ever had two versions: each
+			// version is its id's first and last.
+			check = func(got []store.Object, das []int64) (map[int64]bool, error) {
+				out := make(map[int64]bool, len(got))
+				for i, o := range got {
+					out[das[i]] = sel.selected([]versionEntry{{da: das[i], version: versionKey(o.Version), spec: o.SpecVersion}})[das[i]]
+				}
+				return out, nil
+			}
+		default:
+			check = func(got []store.Object, _ []int64) (map[int64]bool, error) {
+				return s.selectedOf(ctx, coll, got, sel)
+			}
+		}
+		got, gotDAs, err := decodeFiltered(cands, recs, &q, check)
+		if err != nil {
+			return nil, nil, err
+		}
+		objs = append(objs, got...)
+		das = append(das, gotDAs...)
+		start = cands[len(cands)-1]
+		if len(members) < chunk {
+			break
+		}
+	}
+	if len(objs) > want {
+		objs, das = objs[:want], das[:want]
+	}
+	return objs, das, nil
+}
+
+// selectedOf returns the date_added of the versions of objs' ids that sel
+// selects.
+func (s *Store) selectedOf(ctx context.Context, coll string, objs []store.Object, sel *selector) (map[int64]bool, error) {
+	ids := make([]string, 0, len(objs))
+	for _, o := range objs {
+		ids = append(ids, o.ID)
+	}
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	lists, err := s.c.HMGet(ctx, s.collKey(coll, "n"), ids...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]bool)
+	for _, l := range lists {
+		if str, ok := l.(string); ok {
+			for da := range sel.selected(parseVersions(str)) {
+				out[da] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// fetch reads the records of das (ascending) and keeps those passing q's
+// filters.
+func (s *Store) fetch(ctx context.Context, coll string, das []int64, q *store.Query) ([]store.Object, []int64, error) {
+	fields := make([]string, len(das))
+	for i, da := range das {
+		fields[i] = strconv.FormatInt(da, 10)
+	}
+	recs, err := s.records(ctx, coll, fields)
+	if err != nil {
+		return nil, nil, err
+	}
+	return decodeFiltered(das, recs, q, nil)
+}
+
+// records returns the records of the versions whose date_added are das
+// (decimal), nil for those not stored, in one round trip.
+func (s *Store) records(ctx context.Context, coll string, das []string) ([]any, error) {
+	pipe := s.c.Pipeline()
+	cmds := make([]*goredis.StringSliceCmd, len(das))
+	z := s.collKey(coll, "z")
+	for i, da := range das {
+		cmds[i] = pipe.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: z, Start: da, Stop: da, ByScore: true})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]any, len(das))
+	for i, c := range cmds {
+		if v := c.Val(); len(v) > 0 {
+			out[i] = v[0]
+		}
+	}
+	return out, nil
+}
+
+// decodeFiltered decodes the records recs of das and keeps those passing
+// q's type, spec_version and id filters and, when check is set, the
+// versions it selects.
+func decodeFiltered(das []int64, recs []any, q *store.Query, check func([]store.Object, []int64) (map[int64]bool, error)) ([]store.Object, []int64, error) {
+	objs := make([]store.Object, 0, len(das))
+	outDAs := make([]int64, 0, len(das))
+	for i, r := range recs {
+		str, ok := r.(string)
+		if !ok {
+			continue // deleted meanwhile
+		}
+		o, err := decodeRecord(str, !q.WithoutRaw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("record %d: %w", das[i], err)
+		}
+		if !typeOK(q, o.Type) || (len(q.SpecVersions) > 0 && !slices.Contains(q.SpecVersions, o.SpecVersion)) {
+			continue
+		}
+		if len(q.IDs) > 0 && !slices.Contains(q.IDs, o.ID) {
+			continue
+		}
+		o.DateAdded = microTime(das[i])
+		objs = append(objs, o)
+		outDAs = append(outDAs, das[i])
+	}
+	if check != nil && len(objs) > 0 {
+		chosen, err := check(objs, outDAs)
+		if err != nil {
+			return nil, nil, err
+		}
+		k := 0
+		for i := range objs {
+			if chosen[outDAs[i]] {
+				objs[k], outDAs[k] = objs[i], outDAs[i]
+				k++
+			}
+		}
+		objs, outDAs = objs[:k], outDAs[:k]
+	}
+	return objs, outDAs, nil
+}
+
+// deleteScript removes versions of one id if its version list is still
+// what the caller read.
+//
+// KEYS: 1 z, 2 unused, 3 n. ARGV: 1 id, 2 the list read, 3 the new list ("" to
+// remove the id), then the date_added of each version removed.
+var deleteScript = goredis.NewScript(`
+local cur = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+if cur ~= ARGV[2] then return -1 end
+for i = 4, #ARGV do
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])
+end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[3], ARGV[1]) else redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
+return #ARGV - 3
+`)
+
+// DeleteObject removes the selected versions of id.
+func (s *Store) DeleteObject(ctx context.Context, collection, id string, versions []store.VersionMatch, specVersions []string) (int, error) {
+	const op = "redis.DeleteObject"
+	sel, err := newSelector(versions, specVersions, store.All)
+	if err != nil {
+		return 0, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, ctxErr(op, err)
+	}
+	for range 100 {
+		cur, err := s.c.HGet(ctx, s.collKey(collection, "n"), id).Result()
+		if err != nil && err != goredis.Nil {
+			return 0, s.fail(op, err)
+		}
+		es := parseVersions(cur)
+		chosen := sel.selected(es)
+		if len(chosen) == 0 {
+			return 0, ctigate.E(op, ctigate.NotFound, "no such object version")
+		}
+		var keep []versionEntry
+		args := []any{id, cur, ""}
+		for _, e := range es {
+			if chosen[e.da] {
+				args = append(args, strconv.FormatInt(e.da, 10))
+			} else {
+				keep = append(keep, e)
+			}
+		}
+		args[2] = formatVersions(keep)
+		n, err := deleteScript.Run(ctx, s.c, []string{s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n")}, args...).Int()
+		if err != nil {
+			return 0, s.fail(op, err)
+		}
+		if n >= 0 {
+			return n, nil
+		}
+	}
+	return 0, ctigate.E(op, ctigate.Unavailable, "object changing too fast to delete")
+}

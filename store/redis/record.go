@@ -1,0 +1,196 @@
+package redis
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ctigate/ctigate/store"
+)
+
+// recordFormat is the first byte of every record.
+const recordFormat = 1
+
+// Limits on stored fields, well above what STIX produces.
+const (
+	maxIDLen    = 1024
+	maxFieldLen = 256
+)
+
+// versionKey is a version time as 12 bytes that sort like the times:
+// seconds (sign bit flipped) then nanoseconds, big-endian.
+func versionKey(t time.Time) string {
+	var k [12]byte
+	binary.BigEndian.PutUint64(k[:8], uint64(t.Unix())^(1<<63))
+	binary.BigEndian.PutUint32(k[8:], uint32(t.Nanosecond()))
+	return hex.EncodeToString(k[:])
+}
+
+func versionTime(k []byte) time.Time {
+	sec := int64(binary.BigEndian.Uint64(k[:8]) ^ (1 << 63))
+	t := time.Unix(sec, int64(binary.BigEndian.Uint32(k[8:12]))).UTC()
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t
+}
+
+// encodeRecord returns the stored form of o: format, id, type,
+// spec_version, version key, hash, producer, then the raw bytes.
+func encodeRecord(o *store.Object) []byte {
+	b := make([]byte, 0, 1+4*binary.MaxVarintLen16+len(o.ID)+len(o.Type)+len(o.SpecVersion)+len(o.Producer)+12+32+len(o.Raw))
+	b = append(b, recordFormat)
+	for _, s := range []string{o.ID, o.Type, o.SpecVersion} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	var k [12]byte
+	binary.BigEndian.PutUint64(k[:8], uint64(o.Version.Unix())^(1<<63))
+	binary.BigEndian.PutUint32(k[8:], uint32(o.Version.Nanosecond()))
+	b = append(b, k[:]...)
+	b = append(b, o.Hash[:]...)
+	b = binary.AppendUvarint(b, uint64(len(o.Producer)))
+	b = append(b, o.Producer...)
+	return append(b, o.Raw...)
+}
+
+var errRecord = errors.New("malformed stored record")
+
+// decodeRecord decodes a record; Raw, Hash and Producer are set only when
+// withRaw. Raw is a fresh copy.
+func decodeRecord(b string, withRaw bool) (store.Object, error) {
+	var o store.Object
+	if len(b) == 0 || b[0] != recordFormat {
+		return o, errRecord
+	}
+	b = b[1:]
+	var fields [3]string
+	for i := range fields {
+		n, w := uvarint(b)
+		if w <= 0 || uint64(len(b)-w) < n {
+			return o, errRecord
+		}
+		fields[i] = b[w : w+int(n)]
+		b = b[w+int(n):]
+	}
+	o.ID, o.Type, o.SpecVersion = fields[0], fields[1], fields[2]
+	if len(b) < 44 {
+		return o, errRecord
+	}
+	o.Version = versionTime([]byte(b[:12]))
+	if !withRaw {
+		return o, nil
+	}
+	copy(o.Hash[:], b[12:44])
+	b = b[44:]
+	n, w := uvarint(b)
+	if w <= 0 || uint64(len(b)-w) < n {
+		return o, errRecord
+	}
+	o.Producer = b[w : w+int(n)]
+	o.Raw = []byte(b[w+int(n):])
+	return o, nil
+}
+
+// uvarint is binary.Uvarint over a string.
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	var sh uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			return x | uint64(c)<<sh, i + 1
+		}
+		x |= uint64(c&0x7f) << sh
+		sh += 7
+	}
+	return 0, 0
+}
+
+// recordHash returns the hash in a record, zero when malformed.
+func recordHash(b []byte) [32]byte {
+	var h [32]byte
+	if len(b) == 0 {
+		return h
+	}
+	p := b[1:]
+	for range 3 {
+		n, w := binary.Uvarint(p)
+		if w <= 0 || uint64(len(p)-w) < n {
+			return h
+		}
+		p = p[w+int(n):]
+	}
+	if len(p) >= 44 {
+		copy(h[:], p[12:44])
+	}
+	return h
+}
+
+// versionEntry is one entry of an id's version list (key :n).
+type versionEntry struct {
+	da      int64  // date_added, µs
+	version string // versionKey
+	spec    string
+}
+
+// parseVersions parses "da,version,spec;" entries.
+func parseVersions(s string) []versionEntry {
+	var out []versionEntry
+	for s != "" {
+		e, rest, ok := strings.Cut(s, ";")
+		if !ok {
+			break
+		}
+		s = rest
+		da, e2, ok1 := strings.Cut(e, ",")
+		ver, spec, ok2 := strings.Cut(e2, ",")
+		n, err := strconv.ParseInt(da, 10, 64)
+		if !ok1 || !ok2 || err != nil {
+			continue
+		}
+		out = append(out, versionEntry{da: n, version: ver, spec: spec})
+	}
+	return out
+}
+
+func formatVersions(es []versionEntry) string {
+	var b strings.Builder
+	for _, e := range es {
+		b.WriteString(strconv.FormatInt(e.da, 10))
+		b.WriteByte(',')
+		b.WriteString(e.version)
+		b.WriteByte(',')
+		b.WriteString(e.spec)
+		b.WriteByte(';')
+	}
+	return b.String()
+}
+
+// Cursors: base64url (no padding) of a format byte and the date_added of
+// the last version returned, in µs.
+const cursorFormat = 1
+
+func encodeCursor(da int64) string {
+	var b [9]byte
+	b[0] = cursorFormat
+	binary.BigEndian.PutUint64(b[1:], uint64(da))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func decodeCursor(s string) (int64, bool) {
+	if len(s) != 12 {
+		return 0, false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) != 9 || b[0] != cursorFormat {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(b[1:])), true
+}
+
+func microTime(us int64) time.Time { return time.UnixMicro(us).UTC() }

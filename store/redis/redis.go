@@ -1,0 +1,281 @@
+// Package redis implements store.Store on Redis (standalone, Sentinel or Cluster) through go-redis's UniversalClient, so that gateway replicas share one state.
+package redis
+
+// Key layout. Every key starts with the configured prefix P. The keys of
+// one collection X share the hash tag {c:X}, so every multi-key write of a
+// collection is one Lua script call in one Cluster slot:
+//
+//	P:{c:X}:z     sorted set: one member per stored version, its record
+//	              (record.go: id, type, spec_version, version, hash,
+//	              producer, raw bytes), scored by its date_added in
+//	              microseconds (exact in a float64). A page is one ZRANGE
+//	              BYSCORE; a version is found by its date_added.
+//	P:{c:X}:n     hash: object id -> its versions, "da,version,spec;" each
+//	              (version is the hex of a sortable 12-byte time key), used
+//	              for "first copy wins" and for match[version] first/last
+//	P:{c:X}:mv    set once some id of X has had two versions; until then
+//	              reads need no version lists for match[version]
+//	P:{c:X}:last  the last date_added assigned in X (never reused, not even
+//	              after a delete)
+//	P:{c:X}:ck    hash: checkpoint name -> time in microseconds
+//	P:{c:X}:pd    list: decision batches written with X, not yet numbered
+//	P:{c:X}:pdn   counter of those batches
+//	P:{c:X}:ev    stream: one event per new version (queue.go)
+//
+// date_added is assigned inside the add script, as max(caller's clock,
+// last+1µs), so it is strictly increasing per collection whatever the
+// number of gateway processes writing and however their clocks differ.
+// Objects, index entries, version lists, checkpoint, pending decisions and
+// the event are written by one script: a crash never leaves an index entry
+// without its object or the reverse. The script validates before it
+// writes, so it never stops half-way.
+//
+// Decisions. The contract numbers decisions with one gap-free Seq over the
+// whole store, while they are written atomically with objects of one
+// collection: in Cluster these live in different slots. So a decision
+// batch is first appended, in the collection's own script call, to the
+// collection's pending list with a per-collection batch number (so it is
+// recorded iff the objects and the checkpoint are). A second step moves
+// batches, in order, into the global record in slot {d}:
+//
+//	P:{d}:seq     the last Seq assigned
+//	P:{d}:log     hash: Seq -> decision (JSON)
+//	P:{d}:o:ID    sorted set of the Seqs of decisions about object ID
+//	P:{d}:r:NAME  sorted set of the Seqs of decisions of route NAME
+//	P:{d}:ap      hash: collection -> the last batch number moved
+//	P:{d}:src     set of collections that have written decisions
+//
+// The move script numbers a batch only if its batch number is above the
+// collection's in P:{d}:ap, and the batch leaves the pending list only
+// after that: a crash between the two steps, or two replicas moving the
+// same batch, numbers it once. The move runs after each write with
+// decisions and before every Decisions read, so a reader never misses a
+// recorded decision.
+//
+// Checkpoints live in the slot of the collection written with them (their
+// move is part of its script). P:{k}:where maps a checkpoint name to that
+// collection, so Checkpoint(name) finds it; it is written before the
+// script, and a name whose script did not run reads as unset.
+//
+// A write names the checkpoint it started from: when the stored one is no
+// longer that (another replica wrote from there first), it changes nothing
+// and is a Conflict, so that work done twice is recorded once.
+//
+// Statuses are single keys P:st:ID (JSON).
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// DefaultPrefix is the key prefix used when Options.Prefix is empty.
+const DefaultPrefix = "ctigate"
+
+// Options configure a Store.
+type Options struct {
+	// Prefix starts every key; "" means DefaultPrefix. It must not contain
+	// '{' or '}' (they would change the hash tags).
+	Prefix string
+	// Clock is the source of date_added; nil means time.Now.
+	Clock func() time.Time
+	// Logger receives background errors; nil discards them.
+	Logger *slog.Logger
+	// CloseClient makes Close close the client too.
+	CloseClient bool
+	// Events appends an event per new version to the collection's event
+	// stream (P:{c:X}:ev), in the same script as the version: the fan-out
+	// queue of inbound collections and the live feed of published ones.
+	Events bool
+	// EventMaxLen is the approximate length TrimEvents keeps of an event
+	// stream without consumer groups (a live feed); 0: unbounded. Streams
+	// with groups are trimmed only below what every group acknowledged.
+	EventMaxLen int64
+}
+
+// Store is a store.Store over a Redis deployment.
+type Store struct {
+	c      goredis.UniversalClient
+	prefix string
+	clock  func() time.Time
+	log    *slog.Logger
+	own    bool
+
+	events      bool  // append an event per new version to the collection's stream
+	eventMaxLen int64 // approximate bound of each event stream; 0: unbounded
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New returns a Store using c. It does not contact Redis.
+func New(c goredis.UniversalClient, opts Options) (*Store, error) {
+	if c == nil {
+		return nil, errors.New("redis: nil client")
+	}
+	p := opts.Prefix
+	if p == "" {
+		p = DefaultPrefix
+	}
+	if strings.ContainsAny(p, "{}") {
+		return nil, fmt.Errorf("redis: prefix %q contains a brace", p)
+	}
+	s := &Store{c: c, prefix: p, clock: opts.Clock, log: opts.Logger, own: opts.CloseClient, events: opts.Events, eventMaxLen: opts.EventMaxLen}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// Config says how to reach Redis.
+type Config struct {
+	// URL is a redis:// or rediss:// URL (user, password, db and options
+	// as go-redis's ParseURL reads them). Either URL or Addrs is set.
+	URL string
+	// Addrs are host:port pairs: several mean Cluster (or Sentinel with
+	// MasterName).
+	Addrs []string
+	// Cluster forces Cluster mode with a single address.
+	Cluster bool
+	// MasterName selects Sentinel: Addrs are the sentinels.
+	MasterName string
+	// Username and Password authenticate (ACL); they override the URL's.
+	Username, Password string
+	// DB selects the database (standalone and Sentinel only).
+	DB int
+	// TLS, when not nil, is used for every connection.
+	TLS *tls.Config
+}
+
+// NewClient returns a UniversalClient for cfg: standalone, Sentinel or
+// Cluster.
+func NewClient(cfg Config) (goredis.UniversalClient, error) {
+	var o goredis.UniversalOptions
+	if cfg.URL != "" {
+		u, err := goredis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis url: %w", err)
+		}
+		o.Addrs = []string{u.Addr}
+		o.Username, o.Password, o.DB, o.TLSConfig = u.Username, u.Password, u.DB, u.TLSConfig
+	}
+	if len(cfg.Addrs) > 0 {
+		o.Addrs = cfg.Addrs
+	}
+	if len(o.Addrs) == 0 {
+		return nil, errors.New("redis: neither url nor addrs set")
+	}
+	if cfg.Username != "" {
+		o.Username = cfg.Username
+	}
+	if cfg.Password != "" {
+		o.Password = cfg.Password
+	}
+	if cfg.DB != 0 {
+		o.DB = cfg.DB
+	}
+	if cfg.TLS != nil {
+		o.TLSConfig = cfg.TLS
+		if o.TLSConfig.ServerName == "" {
+			// Verify the first address's host name (as ParseURL does).
+			o.TLSConfig = o.TLSConfig.Clone()
+			o.TLSConfig.ServerName, _, _ = net.SplitHostPort(o.Addrs[0])
+		}
+	}
+	o.MasterName = cfg.MasterName
+	o.IsClusterMode = cfg.Cluster
+	o.ReadTimeout = 30 * time.Second
+	o.WriteTimeout = 30 * time.Second
+	o.MaxRetries = 1
+	// Pages of a thousand objects are replies of about half a MiB: read
+	// them in few system calls.
+	o.ReadBufferSize = 512 << 10
+	return goredis.NewUniversalClient(&o), nil
+}
+
+// Client returns the client the store uses.
+func (s *Store) Client() goredis.UniversalClient { return s.c }
+
+// Prefix returns the key prefix.
+func (s *Store) Prefix() string { return s.prefix }
+
+// collKey returns the key of collection coll with suffix.
+func (s *Store) collKey(coll, suffix string) string {
+	return s.prefix + ":{c:" + coll + "}:" + suffix
+}
+
+func (s *Store) decKey(suffix string) string { return s.prefix + ":{d}:" + suffix }
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	const op = "redis.Ping"
+	if err := ctx.Err(); err != nil {
+		return ctxErr(op, err)
+	}
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}
+
+// Close closes the client when the store owns it. It may be called more
+// than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.own {
+			s.closeErr = s.c.Close()
+		}
+	})
+	return s.closeErr
+}
+
+func ctxErr(op string, err error) error {
+	return ctigate.E(op, ctigate.Unavailable, err, "request cancelled")
+}
+
+// errConflict is the prefix of the error reply of a checkpoint that would
+// not move forward.
+const errConflict = "CTIGATE_CONFLICT"
+
+// fail classifies an error from Redis: a cancelled request, a checkpoint
+// conflict, Redis unreachable or not serving (Unavailable), or Internal.
+func (s *Store) fail(op string, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return ctxErr(op, err)
+	case strings.HasPrefix(err.Error(), errConflict):
+		return ctigate.E(op, ctigate.Conflict, err, "checkpoint already moved by another writer")
+	}
+	var re goredis.Error
+	if errors.As(err, &re) {
+		msg := err.Error()
+		for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "MASTERDOWN", "MOVED", "ASK", "BUSY"} {
+			if strings.HasPrefix(msg, p) {
+				return ctigate.E(op, ctigate.Unavailable, err, "storage unavailable")
+			}
+		}
+		return ctigate.E(op, ctigate.Internal, err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, goredis.ErrClosed) || errors.Is(err, goredis.ErrPoolTimeout) ||
+		strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "connection") {
+		return ctigate.E(op, ctigate.Unavailable, err, "storage unavailable")
+	}
+	return ctigate.E(op, ctigate.Unavailable, err, "storage unavailable")
+}

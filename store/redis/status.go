@@ -1,0 +1,107 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/store"
+)
+
+type statusJSON struct {
+	ID               string       `json:"id"`
+	APIRoot          string       `json:"api_root"`
+	Collection       string       `json:"collection"`
+	Owner            string       `json:"owner"`
+	Status           string       `json:"status"`
+	RequestTimestamp time.Time    `json:"request_timestamp"`
+	TotalCount       int          `json:"total_count"`
+	Successes        []detailJSON `json:"successes,omitempty"`
+	Failures         []detailJSON `json:"failures,omitempty"`
+	Pendings         []detailJSON `json:"pendings,omitempty"`
+}
+
+type detailJSON struct {
+	ID      string `json:"id,omitempty"`
+	Version string `json:"v,omitempty"`
+	Message string `json:"m,omitempty"`
+}
+
+func toJSON(ds []store.StatusDetail) []detailJSON {
+	out := make([]detailJSON, len(ds))
+	for i, d := range ds {
+		out[i] = detailJSON(d)
+	}
+	return out
+}
+
+func fromJSON(ds []detailJSON) []store.StatusDetail {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]store.StatusDetail, len(ds))
+	for i, d := range ds {
+		out[i] = store.StatusDetail(d)
+	}
+	return out
+}
+
+func (s *Store) statusKey(id string) string { return s.prefix + ":st:" + id }
+
+// PutStatus creates or replaces a status resource.
+func (s *Store) PutStatus(ctx context.Context, st store.Status) error {
+	const op = "redis.PutStatus"
+	if st.ID == "" {
+		return ctigate.E(op, ctigate.Invalid, "status without id")
+	}
+	if len(st.ID) > maxIDLen {
+		return ctigate.E(op, ctigate.Invalid, "status id too long")
+	}
+	if err := ctx.Err(); err != nil {
+		return ctxErr(op, err)
+	}
+	b, err := json.Marshal(statusJSON{
+		ID: st.ID, APIRoot: st.APIRoot, Collection: st.Collection, Owner: st.Owner, Status: st.Status,
+		RequestTimestamp: st.RequestTimestamp, TotalCount: st.TotalCount,
+		Successes: toJSON(st.Successes), Failures: toJSON(st.Failures), Pendings: toJSON(st.Pendings),
+	})
+	if err != nil {
+		return ctigate.E(op, ctigate.Internal, err)
+	}
+	if err := s.c.Set(ctx, s.statusKey(st.ID), b, 0).Err(); err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}
+
+// Status returns a status resource; NotFound if there is none.
+func (s *Store) Status(ctx context.Context, id string) (store.Status, error) {
+	const op = "redis.Status"
+	if id == "" || len(id) > maxIDLen {
+		return store.Status{}, ctigate.E(op, ctigate.NotFound, "no such status")
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Status{}, ctxErr(op, err)
+	}
+	b, err := s.c.Get(ctx, s.statusKey(id)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return store.Status{}, ctigate.E(op, ctigate.NotFound, "no such status")
+	}
+	if err != nil {
+		return store.Status{}, s.fail(op, err)
+	}
+	var j statusJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return store.Status{}, ctigate.E(op, ctigate.Internal, fmt.Errorf("status %s: %w", id, err))
+	}
+	return store.Status{
+		ID: j.ID, APIRoot: j.APIRoot, Collection: j.Collection, Owner: j.Owner, Status: j.Status,
+		RequestTimestamp: j.RequestTimestamp, TotalCount: j.TotalCount,
+		Successes: fromJSON(j.Successes), Failures: fromJSON(j.Failures), Pendings: fromJSON(j.Pendings),
+	}, nil
+}
