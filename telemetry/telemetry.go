@@ -170,6 +170,14 @@ func (p *Providers) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// ForceFlush exports the spans ended so far.
+func (p *Providers) ForceFlush(ctx context.Context) error {
+	if tp, ok := p.TracerProvider.(*sdktrace.TracerProvider); ok {
+		return tp.ForceFlush(ctx)
+	}
+	return nil
+}
+
 // Inject writes the W3C trace context of ctx (traceparent, tracestate)
 // into a map, e.g. to carry it on a queue entry.
 func Inject(ctx context.Context) map[string]string {
