@@ -127,7 +127,7 @@ func New(opts Options) *Server {
 		s.markings = stix.NewMarkings()
 	}
 	s.onIngestSpan, s.ready = opts.OnIngestSpan, opts.Ready
-	s.initTelemetry(opts.TracerProvider, opts.MeterProvider, opts.Propagator)
+	s.initTelemetry(opts.Config.Listen, opts.TracerProvider, opts.MeterProvider, opts.Propagator)
 	for _, rc := range opts.Config.APIRoots {
 		r := &apiRoot{cfg: rc, byKey: map[string]*collection{}}
 		for _, cc := range rc.Collections {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"time"
 
@@ -30,7 +31,7 @@ const (
 
 // initTelemetry sets up the tracer, the instruments and the otelhttp
 // handler the traceRequests middleware runs requests through.
-func (s *Server) initTelemetry(tp trace.TracerProvider, mp metric.MeterProvider, prop propagation.TextMapPropagator) {
+func (s *Server) initTelemetry(listen string, tp trace.TracerProvider, mp metric.MeterProvider, prop propagation.TextMapPropagator) {
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
@@ -46,6 +47,9 @@ func (s *Server) initTelemetry(tp trace.TracerProvider, mp metric.MeterProvider,
 	opts := []otelhttp.Option{
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithPropagators(prop),
+		// server.address from configuration, not from the client's Host
+		// header (which would be an unbounded metric label).
+		otelhttp.WithServerName(serverName(listen)),
 		// Health probes would drown the traces.
 		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" }),
 	}
@@ -53,6 +57,15 @@ func (s *Server) initTelemetry(tp trace.TracerProvider, mp metric.MeterProvider,
 		opts = append(opts, otelhttp.WithMeterProvider(mp))
 	}
 	s.otelHandler = otelhttp.NewHandler(http.HandlerFunc(serveTraced), "ctigate", opts...)
+}
+
+// serverName is the host of the listen address ("ctigate" when it has
+// none, e.g. ":8443").
+func serverName(listen string) string {
+	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
+		return h
+	}
+	return "ctigate"
 }
 
 type tracedCall struct {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -90,7 +91,7 @@ func newTelGateway(t *testing.T) *telGateway {
 		TracerProvider: g.prov.TracerProvider, MeterProvider: g.prov.MeterProvider})
 	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(g.logs, nil)))
 	srv := server.New(server.Options{Config: cfg, Store: st, Auth: a, Markings: markings, Logger: log,
-		OnIngestSpan:   g.fan.Link,
+		OnIngestSpan: g.fan.Link, Ready: g.fan.Running,
 		TracerProvider: g.prov.TracerProvider, MeterProvider: g.prov.MeterProvider, Propagator: g.prov.Propagator})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {
@@ -403,5 +404,31 @@ func TestTelemetryMetricsScenario(t *testing.T) {
 				t.Errorf("metric %s carries an object id", m.Name)
 			}
 		}
+	}
+}
+
+// TestReadyzChecksWorkers: /readyz is 503 while the fan-out worker does
+// not run, 200 once it does; /healthz is 200 throughout.
+func TestReadyzChecksWorkers(t *testing.T) {
+	g := newTelGateway(t)
+	if r := g.do("GET", "/readyz", "", nil); r.Status != 503 || !strings.Contains(string(r.Body), "workers") {
+		t.Errorf("/readyz without the worker: got %d %s, want 503 naming the workers", r.Status, r.Body)
+	}
+	if r := g.do("GET", "/healthz", "", nil); r.Status != 200 {
+		t.Errorf("/healthz: got %d", r.Status)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- g.fan.Run(ctx) }()
+	for g.fan.Running(ctx) != nil {
+		runtime.Gosched()
+	}
+	if r := g.do("GET", "/readyz", "", nil); r.Status != 200 {
+		t.Errorf("/readyz with the worker running: got %d %s", r.Status, r.Body)
+	}
+	cancel()
+	<-done
+	if r := g.do("GET", "/readyz", "", nil); r.Status != 503 {
+		t.Errorf("/readyz after the worker stopped: got %d %s", r.Status, r.Body)
 	}
 }
