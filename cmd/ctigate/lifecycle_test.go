@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,11 +18,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/fanout"
+	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/store/bolt"
 )
 
 // TestGracefulShutdownFinishesRequests: a POST still being uploaded when
 // the server is told to stop completes (202, objects stored), and serve
-// then returns cleanly with the store closed.
+// then returns cleanly with the store closed and fan-out drained.
 func TestGracefulShutdownFinishesRequests(t *testing.T) {
 	data := t.TempDir()
 	args := []string{"--config", demoConfig, "--data", data, "--listen", "127.0.0.1:0"}
@@ -73,6 +79,7 @@ func TestGracefulShutdownFinishesRequests(t *testing.T) {
 		t.Fatalf("serve: %v", err)
 	}
 	gw.cancel = nil
+	checkDrained(t, data)
 
 	// Everything is there after a restart.
 	gw2 := startServe(t, nil, args...)
@@ -123,5 +130,33 @@ func TestServeClientCertificates(t *testing.T) {
 	res, _, err := request(t, with, "GET", gw.base+"/taxii2/", "police", nil)
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("client with certificate: %v %v", res, err)
+	}
+}
+
+// checkDrained checks that no route of the demo configuration is behind
+// its sources in the store under data: a clean stop drains fan-out.
+func checkDrained(t *testing.T, data string) {
+	t.Helper()
+	cfg, err := config.Load(demoConfig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, err := policy.CompileRoutes(cfg.Routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := bolt.Open(filepath.Join(data, "ctigate.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	backlog := fanout.New(fanout.Options{Store: st, Routes: routes}).Backlog(context.Background())
+	if len(backlog) == 0 {
+		t.Fatal("no routes")
+	}
+	for _, b := range backlog {
+		if b.Depth != 0 {
+			t.Errorf("route %s is %d versions behind %s after a clean stop", b.Route, b.Depth, b.Source)
+		}
 	}
 }
