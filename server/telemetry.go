@@ -50,6 +50,10 @@ func (s *Server) initTelemetry(listen string, tp trace.TracerProvider, mp metric
 		// server.address from configuration, not from the client's Host
 		// header (which would be an unbounded metric label).
 		otelhttp.WithServerName(serverName(listen)),
+		// Network input is untrusted: a client's traceparent becomes a
+		// link, not the parent, so it cannot choose our trace ids or
+		// sampling.
+		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),
 		// Health probes would drown the traces.
 		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" }),
 	}

@@ -432,3 +432,22 @@ func TestReadyzChecksWorkers(t *testing.T) {
 		t.Errorf("/readyz after the worker stopped: got %d %s", r.Status, r.Body)
 	}
 }
+
+// TestTelemetryClientTraceparentIsALink: a client's traceparent does not
+// make the server span its child (clients must not pick trace ids or
+// sampling); it is kept as a link.
+func TestTelemetryClientTraceparentIsALink(t *testing.T) {
+	g := newTelGateway(t)
+	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	r := g.do("GET", "/taxii2/", "police", nil, "traceparent", "00-"+clientTrace+"-00f067aa0ba902b7-00")
+	if r.Status != 200 {
+		t.Fatalf("GET: %d", r.Status)
+	}
+	srv := spanNamed(t, g.flush(), "GET /taxii2/")
+	if srv.SpanContext.TraceID().String() == clientTrace || srv.Parent.IsValid() {
+		t.Errorf("the server span continues the client's trace: parent %v", srv.Parent)
+	}
+	if len(srv.Links) != 1 || srv.Links[0].SpanContext.TraceID().String() != clientTrace {
+		t.Errorf("links: got %+v, want the client's span", srv.Links)
+	}
+}
