@@ -42,7 +42,9 @@ func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query
 	if adjust != nil {
 		adjust(&q)
 	}
-	page, err := s.store.Objects(c.Request().Context(), col.cfg.ID, q)
+	sctx, span := s.tracer.Start(c.Request().Context(), spanStoreRead)
+	page, err := s.store.Objects(sctx, col.cfg.ID, q)
+	endSpan(span, err)
 	if err != nil {
 		s.metrics.StoreError(c.Request().Context(), "objects")
 	}

@@ -20,12 +20,13 @@ import (
 	"github.com/ctigate/ctigate/telemetry"
 )
 
-// Span names of the ingest path (children of the HTTP server span).
+// Span names (children of the HTTP server span).
 const (
 	spanDecode    = "stix.decode"           // envelope decoding and per-object validation
 	spanMarkings  = "stix.resolve_markings" // marking resolution, canonical hash, route guard
 	spanStoreAdd  = "store.add_objects"     // the inbound write
 	spanStoreStat = "store.put_status"      // the status resource
+	spanStoreRead = "store.objects"         // a page read (objects, manifest, versions)
 	scopeServer   = telemetry.ScopeName + "/server"
 )
 

@@ -160,9 +160,12 @@ func tracesExporter(getenv func(string) string) string {
 }
 
 // Shutdown flushes pending spans and metrics and stops the exporters.
+// Calling it again does nothing.
 func (p *Providers) Shutdown(ctx context.Context) error {
+	fs := p.shutdown
+	p.shutdown = nil
 	var errs []error
-	for _, f := range p.shutdown {
+	for _, f := range fs {
 		if err := f(ctx); err != nil {
 			errs = append(errs, err)
 		}

@@ -65,13 +65,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	defer func() {
+	stopTelemetry := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := tel.Shutdown(sctx); err != nil {
 			log.Warn("telemetry: flushing on shutdown failed", "err", err)
 		}
-	}()
+	}
+	defer stopTelemetry()
 
 	// A soft heap limit keeps the garbage of large page reads from
 	// growing the process; GOMEMLIMIT in the environment overrides it.
@@ -203,6 +204,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := ops.Close(); err != nil {
 		log.Warn("closing the operations listener", "err", err)
 	}
+	stopTelemetry() // the last metrics are collected while the store is open
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("closing store: %w", err)
 	}
