@@ -119,6 +119,13 @@ func TestOpsListener(t *testing.T) {
 	if res, err := client.Do(req); err == nil {
 		res.Body.Close()
 	}
+	// Nor may an unrouted path or an unknown method.
+	for _, m := range []string{"GET", "PATCH", "BREW"} {
+		req, _ := http.NewRequest(m, gw.base+"/attacker-chosen-path/a/b/c/", nil)
+		if res, err := client.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}
 	fams = scrape(t, gw.ops)
 
 	certA := map[string]string{"ctigate_organisation": "CERT-A"}
@@ -150,7 +157,7 @@ func TestOpsListener(t *testing.T) {
 	for name, f := range fams {
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if v := l.GetValue(); strings.Contains(v, "--") || strings.Contains(v, "attacker-chosen") || v == "police" || v == "cert-a" {
+				if v := l.GetValue(); strings.Contains(v, "--") || strings.Contains(v, "attacker-chosen") || v == "BREW" || v == "police" || v == "cert-a" {
 					t.Errorf("%s has label %s=%q", name, l.GetName(), v)
 				}
 			}
