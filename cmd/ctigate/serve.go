@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/fanout"
@@ -65,6 +67,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	// Exporter failures (say, the collector is down) go to our log, not
+	// to the standard logger. The SDK has only a process-wide handler.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry", "err", err) }))
 	stopTelemetry := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
