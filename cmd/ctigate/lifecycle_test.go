@@ -160,3 +160,50 @@ func checkDrained(t *testing.T, data string) {
 		}
 	}
 }
+
+// TestShutdownDrainsFanOut: a POST of several fan-out batches that
+// completes while the gateway stops is fully processed by every route
+// before the store closes.
+func TestShutdownDrainsFanOut(t *testing.T) {
+	data := t.TempDir()
+	gw := startServe(t, nil, "--config", demoConfig, "--data", data, "--listen", "127.0.0.1:0")
+	objs := make([]string, 4*fanout.DefaultBatchSize)
+	for i := range objs {
+		objs[i] = indicatorJSON(i)
+	}
+	body := []byte(`{"objects":[` + strings.Join(objs, ",") + `]}`)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", gw.base+inboundPath+"objects/", pr)
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Accept", "application/taxii+json;version=2.1")
+	req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
+	req.SetBasicAuth("cert-a", "cert-a-demo")
+	codes := make(chan int, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			codes <- 0
+			return
+		}
+		res.Body.Close()
+		codes <- res.StatusCode
+	}()
+	if _, err := pw.Write(body[:len(body)/2]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the request is in flight (as in TestGracefulShutdownFinishesRequests)
+	gw.cancel()                        // stop while the POST is being uploaded
+	time.Sleep(100 * time.Millisecond) // shutdown has begun
+	if _, err := pw.Write(body[len(body)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if c := <-codes; c != http.StatusAccepted {
+		t.Fatalf("in-flight POST: %d", c)
+	}
+	if err := <-gw.done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	gw.cancel = nil
+	checkDrained(t, data)
+}
