@@ -211,10 +211,10 @@ func (s *Server) addObjects(c echo.Context) error {
 			s.metrics.StoreError(req.Context(), "add_objects")
 			return err
 		}
+		s.ingestSpan(req.Context(), col.cfg.ID, res) // before waking fan-out, so that it can link to this request
 		if s.onIngest != nil && slices.ContainsFunc(res, func(r store.AddResult) bool { return !r.Existed }) {
 			s.onIngest(col.cfg.ID)
 		}
-		s.ingestSpan(req.Context(), col.cfg.ID, res)
 		for j, r := range res {
 			o := &objs[j]
 			d := store.StatusDetail{ID: o.ID, Version: versionString(&store.Object{Version: o.Version, DateAdded: r.DateAdded})}

@@ -55,7 +55,7 @@ type Options struct {
 	// OnIngest, when set, is called with the collection's id after a POST
 	// stored new object versions (e.g. to wake fan-out). It must not block.
 	OnIngest func(collection string)
-	// OnIngestSpan, when set, is called after OnIngest with the
+	// OnIngestSpan, when set, is called before OnIngest with the
 	// request's context (holding its server span) and the date_added
 	// range of the new versions, so that fan-out can link its spans to
 	// the POST that brought them. It must not block.
