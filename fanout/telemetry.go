@@ -63,7 +63,8 @@ func (w *Worker) initTelemetry(tp trace.TracerProvider, mp metric.MeterProvider)
 // date_added range each stored in a source collection.
 type ingestLinks struct {
 	mu      sync.Mutex
-	entries []ingestLink // oldest first, at most maxIngestLinks
+	entries []ingestLink // a ring of at most maxIngestLinks
+	next    int          // where the next entry goes
 }
 
 type ingestLink struct {
@@ -83,11 +84,13 @@ func (w *Worker) Link(ctx context.Context, src string, first, last time.Time) {
 	l := &w.links
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.entries) >= maxIngestLinks {
-		n := copy(l.entries, l.entries[len(l.entries)-maxIngestLinks+1:])
-		l.entries = l.entries[:n]
+	e := ingestLink{src: src, first: first, last: last, sc: sc}
+	if len(l.entries) < maxIngestLinks {
+		l.entries = append(l.entries, e)
+	} else {
+		l.entries[l.next] = e
 	}
-	l.entries = append(l.entries, ingestLink{src: src, first: first, last: last, sc: sc})
+	l.next = (l.next + 1) % maxIngestLinks
 }
 
 // linksFor returns links to the POST spans whose versions of src fall in
@@ -96,8 +99,9 @@ func (l *ingestLinks) linksFor(src string, first, last time.Time) []trace.Link {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []trace.Link
-	for i := len(l.entries) - 1; i >= 0 && len(out) < maxSpanLinks; i-- {
-		e := &l.entries[i]
+	n := len(l.entries)
+	for k := 0; k < n && len(out) < maxSpanLinks; k++ { // newest first
+		e := &l.entries[(l.next-1-k+2*n)%n]
 		if e.src == src && !e.last.Before(first) && !e.first.After(last) {
 			out = append(out, trace.Link{SpanContext: e.sc})
 		}
