@@ -62,7 +62,7 @@ func BenchmarkIngestTelemetry(b *testing.B) {
 // shared machine falls on both alike, and reports both throughputs and
 // the overhead.
 //
-//	go test -run '^$' -bench 'BenchmarkIngestTelemetryPaired' -benchtime 200x ./server
+//	go test -run '^$' -bench 'BenchmarkIngestTelemetryPaired' -benchtime 300x ./server
 func BenchmarkIngestTelemetryPaired(b *testing.B) {
 	for _, n := range []int{10, 500} {
 		b.Run(fmt.Sprintf("envelope=%d", n), func(b *testing.B) {
