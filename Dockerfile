@@ -16,8 +16,9 @@ COPY configs/ /etc/ctigate/
 USER nonroot:nonroot
 WORKDIR /var/lib/ctigate
 ENV CTIGATE_DATA_DIR=/var/lib/ctigate
-EXPOSE 8443
+# 8443: TAXII 2.1 (HTTPS); 9464: /metrics, /healthz, /readyz (ops.listen)
+EXPOSE 8443 9464
 VOLUME ["/var/lib/ctigate"]
-HEALTHCHECK --interval=30s --timeout=3s CMD ["/usr/local/bin/ctigate", "health", "--url", "https://127.0.0.1:8443/healthz", "--insecure"]
+HEALTHCHECK --interval=30s --timeout=3s CMD ["/usr/local/bin/ctigate", "health", "--url", "http://127.0.0.1:9464/readyz"]
 ENTRYPOINT ["/usr/local/bin/ctigate"]
 CMD ["serve", "--config", "/etc/ctigate/ctigate.yaml"]

@@ -38,6 +38,15 @@ type Config struct {
 	// Routes are the sharing policies: each fills one published
 	// collection from inbound ones (see policy.RouteConfig).
 	Routes []policy.RouteConfig `yaml:"routes"`
+	// Ops is the operations listener: /metrics, /healthz, /readyz.
+	Ops Ops `yaml:"ops"`
+}
+
+// Ops configures the operations listener (plain HTTP, no
+// authentication: metrics carry only route and organisation names and
+// counts). An empty Listen turns it off.
+type Ops struct {
+	Listen string `yaml:"listen"` // host:port
 }
 
 // TLS configures HTTPS. TAXII 2.1 requires HTTPS; plain HTTP is allowed only
@@ -144,6 +153,7 @@ func Default() Config {
 		Redis:   Redis{Prefix: "ctigate", Queue: Queue{MaxLen: 1_000_000}},
 		Log:     Log{Level: "info", Format: "text"},
 		Paging:  Paging{DefaultLimit: 1000, MaxLimit: 10000},
+		Ops:     Ops{Listen: "127.0.0.1:9464"},
 	}
 }
 
@@ -214,6 +224,7 @@ var envKeys = []struct {
 	{"CTIGATE_REDIS_PASSWORD", "redis.password", func(c *Config, v string) error { c.Redis.Password = v; return nil }},
 	{"CTIGATE_REDIS_PREFIX", "redis.prefix", func(c *Config, v string) error { c.Redis.Prefix = v; return nil }},
 	{"CTIGATE_REDIS_TLS_CA_FILE", "redis.tls.ca_file", func(c *Config, v string) error { c.Redis.TLS.CAFile = v; return nil }},
+	{"CTIGATE_OPS_LISTEN", "ops.listen", func(c *Config, v string) error { c.Ops.Listen = v; return nil }},
 	{"CTIGATE_PAGING_MAX_LIMIT", "paging.max_limit", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		c.Paging.MaxLimit = n
@@ -273,6 +284,13 @@ func (c *Config) Validate() error {
 		c.Redis.validate(bad)
 	default:
 		bad("store", "%q is not one of bolt, redis", c.Store)
+	}
+	if c.Ops.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Ops.Listen); err != nil {
+			bad("ops.listen", "%q is not host:port", c.Ops.Listen)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad("ops.listen", "port %q is not a number from 0 to 65535", port)
+		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file must be given together")

@@ -35,14 +35,18 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
+	"github.com/ctigate/ctigate/telemetry"
 )
 
 // Defaults for Options.
@@ -83,6 +87,11 @@ type Options struct {
 	Lease func(ctx context.Context, name string, ttl time.Duration) (bool, error)
 	// LeaseTTL is the lease's lifetime. Default: DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// TracerProvider and MeterProvider receive the spans of each batch
+	// and the decision, lag and queue-depth metrics (see package
+	// telemetry). Default: no-op.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // Worker publishes inbound versions into routes. It is safe for
@@ -101,6 +110,11 @@ type Worker struct {
 
 	mu     sync.Mutex      // held by a pass
 	warned map[string]bool // checkpoints whose re-evaluation was announced
+
+	tracer  trace.Tracer
+	metrics *telemetry.Metrics
+	links   ingestLinks
+	running atomic.Bool
 }
 
 // New returns a Worker; start it with Run.
@@ -129,6 +143,7 @@ func New(opts Options) *Worker {
 	if w.batch <= 0 {
 		w.batch = DefaultBatchSize
 	}
+	w.initTelemetry(opts.TracerProvider, opts.MeterProvider)
 	return w
 }
 
@@ -144,6 +159,8 @@ func (w *Worker) Notify() {
 // ctx is done; then it returns nil once the pass under way has stopped.
 // Errors of a pass are logged and the pass retried at the next tick.
 func (w *Worker) Run(ctx context.Context) error {
+	w.running.Store(true)
+	defer w.running.Store(false)
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
 	for {
@@ -202,6 +219,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 		}
 		cp, err := w.st.Checkpoint(ctx, name)
 		if err != nil {
+			w.metrics.StoreError(ctx, "checkpoint")
 			return total, err
 		}
 		if cp.IsZero() && !w.warned[name] {
@@ -212,6 +230,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 			AddedAfter: cp, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: w.batch,
 		})
 		if err != nil {
+			w.metrics.StoreError(ctx, "objects")
 			return total, err
 		}
 		if len(page.Objects) == 0 {
@@ -308,9 +327,13 @@ func record(d *policy.Decision) store.Decision {
 
 // process evaluates objs (the source's versions after the checkpoint, in
 // date_added order) for r and writes the results with the new checkpoint.
-func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string, from time.Time, objs []store.Object) error {
+func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string, from time.Time, objs []store.Object) (err error) {
+	ctx, span := w.startBatch(ctx, r, src, objs)
+	defer func() { endSpan(span, err) }()
 	now := w.clock()
 	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, ids: map[string]bool{}, known: map[string]bool{}}
+	_, eval := w.tracer.Start(ctx, spanEvaluate)
+	defer eval.End() // ended below on success; ending twice is harmless
 	for i := range objs {
 		o := &objs[i]
 		res, hash, err := w.markings.ResolveHash(o.Raw)
@@ -349,10 +372,15 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 			Raw: d.Object, Hash: d.PublishedSHA256, Producer: o.Producer,
 		})
 	}
-	res, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, b.ds, name, from, objs[len(objs)-1].DateAdded)
+	eval.End()
+	wctx, write := w.tracer.Start(ctx, spanWrite)
+	res, err := w.st.AddObjectsCheckpoint(wctx, r.ID(), b.out, b.ds, name, from, objs[len(objs)-1].DateAdded)
+	endSpan(write, err)
 	if err != nil {
+		w.metrics.StoreError(ctx, "add_objects_checkpoint")
 		return err
 	}
+	w.recordDecisions(ctx, span, r, b.ds)
 	for i, a := range res {
 		if a.Existed && a.Hash != b.out[i].Hash && a.Hash != ([32]byte{}) {
 			// Published earlier in another form (say, in full under an earlier

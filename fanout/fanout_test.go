@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
@@ -370,5 +373,44 @@ func TestProducerRule(t *testing.T) {
 	}
 	if got[0].Producer != "CERT-A" {
 		t.Errorf("published copy's producer %q, want CERT-A", got[0].Producer)
+	}
+}
+
+// TestIngestLinksRing: the worker remembers the last maxIngestLinks POST
+// spans and links a batch to those whose range meets its own, newest
+// first.
+func TestIngestLinksRing(t *testing.T) {
+	w := &Worker{}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sc := func(i int) trace.SpanContext {
+		var tid trace.TraceID
+		var sid trace.SpanID
+		binary.BigEndian.PutUint64(tid[8:], uint64(i+1))
+		binary.BigEndian.PutUint64(sid[:], uint64(i+1))
+		return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid})
+	}
+	total := maxIngestLinks + 10
+	for i := range total {
+		at := base.Add(time.Duration(i) * time.Second)
+		w.Link(trace.ContextWithSpanContext(context.Background(), sc(i)), inbound, at, at)
+	}
+	w.Link(context.Background(), inbound, base, base) // no span: nothing to remember
+	l := &w.links
+	if len(l.entries) != maxIngestLinks {
+		t.Fatalf("remembered %d, want %d", len(l.entries), maxIngestLinks)
+	}
+	// The oldest 10 are forgotten.
+	if got := l.linksFor(inbound, base, base.Add(9*time.Second)); len(got) != 0 {
+		t.Errorf("forgotten POSTs linked: %d", len(got))
+	}
+	got := l.linksFor(inbound, base.Add(10*time.Second), base.Add(12*time.Second))
+	if len(got) != 3 || got[0].SpanContext.SpanID() != sc(12).SpanID() || got[2].SpanContext.SpanID() != sc(10).SpanID() {
+		t.Errorf("got %v, want POSTs 12, 11, 10", got)
+	}
+	if got := l.linksFor("other", base, base.Add(time.Duration(total)*time.Second)); len(got) != 0 {
+		t.Errorf("another source's POSTs linked: %d", len(got))
+	}
+	if got := l.linksFor(inbound, base, base.Add(time.Duration(total)*time.Second)); len(got) != maxSpanLinks || got[0].SpanContext.SpanID() != sc(total-1).SpanID() {
+		t.Errorf("got %d links starting at %v, want %d starting with the newest", len(got), got[0].SpanContext.SpanID(), maxSpanLinks)
 	}
 }

@@ -151,7 +151,7 @@ func spawn(ctx context.Context, o spawnOptions) (_ *spawned, err error) {
 
 	urls := make(chan string, 1)
 	s.cmd = exec.Command(exe, "serve", "--config", cfgPath, "--data", s.dataDir, "--listen", "127.0.0.1:0")
-	s.cmd.Env = childEnv(os.Environ())
+	s.cmd.Env = append(childEnv(os.Environ()), "CTIGATE_OPS_LISTEN=127.0.0.1:0") // no fixed port to collide on
 	s.cmd.Stdout = &lineWatcher{prefix: servingPrefix, found: urls}
 	s.cmd.Stderr = s.stderr
 	s.cmd.SysProcAttr = childProcAttr()

@@ -23,6 +23,7 @@ func (s *Server) getObjects(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.served(c, len(page.Objects))
 	return writePage(c, page, "objects", writeRaw)
 }
 
@@ -41,7 +42,12 @@ func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query
 	if adjust != nil {
 		adjust(&q)
 	}
-	page, err := s.store.Objects(c.Request().Context(), col.cfg.ID, q)
+	sctx, span := s.tracer.Start(c.Request().Context(), spanStoreRead)
+	page, err := s.store.Objects(sctx, col.cfg.ID, q)
+	endSpan(span, err)
+	if err != nil {
+		s.metrics.StoreError(c.Request().Context(), "objects")
+	}
 	return col, page, err
 }
 
@@ -75,6 +81,7 @@ func (s *Server) getObject(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.served(c, len(page.Objects))
 	return writePage(c, page, "objects", writeRaw)
 }
 
@@ -138,10 +145,15 @@ func (s *Server) addObjects(c echo.Context) error {
 		return err
 	}
 	received := s.now().UTC()
+	_, span := s.tracer.Start(req.Context(), spanDecode)
 	items, err := stix.DecodeEnvelope(body)
+	span.SetAttributes(attrObjects.Int(len(items)))
+	endSpan(span, err)
 	if err != nil {
 		return err
 	}
+	org := userOf(c).Organisation
+	rejected := map[string]int{} // by reason, for the metrics
 
 	st := store.Status{
 		ID:               uuid.NewString(),
@@ -156,6 +168,7 @@ func (s *Server) addObjects(c echo.Context) error {
 	// refer to one defined later in the same envelope (as policy check and
 	// fan-out read them).
 	refused := map[int]error{}
+	_, span = s.tracer.Start(req.Context(), spanMarkings)
 	for i := range items {
 		if it := &items[i]; it.Err == nil && it.Object.Type == "marking-definition" {
 			if err := s.markings.Add(it.Raw); err != nil && ctigate.KindOf(err) != ctigate.Unsupported {
@@ -175,22 +188,30 @@ func (s *Server) addObjects(c echo.Context) error {
 			st.Failures = append(st.Failures, store.StatusDetail{
 				ID: failureID(it), Version: it.Version, Message: ctigate.MessageOf(it.Err),
 			})
+			rejected[rejectReason(it.Err)]++
 			continue
 		}
 		o, note, err := s.admit(it, guard)
 		if err != nil {
 			st.Failures = append(st.Failures, store.StatusDetail{ID: it.ID, Version: it.Version, Message: ctigate.MessageOf(err)})
+			rejected[rejectReason(err)]++
 			continue
 		}
 		o.Producer = userOf(c).Organisation
 		objs = append(objs, o)
 		notes = append(notes, note)
 	}
+	span.End()
 	if len(objs) > 0 {
-		res, err := s.store.AddObjects(req.Context(), col.cfg.ID, objs)
+		sctx, span := s.tracer.Start(req.Context(), spanStoreAdd)
+		span.SetAttributes(attrObjects.Int(len(objs)))
+		res, err := s.store.AddObjects(sctx, col.cfg.ID, objs)
+		endSpan(span, err)
 		if err != nil {
+			s.metrics.StoreError(req.Context(), "add_objects")
 			return err
 		}
+		s.ingestSpan(req.Context(), col.cfg.ID, res) // before waking fan-out, so that it can link to this request
 		if s.onIngest != nil && slices.ContainsFunc(res, func(r store.AddResult) bool { return !r.Existed }) {
 			s.onIngest(col.cfg.ID)
 		}
@@ -212,12 +233,18 @@ func (s *Server) addObjects(c echo.Context) error {
 				d.Message = fmt.Sprintf("conflict: a different object with this id and version is already stored (sha256 %x); "+
 					"change modified to publish a new version", r.Hash)
 				st.Failures = append(st.Failures, d)
+				rejected["conflict"]++
 				continue
 			}
 			st.Successes = append(st.Successes, d)
 		}
 	}
-	if err := s.store.PutStatus(req.Context(), st); err != nil {
+	s.metrics.Ingest(req.Context(), org, len(items), len(st.Successes), rejected)
+	sctx, span := s.tracer.Start(req.Context(), spanStoreStat)
+	err = s.store.PutStatus(sctx, st)
+	endSpan(span, err)
+	if err != nil {
+		s.metrics.StoreError(req.Context(), "put_status")
 		return err
 	}
 	return writeJSON(c, http.StatusAccepted, statusOf(st))

@@ -18,6 +18,7 @@ func (s *Server) routeTable() *echo.Echo {
 	e.Pre(middleware.AddTrailingSlashWithConfig(middleware.TrailingSlashConfig{
 		Skipper: func(c echo.Context) bool { return !isTAXIIPath(c.Request().URL.Path) },
 	}))
+	e.Use(s.traceRequests) // spans and request metrics (telemetry.go)
 	e.Use(s.recoverPanics, s.accessLog)
 
 	// Operations: no authentication, no content.

@@ -13,12 +13,16 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
+	"github.com/ctigate/ctigate/telemetry"
 )
 
 // Store is what the server needs from storage.
@@ -51,6 +55,19 @@ type Options struct {
 	// OnIngest, when set, is called with the collection's id after a POST
 	// stored new object versions (e.g. to wake fan-out). It must not block.
 	OnIngest func(collection string)
+	// OnIngestSpan, when set, is called before OnIngest with the
+	// request's context (holding its server span) and the date_added
+	// range of the new versions, so that fan-out can link its spans to
+	// the POST that brought them. It must not block.
+	OnIngestSpan func(ctx context.Context, collection string, first, last time.Time)
+	// Ready, when set, is checked by /readyz after the store (e.g. that
+	// the fan-out worker runs); an error makes the gateway unready.
+	Ready func(ctx context.Context) error
+	// TracerProvider, MeterProvider and Propagator are the telemetry
+	// providers (see package telemetry). Default: no-op, W3C trace context.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // Server serves the TAXII 2.1 API.
@@ -67,6 +84,12 @@ type Server struct {
 	roots     []*apiRoot
 	rootsByID map[string]*apiRoot
 	routes    map[string]*policy.Route // by the id of the collection a route publishes into
+
+	onIngestSpan func(ctx context.Context, collection string, first, last time.Time)
+	ready        func(ctx context.Context) error
+	tracer       trace.Tracer
+	metrics      *telemetry.Metrics
+	otelHandler  http.Handler
 }
 
 type apiRoot struct {
@@ -103,6 +126,8 @@ func New(opts Options) *Server {
 	if s.markings == nil {
 		s.markings = stix.NewMarkings()
 	}
+	s.onIngestSpan, s.ready = opts.OnIngestSpan, opts.Ready
+	s.initTelemetry(opts.Config.Listen, opts.TracerProvider, opts.MeterProvider, opts.Propagator)
 	for _, rc := range opts.Config.APIRoots {
 		r := &apiRoot{cfg: rc, byKey: map[string]*collection{}}
 		for _, cc := range rc.Collections {

@@ -24,7 +24,7 @@ func benchServe(b *testing.B, args ...string) string {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, append([]string{"serve"}, args...), func(string) string { return "" }, nil, pw, io.Discard)
+		err := run(ctx, append([]string{"serve"}, args...), opsPort0(func(string) string { return "" }), nil, pw, io.Discard)
 		pw.CloseWithError(fmt.Errorf("serve returned: %v", err))
 		done <- err
 	}()

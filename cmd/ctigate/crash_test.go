@@ -113,7 +113,7 @@ func childEnv() []string {
 			env = append(env, kv)
 		}
 	}
-	return env
+	return append(env, "CTIGATE_OPS_LISTEN=127.0.0.1:0")
 }
 
 // kill sends SIGKILL and waits for the process to exit.

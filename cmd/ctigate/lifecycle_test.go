@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,11 +18,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/fanout"
+	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/store/bolt"
 )
 
 // TestGracefulShutdownFinishesRequests: a POST still being uploaded when
 // the server is told to stop completes (202, objects stored), and serve
-// then returns cleanly with the store closed.
+// then returns cleanly with the store closed and fan-out drained.
 func TestGracefulShutdownFinishesRequests(t *testing.T) {
 	data := t.TempDir()
 	args := []string{"--config", demoConfig, "--data", data, "--listen", "127.0.0.1:0"}
@@ -73,6 +79,7 @@ func TestGracefulShutdownFinishesRequests(t *testing.T) {
 		t.Fatalf("serve: %v", err)
 	}
 	gw.cancel = nil
+	checkDrained(t, data)
 
 	// Everything is there after a restart.
 	gw2 := startServe(t, nil, args...)
@@ -124,4 +131,79 @@ func TestServeClientCertificates(t *testing.T) {
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("client with certificate: %v %v", res, err)
 	}
+}
+
+// checkDrained checks that no route of the demo configuration is behind
+// its sources in the store under data: a clean stop drains fan-out.
+func checkDrained(t *testing.T, data string) {
+	t.Helper()
+	cfg, err := config.Load(demoConfig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, err := policy.CompileRoutes(cfg.Routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := bolt.Open(filepath.Join(data, "ctigate.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	backlog := fanout.New(fanout.Options{Store: st, Routes: routes}).Backlog(context.Background())
+	if len(backlog) == 0 {
+		t.Fatal("no routes")
+	}
+	for _, b := range backlog {
+		if b.Depth != 0 {
+			t.Errorf("route %s is %d versions behind %s after a clean stop", b.Route, b.Depth, b.Source)
+		}
+	}
+}
+
+// TestShutdownDrainsFanOut: a POST of several fan-out batches that
+// completes while the gateway stops is fully processed by every route
+// before the store closes.
+func TestShutdownDrainsFanOut(t *testing.T) {
+	data := t.TempDir()
+	gw := startServe(t, nil, "--config", demoConfig, "--data", data, "--listen", "127.0.0.1:0")
+	objs := make([]string, 4*fanout.DefaultBatchSize)
+	for i := range objs {
+		objs[i] = indicatorJSON(i)
+	}
+	body := []byte(`{"objects":[` + strings.Join(objs, ",") + `]}`)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", gw.base+inboundPath+"objects/", pr)
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Accept", "application/taxii+json;version=2.1")
+	req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
+	req.SetBasicAuth("cert-a", "cert-a-demo")
+	codes := make(chan int, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			codes <- 0
+			return
+		}
+		res.Body.Close()
+		codes <- res.StatusCode
+	}()
+	if _, err := pw.Write(body[:len(body)/2]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the request is in flight (as in TestGracefulShutdownFinishesRequests)
+	gw.cancel()                        // stop while the POST is being uploaded
+	time.Sleep(100 * time.Millisecond) // shutdown has begun
+	if _, err := pw.Write(body[len(body)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if c := <-codes; c != http.StatusAccepted {
+		t.Fatalf("in-flight POST: %d", c)
+	}
+	if err := <-gw.done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	gw.cancel = nil
+	checkDrained(t, data)
 }

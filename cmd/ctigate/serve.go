@@ -16,11 +16,14 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/fanout"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/server"
+	"github.com/ctigate/ctigate/telemetry"
 )
 
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set.
@@ -55,6 +58,24 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+
+	// Telemetry from the standard OTEL_* variables: no exporter unless
+	// one is named; metrics always on the operations listener.
+	tel, err := telemetry.New(ctx, getenv, telemetry.Options{ServiceVersion: buildVersion()})
+	if err != nil {
+		return err
+	}
+	// Exporter failures (say, the collector is down) go to our log, not
+	// to the standard logger. The SDK has only a process-wide handler.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry", "err", err) }))
+	stopTelemetry := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("telemetry: flushing on shutdown failed", "err", err)
+		}
+	}
+	defer stopTelemetry()
 
 	// A soft heap limit keeps the garbage of large page reads from
 	// growing the process; GOMEMLIMIT in the environment overrides it.
@@ -103,7 +124,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// Fan-out publishes what producers post into the routes' collections;
 	// it stops (below) before the store closes.
-	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log, Lease: fanoutLease(st)})
+	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log, Lease: fanoutLease(st),
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider})
 	fctx, stopFanout := context.WithCancel(context.Background())
 	fanDone := make(chan struct{})
 	go func() {
@@ -120,7 +142,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer stopFan() // runs before the deferred st.Close
 	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Markings: markings, Logger: log,
-		OnIngest: func(string) { fan.Notify() }})
+		OnIngest:     func(string) { fan.Notify() },
+		OnIngestSpan: fan.Link, Ready: fan.Running,
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator})
 	hs := &http.Server{
 		Handler:           srv,
 		TLSConfig:         tlsCfg,
@@ -131,6 +155,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	ops, err := startOps(cfg.Ops.Listen, tel.Metrics, srv, log, stdout)
+	if err != nil {
+		return err
+	}
+	defer ops.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -160,8 +189,22 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	log.Info("shutting down: stopping fan-out")
+	log.Info("shutting down: publishing what was received")
 	stopFan()
+	// Drain: one last pass publishes what the finished requests stored,
+	// so a clean stop leaves no route behind.
+	dctx, cancelDrain := context.WithTimeout(context.Background(), 30*time.Second)
+	n, err := fan.RunOnce(dctx)
+	cancelDrain()
+	if err != nil {
+		log.Warn("fan-out did not finish draining; the rest is published after the next start", "err", err)
+	} else if n > 0 {
+		log.Info("fan-out drained", "versions", n)
+	}
+	if err := ops.Close(); err != nil {
+		log.Warn("closing the operations listener", "err", err)
+	}
+	stopTelemetry() // the last metrics are collected while the store is open
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("closing store: %w", err)
 	}
@@ -173,10 +216,12 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	// Records logged with a request's context carry its trace_id and
+	// span_id.
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts)))
 }
 
 // demoUsers returns the users whose password is their name + "-demo".

@@ -36,6 +36,7 @@ const (
 // gatewayProc is one `ctigate serve` run in-process.
 type gatewayProc struct {
 	base   string // scheme://host:port
+	ops    string // http://host:port of the operations listener
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -50,6 +51,7 @@ func startServe(t *testing.T, getenv func(string) string, args ...string) *gatew
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
+	getenv = opsPort0(getenv)
 	go func() {
 		err := run(ctx, append([]string{"serve"}, args...), getenv, nil, pw, io.Discard)
 		pw.CloseWithError(fmt.Errorf("serve returned: %v", err))
@@ -57,6 +59,9 @@ func startServe(t *testing.T, getenv func(string) string, args ...string) *gatew
 	}()
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
+		if _, u, ok := strings.Cut(sc.Text(), "serving operations at "); ok {
+			p.ops = strings.TrimSuffix(u, "/")
+		}
 		if _, u, ok := strings.Cut(sc.Text(), "serving TAXII 2.1 at "); ok {
 			p.base = strings.TrimSuffix(u, "/taxii2/")
 			break
@@ -69,6 +74,18 @@ func startServe(t *testing.T, getenv func(string) string, args ...string) *gatew
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	t.Cleanup(func() { p.stop(t) })
 	return p
+}
+
+// opsPort0 puts the operations listener on an ephemeral port unless
+// getenv sets CTIGATE_OPS_LISTEN, so that gateways started by tests never
+// collide on its default port.
+func opsPort0(getenv func(string) string) func(string) string {
+	return func(k string) string {
+		if v := getenv(k); v != "" || k != "CTIGATE_OPS_LISTEN" {
+			return v
+		}
+		return "127.0.0.1:0"
+	}
 }
 
 func (p *gatewayProc) stop(t *testing.T) {
