@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -100,6 +101,14 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 	if len(objs) == 0 && cpName == nil {
 		return results, nil
 	}
+	// The custody entries: received for new versions written for an
+	// actor, one per decision.
+	actor, received := store.ActorFrom(ctx)
+	var tmpl, entries []custody.Entry
+	if received {
+		tmpl = receivedTemplates(actor, collection, objs)
+	}
+	decided := decisionEntries(actor, ds)
 	err := s.write(len(objs), bytes, func(w *writeTx) error {
 		if len(ps) > 0 {
 			if err := s.add(w, collection, ps, results); err != nil {
@@ -110,6 +119,14 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 			if err := recordDecisions(w.tx, ds, enc); err != nil {
 				return err
 			}
+		}
+		entries = entries[:0]
+		if received {
+			entries = receivedEntries(results, tmpl, entries)
+		}
+		entries = append(entries, decided...)
+		if err := appendLedger(w.tx, entries, s.clock()); err != nil {
+			return err
 		}
 		if cpName != nil {
 			return w.tx.Bucket(bucketCheckpoints).Put(cpName, cpValue)
