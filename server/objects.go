@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
 )
@@ -42,7 +43,10 @@ func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query
 		adjust(&q)
 	}
 	page, err := s.store.Objects(c.Request().Context(), col.cfg.ID, q)
-	return col, page, err
+	if err != nil {
+		return col, page, err
+	}
+	return col, page, s.recordDelivery(c, col, &page)
 }
 
 // readObjectPage is readPage for the endpoints of one object: 404 when the
@@ -113,7 +117,8 @@ func (s *Server) deleteObject(c echo.Context) error {
 		versions = []store.VersionMatch{{Kind: store.All}}
 	}
 	id := c.Param("object")
-	n, err := s.store.DeleteObject(c.Request().Context(), col.cfg.ID, id, versions, q.SpecVersions)
+	ctx := store.WithActor(c.Request().Context(), store.Actor{User: u.Name, Org: u.Organisation})
+	n, err := s.store.DeleteObject(ctx, col.cfg.ID, id, versions, q.SpecVersions)
 	if err != nil {
 		return err
 	}
@@ -164,6 +169,8 @@ func (s *Server) addObjects(c echo.Context) error {
 		}
 	}
 	guard := s.newRouteGuard(c.Request().Context(), col, userOf(c).Organisation)
+	actor := store.Actor{User: userOf(c).Name, Org: userOf(c).Organisation}
+	var rejected []custody.Entry // what the ledger records of the failures
 	objs := make([]store.Object, 0, len(items))
 	notes := make([]string, 0, len(items)) // how the gateway read each object's markings
 	for i := range items {
@@ -175,11 +182,13 @@ func (s *Server) addObjects(c echo.Context) error {
 			st.Failures = append(st.Failures, store.StatusDetail{
 				ID: failureID(it), Version: it.Version, Message: ctigate.MessageOf(it.Err),
 			})
+			rejected = append(rejected, rejectedEntry(actor, col, failureID(it), it.Version, it.Raw, it.Err))
 			continue
 		}
 		o, note, err := s.admit(it, guard)
 		if err != nil {
 			st.Failures = append(st.Failures, store.StatusDetail{ID: it.ID, Version: it.Version, Message: ctigate.MessageOf(err)})
+			rejected = append(rejected, rejectedEntry(actor, col, it.ID, it.Version, it.Raw, err))
 			continue
 		}
 		o.Producer = userOf(c).Organisation
@@ -187,7 +196,7 @@ func (s *Server) addObjects(c echo.Context) error {
 		notes = append(notes, note)
 	}
 	if len(objs) > 0 {
-		res, err := s.store.AddObjects(req.Context(), col.cfg.ID, objs)
+		res, err := s.store.AddObjects(store.WithActor(req.Context(), actor), col.cfg.ID, objs)
 		if err != nil {
 			return err
 		}
@@ -212,15 +221,41 @@ func (s *Server) addObjects(c echo.Context) error {
 				d.Message = fmt.Sprintf("conflict: a different object with this id and version is already stored (sha256 %x); "+
 					"change modified to publish a new version", r.Hash)
 				st.Failures = append(st.Failures, d)
+				e := rejectedEntry(actor, col, o.ID, d.Version, nil, nil)
+				e.SHA256, e.Reason = custody.HexHash(o.Hash), "conflict"
+				e.Detail = fmt.Sprintf("a different object with this id and version is stored (sha256 %x)", r.Hash)
+				rejected = append(rejected, e)
 				continue
 			}
 			st.Successes = append(st.Successes, d)
+		}
+	}
+	if s.ledger != nil && len(rejected) > 0 {
+		if _, err := s.ledger.AppendEntries(req.Context(), rejected); err != nil {
+			return err
 		}
 	}
 	if err := s.store.PutStatus(req.Context(), st); err != nil {
 		return err
 	}
 	return writeJSON(c, http.StatusAccepted, statusOf(st))
+}
+
+// rejectedEntry is the ledger's record of an object refused at ingest:
+// its id and version as sent, why, and the canonical hash of its bytes
+// when they have one.
+func rejectedEntry(actor store.Actor, col *collection, id, version string, raw []byte, err error) custody.Entry {
+	e := custody.Entry{Action: custody.Rejected, User: actor.User, Org: actor.Org, ObjectID: id, ObjectVersion: version, Collection: col.cfg.ID}
+	if err != nil {
+		e.Reason = ctigate.KindOf(err).String()
+		e.Detail = ctigate.MessageOf(err)
+	}
+	if len(raw) > 0 {
+		if h, err := stix.Hash(raw); err == nil {
+			e.SHA256 = custody.HexHash(h)
+		}
+	}
+	return e
 }
 
 // admit prepares one valid object for the store: its markings are

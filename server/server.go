@@ -16,6 +16,7 @@ import (
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
@@ -51,6 +52,15 @@ type Options struct {
 	// OnIngest, when set, is called with the collection's id after a POST
 	// stored new object versions (e.g. to wake fan-out). It must not block.
 	OnIngest func(collection string)
+	// Ledger, when set, records rejections and deliveries and serves the
+	// auditor API. (Receptions, decisions and deletions are recorded by a
+	// store that implements store.Ledger, given the actor in the context.)
+	Ledger Ledger
+	// Checkpoints, when set, signs the ledger head before an evidence
+	// package is made.
+	Checkpoints interface {
+		Sign(ctx context.Context) (custody.Head, error)
+	}
 }
 
 // Server serves the TAXII 2.1 API.
@@ -67,6 +77,12 @@ type Server struct {
 	roots     []*apiRoot
 	rootsByID map[string]*apiRoot
 	routes    map[string]*policy.Route // by the id of the collection a route publishes into
+
+	cfg         *config.Config
+	ledger      Ledger
+	checkpoints interface {
+		Sign(ctx context.Context) (custody.Head, error)
+	}
 }
 
 type apiRoot struct {
@@ -93,6 +109,10 @@ func New(opts Options) *Server {
 		paging:    opts.Config.Paging,
 		rootsByID: map[string]*apiRoot{},
 		routes:    map[string]*policy.Route{},
+
+		cfg:         opts.Config,
+		ledger:      opts.Ledger,
+		checkpoints: opts.Checkpoints,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
