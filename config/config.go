@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"go.yaml.in/yaml/v3"
@@ -35,6 +36,22 @@ type Config struct {
 	// Routes are the sharing policies: each fills one published
 	// collection from inbound ones (see policy.RouteConfig).
 	Routes []policy.RouteConfig `yaml:"routes"`
+	// Custody configures the custody ledger's signed checkpoints.
+	Custody Custody `yaml:"custody"`
+}
+
+// Custody configures the custody ledger. The ledger itself is always kept,
+// for as long as the data file: it holds hashes and metadata only, and a
+// court may ask about any object ever shared.
+type Custody struct {
+	// SigningKeyFile is the PEM (PKCS #8) Ed25519 key that signs
+	// checkpoints (`ctigate audit keygen`). Empty: serve makes an
+	// ephemeral key, warns loudly, and listens on loopback only.
+	SigningKeyFile string `yaml:"signing_key_file"`
+	// The chain head is signed every CheckpointEvery entries or every
+	// CheckpointInterval, whichever comes first.
+	CheckpointEvery    int           `yaml:"checkpoint_every"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // TLS configures HTTPS. TAXII 2.1 requires HTTPS; plain HTTP is allowed only
@@ -110,6 +127,7 @@ func Default() Config {
 		DataDir: "./data",
 		Log:     Log{Level: "info", Format: "text"},
 		Paging:  Paging{DefaultLimit: 1000, MaxLimit: 10000},
+		Custody: Custody{CheckpointEvery: 1000, CheckpointInterval: time.Minute},
 	}
 }
 
@@ -173,6 +191,7 @@ var envKeys = []struct {
 	{"CTIGATE_TLS_CLIENT_CA_FILE", "tls.client_ca_file", func(c *Config, v string) error { c.TLS.ClientCAFile = v; return nil }},
 	{"CTIGATE_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"CTIGATE_LOG_FORMAT", "log.format", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	{"CTIGATE_CUSTODY_SIGNING_KEY_FILE", "custody.signing_key_file", func(c *Config, v string) error { c.Custody.SigningKeyFile = v; return nil }},
 	{"CTIGATE_PAGING_MAX_LIMIT", "paging.max_limit", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		c.Paging.MaxLimit = n
@@ -255,6 +274,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Paging.DefaultLimit < 1 || c.Paging.DefaultLimit > c.Paging.MaxLimit {
 		bad("paging.default_limit", "must be from 1 to paging.max_limit (%d)", c.Paging.MaxLimit)
+	}
+
+	if c.Custody.CheckpointEvery < 1 {
+		bad("custody.checkpoint_every", "must be at least 1")
+	}
+	if c.Custody.CheckpointInterval < time.Second {
+		bad("custody.checkpoint_interval", "must be at least 1s")
 	}
 
 	users := map[string]bool{}

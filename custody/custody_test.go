@@ -60,7 +60,7 @@ func TestVerifyUntouched(t *testing.T) {
 	if err != nil {
 		t.Fatalf("an untouched chain does not verify: %v", err)
 	}
-	if rep.Entries != 12 || rep.First != 1 || rep.Last != 12 || rep.Checkpoints != 3 || rep.SignedThrough != 11 {
+	if rep.Entries != 12 || rep.First != 1 || rep.Last != 12 || rep.Checkpoints != 3 || rep.SignedThrough != 12 {
 		t.Fatalf("report %+v", rep)
 	}
 }

@@ -195,7 +195,13 @@ func (v *Verifier) checkpoint(e *Entry) error {
 		return errors.New("checkpoint signature does not verify")
 	}
 	v.rep.Checkpoints++
-	v.rep.SignedThrough = max(v.rep.SignedThrough, e.SignedSeq)
+	// A checkpoint covers the entries it signs and, directly after them,
+	// itself: it adds nothing but its signature.
+	covered := e.SignedSeq
+	if e.SignedSeq == e.Seq-1 {
+		covered = e.Seq
+	}
+	v.rep.SignedThrough = max(v.rep.SignedThrough, covered)
 	if !slices.Contains(v.rep.Keys, e.PublicKey) {
 		v.rep.Keys = append(v.rep.Keys, e.PublicKey)
 	}

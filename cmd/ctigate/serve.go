@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -15,10 +17,12 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/fanout"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/server"
@@ -106,6 +110,33 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	// The custody ledger: record the configuration, then sign the chain
+	// head periodically until the store closes.
+	signer, err := checkpointSigner(cfg, host, stderr, log)
+	if err != nil {
+		return err
+	}
+	loaded, err := configLoaded(*cfgPath, routes, signer)
+	if err != nil {
+		return fmt.Errorf("custody: %w", err)
+	}
+	if _, err := st.AppendEntries(ctx, []custody.Entry{loaded}); err != nil {
+		return fmt.Errorf("custody: recording the configuration: %w", err)
+	}
+	checkpoints := &custody.Checkpointer{Chain: st, Signer: signer, Every: uint64(cfg.Custody.CheckpointEvery),
+		Interval: cfg.Custody.CheckpointInterval, Logger: log}
+	cpctx, stopCheckpoints := context.WithCancel(context.Background())
+	cpDone := make(chan struct{})
+	go func() {
+		defer close(cpDone)
+		checkpoints.Run(cpctx)
+	}()
+	stopCP := sync.OnceFunc(func() {
+		stopCheckpoints()
+		<-cpDone
+	})
+	defer stopCP() // runs before the deferred st.Close, after fan-out stops
+
 	// Fan-out publishes what producers post into the routes' collections;
 	// it stops (below) before the store closes.
 	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log})
@@ -125,7 +156,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer stopFan() // runs before the deferred st.Close
 	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Markings: markings, Logger: log,
-		OnIngest: func(string) { fan.Notify() }})
+		OnIngest: func(string) { fan.Notify() }, Ledger: st, Checkpoints: checkpoints})
 	hs := &http.Server{
 		Handler:           srv,
 		TLSConfig:         tlsCfg,
@@ -167,6 +198,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log.Info("shutting down: stopping fan-out")
 	stopFan()
+	stopCP() // signs the final head
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("closing store: %w", err)
 	}
@@ -227,4 +259,28 @@ func tlsConfig(c config.TLS) (*tls.Config, error) {
 		}
 	}
 	return t, nil
+}
+
+// checkpointSigner loads custody.signing_key_file; without one it makes an
+// ephemeral key, which only a loopback listener may use: its checkpoints
+// prove nothing once the process is gone, since nobody can pin its key.
+func checkpointSigner(cfg *config.Config, host string, stderr io.Writer, log *slog.Logger) (*custody.Signer, error) {
+	if cfg.Custody.SigningKeyFile != "" {
+		key, err := loadSigningKey(cfg.Custody.SigningKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		return custody.NewSigner(key), nil
+	}
+	if !config.IsLoopback(host) {
+		return nil, fmt.Errorf("config: custody.signing_key_file: required on the non-loopback address %s (make one with `ctigate audit keygen --out FILE`)", cfg.Listen)
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	s := custody.NewSigner(key)
+	fmt.Fprintf(stderr, "\n*** WARNING: NO custody.signing_key_file: ledger checkpoints are signed with an EPHEMERAL key (%s). For local trials only. ***\n\n", s.PublicKey())
+	log.Warn("custody checkpoints signed with an ephemeral key; set custody.signing_key_file", "public_key", s.PublicKey())
+	return s, nil
 }
