@@ -104,12 +104,18 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 	// The custody entries: received for new versions written for an
 	// actor, one per decision.
 	actor, received := store.ActorFrom(ctx)
-	var tmpl, entries []custody.Entry
+	var tmpl, entries []*custody.Prepared
 	if received {
-		tmpl = receivedTemplates(actor, collection, objs)
+		var err error
+		if tmpl, err = receivedTemplates(actor, collection, objs); err != nil {
+			return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+		}
 	}
-	decided := decisionEntries(actor, ds)
-	err := s.write(len(objs), bytes, func(w *writeTx) error {
+	decided, err := prepare(decisionEntries(actor, ds))
+	if err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	err = s.write(len(objs), bytes, func(w *writeTx) error {
 		if len(ps) > 0 {
 			if err := s.add(w, collection, ps, results); err != nil {
 				return err
@@ -125,7 +131,7 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 			entries = receivedEntries(results, tmpl, entries)
 		}
 		entries = append(entries, decided...)
-		if err := appendLedger(w.tx, entries, s.clock()); err != nil {
+		if err := appendLedger(w.tx, entries, nil, s.clock()); err != nil {
 			return err
 		}
 		if cpName != nil {

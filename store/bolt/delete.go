@@ -47,7 +47,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 	var n int
 	err = s.write(1, 0, func(w *writeTx) error {
 		n = 0
-		var entries []custody.Entry
+		var entries []*custody.Prepared
 		cb, ok := openCollection(w.tx, collection)
 		if !ok {
 			return nil
@@ -94,7 +94,11 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			if cb.hash != nil {
 				e.SHA256 = hex.EncodeToString(cb.hash.Get(dateKey(v.date)))
 			}
-			entries = append(entries, e)
+			p, err := custody.Prepare(&e)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, p)
 		}
 		for d := range doomed {
 			k := dateKey(d)
@@ -123,7 +127,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			return err
 		}
 		n = len(doomed)
-		return appendLedger(w.tx, entries, s.clock())
+		return appendLedger(w.tx, entries, nil, s.clock())
 	})
 	if err != nil {
 		return 0, ctigate.E(op, err)

@@ -56,10 +56,12 @@ func readHead(tx *bbolt.Tx) (ledgerHead, error) {
 	}, nil
 }
 
-// appendLedger appends entries in tx, setting their Seq, Time, Prev and
-// Hash. It may run more than once (group commit): it recomputes all of it.
-func appendLedger(tx *bbolt.Tx, entries []custody.Entry, now time.Time) error {
-	if len(entries) == 0 {
+// appendLedger appends the prepared entries ps in tx and, when out is not
+// nil, stores the sealed entries in out[i]. It may run more than once
+// (group commit): it recomputes all of it. The entries were encoded
+// outside the transaction; here they are only placed, hashed and put.
+func appendLedger(tx *bbolt.Tx, ps []*custody.Prepared, out []custody.Entry, now time.Time) error {
+	if len(ps) == 0 {
 		return nil
 	}
 	head, err := readHead(tx)
@@ -74,12 +76,10 @@ func appendLedger(tx *bbolt.Tx, entries []custody.Entry, now time.Time) error {
 	ts := custody.FormatTime(time.UnixMicro(micros))
 	prev := custody.Head{Seq: head.seq, Hash: head.hash}
 	var ids []string
-	for i := range entries {
-		e := &entries[i]
-		e.Time = ts
-		line, err := custody.SealJSON(e, prev)
-		if err != nil {
-			return err
+	for i, p := range ps {
+		line, e := p.Seal(prev, ts)
+		if out != nil {
+			out[i] = e
 		}
 		if err := b.Put(seqKey(e.Seq), line); err != nil {
 			return err
@@ -110,6 +110,19 @@ func appendLedger(tx *bbolt.Tx, entries []custody.Entry, now time.Time) error {
 	return tx.Bucket(bucketMeta).Put(keyLedgerHead, v)
 }
 
+// prepare encodes entries for appendLedger, outside the transaction.
+func prepare(entries []custody.Entry) ([]*custody.Prepared, error) {
+	ps := make([]*custody.Prepared, len(entries))
+	for i := range entries {
+		p, err := custody.Prepare(&entries[i])
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %v", i, err)
+		}
+		ps[i] = p
+	}
+	return ps, nil
+}
+
 func validEntries(entries []custody.Entry) error {
 	for i := range entries {
 		if err := entries[i].Valid(); err != nil {
@@ -133,9 +146,13 @@ func (s *Store) AppendEntries(ctx context.Context, entries []custody.Entry) ([]c
 	if err := ctx.Err(); err != nil {
 		return nil, ctxErr(op, err)
 	}
-	out := slices.Clone(entries)
-	err := s.update(len(out), func(tx *bbolt.Tx) error {
-		return appendLedger(tx, out, s.clock())
+	ps, err := prepare(entries)
+	if err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	out := make([]custody.Entry, len(entries))
+	err = s.update(len(out), func(tx *bbolt.Tx) error {
+		return appendLedger(tx, ps, out, s.clock())
 	})
 	if err != nil {
 		return nil, ctigate.E(op, err)
@@ -270,9 +287,9 @@ func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, 
 	return nil
 }
 
-// receivedEntries returns the received entries (tmpl, of
+// receivedEntries appends to out the received entries (tmpl, of
 // receivedTemplates) of the objects results report new.
-func receivedEntries(results []store.AddResult, tmpl []custody.Entry, out []custody.Entry) []custody.Entry {
+func receivedEntries(results []store.AddResult, tmpl []*custody.Prepared, out []*custody.Prepared) []*custody.Prepared {
 	for i := range results {
 		if results[i].Existed {
 			continue
@@ -284,17 +301,21 @@ func receivedEntries(results []store.AddResult, tmpl []custody.Entry, out []cust
 
 // receivedTemplates prepares, outside the write transaction, the received
 // entry of each object.
-func receivedTemplates(actor store.Actor, collection string, objs []store.Object) []custody.Entry {
-	out := make([]custody.Entry, len(objs))
+func receivedTemplates(actor store.Actor, collection string, objs []store.Object) ([]*custody.Prepared, error) {
+	out := make([]*custody.Prepared, len(objs))
 	for i := range objs {
 		o := &objs[i]
-		out[i] = custody.Entry{
+		p, err := custody.Prepare(&custody.Entry{
 			Action: custody.Received, User: actor.User, Org: actor.Org,
 			ObjectID: o.ID, ObjectVersion: custody.FormatVersion(o.Version), SHA256: custody.HexHash(o.Hash),
 			Collection: collection,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("object %d: %v", i, err)
 		}
+		out[i] = p
 	}
-	return out
+	return out, nil
 }
 
 // decisionEntries returns the ledger entries of decisions.
