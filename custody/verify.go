@@ -75,6 +75,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("entry %d does not verify: %s", e.Seq, e.Reason)
+	}
 	if e.Seq == 0 {
 		return fmt.Sprintf("entry at line %d does not verify: %s", e.Line, e.Reason)
 	}

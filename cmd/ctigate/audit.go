@@ -36,6 +36,9 @@ const auditUsage = `Usage:
         signatures; names the first entry that does not verify
   ctigate audit verify --evidence [--key KEY]... FILE|-
         verify an evidence package offline, re-hashing the original bytes
+  ctigate audit verify --data DIR [--config FILE] [--key KEY]...
+        verify the ledger in the data file (gateway stopped), and re-hash
+        every stored object version against the entry that recorded it
   ctigate audit export [--config FILE] [--data DIR] [--after N] [--through N] [--out FILE]
         export the ledger from the data file (gateway stopped) as JSON Lines
   ctigate audit evidence [--config FILE] [--data DIR] --object ID [--out FILE]
@@ -150,9 +153,14 @@ func runAuditVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	fs.Var(&keys, "key", "pinned checkpoint public key (base64 or file); repeatable")
 	evidence := fs.Bool("evidence", false, "FILE is an evidence package")
 	anchored := fs.Bool("anchored", false, "the export is a range: accept a first entry other than seq 1")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+	dataDir := fs.String("data", "", "verify the data file in this directory instead of an export")
+	cfgPath := fs.String("config", "configs/ctigate.yaml", "configuration file (with --data)")
+	if err := fs.Parse(args); err != nil || (fs.NArg() != 1) == (*dataDir == "") {
 		fmt.Fprint(stderr, auditUsage)
 		return errUsage
+	}
+	if *dataDir != "" {
+		return verifyData(*cfgPath, *dataDir, keys, stdout, stderr)
 	}
 	var r io.Reader = stdin
 	if name := fs.Arg(0); name != "-" {
@@ -183,6 +191,55 @@ func runAuditVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	if rep.SignedThrough < rep.Last {
 		fmt.Fprintf(stdout, "note: entries after seq %d are not covered by a checkpoint signature\n", rep.SignedThrough)
 	}
+	printKeys(stdout, rep, len(keys) > 0)
+	return nil
+}
+
+// verifyData verifies the ledger of a data file and the stored objects.
+func verifyData(cfgPath, dataDir string, keys keysFlag, stdout, stderr io.Writer) error {
+	_, st, _, err := openOffline([]string{"--config", cfgPath, "--data", dataDir}, "audit verify", func(string) string { return "" }, stderr, func(*flag.FlagSet) {})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx := context.Background()
+	v := custody.NewVerifier(custody.VerifyOptions{Keys: keys})
+	oc := custody.NewObjectChecker()
+	err = st.LedgerLines(ctx, 0, 0, func(_ uint64, line []byte) error {
+		e, err := v.Add(line)
+		if err != nil {
+			return err
+		}
+		oc.Add(e)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("audit verify: %w", err)
+	}
+	n, err := oc.Check(func(coll, id, version string) ([]byte, bool, error) {
+		q := store.Query{IDs: []string{id}, Versions: []store.VersionMatch{{Kind: store.All}}}
+		for {
+			p, err := st.Objects(ctx, coll, q)
+			if err != nil {
+				return nil, false, err
+			}
+			for _, o := range p.Objects {
+				if custody.FormatVersion(o.Version) == version {
+					return o.Raw, true, nil
+				}
+			}
+			if !p.More {
+				return nil, false, nil
+			}
+			q.Next = p.Next
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("audit verify: %w", err)
+	}
+	rep := v.Report()
+	fmt.Fprintf(stdout, "OK: %d entries (seq %d–%d) verify; head %s; %d checkpoints, signed through seq %d; %d stored object versions match their entries\n",
+		rep.Entries, rep.First, rep.Last, rep.Head, rep.Checkpoints, rep.SignedThrough, n)
 	printKeys(stdout, rep, len(keys) > 0)
 	return nil
 }

@@ -195,6 +195,10 @@ func TestCustodyEndToEnd(t *testing.T) {
 	if _, err := auditCmd(t, nil, "verify", "--evidence", evFile); err == nil || !strings.Contains(err.Error(), "version 0") {
 		t.Fatalf("verify of evidence with altered bytes: %v, want version 0 named", err)
 	}
+	out, err = auditCmd(t, nil, "verify", "--data", data, "--config", demoConfig, "--key", pubFile)
+	if err != nil || !strings.Contains(out, "stored object versions match") {
+		t.Fatalf("verify --data: %v %s", err, out)
+	}
 	// The whole ledger, exported offline, verifies and is signed to its
 	// end (the final checkpoint at shutdown, or the evidence one).
 	if out, err := auditCmd(t, nil, "export", "--config", demoConfig, "--data", data, "--out", exportFile); err != nil {
