@@ -14,6 +14,7 @@ import (
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -265,12 +266,15 @@ func BuildEvidence(ctx context.Context, src EvidenceSource, id string, withConte
 		}
 	}
 	if src.Config != nil {
+		// The configuration of a route is attached when the gateway still
+		// runs the version that decided.
+		current, _ := policy.CompileRoutes(src.Config.Routes)
 		for i := range policies {
-			for _, rc := range src.Config.Routes {
-				if rc.Name != policies[i].Route {
+			for _, r := range current {
+				if r.Name() != policies[i].Route || r.Version() != policies[i].PolicyVersion {
 					continue
 				}
-				if b, err := json.Marshal(rc); err == nil {
+				if b, err := json.Marshal(r.Config()); err == nil {
 					policies[i].Config = jsontext.Value(b)
 				}
 			}

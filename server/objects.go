@@ -195,6 +195,14 @@ func (s *Server) addObjects(c echo.Context) error {
 		objs = append(objs, o)
 		notes = append(notes, note)
 	}
+	// Rejections are recorded before what is stored, so that they precede
+	// the decisions fan-out makes about the rest of the envelope.
+	if s.ledger != nil && len(rejected) > 0 {
+		if _, err := s.ledger.AppendEntries(req.Context(), rejected); err != nil {
+			return err
+		}
+		rejected = rejected[:0]
+	}
 	if len(objs) > 0 {
 		res, err := s.store.AddObjects(store.WithActor(req.Context(), actor), col.cfg.ID, objs)
 		if err != nil {

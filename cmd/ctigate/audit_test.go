@@ -122,7 +122,7 @@ func TestCustodyEndToEnd(t *testing.T) {
 		}
 		seq = append(seq, e.Action+" "+e.User)
 	}
-	want := []string{"config-loaded ctigate", "received cert-a", "received cert-a", "received cert-a", "rejected cert-a",
+	want := []string{"config-loaded ctigate", "rejected cert-a", "received cert-a", "received cert-a", "received cert-a",
 		"decision", "decision", "decision", "decision", "decision", "decision", "delivered police", "delivered prosecutor"}
 	if !slices.Equal(seq, want) {
 		t.Fatalf("ledger sequence\n%v\nwant\n%v", seq, want)
@@ -157,6 +157,13 @@ func TestCustodyEndToEnd(t *testing.T) {
 
 	// Evidence, online: no content, signed, verifies.
 	ev := auditGet(t, client, gw.base, "/api/v1/audit/evidence/"+green)
+	var evDoc custody.Evidence
+	if err := json.Unmarshal(ev, &evDoc); err != nil {
+		t.Fatal(err)
+	}
+	if len(evDoc.Policies) != 2 || len(evDoc.Policies[0].Config) == 0 || len(evDoc.Policies[1].Config) == 0 {
+		t.Fatalf("evidence policies %+v, want both routes with their configuration", evDoc.Policies)
+	}
 	evFile := filepath.Join(dir, "evidence.json")
 	if err := os.WriteFile(evFile, ev, 0o600); err != nil {
 		t.Fatal(err)
