@@ -105,6 +105,10 @@ type Collection struct {
 	Description string   `yaml:"description"`
 	Readers     []string `yaml:"readers"`
 	Writers     []string `yaml:"writers"`
+	// Retention, when positive, is how long object versions are kept
+	// after their date_added; older ones are deleted (each with a deleted
+	// entry in the custody ledger, which is kept).
+	Retention time.Duration `yaml:"retention"`
 }
 
 // User is one identity. Passwords are stored as argon2id or bcrypt hashes
@@ -369,6 +373,9 @@ func (c *Config) Validate() error {
 			ids[col.ID] = ck
 			if col.Title == "" {
 				bad(ck+".title", "must not be empty")
+			}
+			if col.Retention < 0 {
+				bad(ck+".retention", "must not be negative")
 			}
 			if col.Alias != "" {
 				if !nameRE.MatchString(col.Alias) {

@@ -25,6 +25,7 @@ import (
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/fanout"
 	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/retention"
 	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/store/bolt"
 )
@@ -136,6 +137,30 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		<-cpDone
 	})
 	defer stopCP() // runs before the deferred st.Close, after fan-out stops
+
+	// Retention deletes expired object versions (the ledger keeps their
+	// record).
+	keep := map[string]time.Duration{}
+	for _, r := range cfg.APIRoots {
+		for _, c := range r.Collections {
+			if c.Retention > 0 {
+				keep[c.ID] = c.Retention
+			}
+		}
+	}
+	if len(keep) > 0 {
+		sweeper := &retention.Sweeper{Store: st, Retention: keep, Logger: log}
+		rctx, stopRetention := context.WithCancel(context.Background())
+		rDone := make(chan struct{})
+		go func() {
+			defer close(rDone)
+			sweeper.Run(rctx, time.Minute)
+		}()
+		defer func() {
+			stopRetention()
+			<-rDone
+		}()
+	}
 
 	// Fan-out publishes what producers post into the routes' collections;
 	// it stops (below) before the store closes.
