@@ -42,7 +42,7 @@ func (c *Checkpointer) Sign(ctx context.Context) (Head, error) {
 	return Head{Seq: e.Seq, Hash: e.Hash, Time: e.Time}, nil
 }
 
-// lastSigned is the seq of the newest checkpoint this Checkpointer made.
+// isCheckpoint reports whether the head entry is a checkpoint already.
 func (c *Checkpointer) isCheckpoint(ctx context.Context, head Head) (bool, error) {
 	if r, ok := c.Chain.(interface {
 		LedgerEntry(ctx context.Context, seq uint64) (Entry, error)

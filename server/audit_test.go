@@ -96,8 +96,8 @@ func TestAuditLedger(t *testing.T) {
 	if all[0].ObjectID != "indicator--"+uuidN(1) || all[0].Org != "CERT-A" || len(all[0].SHA256) != 64 {
 		t.Errorf("received entry %+v", all[0])
 	}
-	if all[1].ObjectID != "indicator--"+uuidN(2) || all[1].Reason == "" {
-		t.Errorf("rejected entry %+v", all[1])
+	if all[1].ObjectID != "indicator--"+uuidN(2) || all[1].Reason != "invalid" || all[1].Detail != "status "+st.ID {
+		t.Errorf("rejected entry %+v, want reason invalid and status %s", all[1], st.ID)
 	}
 	if it := all[2].Items; len(it) != 1 || it[0].ID != all[0].ObjectID || it[0].SHA256 != all[0].SHA256 {
 		t.Errorf("delivered entry %+v, want the received version", all[2])

@@ -182,13 +182,13 @@ func (s *Server) addObjects(c echo.Context) error {
 			st.Failures = append(st.Failures, store.StatusDetail{
 				ID: failureID(it), Version: it.Version, Message: ctigate.MessageOf(it.Err),
 			})
-			rejected = append(rejected, rejectedEntry(actor, col, failureID(it), it.Version, it.Raw, it.Err))
+			rejected = append(rejected, rejectedEntry(actor, col, st.ID, failureID(it), it.Version, it.Raw, it.Err))
 			continue
 		}
 		o, note, err := s.admit(it, guard)
 		if err != nil {
 			st.Failures = append(st.Failures, store.StatusDetail{ID: it.ID, Version: it.Version, Message: ctigate.MessageOf(err)})
-			rejected = append(rejected, rejectedEntry(actor, col, it.ID, it.Version, it.Raw, err))
+			rejected = append(rejected, rejectedEntry(actor, col, st.ID, it.ID, it.Version, it.Raw, err))
 			continue
 		}
 		o.Producer = userOf(c).Organisation
@@ -229,9 +229,9 @@ func (s *Server) addObjects(c echo.Context) error {
 				d.Message = fmt.Sprintf("conflict: a different object with this id and version is already stored (sha256 %x); "+
 					"change modified to publish a new version", r.Hash)
 				st.Failures = append(st.Failures, d)
-				e := rejectedEntry(actor, col, o.ID, d.Version, nil, nil)
+				e := rejectedEntry(actor, col, st.ID, o.ID, d.Version, nil, nil)
 				e.SHA256, e.Reason = custody.HexHash(o.Hash), "conflict"
-				e.Detail = fmt.Sprintf("a different object with this id and version is stored (sha256 %x)", r.Hash)
+				e.Detail += fmt.Sprintf("; a different object with this id and version is stored (sha256 %x)", r.Hash)
 				rejected = append(rejected, e)
 				continue
 			}
@@ -250,13 +250,14 @@ func (s *Server) addObjects(c echo.Context) error {
 }
 
 // rejectedEntry is the ledger's record of an object refused at ingest:
-// its id and version as sent, why, and the canonical hash of its bytes
-// when they have one.
-func rejectedEntry(actor store.Actor, col *collection, id, version string, raw []byte, err error) custody.Entry {
-	e := custody.Entry{Action: custody.Rejected, User: actor.User, Org: actor.Org, ObjectID: id, ObjectVersion: version, Collection: col.cfg.ID}
+// its id and version as sent, the kind of error, the status resource that
+// holds the message (messages may quote the object, and auditors see no
+// content), and the canonical hash of its bytes when they have one.
+func rejectedEntry(actor store.Actor, col *collection, status, id, version string, raw []byte, err error) custody.Entry {
+	e := custody.Entry{Action: custody.Rejected, User: actor.User, Org: actor.Org, ObjectID: id, ObjectVersion: version,
+		Collection: col.cfg.ID, Detail: "status " + status}
 	if err != nil {
 		e.Reason = ctigate.KindOf(err).String()
-		e.Detail = ctigate.MessageOf(err)
 	}
 	if len(raw) > 0 {
 		if h, err := stix.Hash(raw); err == nil {
