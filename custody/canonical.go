@@ -32,7 +32,11 @@ func Prepare(e *Entry) (*Prepared, error) {
 		return nil, errBadUTF8
 	}
 	p := &Prepared{e: *e}
-	b := make([]byte, 0, 256+len(e.Detail)+96*len(e.Items))
+	n := 256 + len(e.Detail)
+	for _, it := range e.Items {
+		n += len(`{"id":"","sha256":"","version":""},`) + len(it.ID) + len(it.Version) + len(it.SHA256)
+	}
+	b := make([]byte, 0, n)
 	b = append(b, '{')
 	str := func(k, v string) {
 		if v != "" {

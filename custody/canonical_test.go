@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-json-experiment/json"
 
@@ -86,5 +87,21 @@ func TestCanonicalMatches(t *testing.T) {
 	}
 	if _, err := Prepare(&Entry{Action: Received, User: "\xff"}); err == nil {
 		t.Fatal("Prepare accepted invalid UTF-8")
+	}
+}
+
+func TestFormatVersion(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 10000 {
+		tm := time.Unix(r.Int64N(300000000000)-62135596800, r.Int64N(1e9)).UTC()
+		if r.IntN(2) == 0 {
+			tm = tm.Truncate(time.Millisecond)
+		}
+		if got, want := FormatVersion(tm), stix.FormatTimestamp(tm); got != want {
+			t.Fatalf("FormatVersion(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	if FormatVersion(time.Time{}) != "" {
+		t.Fatal("zero time")
 	}
 }

@@ -326,7 +326,10 @@ func (s *Server) recordDelivery(c echo.Context, col *collection, page *store.Pag
 	}
 	for i := range page.Objects {
 		o := &page.Objects[i]
-		e.Items[i] = custody.Item{ID: o.ID, Version: custody.FormatVersion(o.Version), SHA256: custody.HexHash(o.Hash)}
+		// (collection, id, version) names one stored copy (the first copy
+		// wins), whose hash its received or published entry holds; the
+		// hashes are not repeated here, to keep a page's record small.
+		e.Items[i] = custody.Item{ID: o.ID, Version: custody.FormatVersion(o.Version)}
 	}
 	_, err := s.ledger.AppendEntries(c.Request().Context(), []custody.Entry{e})
 	return err

@@ -99,7 +99,7 @@ func TestAuditLedger(t *testing.T) {
 	if all[1].ObjectID != "indicator--"+uuidN(2) || all[1].Reason != "invalid" || all[1].Detail != "status "+st.ID {
 		t.Errorf("rejected entry %+v, want reason invalid and status %s", all[1], st.ID)
 	}
-	if it := all[2].Items; len(it) != 1 || it[0].ID != all[0].ObjectID || it[0].SHA256 != all[0].SHA256 {
+	if it := all[2].Items; len(it) != 1 || it[0].ID != all[0].ObjectID || it[0].Version != all[0].ObjectVersion {
 		t.Errorf("delivered entry %+v, want the received version", all[2])
 	}
 	if !strings.Contains(all[3].Detail, "/manifest/") {

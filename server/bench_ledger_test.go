@@ -103,3 +103,69 @@ func benchIngest(b *testing.B, sync, ledger bool) {
 		}
 	}
 }
+
+// BenchmarkPollLedger measures GET …/objects/?limit=1000 on 10,000 stored
+// indicators, with and without the delivered entry each page records.
+func BenchmarkPollLedger(b *testing.B) {
+	for _, sync := range []bool{true, false} {
+		for _, ledger := range []bool{true, false} {
+			b.Run(fmt.Sprintf("sync=%v/ledger=%v", sync, ledger), func(b *testing.B) { benchPoll(b, sync, ledger) })
+		}
+	}
+}
+
+func benchPoll(b *testing.B, sync, ledger bool) {
+	t := &testing.T{}
+	cfg := testConfig(t)
+	cfg.APIRoots[0].MaxContentLength = 1 << 20
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "ctigate.db"), bolt.Options{NoSync: !sync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	var users []auth.User
+	for _, u := range cfg.Users {
+		users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
+	}
+	a, err := auth.New(users, auth.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := server.Options{Config: cfg, Auth: a, Store: st, Ledger: st}
+	if !ledger {
+		opts.Ledger = nil
+	}
+	srv := server.New(opts)
+	do := func(method, path, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header.Set("Accept", "application/taxii+json;version=2.1")
+		req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
+		req.SetBasicAuth("cert-a", "cert-a-pw")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		return w
+	}
+	for n := range 100 {
+		objs := make([]string, 100)
+		for i := range objs {
+			objs[i] = indicator(n*100+i, "2026-01-02T00:00:00.000Z")
+		}
+		if w := do(http.MethodPost, inbound+"objects/", `{"objects":[`+strings.Join(objs, ",")+`]}`); w.Code != http.StatusAccepted {
+			b.Fatal(w.Code)
+		}
+	}
+	b.SetParallelism(2)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if w := do(http.MethodGet, inbound+"objects/?limit=1000", ""); w.Code != http.StatusOK {
+				b.Errorf("GET: %d", w.Code)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "objects/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/page")
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -21,13 +20,16 @@ var _ store.Ledger = (*Store)(nil)
 // The custody ledger. bucketLedger maps seq (8 bytes, big-endian) to the
 // entry's JSON text exactly as an export line holds it; it only grows at
 // its end. bucketLedgerByObject maps indexKey(object id, seq) to nothing,
-// for the entries about an object and the deliveries that carried it.
+// for the entries about an object (all but deliveries).
 // meta/keyLedgerHead is the head: seq (8 bytes), time (Unix microseconds,
 // 8 bytes), hash (64 hex characters). All three change in the transaction
 // that appends, so the chain advances with the writes it records.
 var (
 	bucketLedger         = []byte("ledger")
 	bucketLedgerByObject = []byte("ledger-by-object")
+	// bucketLedgerDeliveries maps the seq of each delivered entry to
+	// nothing.
+	bucketLedgerDeliveries = []byte("ledger-deliveries")
 	keyLedgerHead        = []byte("ledger-head")
 )
 
@@ -71,11 +73,12 @@ func appendLedger(tx *bbolt.Tx, ps []*custody.Prepared, out []custody.Entry, now
 	b := tx.Bucket(bucketLedger)
 	b.FillPercent = 1
 	byObj := tx.Bucket(bucketLedgerByObject)
+	deliveries := tx.Bucket(bucketLedgerDeliveries)
+	deliveries.FillPercent = 1
 	// Entry times never go backwards, whatever the clock does.
 	micros := max(now.UnixMicro(), head.micros)
 	ts := custody.FormatTime(time.UnixMicro(micros))
 	prev := custody.Head{Seq: head.seq, Hash: head.hash}
-	var ids []string
 	for i, p := range ps {
 		line, e := p.Seal(prev, ts)
 		if out != nil {
@@ -84,20 +87,17 @@ func appendLedger(tx *bbolt.Tx, ps []*custody.Prepared, out []custody.Entry, now
 		if err := b.Put(seqKey(e.Seq), line); err != nil {
 			return err
 		}
-		ids = ids[:0]
-		if e.ObjectID != "" {
-			ids = append(ids, e.ObjectID)
-		}
-		for _, it := range e.Items {
-			if !slices.Contains(ids, it.ID) {
-				ids = append(ids, it.ID)
+		// A delivery lists up to a page of objects: indexing each by id
+		// would scatter a page's worth of writes over the index on every
+		// read. Deliveries are listed in an append-only bucket instead,
+		// which object queries scan.
+		switch {
+		case e.Action == custody.Delivered:
+			if err := deliveries.Put(seqKey(e.Seq), nil); err != nil {
+				return err
 			}
-		}
-		for _, id := range ids {
-			if len(id) > maxIDLen {
-				continue
-			}
-			if err := byObj.Put(indexKey(id, e.Seq), nil); err != nil {
+		case e.ObjectID != "" && len(e.ObjectID) <= maxIDLen:
+			if err := byObj.Put(indexKey(e.ObjectID, e.Seq), nil); err != nil {
 				return err
 			}
 		}
@@ -257,14 +257,70 @@ func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, 
 			}
 			return nil
 		}
+		// Entries about the object, from its index, merged in seq order
+		// with the deliveries that carried it, found by scanning the
+		// deliveries for its id in their text (then checked decoded).
 		prefix := indexKey(q.ObjectID, 0)
 		prefix = prefix[:len(prefix)-8]
 		c := tx.Bucket(bucketLedgerByObject).Cursor()
-		for k, _ := c.Seek(indexKey(q.ObjectID, q.After+1)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		k, _ := c.Seek(indexKey(q.ObjectID, q.After+1))
+		nextIndexed := func() (uint64, bool, error) {
+			if k == nil || !bytes.HasPrefix(k, prefix) {
+				return 0, false, nil
+			}
 			if len(k) != len(prefix)+8 {
-				return errCorrupt
+				return 0, false, errCorrupt
 			}
 			seq := binary.BigEndian.Uint64(k[len(prefix):])
+			k, _ = c.Next()
+			return seq, true, nil
+		}
+		needle, err := json.Marshal(q.ObjectID)
+		if err != nil {
+			return err
+		}
+		needle = append([]byte(`"id":`), needle...)
+		dc := tx.Bucket(bucketLedgerDeliveries).Cursor()
+		dk, _ := dc.Seek(seqKey(q.After + 1))
+		nextDelivery := func() (uint64, bool, error) {
+			for ; dk != nil; dk, _ = dc.Next() {
+				seq := binary.BigEndian.Uint64(dk)
+				if !inRange(seq) {
+					dk = nil
+					break
+				}
+				v := b.Get(dk)
+				if v == nil {
+					return 0, false, fmt.Errorf("ledger entry %d: %w", seq, errCorrupt)
+				}
+				if bytes.Contains(v, needle) {
+					dk, _ = dc.Next()
+					return seq, true, nil
+				}
+			}
+			return 0, false, nil
+		}
+		is, iok, err := nextIndexed()
+		if err != nil {
+			return err
+		}
+		ds, dok, err := nextDelivery()
+		if err != nil {
+			return err
+		}
+		for iok || dok {
+			var seq uint64
+			if iok && (!dok || is < ds) {
+				seq = is
+				if is, iok, err = nextIndexed(); err != nil {
+					return err
+				}
+			} else {
+				seq = ds
+				if ds, dok, err = nextDelivery(); err != nil {
+					return err
+				}
+			}
 			if !inRange(seq) {
 				return nil
 			}
