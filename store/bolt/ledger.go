@@ -30,7 +30,7 @@ var (
 	// bucketLedgerDeliveries maps the seq of each delivered entry to
 	// nothing.
 	bucketLedgerDeliveries = []byte("ledger-deliveries")
-	keyLedgerHead        = []byte("ledger-head")
+	keyLedgerHead          = []byte("ledger-head")
 )
 
 // systemUser is the actor of entries written without an Actor in the
