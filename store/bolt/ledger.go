@@ -19,8 +19,11 @@ var _ store.Ledger = (*Store)(nil)
 
 // The custody ledger. bucketLedger maps seq (8 bytes, big-endian) to the
 // entry's JSON text exactly as an export line holds it; it only grows at
-// its end. bucketLedgerByObject maps indexKey(object id, seq) to nothing,
-// for the entries about an object (all but deliveries).
+// its end. bucketLedgerByObject finds the entries about an object (all but
+// deliveries) without a random write per entry, which would dirty an index
+// page per stored object: it maps the seq of the first entry of each
+// append to the 8-byte objectTag of each entry's object id, in order (zero
+// for none). A query compares tags, then reads and checks the candidates.
 // meta/keyLedgerHead is the head: seq (8 bytes), time (Unix microseconds,
 // 8 bytes), hash (64 hex characters). All three change in the transaction
 // that appends, so the chain advances with the writes it records.
@@ -73,6 +76,8 @@ func appendLedger(tx *bbolt.Tx, ps []*custody.Prepared, out []custody.Entry, now
 	b := tx.Bucket(bucketLedger)
 	b.FillPercent = 1
 	byObj := tx.Bucket(bucketLedgerByObject)
+	byObj.FillPercent = 1
+	tags := make([]byte, 0, 8*len(ps))
 	deliveries := tx.Bucket(bucketLedgerDeliveries)
 	deliveries.FillPercent = 1
 	// Entry times never go backwards, whatever the clock does.
@@ -91,17 +96,20 @@ func appendLedger(tx *bbolt.Tx, ps []*custody.Prepared, out []custody.Entry, now
 		// would scatter a page's worth of writes over the index on every
 		// read. Deliveries are listed in an append-only bucket instead,
 		// which object queries scan.
+		var tag uint64
 		switch {
 		case e.Action == custody.Delivered:
 			if err := deliveries.Put(seqKey(e.Seq), nil); err != nil {
 				return err
 			}
-		case e.ObjectID != "" && len(e.ObjectID) <= maxIDLen:
-			if err := byObj.Put(indexKey(e.ObjectID, e.Seq), nil); err != nil {
-				return err
-			}
+		case e.ObjectID != "":
+			tag = objectTag(e.ObjectID)
 		}
+		tags = binary.BigEndian.AppendUint64(tags, tag)
 		prev = custody.Head{Seq: e.Seq, Hash: e.Hash}
+	}
+	if err := byObj.Put(seqKey(head.seq+1), tags); err != nil {
+		return err
 	}
 	v := make([]byte, 0, 16+64)
 	v = binary.BigEndian.AppendUint64(v, prev.Seq)
@@ -217,6 +225,17 @@ func (s *Store) LedgerLines(ctx context.Context, after, through uint64, fn func(
 	return s.ledgerScan(ctx, "bolt.LedgerLines", store.LedgerQuery{After: after, Through: through}, fn, func() bool { return false })
 }
 
+// objectTag is a 64-bit digest of an object id for bucketLedgerByObject
+// (FNV-1a; a collision only costs a candidate read). Never zero.
+func objectTag(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return h | 1
+}
+
 func ledgerLimit(n int) int {
 	if n <= 0 {
 		return store.DefaultLedgerLimit
@@ -260,20 +279,36 @@ func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, 
 		// Entries about the object, from its index, merged in seq order
 		// with the deliveries that carried it, found by scanning the
 		// deliveries for its id in their text (then checked decoded).
-		prefix := indexKey(q.ObjectID, 0)
-		prefix = prefix[:len(prefix)-8]
+		tag := objectTag(q.ObjectID)
 		c := tx.Bucket(bucketLedgerByObject).Cursor()
-		k, _ := c.Seek(indexKey(q.ObjectID, q.After+1))
+		// The append holding After+1 starts at or before it.
+		k, tags := c.Seek(seqKey(q.After + 1))
+		switch {
+		case k == nil:
+			k, tags = c.Last()
+		case binary.BigEndian.Uint64(k) > q.After+1:
+			if k, tags = c.Prev(); k == nil {
+				k, tags = c.First()
+			}
+		}
+		var i int // position in tags
 		nextIndexed := func() (uint64, bool, error) {
-			if k == nil || !bytes.HasPrefix(k, prefix) {
-				return 0, false, nil
+			for k != nil {
+				if len(k) != 8 || len(tags)%8 != 0 {
+					return 0, false, errCorrupt
+				}
+				first := binary.BigEndian.Uint64(k)
+				for ; i < len(tags)/8; i++ {
+					seq := first + uint64(i)
+					if seq > q.After && binary.BigEndian.Uint64(tags[8*i:]) == tag {
+						i++
+						return seq, true, nil
+					}
+				}
+				k, tags = c.Next()
+				i = 0
 			}
-			if len(k) != len(prefix)+8 {
-				return 0, false, errCorrupt
-			}
-			seq := binary.BigEndian.Uint64(k[len(prefix):])
-			k, _ = c.Next()
-			return seq, true, nil
+			return 0, false, nil
 		}
 		needle, err := json.Marshal(q.ObjectID)
 		if err != nil {

@@ -28,6 +28,7 @@ func testLedger(t *testing.T, e *env) {
 		{"Append", testLedgerAppend},
 		{"Atomic", testLedgerAtomic},
 		{"Query", testLedgerQuery},
+		{"ObjectPaging", testLedgerObjectPaging},
 		{"Restart", testLedgerRestart},
 		{"Concurrent", testLedgerConcurrent},
 	}
@@ -318,5 +319,58 @@ func testLedgerConcurrent(t *testing.T, e *env) {
 	}
 	if n := len(e.verifyLedger()); n != writers*each {
 		t.Fatalf("%d entries, want %d", n, writers*each)
+	}
+}
+
+// testLedgerObjectPaging pages through the entries of one object written
+// among others, in appends of several entries, from every starting point.
+func testLedgerObjectPaging(t *testing.T, e *env) {
+	l := e.ledger()
+	var want []uint64
+	seq := uint64(0)
+	for batch := range 7 {
+		var es []custody.Entry
+		for i := range batch + 1 {
+			id := fmt.Sprintf("indicator--%d", (batch+i)%3)
+			es = append(es, custody.Entry{Action: custody.Rejected, ObjectID: id})
+			seq++
+			if id == "indicator--1" {
+				want = append(want, seq)
+			}
+		}
+		if batch == 3 {
+			es = append(es, custody.Entry{Action: custody.Delivered, Items: []custody.Item{{ID: "indicator--1"}}})
+			seq++
+			want = append(want, seq)
+		}
+		if _, err := l.AppendEntries(e.ctx, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for after := uint64(0); after <= seq; after++ {
+		var got []uint64
+		q := store.LedgerQuery{ObjectID: "indicator--1", After: after, Limit: 2}
+		for {
+			es, err := l.LedgerEntries(e.ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range es {
+				got = append(got, x.Seq)
+			}
+			if len(es) < q.Limit {
+				break
+			}
+			q.After = es[len(es)-1].Seq
+		}
+		var exp []uint64
+		for _, s := range want {
+			if s > after {
+				exp = append(exp, s)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(exp) {
+			t.Fatalf("after %d: got %v, want %v", after, got, exp)
+		}
 	}
 }
