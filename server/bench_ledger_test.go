@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -25,7 +26,8 @@ func (s noActor) AddObjects(_ context.Context, coll string, objs []store.Object)
 }
 
 // BenchmarkIngestLedger measures POST …/objects/ (decode, validate,
-// hash, store; 100 indicators per envelope, 4 producers at once) with and
+// hash, store; 500 indicators with random ids per envelope, 4 producers
+// at once) with and
 // without the custody ledger's received entries, on a synced and an
 // unsynced bbolt file: throughput, and process CPU time per object.
 func BenchmarkIngestLedger(b *testing.B) {
@@ -59,7 +61,7 @@ func benchIngest(b *testing.B, sync, ledger bool) {
 		opts.Store, opts.Ledger = noActor{st}, nil
 	}
 	srv := server.New(opts)
-	const perEnvelope = 100
+	const perEnvelope = 500
 	post := func(body string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodPost, inbound+"objects/", strings.NewReader(body))
 		req.Header.Set("Accept", "application/taxii+json;version=2.1")
@@ -82,7 +84,7 @@ func benchIngest(b *testing.B, sync, ledger bool) {
 		for pb.Next() {
 			n := int(next.Add(1))
 			for i := range objs {
-				objs[i] = indicator(n*perEnvelope+i, "2026-01-02T00:00:00.000Z")
+				objs[i] = strings.Replace(indicator(n*perEnvelope+i, "2026-01-02T00:00:00.000Z"), "6ba7b810-9dad-41d1-80b4-", fmt.Sprintf("%08x-9dad-41d1-80b4-", rand.Uint32()), 1)
 			}
 			w := post(`{"objects":[` + strings.Join(objs, ",") + `]}`)
 			if w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), fmt.Sprintf(`"success_count":%d`, perEnvelope)) {
