@@ -3,9 +3,9 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
