@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"go.yaml.in/yaml/v3"
@@ -40,6 +41,22 @@ type Config struct {
 	Routes []policy.RouteConfig `yaml:"routes"`
 	// Ops is the operations listener: /metrics, /healthz, /readyz.
 	Ops Ops `yaml:"ops"`
+	// Custody configures the custody ledger's signed checkpoints.
+	Custody Custody `yaml:"custody"`
+}
+
+// Custody configures the custody ledger. The ledger itself is always kept,
+// for as long as the data file: it holds hashes and metadata only, and a
+// court may ask about any object ever shared.
+type Custody struct {
+	// SigningKeyFile is the PEM (PKCS #8) Ed25519 key that signs
+	// checkpoints (`ctigate audit keygen`). Empty: serve makes an
+	// ephemeral key, warns loudly, and listens on loopback only.
+	SigningKeyFile string `yaml:"signing_key_file"`
+	// The chain head is signed every CheckpointEvery entries or every
+	// CheckpointInterval, whichever comes first.
+	CheckpointEvery    int           `yaml:"checkpoint_every"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // Ops configures the operations listener (plain HTTP, no
@@ -129,6 +146,10 @@ type Collection struct {
 	Description string   `yaml:"description"`
 	Readers     []string `yaml:"readers"`
 	Writers     []string `yaml:"writers"`
+	// Retention, when positive, is how long object versions are kept
+	// after their date_added; older ones are deleted (each with a deleted
+	// entry in the custody ledger, which is kept).
+	Retention time.Duration `yaml:"retention"`
 }
 
 // User is one identity. Passwords are stored as argon2id or bcrypt hashes
@@ -154,6 +175,7 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "text"},
 		Paging:  Paging{DefaultLimit: 1000, MaxLimit: 10000},
 		Ops:     Ops{Listen: "127.0.0.1:9464"},
+		Custody: Custody{CheckpointEvery: 1000, CheckpointInterval: time.Minute},
 	}
 }
 
@@ -225,6 +247,7 @@ var envKeys = []struct {
 	{"CTIGATE_REDIS_PREFIX", "redis.prefix", func(c *Config, v string) error { c.Redis.Prefix = v; return nil }},
 	{"CTIGATE_REDIS_TLS_CA_FILE", "redis.tls.ca_file", func(c *Config, v string) error { c.Redis.TLS.CAFile = v; return nil }},
 	{"CTIGATE_OPS_LISTEN", "ops.listen", func(c *Config, v string) error { c.Ops.Listen = v; return nil }},
+	{"CTIGATE_CUSTODY_SIGNING_KEY_FILE", "custody.signing_key_file", func(c *Config, v string) error { c.Custody.SigningKeyFile = v; return nil }},
 	{"CTIGATE_PAGING_MAX_LIMIT", "paging.max_limit", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		c.Paging.MaxLimit = n
@@ -323,6 +346,13 @@ func (c *Config) Validate() error {
 		bad("paging.default_limit", "must be from 1 to paging.max_limit (%d)", c.Paging.MaxLimit)
 	}
 
+	if c.Custody.CheckpointEvery < 1 {
+		bad("custody.checkpoint_every", "must be at least 1")
+	}
+	if c.Custody.CheckpointInterval < time.Second {
+		bad("custody.checkpoint_interval", "must be at least 1s")
+	}
+
 	users := map[string]bool{}
 	orgs := map[string]bool{}
 	for i, u := range c.Users {
@@ -409,6 +439,9 @@ func (c *Config) Validate() error {
 			ids[col.ID] = ck
 			if col.Title == "" {
 				bad(ck+".title", "must not be empty")
+			}
+			if col.Retention < 0 {
+				bad(ck+".retention", "must not be negative")
 			}
 			if col.Alias != "" {
 				if !nameRE.MatchString(col.Alias) {

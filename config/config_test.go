@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDemoConfig(t *testing.T) {
@@ -121,6 +122,21 @@ users:
 	if _, err := Parse([]byte(base), nil); err != nil {
 		t.Fatalf("base config: %v", err)
 	}
+	custody := strings.Replace(base, "readers: [u1]", "readers: [u1]\n        retention: 720h", 1) +
+		"custody:\n  signing_key_file: k.pem\n  checkpoint_every: 10\n  checkpoint_interval: 5s\n"
+	c, err := Parse([]byte(custody), func(k string) string {
+		if k == "CTIGATE_CUSTODY_SIGNING_KEY_FILE" {
+			return "/etc/ctigate/custody.pem"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatalf("custody config: %v", err)
+	}
+	if c.Custody.SigningKeyFile != "/etc/ctigate/custody.pem" || c.Custody.CheckpointEvery != 10 || c.Custody.CheckpointInterval != 5*time.Second ||
+		c.APIRoots[0].Collections[0].Retention != 720*time.Hour {
+		t.Errorf("custody config read as %+v, retention %v", c.Custody, c.APIRoots[0].Collections[0].Retention)
+	}
 	cases := []struct{ from, to, want string }{
 		{"name: exchange", "name: taxii2", "api_roots[0].name"},
 		{"name: exchange", "name: Ex Change", "api_roots[0].name"},
@@ -136,6 +152,9 @@ users:
 		{"api_roots:", "paging:\n  default_limit: 0\napi_roots:", "paging.default_limit"},
 		{"api_roots:", "discovery:\n  default: other\napi_roots:", "discovery.default"},
 		{"api_roots:", "colour: blue\napi_roots:", "colour"},
+		{"api_roots:", "custody:\n  checkpoint_every: 0\napi_roots:", "custody.checkpoint_every"},
+		{"api_roots:", "custody:\n  checkpoint_interval: 10ms\napi_roots:", "custody.checkpoint_interval"},
+		{"readers: [u1]", "readers: [u1]\n        retention: -1h", "api_roots[0].collections[0].retention"},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(strings.Replace(base, c.from, c.to, 1)), nil)

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
 )
@@ -47,8 +48,9 @@ func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query
 	endSpan(span, err)
 	if err != nil {
 		s.metrics.StoreError(c.Request().Context(), "objects")
+		return col, page, err
 	}
-	return col, page, err
+	return col, page, s.recordDelivery(c, col, &page)
 }
 
 // readObjectPage is readPage for the endpoints of one object: 404 when the
@@ -120,7 +122,8 @@ func (s *Server) deleteObject(c echo.Context) error {
 		versions = []store.VersionMatch{{Kind: store.All}}
 	}
 	id := c.Param("object")
-	n, err := s.store.DeleteObject(c.Request().Context(), col.cfg.ID, id, versions, q.SpecVersions)
+	ctx := store.WithActor(c.Request().Context(), store.Actor{User: u.Name, Org: u.Organisation})
+	n, err := s.store.DeleteObject(ctx, col.cfg.ID, id, versions, q.SpecVersions)
 	if err != nil {
 		return err
 	}
@@ -153,7 +156,7 @@ func (s *Server) addObjects(c echo.Context) error {
 		return err
 	}
 	org := userOf(c).Organisation
-	rejected := map[string]int{} // by reason, for the metrics
+	rejectCounts := map[string]int{} // by reason, for the metrics
 
 	st := store.Status{
 		ID:               uuid.NewString(),
@@ -177,6 +180,8 @@ func (s *Server) addObjects(c echo.Context) error {
 		}
 	}
 	guard := s.newRouteGuard(c.Request().Context(), col, userOf(c).Organisation)
+	actor := store.Actor{User: userOf(c).Name, Org: userOf(c).Organisation}
+	var rejected []custody.Entry // what the ledger records of the failures
 	objs := make([]store.Object, 0, len(items))
 	notes := make([]string, 0, len(items)) // how the gateway read each object's markings
 	for i := range items {
@@ -188,13 +193,15 @@ func (s *Server) addObjects(c echo.Context) error {
 			st.Failures = append(st.Failures, store.StatusDetail{
 				ID: failureID(it), Version: it.Version, Message: ctigate.MessageOf(it.Err),
 			})
-			rejected[rejectReason(it.Err)]++
+			rejectCounts[rejectReason(it.Err)]++
+			rejected = append(rejected, rejectedEntry(actor, col, st.ID, failureID(it), it.Version, it.Raw, it.Err))
 			continue
 		}
 		o, note, err := s.admit(it, guard)
 		if err != nil {
 			st.Failures = append(st.Failures, store.StatusDetail{ID: it.ID, Version: it.Version, Message: ctigate.MessageOf(err)})
-			rejected[rejectReason(err)]++
+			rejectCounts[rejectReason(err)]++
+			rejected = append(rejected, rejectedEntry(actor, col, st.ID, it.ID, it.Version, it.Raw, err))
 			continue
 		}
 		o.Producer = userOf(c).Organisation
@@ -202,8 +209,16 @@ func (s *Server) addObjects(c echo.Context) error {
 		notes = append(notes, note)
 	}
 	span.End()
+	// Rejections are recorded before what is stored, so that they precede
+	// the decisions fan-out makes about the rest of the envelope.
+	if s.ledger != nil && len(rejected) > 0 {
+		if _, err := s.ledger.AppendEntries(req.Context(), rejected); err != nil {
+			return err
+		}
+		rejected = rejected[:0]
+	}
 	if len(objs) > 0 {
-		sctx, span := s.tracer.Start(req.Context(), spanStoreAdd)
+		sctx, span := s.tracer.Start(store.WithActor(req.Context(), actor), spanStoreAdd)
 		span.SetAttributes(attrObjects.Int(len(objs)))
 		res, err := s.store.AddObjects(sctx, col.cfg.ID, objs)
 		endSpan(span, err)
@@ -233,13 +248,22 @@ func (s *Server) addObjects(c echo.Context) error {
 				d.Message = fmt.Sprintf("conflict: a different object with this id and version is already stored (sha256 %x); "+
 					"change modified to publish a new version", r.Hash)
 				st.Failures = append(st.Failures, d)
-				rejected["conflict"]++
+				rejectCounts["conflict"]++
+				e := rejectedEntry(actor, col, st.ID, o.ID, d.Version, nil, nil)
+				e.SHA256, e.Reason = custody.HexHash(o.Hash), "conflict"
+				e.Detail += fmt.Sprintf("; a different object with this id and version is stored (sha256 %x)", r.Hash)
+				rejected = append(rejected, e)
 				continue
 			}
 			st.Successes = append(st.Successes, d)
 		}
 	}
-	s.metrics.Ingest(req.Context(), org, len(items), len(st.Successes), rejected)
+	if s.ledger != nil && len(rejected) > 0 {
+		if _, err := s.ledger.AppendEntries(req.Context(), rejected); err != nil {
+			return err
+		}
+	}
+	s.metrics.Ingest(req.Context(), org, len(items), len(st.Successes), rejectCounts)
 	sctx, span := s.tracer.Start(req.Context(), spanStoreStat)
 	err = s.store.PutStatus(sctx, st)
 	endSpan(span, err)
@@ -248,6 +272,24 @@ func (s *Server) addObjects(c echo.Context) error {
 		return err
 	}
 	return writeJSON(c, http.StatusAccepted, statusOf(st))
+}
+
+// rejectedEntry is the ledger's record of an object refused at ingest:
+// its id and version as sent, the kind of error, the status resource that
+// holds the message (messages may quote the object, and auditors see no
+// content), and the canonical hash of its bytes when they have one.
+func rejectedEntry(actor store.Actor, col *collection, status, id, version string, raw []byte, err error) custody.Entry {
+	e := custody.Entry{Action: custody.Rejected, User: actor.User, Org: actor.Org, ObjectID: id, ObjectVersion: version,
+		Collection: col.cfg.ID, Detail: "status " + status}
+	if err != nil {
+		e.Reason = ctigate.KindOf(err).String()
+	}
+	if len(raw) > 0 {
+		if h, err := stix.Hash(raw); err == nil {
+			e.SHA256 = custody.HexHash(h)
+		}
+	}
+	return e
 }
 
 // admit prepares one valid object for the store: its markings are

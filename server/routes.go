@@ -41,6 +41,11 @@ func (s *Server) routeTable() *echo.Echo {
 
 	// Decision record (policy admins and auditors; plain JSON).
 	e.GET("/api/v1/decisions", s.getDecisions, s.authenticate)
+
+	// Custody ledger (auditors; hashes and metadata, no content).
+	e.GET("/api/v1/audit/entries", s.getLedgerEntries, s.authenticate)
+	e.GET("/api/v1/audit/export", s.getLedgerExport, s.authenticate)
+	e.GET("/api/v1/audit/evidence/:object", s.getEvidence, s.authenticate)
 	return e
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
@@ -68,6 +69,15 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	Propagator     propagation.TextMapPropagator
+	// Ledger, when set, records rejections and deliveries and serves the
+	// auditor API. (Receptions, decisions and deletions are recorded by a
+	// store that implements store.Ledger, given the actor in the context.)
+	Ledger Ledger
+	// Checkpoints, when set, signs the ledger head before an evidence
+	// package is made.
+	Checkpoints interface {
+		Sign(ctx context.Context) (custody.Head, error)
+	}
 }
 
 // Server serves the TAXII 2.1 API.
@@ -90,6 +100,11 @@ type Server struct {
 	tracer       trace.Tracer
 	metrics      *telemetry.Metrics
 	otelHandler  http.Handler
+	cfg          *config.Config
+	ledger       Ledger
+	checkpoints  interface {
+		Sign(ctx context.Context) (custody.Head, error)
+	}
 }
 
 type apiRoot struct {
@@ -116,6 +131,10 @@ func New(opts Options) *Server {
 		paging:    opts.Config.Paging,
 		rootsByID: map[string]*apiRoot{},
 		routes:    map[string]*policy.Route{},
+
+		cfg:         opts.Config,
+		ledger:      opts.Ledger,
+		checkpoints: opts.Checkpoints,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

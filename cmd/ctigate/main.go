@@ -38,6 +38,7 @@ Usage:
                                                                 pull new objects incrementally (see ctigate poll -h)
   ctigate policy check --route R [--config FILE] [--producer ORG] [--json] FILE|-
                                                                 dry-run a bundle against a sharing route
+  ctigate audit keygen|verify|export|evidence ...               custody ledger tools (see ctigate audit help)
 
 Environment overrides for serve: see README.md ("Configuration").
 `
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runPoll(ctx, args[1:], getenv, stdout, stderr)
 	case "policy":
 		return runPolicy(args[1:], getenv, stdin, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

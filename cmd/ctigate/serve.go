@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -14,15 +16,19 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/fanout"
 	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/retention"
 	"github.com/ctigate/ctigate/server"
+	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/telemetry"
 )
 
@@ -122,6 +128,68 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	// The custody ledger: record the configuration, then sign the chain
+	// head periodically until the store closes.
+	ledger, _ := st.(store.Ledger)
+	var (
+		srvLedger   server.Ledger
+		checkpoints *custody.Checkpointer
+		stopCP      = func() {}
+	)
+	if ledger == nil {
+		log.Warn("this store keeps no custody ledger", "store", cfg.Store)
+	} else {
+		srvLedger = ledger
+		signer, err := checkpointSigner(cfg, host, stderr, log)
+		if err != nil {
+			return err
+		}
+		loaded, err := configLoaded(*cfgPath, routes, signer)
+		if err != nil {
+			return fmt.Errorf("custody: %w", err)
+		}
+		if _, err := ledger.AppendEntries(ctx, []custody.Entry{loaded}); err != nil {
+			return fmt.Errorf("custody: recording the configuration: %w", err)
+		}
+		checkpoints = &custody.Checkpointer{Chain: ledger, Signer: signer, Every: uint64(cfg.Custody.CheckpointEvery),
+			Interval: cfg.Custody.CheckpointInterval, Logger: log}
+		cpctx, stopCheckpoints := context.WithCancel(context.Background())
+		cpDone := make(chan struct{})
+		go func() {
+			defer close(cpDone)
+			checkpoints.Run(cpctx)
+		}()
+		stopCP = sync.OnceFunc(func() {
+			stopCheckpoints()
+			<-cpDone
+		})
+	}
+	defer stopCP() // runs before the deferred st.Close, after fan-out stops
+
+	// Retention deletes expired object versions (the ledger keeps their
+	// record).
+	keep := map[string]time.Duration{}
+	for _, r := range cfg.APIRoots {
+		for _, c := range r.Collections {
+			if c.Retention > 0 {
+				keep[c.ID] = c.Retention
+			}
+		}
+	}
+	if len(keep) > 0 {
+		sweeper := &retention.Sweeper{Store: st, Retention: keep, Logger: log}
+		rctx, stopRetention := context.WithCancel(context.Background())
+		rDone := make(chan struct{})
+		go func() {
+			defer close(rDone)
+			sweeper.Run(rctx, time.Minute)
+		}()
+		defer func() {
+			stopRetention()
+			<-rDone
+		}()
+	}
+
 	// Fan-out publishes what producers post into the routes' collections;
 	// it stops (below) before the store closes.
 	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log, Lease: fanoutLease(st),
@@ -144,7 +212,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Markings: markings, Logger: log,
 		OnIngest:     func(string) { fan.Notify() },
 		OnIngestSpan: fan.Link, Ready: fan.Running,
-		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator})
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator,
+		Ledger: srvLedger, Checkpoints: checkpointsOf(checkpoints)})
 	hs := &http.Server{
 		Handler:           srv,
 		TLSConfig:         tlsCfg,
@@ -204,6 +273,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := ops.Close(); err != nil {
 		log.Warn("closing the operations listener", "err", err)
 	}
+	stopCP()        // signs the final head
 	stopTelemetry() // the last metrics are collected while the store is open
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("closing store: %w", err)
@@ -267,4 +337,39 @@ func tlsConfig(c config.TLS) (*tls.Config, error) {
 		}
 	}
 	return t, nil
+}
+
+// checkpointSigner loads custody.signing_key_file; without one it makes an
+// ephemeral key, which only a loopback listener may use: its checkpoints
+// prove nothing once the process is gone, since nobody can pin its key.
+func checkpointSigner(cfg *config.Config, host string, stderr io.Writer, log *slog.Logger) (*custody.Signer, error) {
+	if cfg.Custody.SigningKeyFile != "" {
+		key, err := loadSigningKey(cfg.Custody.SigningKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		return custody.NewSigner(key), nil
+	}
+	if !config.IsLoopback(host) {
+		return nil, fmt.Errorf("config: custody.signing_key_file: required on the non-loopback address %s (make one with `ctigate audit keygen --out FILE`)", cfg.Listen)
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	s := custody.NewSigner(key)
+	fmt.Fprintf(stderr, "\n*** WARNING: NO custody.signing_key_file: ledger checkpoints are signed with an EPHEMERAL key (%s). For local trials only. ***\n\n", s.PublicKey())
+	log.Warn("custody checkpoints signed with an ephemeral key; set custody.signing_key_file", "public_key", s.PublicKey())
+	return s, nil
+}
+
+// checkpointsOf is cp as server.Options.Checkpoints: nil when there is no
+// checkpointer (a nil pointer in an interface is not a nil interface).
+func checkpointsOf(cp *custody.Checkpointer) interface {
+	Sign(ctx context.Context) (custody.Head, error)
+} {
+	if cp == nil {
+		return nil
+	}
+	return cp
 }

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -101,12 +102,26 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 	if len(objs) == 0 && cpName == nil {
 		return results, nil
 	}
+	// The custody entries: received for new versions written for an
+	// actor, one per decision.
+	actor, received := store.ActorFrom(ctx)
+	var tmpl, entries []*custody.Prepared
+	if received {
+		var err error
+		if tmpl, err = receivedTemplates(actor, collection, objs); err != nil {
+			return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+		}
+	}
+	decided, err := prepare(decisionEntries(actor, ds))
+	if err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
 	// A write whose checkpoint is no longer the one it started from
 	// (another worker wrote from there first) changes nothing. It returns
 	// nil to the shared transaction, so it does not roll back its
 	// neighbours, and reports the conflict after.
 	var conflict bool
-	err := s.write(len(objs), bytes, func(w *writeTx) error {
+	err = s.write(len(objs), bytes, func(w *writeTx) error {
 		conflict = false
 		if cpName != nil {
 			var cur time.Time
@@ -129,6 +144,14 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 			if err := recordDecisions(w.tx, ds, enc); err != nil {
 				return err
 			}
+		}
+		entries = entries[:0]
+		if received {
+			entries = receivedEntries(results, tmpl, entries)
+		}
+		entries = append(entries, decided...)
+		if err := appendLedger(w.tx, entries, nil, s.clock()); err != nil {
+			return err
 		}
 		if cpName != nil {
 			return w.tx.Bucket(bucketCheckpoints).Put(cpName, cpValue)

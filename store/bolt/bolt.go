@@ -177,7 +177,7 @@ func initFile(db *bbolt.DB) error {
 		if err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketCollections, bucketStatuses, bucketCheckpoints, bucketDecisions, bucketDecisionsByObjID, bucketDecisionsByRoute} {
+		for _, name := range [][]byte{bucketCollections, bucketStatuses, bucketCheckpoints, bucketDecisions, bucketDecisionsByObjID, bucketDecisionsByRoute, bucketLedger, bucketLedgerByObject, bucketLedgerDeliveries} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -3,11 +3,13 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -38,9 +40,14 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 	if err := ctx.Err(); err != nil {
 		return 0, ctxErr(op, err)
 	}
+	actor, _ := store.ActorFrom(ctx)
+	if actor.User == "" {
+		actor.User = systemUser
+	}
 	var n int
 	err = s.write(1, 0, func(w *writeTx) error {
 		n = 0
+		var entries []*custody.Prepared
 		cb, ok := openCollection(w.tx, collection)
 		if !ok {
 			return nil
@@ -76,6 +83,23 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 				rest = append(rest, v)
 			}
 		}
+		for _, v := range all {
+			if !doomed[v.date] {
+				continue
+			}
+			e := custody.Entry{
+				Action: custody.Deleted, User: actor.User, Org: actor.Org, ObjectID: id,
+				ObjectVersion: custody.FormatVersion(v.version.time()), Collection: collection,
+			}
+			if cb.hash != nil {
+				e.SHA256 = hex.EncodeToString(cb.hash.Get(dateKey(v.date)))
+			}
+			p, err := custody.Prepare(&e)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, p)
+		}
 		for d := range doomed {
 			k := dateKey(d)
 			if err := cb.index.Delete(k); err != nil {
@@ -103,7 +127,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			return err
 		}
 		n = len(doomed)
-		return nil
+		return appendLedger(w.tx, entries, nil, s.clock())
 	})
 	if err != nil {
 		return 0, ctigate.E(op, err)

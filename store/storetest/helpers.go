@@ -51,11 +51,13 @@ type env struct {
 	reopen func(t *testing.T) store.Store
 	// recorded is the checkpoint of record's writes.
 	recorded time.Time
+	// newStore opened s, for suites that start fresh stores of their own.
+	newStore NewStore
 }
 
 func newEnv(t *testing.T, newStore NewStore) *env {
 	t.Helper()
-	e := &env{t: t, ctx: t.Context(), clock: &fakeClock{now: t0}}
+	e := &env{t: t, ctx: t.Context(), clock: &fakeClock{now: t0}, newStore: newStore}
 	e.s, e.reopen = newStore(t, e.clock.Now)
 	if e.s == nil {
 		t.Fatal("newStore returned a nil store")

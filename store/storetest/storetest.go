@@ -82,6 +82,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DecisionsQuery", testDecisionsQuery},
 		{"DecisionsPaging", testDecisionsPaging},
 		{"Model", testModel},
+		{"Ledger", testLedger},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

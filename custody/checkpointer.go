@@ -1,0 +1,108 @@
+package custody
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Chain is what the checkpointer needs from the ledger's storage.
+type Chain interface {
+	LedgerHead(ctx context.Context) (Head, error)
+	AppendEntries(ctx context.Context, entries []Entry) ([]Entry, error)
+}
+
+// Checkpointer signs the chain head every Every entries or every Interval,
+// whichever comes first, when entries were added since the last checkpoint.
+type Checkpointer struct {
+	Chain    Chain
+	Signer   *Signer
+	Every    uint64        // entries; 0 means only by time
+	Interval time.Duration // > 0
+	Poll     time.Duration // how often the head is looked at; 0 means min(Interval, 200ms)
+	Logger   *slog.Logger
+}
+
+// Sign appends a checkpoint over the current head unless the head is a
+// checkpoint already, and returns the head after it.
+func (c *Checkpointer) Sign(ctx context.Context) (Head, error) {
+	head, err := c.Chain.LedgerHead(ctx)
+	if err != nil || head.Seq == 0 {
+		return head, err
+	}
+	last, err := c.isCheckpoint(ctx, head)
+	if err != nil || last {
+		return head, err
+	}
+	out, err := c.Chain.AppendEntries(ctx, []Entry{c.Signer.Checkpoint(head)})
+	if err != nil {
+		return head, err
+	}
+	e := out[0]
+	return Head{Seq: e.Seq, Hash: e.Hash, Time: e.Time}, nil
+}
+
+// isCheckpoint reports whether the head entry is a checkpoint already.
+func (c *Checkpointer) isCheckpoint(ctx context.Context, head Head) (bool, error) {
+	if r, ok := c.Chain.(interface {
+		LedgerEntry(ctx context.Context, seq uint64) (Entry, error)
+	}); ok {
+		e, err := r.LedgerEntry(ctx, head.Seq)
+		if err != nil {
+			return false, err
+		}
+		return e.Action == Checkpoint, nil
+	}
+	return false, nil
+}
+
+// Run signs until ctx ends, then signs once more (with a short timeout of
+// its own) so that a clean shutdown leaves a signed head.
+func (c *Checkpointer) Run(ctx context.Context) {
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	poll := c.Poll
+	if poll <= 0 {
+		poll = min(c.Interval, 200*time.Millisecond)
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	var signed uint64 // seq of the last checkpoint made here
+	lastAt := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if _, err := c.Sign(fctx); err != nil {
+				log.Error("custody: final checkpoint failed", "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+		}
+		head, err := c.Chain.LedgerHead(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("custody: reading the ledger head failed", "err", err)
+			}
+			continue
+		}
+		if head.Seq <= signed {
+			continue
+		}
+		due := time.Since(lastAt) >= c.Interval || (c.Every > 0 && head.Seq-signed >= c.Every)
+		if !due {
+			continue
+		}
+		h, err := c.Sign(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("custody: signing a checkpoint failed", "err", err)
+			}
+			continue
+		}
+		signed, lastAt = h.Seq, time.Now()
+	}
+}

@@ -1,0 +1,97 @@
+// Package retention deletes object versions older than their collection's
+// configured retention. Each deletion goes through the store's
+// DeleteObject with the actor "retention", so the custody ledger keeps a
+// deleted entry with the version's hash; the ledger itself is not pruned.
+package retention
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/ctigate/ctigate/store"
+)
+
+// Actor is who the ledger records for retention deletions.
+var Actor = store.Actor{User: "retention", Org: "ctigate"}
+
+// Store is what the sweeper needs.
+type Store interface {
+	Objects(ctx context.Context, collection string, q store.Query) (store.Page, error)
+	DeleteObject(ctx context.Context, collection, id string, versions []store.VersionMatch, specVersions []string) (int, error)
+}
+
+// Sweeper deletes versions whose date_added is older than their
+// collection's retention.
+type Sweeper struct {
+	Store     Store
+	Retention map[string]time.Duration // collection id → how long versions are kept; <= 0 keeps them
+	Clock     func() time.Time         // nil: time.Now
+	Logger    *slog.Logger
+}
+
+// Sweep deletes what has expired, and returns how many versions it deleted.
+func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
+	now := time.Now
+	if s.Clock != nil {
+		now = s.Clock
+	}
+	ctx = store.WithActor(ctx, Actor)
+	total := 0
+	for coll, keep := range s.Retention {
+		if keep <= 0 {
+			continue
+		}
+		cutoff := now().Add(-keep)
+		// Versions come in date_added order: stop at the first one kept.
+		// Deleting does not move the cursor (keyset over date_added).
+		q := store.Query{Versions: []store.VersionMatch{{Kind: store.All}}, WithoutRaw: true, Limit: 500}
+	pages:
+		for {
+			p, err := s.Store.Objects(ctx, coll, q)
+			if err != nil {
+				return total, err
+			}
+			for _, o := range p.Objects {
+				if !o.DateAdded.Before(cutoff) {
+					break pages
+				}
+				n, err := s.Store.DeleteObject(ctx, coll, o.ID, []store.VersionMatch{{Kind: store.At, At: o.Version}}, []string{o.SpecVersion})
+				if err != nil {
+					return total, err
+				}
+				total += n
+			}
+			if !p.More {
+				break
+			}
+			q.Next = p.Next
+		}
+	}
+	return total, nil
+}
+
+// Run sweeps every interval until ctx ends.
+func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := s.Sweep(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error("retention: sweep failed", "err", err)
+		} else if n > 0 {
+			log.Info("retention: deleted expired object versions", "versions", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,336 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/labstack/echo/v4"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/store"
+)
+
+// Ledger is what the server needs from the custody ledger.
+type Ledger interface {
+	AppendEntries(ctx context.Context, entries []custody.Entry) ([]custody.Entry, error)
+	LedgerEntries(ctx context.Context, q store.LedgerQuery) ([]custody.Entry, error)
+}
+
+// auditRole may read the custody ledger: hashes and metadata, never
+// object content (DESIGN.md, "Roles").
+const auditRole = "auditor"
+
+var (
+	errNotAuditor = ctigate.E("server.audit", ctigate.Forbidden, "the custody ledger is readable by the auditor role only")
+	errNoLedger   = ctigate.E("server.audit", ctigate.Unavailable, "this gateway keeps no custody ledger")
+)
+
+func (s *Server) auditor(c echo.Context) error {
+	if u := userOf(c); u == nil || !u.HasRole(auditRole) {
+		return errNotAuditor
+	}
+	if s.ledger == nil {
+		return errNoLedger
+	}
+	return nil
+}
+
+// ledgerQuery parses ?object=&user=&org=&route=&action=&collection=
+// &from=&to=&after=&through=&limit=.
+func ledgerQuery(c echo.Context) (store.LedgerQuery, error) {
+	const op = "server.audit"
+	q := store.LedgerQuery{
+		ObjectID: c.QueryParam("object"), User: c.QueryParam("user"), Org: c.QueryParam("org"),
+		Route: c.QueryParam("route"), Action: c.QueryParam("action"), Collection: c.QueryParam("collection"),
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if v := c.QueryParam(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return q, ctigate.E(op, ctigate.Invalid, p.name+" must be an RFC 3339 time")
+			}
+			*p.dst = t
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *uint64
+	}{{"after", &q.After}, {"through", &q.Through}} {
+		if v := c.QueryParam(p.name); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return q, ctigate.E(op, ctigate.Invalid, p.name+" must be a ledger sequence number")
+			}
+			*p.dst = n
+		}
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return q, ctigate.E(op, ctigate.Invalid, "limit must be a positive integer")
+		}
+		q.Limit = min(n, store.MaxLedgerLimit)
+	}
+	if q.Limit == 0 {
+		q.Limit = store.DefaultLedgerLimit
+	}
+	return q, nil
+}
+
+// entriesPage is the response of GET /api/v1/audit/entries.
+type entriesPage struct {
+	Entries []custody.Entry `json:"entries"`
+	// Next, when set, is the after value of the next page.
+	Next string `json:"next,omitempty"`
+}
+
+// getLedgerEntries lists ledger entries, oldest first.
+func (s *Server) getLedgerEntries(c echo.Context) error {
+	if err := s.auditor(c); err != nil {
+		return err
+	}
+	q, err := ledgerQuery(c)
+	if err != nil {
+		return err
+	}
+	es, err := s.ledger.LedgerEntries(c.Request().Context(), q)
+	if err != nil {
+		return err
+	}
+	page := entriesPage{Entries: es}
+	if page.Entries == nil {
+		page.Entries = []custody.Entry{}
+	}
+	if len(es) == q.Limit {
+		page.Next = strconv.FormatUint(es[len(es)-1].Seq, 10)
+	}
+	return writePlainJSON(c, page)
+}
+
+func writePlainJSON(c echo.Context, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ctigate.E("server.audit", err)
+	}
+	h := c.Response().Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+}
+
+// getLedgerExport streams the entries of ?after=&through= (the whole
+// ledger by default), unfiltered, as JSON Lines: what `ctigate audit
+// verify` reads.
+func (s *Server) getLedgerExport(c echo.Context) error {
+	if err := s.auditor(c); err != nil {
+		return err
+	}
+	q, err := ledgerQuery(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	page := store.LedgerQuery{After: q.After, Through: q.Through, Limit: store.MaxLedgerLimit}
+	es, err := s.ledger.LedgerEntries(ctx, page)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, "application/jsonl")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set(echo.HeaderContentDisposition, `attachment; filename="ledger.jsonl"`)
+	c.Response().WriteHeader(http.StatusOK)
+	w := bufio.NewWriterSize(c.Response(), 64<<10)
+	for len(es) > 0 {
+		if err := custody.WriteJSONL(w, es); err != nil {
+			return nil // the client went away; the status is sent
+		}
+		if len(es) < page.Limit {
+			break
+		}
+		page.After = es[len(es)-1].Seq
+		if es, err = s.ledger.LedgerEntries(ctx, page); err != nil {
+			s.log.Error("ledger export failed part way", "after", page.After, "err", err)
+			return nil
+		}
+	}
+	_ = w.Flush()
+	return nil
+}
+
+// getEvidence serves the evidence package of one object, without its
+// content: auditors see hashes and metadata. The package with the
+// original bytes is made offline by `ctigate audit evidence`, by whoever
+// holds the data file.
+func (s *Server) getEvidence(c echo.Context) error {
+	if err := s.auditor(c); err != nil {
+		return err
+	}
+	ev, err := BuildEvidence(c.Request().Context(), EvidenceSource{
+		Store: s.store, Ledger: s.ledger, Config: s.cfg, Checkpoints: s.checkpoints, Now: s.now,
+	}, c.Param("object"), false)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="evidence.json"`)
+	return writePlainJSON(c, ev)
+}
+
+// EvidenceSource is where BuildEvidence reads from.
+type EvidenceSource struct {
+	Store interface {
+		Objects(ctx context.Context, collection string, q store.Query) (store.Page, error)
+	}
+	Ledger Ledger
+	Config *config.Config
+	// Checkpoints, when set, signs the head first, so that the package's
+	// entries are covered by a checkpoint.
+	Checkpoints interface {
+		Sign(ctx context.Context) (custody.Head, error)
+	}
+	Now func() time.Time
+}
+
+// BuildEvidence assembles the evidence package of object id: its versions
+// in every configured collection (with their original bytes when
+// withContent), the ledger segment from its first entry to the first
+// checkpoint after its last, and the routes that decided about it.
+func BuildEvidence(ctx context.Context, src EvidenceSource, id string, withContent bool) (*custody.Evidence, error) {
+	const op = "server.BuildEvidence"
+	if id == "" || len(id) > 1024 {
+		return nil, ctigate.E(op, ctigate.Invalid, "bad object id")
+	}
+	if src.Checkpoints != nil {
+		if _, err := src.Checkpoints.Sign(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// The entries touching id.
+	var relevant []custody.Entry
+	q := store.LedgerQuery{ObjectID: id, Limit: store.MaxLedgerLimit}
+	for {
+		es, err := src.Ledger.LedgerEntries(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		relevant = append(relevant, es...)
+		if len(es) < q.Limit {
+			break
+		}
+		q.After = es[len(es)-1].Seq
+	}
+	if len(relevant) == 0 {
+		return nil, ctigate.E(op, ctigate.NotFound, "the custody ledger has no entry about this object")
+	}
+	// The segment: from the first relevant entry to the first checkpoint
+	// signing the last one.
+	last := relevant[len(relevant)-1].Seq
+	var segment []custody.Entry
+	q = store.LedgerQuery{After: relevant[0].Seq - 1, Limit: store.MaxLedgerLimit}
+	for done := false; !done; {
+		es, err := src.Ledger.LedgerEntries(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			segment = append(segment, e)
+			if e.Action == custody.Checkpoint && e.SignedSeq >= last {
+				done = true
+				break
+			}
+		}
+		if len(es) < q.Limit {
+			break
+		}
+		q.After = es[len(es)-1].Seq
+	}
+	var versions []custody.Version
+	routes := map[string]bool{}
+	var policies []custody.Policy
+	for _, e := range relevant {
+		if e.Route != "" && !routes[e.Route+"\x00"+e.PolicyVersion] {
+			routes[e.Route+"\x00"+e.PolicyVersion] = true
+			policies = append(policies, custody.Policy{Route: e.Route, PolicyVersion: e.PolicyVersion})
+		}
+	}
+	if src.Config != nil {
+		// The configuration of a route is attached when the gateway still
+		// runs the version that decided.
+		current, _ := policy.CompileRoutes(src.Config.Routes)
+		for i := range policies {
+			for _, r := range current {
+				if r.Name() != policies[i].Route || r.Version() != policies[i].PolicyVersion {
+					continue
+				}
+				if b, err := json.Marshal(r.Config()); err == nil {
+					policies[i].Config = jsontext.Value(b)
+				}
+			}
+		}
+		for _, r := range src.Config.APIRoots {
+			for _, col := range r.Collections {
+				oq := store.Query{IDs: []string{id}, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 1000}
+				for {
+					page, err := src.Store.Objects(ctx, col.ID, oq)
+					if err != nil {
+						return nil, err
+					}
+					for _, o := range page.Objects {
+						v := custody.Version{
+							Collection: col.ID, Version: custody.FormatVersion(o.Version), DateAdded: custody.FormatTime(o.DateAdded),
+							SHA256: custody.HexHash(o.Hash), Producer: o.Producer,
+						}
+						if withContent {
+							v.Raw = o.Raw
+						}
+						versions = append(versions, v)
+					}
+					if !page.More {
+						break
+					}
+					oq.Next = page.Next
+				}
+			}
+		}
+	}
+	now := time.Now
+	if src.Now != nil {
+		now = src.Now
+	}
+	return custody.BuildEvidence(id, custody.FormatTime(now()), segment, versions, policies)
+}
+
+// recordDelivery appends the delivered entry of a page read from col,
+// before the page is sent: no delivery without its record.
+func (s *Server) recordDelivery(c echo.Context, col *collection, page *store.Page) error {
+	if s.ledger == nil || len(page.Objects) == 0 {
+		return nil
+	}
+	u := userOf(c)
+	e := custody.Entry{Action: custody.Delivered, Collection: col.cfg.ID, Detail: c.Request().Method + " " + c.Request().URL.Path,
+		Items: make([]custody.Item, len(page.Objects))}
+	if u != nil {
+		e.User, e.Org = u.Name, u.Organisation
+	}
+	for i := range page.Objects {
+		o := &page.Objects[i]
+		// (collection, id, version) names one stored copy (the first copy
+		// wins), whose hash its received or published entry holds; the
+		// hashes are not repeated here, to keep a page's record small.
+		e.Items[i] = custody.Item{ID: o.ID, Version: custody.FormatVersion(o.Version)}
+	}
+	_, err := s.ledger.AppendEntries(c.Request().Context(), []custody.Entry{e})
+	return err
+}
