@@ -70,6 +70,10 @@ type Options struct {
 	// BatchSize is the number of source versions read and written at a
 	// time. Default: DefaultBatchSize.
 	BatchSize int
+	// OnPublish, when set, is called with a route's collection id after a
+	// write that published object versions into it (e.g. to wake the
+	// search indexer). It must not block.
+	OnPublish func(collection string)
 }
 
 // Worker publishes inbound versions into routes. It is safe for
@@ -83,6 +87,7 @@ type Worker struct {
 	interval time.Duration
 	batch    int
 	wake     chan struct{}
+	publish  func(collection string)
 
 	mu     sync.Mutex      // held by a pass
 	warned map[string]bool // checkpoints whose re-evaluation was announced
@@ -92,7 +97,7 @@ type Worker struct {
 func New(opts Options) *Worker {
 	w := &Worker{
 		st: opts.Store, routes: opts.Routes, markings: opts.Markings, log: opts.Logger,
-		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize,
+		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize, publish: opts.OnPublish,
 		wake: make(chan struct{}, 1), warned: map[string]bool{},
 	}
 	if w.markings == nil {
@@ -319,6 +324,9 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 	res, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, b.ds, name, objs[len(objs)-1].DateAdded)
 	if err != nil {
 		return err
+	}
+	if len(b.out) > 0 && w.publish != nil {
+		w.publish(r.ID())
 	}
 	for i, a := range res {
 		if a.Existed && a.Hash != b.out[i].Hash && a.Hash != ([32]byte{}) {

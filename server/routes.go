@@ -40,6 +40,10 @@ func (s *Server) routeTable() *echo.Echo {
 
 	// Decision record (policy admins and auditors; plain JSON).
 	e.GET("/api/v1/decisions", s.getDecisions, s.authenticate)
+	// Analyst API: observable search across the collections the caller
+	// may read (plain JSON), and its OpenAPI 3 description.
+	e.GET("/api/v1/search", s.getSearch, s.authenticate)
+	e.GET("/api/v1/openapi.json", s.getOpenAPI)
 	return e
 }
 

@@ -51,6 +51,8 @@ type Options struct {
 	// OnIngest, when set, is called with the collection's id after a POST
 	// stored new object versions (e.g. to wake fan-out). It must not block.
 	OnIngest func(collection string)
+	// Search answers GET /api/v1/search; nil makes it unavailable.
+	Search Searcher
 }
 
 // Server serves the TAXII 2.1 API.
@@ -60,6 +62,7 @@ type Server struct {
 	auth      Authenticator
 	markings  *stix.Markings
 	onIngest  func(collection string)
+	search    Searcher
 	log       *slog.Logger
 	now       func() time.Time
 	discovery config.Discovery
@@ -87,6 +90,7 @@ func New(opts Options) *Server {
 		auth:      opts.Auth,
 		markings:  opts.Markings,
 		onIngest:  opts.OnIngest,
+		search:    opts.Search,
 		log:       opts.Logger,
 		now:       opts.Clock,
 		discovery: opts.Config.Discovery,

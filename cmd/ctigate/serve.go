@@ -21,6 +21,7 @@ import (
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/fanout"
 	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/search"
 	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/store/bolt"
 )
@@ -108,7 +109,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// Fan-out publishes what producers post into the routes' collections;
 	// it stops (below) before the store closes.
-	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log})
+	// The search indexer keeps the observable index of every collection;
+	// ingest and fan-out wake it.
+	var colls []string
+	for _, r := range cfg.APIRoots {
+		for _, c := range r.Collections {
+			colls = append(colls, c.ID)
+		}
+	}
+	idx := search.NewIndexer(search.IndexerOptions{Store: st, Collections: colls, Markings: markings, Logger: log})
+	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log,
+		OnPublish: func(string) { idx.Notify() }})
 	fctx, stopFanout := context.WithCancel(context.Background())
 	fanDone := make(chan struct{})
 	go func() {
@@ -124,8 +135,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	defer stopFan() // runs before the deferred st.Close
+	ictx, stopIndexer := context.WithCancel(context.Background())
+	idxDone := make(chan struct{})
+	go func() {
+		defer close(idxDone)
+		_ = idx.Run(ictx)
+	}()
+	var idxStopped bool
+	stopIdx := func() {
+		if !idxStopped {
+			idxStopped = true
+			stopIndexer()
+			<-idxDone
+		}
+	}
+	defer stopIdx() // runs before the deferred st.Close
 	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Markings: markings, Logger: log,
-		OnIngest: func(string) { fan.Notify() }})
+		OnIngest: func(string) { fan.Notify(); idx.Notify() }, Search: search.NewSearcher(st)})
 	hs := &http.Server{
 		Handler:           srv,
 		TLSConfig:         tlsCfg,
@@ -165,8 +191,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	log.Info("shutting down: stopping fan-out")
+	log.Info("shutting down: stopping fan-out and the search indexer")
 	stopFan()
+	stopIdx()
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("closing store: %w", err)
 	}
