@@ -76,7 +76,8 @@ func hitKeys(r searchResponse) []string {
 // may read, at the TLP each was published under; never the inbound
 // originals, never what the routes withheld.
 func TestSearchDemoTopology(t *testing.T) {
-	gw := startServe(t, nil, "--config", demoConfig, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+	data := t.TempDir()
+	gw := startServe(t, nil, "--config", demoConfig, "--data", data, "--listen", "127.0.0.1:0")
 	client := &http.Client{Timeout: 10 * time.Second}
 	body := `{"objects":[` + strings.Join([]string{
 		patternIndicator(1, "[ipv4-addr:value = '198.51.100.0/24']", tlpGreenID),
@@ -162,5 +163,56 @@ func TestSearchDemoTopology(t *testing.T) {
 		if code, _, b := searchHTTP(t, client, gw.base, "analyst", q); code != http.StatusBadRequest || !strings.Contains(b, `"http_status":"400"`) {
 			t.Errorf("?%s: %d %s, want 400 with a TAXII error", q, code, b)
 		}
+	}
+
+	// The same from the command line.
+	env := func(k string) string {
+		if k == "CTIGATE_PASSWORD" {
+			return "analyst-demo"
+		}
+		return ""
+	}
+	var out, errOut strings.Builder
+	if err := run(t.Context(), []string{"search", "--server", gw.base, "--user", "analyst", "198.51.100.9", "--tlp", "green"}, env, nil, &out, &errOut); err != nil {
+		t.Fatalf("ctigate search: %v\n%s", err, errOut.String())
+	}
+	if o := out.String(); strings.Count(o, "indicator--5e4c0000-0000-4000-8000-000000000001") != 2 || !strings.Contains(o, "Judiciary") ||
+		!strings.Contains(o, "Law enforcement") || !strings.Contains(o, "198.51.100.0/24") || strings.Contains(o, "analyst-demo") {
+		t.Errorf("ctigate search output:\n%s", o)
+	}
+	if e := errOut.String(); !strings.Contains(e, "ipv4 198.51.100.9: 2 hit(s)") {
+		t.Errorf("ctigate search stderr: %s", e)
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"search", "--server", gw.base, "--user", "analyst", "--json", "--max", "1", "aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f"}, env, nil, &out, &errOut); err != nil {
+		t.Fatalf("ctigate search --json: %v", err)
+	}
+	var hits []searchHit
+	if err := json.Unmarshal([]byte(out.String()), &hits); err != nil || len(hits) != 1 || hits[0].TLP != "TLP:GREEN" {
+		t.Errorf("ctigate search --json --max 1: %v %s", err, out.String())
+	}
+	err = run(t.Context(), []string{"search", "--server", gw.base, "--user", "police", "1.2.3.4"}, func(k string) string {
+		if k == "CTIGATE_PASSWORD" {
+			return "police-demo"
+		}
+		return ""
+	}, nil, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "analyst role") || strings.Contains(err.Error(), "police-demo") {
+		t.Errorf("ctigate search as police: %v", err)
+	}
+
+	// Rebuilding the index, gateway stopped, gives the same answers.
+	gw.stop(t)
+	out.Reset()
+	if err := run(t.Context(), []string{"index", "rebuild", "--config", demoConfig, "--data", data}, func(string) string { return "" }, nil, &out, &errOut); err != nil {
+		t.Fatalf("ctigate index rebuild: %v", err)
+	}
+	if !strings.Contains(out.String(), "index rebuilt:") || !strings.Contains(out.String(), "entries/s") {
+		t.Errorf("index rebuild output: %s", out.String())
+	}
+	t.Log(strings.TrimSpace(out.String()))
+	gw = startServe(t, nil, "--config", demoConfig, "--data", data, "--listen", "127.0.0.1:0")
+	if _, r, _ := searchHTTP(t, client, gw.base, "analyst", "value=phish.example"); len(r.Hits) != 1 {
+		t.Errorf("after rebuild: %+v", r)
 	}
 }
