@@ -67,10 +67,10 @@ const benchColl = "bench"
 // os.TempDir() between runs (building 1,000,000 takes a while).
 func benchStore(b *testing.B, n int) *bolt.Store {
 	b.Helper()
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("ctigate-search-bench-%d-v1.db", n))
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("ctigate-search-bench-%d-v2.db", n))
 	ctx := context.Background()
 	if st, err := bolt.Open(path, bolt.Options{}); err == nil {
-		if cp, err := st.IndexCheckpoint(ctx, "bench/complete"); err == nil && !cp.IsZero() {
+		if cp, err := st.IndexCheckpoint(ctx, benchColl, "bench/complete"); err == nil && !cp.IsZero() {
 			return st
 		}
 		st.Close()
@@ -105,13 +105,13 @@ func benchStore(b *testing.B, n int) *bolt.Store {
 			}
 		}
 		start := time.Now()
-		if err := st.AddIndexEntries(ctx, es, search.CheckpointName(benchColl), res[len(res)-1].DateAdded); err != nil {
+		if err := st.AddIndexEntries(ctx, benchColl, es, search.CheckpointName(benchColl), res[len(res)-1].DateAdded); err != nil {
 			b.Fatal(err)
 		}
 		indexTime += time.Since(start)
 		entries += len(es)
 	}
-	if err := st.AddIndexEntries(ctx, nil, "bench/complete", v); err != nil {
+	if err := st.AddIndexEntries(ctx, benchColl, nil, "bench/complete", v); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("built %d indicators, %d index entries; index writes %.0f entries/s", n, entries, float64(entries)/indexTime.Seconds())

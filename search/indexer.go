@@ -136,7 +136,7 @@ func (x *Indexer) drain(ctx context.Context, coll string) (Stats, error) {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		cp, err := x.st.IndexCheckpoint(ctx, name)
+		cp, err := x.st.IndexCheckpoint(ctx, coll, name)
 		if err != nil {
 			return total, err
 		}
@@ -153,7 +153,7 @@ func (x *Indexer) drain(ctx context.Context, coll string) (Stats, error) {
 		if err != nil {
 			return total, err
 		}
-		if err := x.st.AddIndexEntries(ctx, entries, name, page.Objects[len(page.Objects)-1].DateAdded); err != nil {
+		if err := x.st.AddIndexEntries(ctx, coll, entries, name, page.Objects[len(page.Objects)-1].DateAdded); err != nil {
 			return total, err
 		}
 		total.Versions += len(page.Objects)

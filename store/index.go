@@ -35,18 +35,20 @@ const MaxIndexLookup = 100_000
 // does not implement it. Entries are derived data: dropping them (with
 // their checkpoints) and indexing the collections again rebuilds them.
 type Index interface {
-	// AddIndexEntries writes entries and sets the index checkpoint name to
-	// at in one atomic write: either all entries are written and the
-	// checkpoint moved, or nothing changes. entries may be empty, to move
-	// the checkpoint alone. The classes of the entries join the set
-	// IndexClasses returns. An entry without Class, Value, Collection or
-	// ID is Invalid and fails the whole write.
-	AddIndexEntries(ctx context.Context, entries []IndexEntry, name string, at time.Time) error
+	// AddIndexEntries writes entries, all of collection, and sets the
+	// index checkpoint name of collection to at, in one atomic write:
+	// either all entries are written and the checkpoint moved, or nothing
+	// changes. (One collection per write lets a clustered backend keep a
+	// collection's index in one shard.) entries may be empty, to move the
+	// checkpoint alone. The classes of the entries join the set
+	// IndexClasses returns. An entry without Class, Value or ID, or of
+	// another collection, is Invalid and fails the whole write.
+	AddIndexEntries(ctx context.Context, collection string, entries []IndexEntry, name string, at time.Time) error
 
-	// IndexCheckpoint returns the time last set under name by
-	// AddIndexEntries, or the zero time when none was set (or the index
+	// IndexCheckpoint returns the time last set under (collection, name)
+	// by AddIndexEntries, or the zero time when none was set (or the index
 	// was dropped since).
-	IndexCheckpoint(ctx context.Context, name string) (time.Time, error)
+	IndexCheckpoint(ctx context.Context, collection, name string) (time.Time, error)
 
 	// IndexClasses returns every class written since the index was last
 	// dropped, in ascending order. The set stays small (a few dozen), so

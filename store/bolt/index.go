@@ -157,10 +157,13 @@ func validIndexEntry(e *store.IndexEntry) error {
 
 // AddIndexEntries writes entries and moves the index checkpoint name to
 // at, atomically.
-func (s *Store) AddIndexEntries(ctx context.Context, entries []store.IndexEntry, name string, at time.Time) error {
+func (s *Store) AddIndexEntries(ctx context.Context, collection string, entries []store.IndexEntry, name string, at time.Time) error {
 	const op = "bolt.AddIndexEntries"
 	if err := validCheckpoint(name); err != nil {
 		return ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if collection == "" || len(collection) > maxIDLen {
+		return ctigate.E(op, ctigate.Invalid, fmt.Sprintf("collection must be 1 to %d bytes", maxIDLen))
 	}
 	type kv struct{ k, v []byte }
 	kvs := make([]kv, len(entries))
@@ -170,6 +173,9 @@ func (s *Store) AddIndexEntries(ctx context.Context, entries []store.IndexEntry,
 		e := &entries[i]
 		if err := validIndexEntry(e); err != nil {
 			return ctigate.E(op, ctigate.Invalid, fmt.Sprintf("entries[%d]: %v", i, err))
+		}
+		if e.Collection != collection {
+			return ctigate.E(op, ctigate.Invalid, fmt.Sprintf("entries[%d]: collection %q in a write to %q", i, e.Collection, collection))
 		}
 		kvs[i] = kv{encodeIndexKey(e), encodeIndexValue(e)}
 		size += int64(len(kvs[i].k) + len(kvs[i].v))
@@ -217,7 +223,7 @@ func (s *Store) AddIndexEntries(ctx context.Context, entries []store.IndexEntry,
 				return err
 			}
 		}
-		return pb.Put([]byte(name), cp)
+		return pb.Put(cpKey(collection, name), cp)
 	})
 	if err != nil {
 		return ctigate.E(op, err)
@@ -226,15 +232,20 @@ func (s *Store) AddIndexEntries(ctx context.Context, entries []store.IndexEntry,
 	return nil
 }
 
+// cpKey is the key of an index checkpoint.
+func cpKey(collection, name string) []byte {
+	return appendField(appendField(nil, collection), name)
+}
+
 // IndexCheckpoint returns the index checkpoint name, zero when none.
-func (s *Store) IndexCheckpoint(ctx context.Context, name string) (time.Time, error) {
+func (s *Store) IndexCheckpoint(ctx context.Context, collection, name string) (time.Time, error) {
 	const op = "bolt.IndexCheckpoint"
 	if err := validCheckpoint(name); err != nil {
 		return time.Time{}, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	var at time.Time
 	err := s.viewIndex(ctx, op, func(root *bbolt.Bucket) error {
-		v := root.Bucket(bucketSearchCPs).Get([]byte(name))
+		v := root.Bucket(bucketSearchCPs).Get(cpKey(collection, name))
 		if v == nil {
 			return nil
 		}

@@ -82,7 +82,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DecisionsPaging", testDecisionsPaging},
 		{"Model", testModel},
 	}
-	tests = append(tests, indexTests...)
+	tests = append(tests, storeIndexTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newEnv(t, newStore))
