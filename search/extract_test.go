@@ -83,7 +83,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %q, %q, %q; want %q, %q, %q", tt.in, kind, norm, got, tt.kind, tt.norm, tt.keys)
 		}
 	}
-	for _, bad := range []string{"", "a b", "x/y"} {
+	for _, bad := range []string{"", "a b", "x/y", "\xf2", "a.example\xff"} {
 		if _, _, _, err := Parse(bad, classes); err == nil {
 			t.Errorf("Parse(%q): no error", bad)
 		}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/store"
@@ -100,6 +101,9 @@ func Parse(value string, classes []string) (kind, normalised string, keys []stor
 	}
 	if len(v) > maxValue {
 		return "", "", nil, ctigate.E(op, ctigate.Invalid, "value is too long")
+	}
+	if !utf8.ValidString(v) {
+		return "", "", nil, ctigate.E(op, ctigate.Invalid, "value is not valid UTF-8")
 	}
 	if ob, ok := IP(v); ok {
 		p, _ := netip.ParsePrefix(ob.Value + "/" + ob.Class[5:])

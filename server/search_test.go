@@ -59,7 +59,8 @@ func searchGateway(t testing.TB, withSearch bool) http.Handler {
 }
 
 func searchAs(h http.Handler, token, rawQuery string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodGet, "/api/v1/search?"+rawQuery, nil)
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/search", nil)
+	req.URL.RawQuery = rawQuery
 	req.Header.Set("Authorization", "Bearer "+token)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
