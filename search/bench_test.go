@@ -155,6 +155,7 @@ func BenchmarkLookup1M(b *testing.B) {
 	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(0.999), "p99.9-ms")
 	b.ReportMetric(q(1), "max-ms")
 }
 

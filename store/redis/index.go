@@ -4,17 +4,18 @@ package redis
 // index generation G (P:ix:gen, 0 when unset; DropIndex moves to a new
 // generation, so a drop is one atomic INCR, then deletes the old keys):
 //
-//	P:ix:G:classes          set of the classes written
-//	P:ix:G:colls            set of the collections written
+//	P:ix:classes            set of the classes written
+//	P:ix:colls              set of the collections written
 //	P:{ix:G:C}:e:<key>      hash: id NUL version -> entry (JSON), for the
 //	                        key (class NUL value) in collection C
 //	P:{ix:G:C}:cp           hash: checkpoint name -> time (RFC 3339)
 //
 // The keys of one collection's index share a hash tag, so each write of
 // entries and checkpoint is one MULTI/EXEC on one shard, also in a
-// Cluster. The class and collection sets are written first, outside it: a
-// failed write leaves them supersets, which costs a lookup a probe at
-// most.
+// Cluster. The class and collection sets are written first, outside it,
+// and are not per generation (a lookup reads them with the generation in
+// one round trip): a failed write, or one racing a drop, leaves them
+// supersets, which costs a lookup a probe at most.
 
 import (
 	"cmp"
@@ -74,8 +75,8 @@ func (x *Index) gen(ctx context.Context) (string, error) {
 	return g, err
 }
 
-func (x *Index) classesKey(g string) string { return x.prefix + ":ix:" + g + ":classes" }
-func (x *Index) collsKey(g string) string   { return x.prefix + ":ix:" + g + ":colls" }
+func (x *Index) classesKey() string { return x.prefix + ":ix:classes" }
+func (x *Index) collsKey() string   { return x.prefix + ":ix:colls" }
 func (x *Index) collTag(g, coll string) string {
 	return x.prefix + ":{ix:" + g + ":" + coll + "}"
 }
@@ -149,11 +150,11 @@ func (x *Index) AddIndexEntries(ctx context.Context, collection string, entries 
 		for c := range classes {
 			members = append(members, c)
 		}
-		if err := x.c.SAdd(ctx, x.classesKey(g), members...).Err(); err != nil {
+		if err := x.c.SAdd(ctx, x.classesKey(), members...).Err(); err != nil {
 			return ixRedisErr(op, ctx, err)
 		}
 	}
-	if err := x.c.SAdd(ctx, x.collsKey(g), collection).Err(); err != nil {
+	if err := x.c.SAdd(ctx, x.collsKey(), collection).Err(); err != nil {
 		return ixRedisErr(op, ctx, err)
 	}
 	tag := x.collTag(g, collection)
@@ -197,11 +198,7 @@ func (x *Index) IndexCheckpoint(ctx context.Context, collection, name string) (t
 // IndexClasses returns the classes written since the last drop.
 func (x *Index) IndexClasses(ctx context.Context) ([]string, error) {
 	const op = "redis.IndexClasses"
-	g, err := x.gen(ctx)
-	if err != nil {
-		return nil, ixRedisErr(op, ctx, err)
-	}
-	cs, err := x.c.SMembers(ctx, x.classesKey(g)).Result()
+	cs, err := x.c.SMembers(ctx, x.classesKey()).Result()
 	if err != nil {
 		return nil, ixRedisErr(op, ctx, err)
 	}
@@ -213,14 +210,21 @@ func (x *Index) IndexClasses(ctx context.Context) ([]string, error) {
 // (collection, key).
 func (x *Index) IndexLookup(ctx context.Context, keys []store.IndexKey) ([]store.IndexEntry, error) {
 	const op = "redis.IndexLookup"
-	g, err := x.gen(ctx)
-	if err != nil {
+	var genCmd *goredis.StringCmd
+	var collsCmd *goredis.StringSliceCmd
+	_, err := x.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		genCmd = p.Get(ctx, x.genKey())
+		collsCmd = p.SMembers(ctx, x.collsKey())
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, ixRedisErr(op, ctx, err)
 	}
-	colls, err := x.c.SMembers(ctx, x.collsKey(g)).Result()
-	if err != nil {
-		return nil, ixRedisErr(op, ctx, err)
+	g := genCmd.Val()
+	if g == "" {
+		g = "0"
 	}
+	colls := collsCmd.Val()
 	if len(colls) == 0 || len(keys) == 0 {
 		return nil, nil
 	}
@@ -278,8 +282,13 @@ func (x *Index) DropIndex(ctx context.Context) error {
 	if err != nil {
 		return ixRedisErr(op, ctx, err)
 	}
+	for _, k := range []string{x.classesKey(), x.collsKey()} { // apart: they may lie in different slots
+		if err := x.c.Del(ctx, k).Err(); err != nil {
+			return ixRedisErr(op, ctx, err)
+		}
+	}
 	old := strconv.FormatInt(n-1, 10)
-	patterns := []string{x.prefix + ":ix:" + old + ":*", x.prefix + ":{ix:" + old + ":*"}
+	patterns := []string{x.prefix + ":{ix:" + old + ":*"}
 	del := func(ctx context.Context, c *goredis.Client) error {
 		for _, pat := range patterns {
 			// Escape the glob's special characters in the prefix.
