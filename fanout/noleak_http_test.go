@@ -366,8 +366,14 @@ func TestNoLeakHTTP(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer st.Close()
+		six, err := bolt.OpenIndex(filepath.Join(dir, fmt.Sprintf("nl-%d.search.db", iter.Load())), bolt.IndexOptions{NoSync: true})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer six.Close()
+		sst := search.Join(st, six)
 		markings := stix.NewMarkings()
-		srv := server.New(server.Options{Config: &cfg, Store: st, Auth: authn, Markings: markings, Search: search.NewSearcher(st)})
+		srv := server.New(server.Options{Config: &cfg, Store: st, Auth: authn, Markings: markings, Search: search.NewSearcher(sst)})
 		do := func(method, path, user string, body []byte) (int, []byte) {
 			req := httptest.NewRequest(method, path, bytes.NewReader(body))
 			req.Header.Set("Accept", "application/taxii+json;version=2.1")
@@ -402,7 +408,7 @@ func TestNoLeakHTTP(t *testing.T) {
 		for _, c := range colls {
 			indexed = append(indexed, c.ID)
 		}
-		ix := search.NewIndexer(search.IndexerOptions{Store: st, Collections: indexed, Markings: markings})
+		ix := search.NewIndexer(search.IndexerOptions{Store: sst, Collections: indexed, Markings: markings})
 		if _, err := ix.RunOnce(context.Background()); err != nil {
 			rt.Fatalf("indexing: %v", err)
 		}

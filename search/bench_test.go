@@ -63,20 +63,30 @@ func benchID(i int) string { return fmt.Sprintf("indicator--00000000-0000-4000-8
 
 const benchColl = "bench"
 
-// benchStore returns a store of n indicators, indexed, cached under
+// benchStore returns a store of n indicators and its index, cached under
 // os.TempDir() between runs (building 1,000,000 takes a while).
-func benchStore(b *testing.B, n int) *bolt.Store {
+func benchStore(b *testing.B, n int) (*bolt.Store, *bolt.Index) {
 	b.Helper()
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("ctigate-search-bench-%d-v2.db", n))
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("ctigate-search-bench-%d-v3.db", n))
+	ixPath := path + ".search"
 	ctx := context.Background()
 	if st, err := bolt.Open(path, bolt.Options{}); err == nil {
-		if cp, err := st.IndexCheckpoint(ctx, benchColl, "bench/complete"); err == nil && !cp.IsZero() {
-			return st
+		ix, err := bolt.OpenIndex(ixPath, bolt.IndexOptions{})
+		if err == nil {
+			if cp, err := ix.IndexCheckpoint(ctx, benchColl, "bench/complete"); err == nil && !cp.IsZero() {
+				return st, ix
+			}
+			ix.Close()
 		}
 		st.Close()
-		os.Remove(path)
 	}
+	os.Remove(path)
+	os.Remove(ixPath)
 	st, err := bolt.Open(path, bolt.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ix, err := bolt.OpenIndex(ixPath, bolt.IndexOptions{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,22 +115,25 @@ func benchStore(b *testing.B, n int) *bolt.Store {
 			}
 		}
 		start := time.Now()
-		if err := st.AddIndexEntries(ctx, benchColl, es, search.CheckpointName(benchColl), res[len(res)-1].DateAdded); err != nil {
+		if err := ix.AddIndexEntries(ctx, benchColl, es, search.CheckpointName(benchColl), res[len(res)-1].DateAdded); err != nil {
 			b.Fatal(err)
 		}
 		indexTime += time.Since(start)
 		entries += len(es)
 	}
-	if err := st.AddIndexEntries(ctx, benchColl, nil, "bench/complete", v); err != nil {
+	if err := ix.AddIndexEntries(ctx, benchColl, nil, "bench/complete", v); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("built %d indicators, %d index entries; index writes %.0f entries/s", n, entries, float64(entries)/indexTime.Seconds())
 	st.Close()
-	st, err = bolt.Open(path, bolt.Options{})
-	if err != nil {
+	ix.Close()
+	if st, err = bolt.Open(path, bolt.Options{}); err != nil {
 		b.Fatal(err)
 	}
-	return st
+	if ix, err = bolt.OpenIndex(ixPath, bolt.IndexOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	return st, ix
 }
 
 // BenchmarkLookup1M: observable lookups (an address inside a /24 pattern,
@@ -131,9 +144,10 @@ func benchStore(b *testing.B, n int) *bolt.Store {
 //	go test ./search -run '^$' -bench Lookup1M -benchtime 20000x
 func BenchmarkLookup1M(b *testing.B) {
 	const n = 1_000_000
-	st := benchStore(b, n)
+	st, ix := benchStore(b, n)
 	defer st.Close()
-	s := search.NewSearcher(st)
+	defer ix.Close()
+	s := search.NewSearcher(search.Join(st, ix))
 	ctx := context.Background()
 	rnd := rand.New(rand.NewPCG(1, 2))
 	lat := make([]time.Duration, 0, b.N)
@@ -172,6 +186,11 @@ func BenchmarkIndexBuild(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
+	ix, err := bolt.OpenIndex(filepath.Join(b.TempDir(), "search.db"), bolt.IndexOptions{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
 	v := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for lo := 0; lo < n; lo += 10000 {
 		var objs []store.Object
@@ -184,11 +203,11 @@ func BenchmarkIndexBuild(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	x := search.NewIndexer(search.IndexerOptions{Store: st, Collections: []string{benchColl}, BatchSize: 5000})
+	x := search.NewIndexer(search.IndexerOptions{Store: search.Join(st, ix), Collections: []string{benchColl}, BatchSize: 5000})
 	var total search.Stats
 	var elapsed time.Duration
 	for b.Loop() {
-		if err := st.DropIndex(ctx); err != nil {
+		if err := ix.DropIndex(ctx); err != nil {
 			b.Fatal(err)
 		}
 		start := time.Now()

@@ -24,7 +24,8 @@ import (
 // Defaults for IndexerOptions.
 const (
 	DefaultInterval  = time.Second
-	DefaultBatchSize = 1000
+	DefaultMinGap    = time.Second
+	DefaultBatchSize = 5000
 )
 
 // IndexerOptions configure an Indexer.
@@ -39,6 +40,11 @@ type IndexerOptions struct {
 	// Interval is how often Run polls the collections. Default:
 	// DefaultInterval.
 	Interval time.Duration
+	// MinGap is the least time between the starts of two passes, however
+	// often Notify is called: under a stream of ingests, passes then
+	// index large batches instead of competing with every write for the
+	// store. Default: DefaultMinGap; negative: no gap.
+	MinGap time.Duration
 	// BatchSize is the number of versions read and indexed at a time.
 	// Default: DefaultBatchSize.
 	BatchSize int
@@ -51,6 +57,7 @@ type Indexer struct {
 	markings *stix.Markings
 	log      *slog.Logger
 	interval time.Duration
+	minGap   time.Duration
 	batch    int
 	wake     chan struct{}
 	mu       sync.Mutex // held by a pass
@@ -60,7 +67,10 @@ type Indexer struct {
 func NewIndexer(opts IndexerOptions) *Indexer {
 	x := &Indexer{
 		st: opts.Store, colls: opts.Collections, markings: opts.Markings, log: opts.Logger,
-		interval: opts.Interval, batch: opts.BatchSize, wake: make(chan struct{}, 1),
+		interval: opts.Interval, minGap: opts.MinGap, batch: opts.BatchSize, wake: make(chan struct{}, 1),
+	}
+	if x.minGap == 0 {
+		x.minGap = DefaultMinGap
 	}
 	if x.markings == nil {
 		x.markings = stix.NewMarkings()
@@ -94,8 +104,16 @@ func (x *Indexer) Run(ctx context.Context) error {
 	t := time.NewTicker(x.interval)
 	defer t.Stop()
 	for {
+		start := time.Now()
 		if _, err := x.RunOnce(ctx); err != nil && ctx.Err() == nil {
 			x.log.Error("search: indexing pass failed; retrying", "err", err)
+		}
+		if gap := x.minGap - time.Since(start); gap > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(gap):
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -319,3 +319,23 @@ func (s *Searcher) hit(ctx context.Context, g *group) (Hit, bool, error) {
 	h.TLP, h.Producer, h.Labels = newest.TLP, newest.Producer, newest.Labels
 	return h, true, nil
 }
+
+// Objects reads a collection's object versions (store.Store.Objects).
+type Objects interface {
+	Objects(ctx context.Context, collection string, q store.Query) (store.Page, error)
+}
+
+// Join makes a Store of a store's collections and a search index kept
+// apart from it (bolt.Index, redis.Index).
+func Join(objects Objects, index store.Index) Store {
+	return joined{index, objects}
+}
+
+type joined struct {
+	store.Index
+	o Objects
+}
+
+func (j joined) Objects(ctx context.Context, collection string, q store.Query) (store.Page, error) {
+	return j.o.Objects(ctx, collection, q)
+}

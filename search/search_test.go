@@ -17,14 +17,20 @@ const (
 	tlpAmber = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
 )
 
-func openStore(t *testing.T) *bolt.Store {
+func openStore(t *testing.T) (*bolt.Store, *bolt.Index) {
 	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "ctigate.db"), bolt.Options{NoSync: true})
+	dir := t.TempDir()
+	st, err := bolt.Open(filepath.Join(dir, "ctigate.db"), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return st
+	ix, err := bolt.OpenIndex(filepath.Join(dir, "search.db"), bolt.IndexOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close() })
+	return st, ix
 }
 
 func indicator(n int, pattern, marking string, modified time.Time) store.Object {
@@ -52,7 +58,7 @@ func ids(r search.Result) []string {
 
 func TestIndexAndSearch(t *testing.T) {
 	ctx := t.Context()
-	st := openStore(t)
+	st, ix := openStore(t)
 	t1 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	add(t, st, "pub",
 		indicator(1, "[ipv4-addr:value = '198.51.100.0/24']", tlpGreen, t1),
@@ -67,7 +73,7 @@ func TestIndexAndSearch(t *testing.T) {
 	// The inbound original of indicator 1, which a reader of "pub" only may not see.
 	add(t, st, "inbound", indicator(1, "[ipv4-addr:value = '198.51.100.0/24']", tlpGreen, t1))
 
-	x := search.NewIndexer(search.IndexerOptions{Store: st, Collections: []string{"inbound", "pub"}, BatchSize: 2})
+	x := search.NewIndexer(search.IndexerOptions{Store: search.Join(st, ix), Collections: []string{"inbound", "pub"}, BatchSize: 2})
 	stats, err := x.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +81,7 @@ func TestIndexAndSearch(t *testing.T) {
 	if stats.Versions != 6 {
 		t.Errorf("indexed %d versions, want 6", stats.Versions)
 	}
-	s := search.NewSearcher(st)
+	s := search.NewSearcher(search.Join(st, ix))
 	find := func(q search.Query) search.Result {
 		t.Helper()
 		if q.Collections == nil {
@@ -165,7 +171,7 @@ func TestIndexAndSearch(t *testing.T) {
 	check(search.Query{Value: "evil.example"})
 
 	// Rebuild: drop, index again, same answers.
-	if err := st.DropIndex(ctx); err != nil {
+	if err := ix.DropIndex(ctx); err != nil {
 		t.Fatal(err)
 	}
 	check(search.Query{Value: "198.51.100.0/24"})

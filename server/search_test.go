@@ -33,6 +33,12 @@ func searchGateway(t testing.TB, withSearch bool) http.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	ix, err := bolt.OpenIndex(filepath.Join(t.TempDir(), "search.db"), bolt.IndexOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close() })
+	sst := search.Join(st, ix)
 	raw := `{"type":"indicator","spec_version":"2.1","id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f","created":"2026-01-01T00:00:00.000Z","modified":"2026-01-01T00:00:00.000Z",` +
 		`"pattern":"[ipv4-addr:value = '198.51.100.0/24'] OR [domain-name:value = 'x.example']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"}`
 	for _, c := range []string{inboundID, publishedID, closedID} {
@@ -40,7 +46,7 @@ func searchGateway(t testing.TB, withSearch bool) http.Handler {
 			t.Fatal(err)
 		}
 	}
-	if _, err := search.NewIndexer(search.IndexerOptions{Store: st, Collections: []string{inboundID, publishedID, closedID}}).RunOnce(t.Context()); err != nil {
+	if _, err := search.NewIndexer(search.IndexerOptions{Store: sst, Collections: []string{inboundID, publishedID, closedID}}).RunOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	var users []auth.User
@@ -53,7 +59,7 @@ func searchGateway(t testing.TB, withSearch bool) http.Handler {
 	}
 	opts := server.Options{Config: cfg, Store: st, Auth: a}
 	if withSearch {
-		opts.Search = search.NewSearcher(st)
+		opts.Search = search.NewSearcher(sst)
 	}
 	return server.New(opts)
 }

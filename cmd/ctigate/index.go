@@ -53,6 +53,11 @@ func runIndex(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("index rebuild: %w (stop the gateway first)", err)
 	}
 	defer st.Close()
+	ix, err := bolt.OpenIndex(filepath.Join(cfg.DataDir, "search.db"), bolt.IndexOptions{})
+	if err != nil {
+		return fmt.Errorf("index rebuild: %w (stop the gateway first)", err)
+	}
+	defer ix.Close()
 	markings, err := server.LoadMarkings(ctx, st, cfg)
 	if err != nil {
 		return fmt.Errorf("loading marking definitions: %w", err)
@@ -63,11 +68,11 @@ func runIndex(ctx context.Context, args []string, getenv func(string) string, st
 			colls = append(colls, c.ID)
 		}
 	}
-	if err := st.DropIndex(ctx); err != nil {
+	if err := ix.DropIndex(ctx); err != nil {
 		return fmt.Errorf("index rebuild: dropping the index: %w", err)
 	}
 	start := time.Now()
-	x := search.NewIndexer(search.IndexerOptions{Store: st, Collections: colls, Markings: markings, BatchSize: 5000})
+	x := search.NewIndexer(search.IndexerOptions{Store: search.Join(st, ix), Collections: colls, Markings: markings, BatchSize: 5000})
 	stats, err := x.RunOnce(ctx)
 	d := time.Since(start)
 	if err != nil {
@@ -76,5 +81,8 @@ func runIndex(ctx context.Context, args []string, getenv func(string) string, st
 	secs := max(d.Seconds(), 1e-9)
 	fmt.Fprintf(stdout, "index rebuilt: %d object versions in %d collections, %d entries in %s (%.0f versions/s, %.0f entries/s)\n",
 		stats.Versions, len(colls), stats.Entries, d.Round(time.Millisecond), float64(stats.Versions)/secs, float64(stats.Entries)/secs)
+	if err := ix.Close(); err != nil {
+		return err
+	}
 	return st.Close()
 }

@@ -117,7 +117,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			colls = append(colls, c.ID)
 		}
 	}
-	idx := search.NewIndexer(search.IndexerOptions{Store: st, Collections: colls, Markings: markings, Logger: log})
+	ix, err := bolt.OpenIndex(filepath.Join(cfg.DataDir, "search.db"), bolt.IndexOptions{})
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	sst := search.Join(st, ix)
+	idx := search.NewIndexer(search.IndexerOptions{Store: sst, Collections: colls, Markings: markings, Logger: log})
 	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log,
 		OnPublish: func(string) { idx.Notify() }})
 	fctx, stopFanout := context.WithCancel(context.Background())
@@ -151,7 +157,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer stopIdx() // runs before the deferred st.Close
 	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Markings: markings, Logger: log,
-		OnIngest: func(string) { fan.Notify(); idx.Notify() }, Search: search.NewSearcher(st)})
+		OnIngest: func(string) { fan.Notify(); idx.Notify() }, Search: search.NewSearcher(sst)})
 	hs := &http.Server{
 		Handler:           srv,
 		TLSConfig:         tlsCfg,
@@ -194,6 +200,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	log.Info("shutting down: stopping fan-out and the search indexer")
 	stopFan()
 	stopIdx()
+	if err := ix.Close(); err != nil {
+		return fmt.Errorf("closing search index: %w", err)
+	}
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("closing store: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -16,7 +17,71 @@ import (
 	"github.com/ctigate/ctigate/store"
 )
 
-var _ store.Index = (*Store)(nil)
+var _ store.Index = (*Index)(nil)
+
+// Index is a store.Index in a bbolt file of its own, beside the store's:
+// the index's large, randomly keyed writes then neither wait for nor hold
+// up the store's writes (bbolt has one writer per file), and the index,
+// which is derived data, can be deleted and rebuilt alone. It is safe for
+// concurrent use.
+type Index struct {
+	db     *bbolt.DB
+	mu     sync.RWMutex // held shared by operations, exclusively by Close
+	closed bool
+}
+
+// IndexOptions configure an Index. The zero value is ready for use.
+type IndexOptions struct {
+	// NoSync skips fsync on commit (tests and bulk loads): a power loss
+	// may then damage the file, which `ctigate index rebuild` recreates.
+	NoSync bool
+	// OpenTimeout bounds how long OpenIndex waits for another process to
+	// release the file; zero means DefaultOpenTimeout.
+	OpenTimeout time.Duration
+}
+
+// OpenIndex opens or creates the index file at path.
+func OpenIndex(path string, opts IndexOptions) (*Index, error) {
+	const op = "bolt.OpenIndex"
+	timeout := opts.OpenTimeout
+	if timeout <= 0 {
+		timeout = DefaultOpenTimeout
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: opts.NoSync, FreelistType: bbolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, bberrors.ErrTimeout) {
+			return nil, ctigate.E(op, ctigate.Unavailable, err, "index file is locked by another process")
+		}
+		return nil, ctigate.E(op, err)
+	}
+	return &Index{db: db}, nil
+}
+
+// Close waits for operations under way and closes the file. Closing twice
+// is harmless.
+func (s *Index) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return ctigate.E("bolt.Index.Close", err)
+	}
+	return nil
+}
+
+func (s *Index) enter(op string) error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ctigate.E(op, ctigate.Unavailable, "index is closed")
+	}
+	return nil
+}
+
+func (s *Index) leave() { s.mu.RUnlock() }
 
 // The search index lives in the top-level bucket "search", created by its
 // first write and removed whole by DropIndex:
@@ -157,7 +222,7 @@ func validIndexEntry(e *store.IndexEntry) error {
 
 // AddIndexEntries writes entries and moves the index checkpoint name to
 // at, atomically.
-func (s *Store) AddIndexEntries(ctx context.Context, collection string, entries []store.IndexEntry, name string, at time.Time) error {
+func (s *Index) AddIndexEntries(ctx context.Context, collection string, entries []store.IndexEntry, name string, at time.Time) error {
 	const op = "bolt.AddIndexEntries"
 	if err := validCheckpoint(name); err != nil {
 		return ctigate.E(op, ctigate.Invalid, err.Error())
@@ -167,7 +232,6 @@ func (s *Store) AddIndexEntries(ctx context.Context, collection string, entries 
 	}
 	type kv struct{ k, v []byte }
 	kvs := make([]kv, len(entries))
-	var size int64
 	classes := map[string]bool{}
 	for i := range entries {
 		e := &entries[i]
@@ -178,7 +242,6 @@ func (s *Store) AddIndexEntries(ctx context.Context, collection string, entries 
 			return ctigate.E(op, ctigate.Invalid, fmt.Sprintf("entries[%d]: collection %q in a write to %q", i, e.Collection, collection))
 		}
 		kvs[i] = kv{encodeIndexKey(e), encodeIndexValue(e)}
-		size += int64(len(kvs[i].k) + len(kvs[i].v))
 		classes[e.Class] = true
 	}
 	// Sorted puts touch each page once.
@@ -194,8 +257,8 @@ func (s *Store) AddIndexEntries(ctx context.Context, collection string, entries 
 	if err := ctx.Err(); err != nil {
 		return ctxErr(op, err)
 	}
-	err = s.write(len(entries), size, func(w *writeTx) error {
-		root, err := w.tx.CreateBucketIfNotExists(bucketSearch)
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		root, err := tx.CreateBucketIfNotExists(bucketSearch)
 		if err != nil {
 			return err
 		}
@@ -228,7 +291,6 @@ func (s *Store) AddIndexEntries(ctx context.Context, collection string, entries 
 	if err != nil {
 		return ctigate.E(op, err)
 	}
-	s.noteWrite(size)
 	return nil
 }
 
@@ -238,7 +300,7 @@ func cpKey(collection, name string) []byte {
 }
 
 // IndexCheckpoint returns the index checkpoint name, zero when none.
-func (s *Store) IndexCheckpoint(ctx context.Context, collection, name string) (time.Time, error) {
+func (s *Index) IndexCheckpoint(ctx context.Context, collection, name string) (time.Time, error) {
 	const op = "bolt.IndexCheckpoint"
 	if err := validCheckpoint(name); err != nil {
 		return time.Time{}, ctigate.E(op, ctigate.Invalid, err.Error())
@@ -255,7 +317,7 @@ func (s *Store) IndexCheckpoint(ctx context.Context, collection, name string) (t
 }
 
 // IndexClasses returns the classes written since the last drop.
-func (s *Store) IndexClasses(ctx context.Context) ([]string, error) {
+func (s *Index) IndexClasses(ctx context.Context) ([]string, error) {
 	var out []string
 	err := s.viewIndex(ctx, "bolt.IndexClasses", func(root *bbolt.Bucket) error {
 		return root.Bucket(bucketSearchClasses).ForEach(func(k, _ []byte) error {
@@ -267,10 +329,9 @@ func (s *Store) IndexClasses(ctx context.Context) ([]string, error) {
 }
 
 // IndexLookup returns the entries under keys.
-func (s *Store) IndexLookup(ctx context.Context, keys []store.IndexKey) ([]store.IndexEntry, error) {
+func (s *Index) IndexLookup(ctx context.Context, keys []store.IndexKey) ([]store.IndexEntry, error) {
 	const op = "bolt.IndexLookup"
 	var out []store.IndexEntry
-	var read int64
 	err := s.viewIndex(ctx, op, func(root *bbolt.Bucket) error {
 		c := root.Bucket(bucketSearchEntries).Cursor()
 		var prefix []byte
@@ -284,18 +345,16 @@ func (s *Store) IndexLookup(ctx context.Context, keys []store.IndexKey) ([]store
 				if err != nil {
 					return err
 				}
-				read += int64(len(k) + len(v))
 				out = append(out, e)
 			}
 		}
 		return nil
 	})
-	s.noteRead(read)
 	return out, err
 }
 
 // DropIndex removes the whole index.
-func (s *Store) DropIndex(ctx context.Context) error {
+func (s *Index) DropIndex(ctx context.Context) error {
 	const op = "bolt.DropIndex"
 	if err := s.enter(op); err != nil {
 		return err
@@ -304,7 +363,7 @@ func (s *Store) DropIndex(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return ctxErr(op, err)
 	}
-	err := s.update(1, func(tx *bbolt.Tx) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
 		if err := tx.DeleteBucket(bucketSearch); err != nil && !errors.Is(err, bberrors.ErrBucketNotFound) {
 			return err
 		}
@@ -318,7 +377,7 @@ func (s *Store) DropIndex(ctx context.Context) error {
 
 // viewIndex runs fn in a read transaction over the search bucket; fn is
 // not called when the index does not exist yet.
-func (s *Store) viewIndex(ctx context.Context, op string, fn func(*bbolt.Bucket) error) error {
+func (s *Index) viewIndex(ctx context.Context, op string, fn func(*bbolt.Bucket) error) error {
 	if err := s.enter(op); err != nil {
 		return err
 	}
