@@ -92,6 +92,10 @@ type Options struct {
 	// telemetry). Default: no-op.
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
+	// OnPublish, when set, is called with a route's collection id after a
+	// write that published object versions into it (e.g. to wake the
+	// search indexer). It must not block.
+	OnPublish func(collection string)
 }
 
 // Worker publishes inbound versions into routes. It is safe for
@@ -107,6 +111,7 @@ type Worker struct {
 	lease    func(ctx context.Context, name string, ttl time.Duration) (bool, error)
 	leaseTTL time.Duration
 	wake     chan struct{}
+	publish  func(collection string)
 
 	mu     sync.Mutex      // held by a pass
 	warned map[string]bool // checkpoints whose re-evaluation was announced
@@ -122,7 +127,7 @@ func New(opts Options) *Worker {
 	w := &Worker{
 		st: opts.Store, routes: opts.Routes, markings: opts.Markings, log: opts.Logger,
 		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize,
-		lease: opts.Lease, leaseTTL: opts.LeaseTTL,
+		lease: opts.Lease, leaseTTL: opts.LeaseTTL, publish: opts.OnPublish,
 		wake: make(chan struct{}, 1), warned: map[string]bool{},
 	}
 	if w.leaseTTL <= 0 {
@@ -381,6 +386,9 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 		return err
 	}
 	w.recordDecisions(ctx, span, r, b.ds)
+	if len(b.out) > 0 && w.publish != nil {
+		w.publish(r.ID())
+	}
 	for i, a := range res {
 		if a.Existed && a.Hash != b.out[i].Hash && a.Hash != ([32]byte{}) {
 			// Published earlier in another form (say, in full under an earlier

@@ -22,6 +22,7 @@ import (
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/fanout"
 	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/search"
 	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store/bolt"
@@ -286,7 +287,7 @@ func TestNoLeakHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		roles := []string{"consumer"}
+		roles := []string{"consumer", "analyst"}
 		if u.name == "producer" {
 			roles = []string{"producer"}
 		}
@@ -365,8 +366,14 @@ func TestNoLeakHTTP(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer st.Close()
+		six, err := bolt.OpenIndex(filepath.Join(dir, fmt.Sprintf("nl-%d.search.db", iter.Load())), bolt.IndexOptions{NoSync: true})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer six.Close()
+		sst := search.Join(st, six)
 		markings := stix.NewMarkings()
-		srv := server.New(server.Options{Config: &cfg, Store: st, Auth: authn, Markings: markings})
+		srv := server.New(server.Options{Config: &cfg, Store: st, Auth: authn, Markings: markings, Search: search.NewSearcher(sst)})
 		do := func(method, path, user string, body []byte) (int, []byte) {
 			req := httptest.NewRequest(method, path, bytes.NewReader(body))
 			req.Header.Set("Accept", "application/taxii+json;version=2.1")
@@ -396,6 +403,14 @@ func TestNoLeakHTTP(t *testing.T) {
 		w := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Clock: func() time.Time { return nlNow }})
 		if _, err := w.RunOnce(context.Background()); err != nil {
 			rt.Fatalf("RunOnce: %v", err)
+		}
+		var indexed []string
+		for _, c := range colls {
+			indexed = append(indexed, c.ID)
+		}
+		ix := search.NewIndexer(search.IndexerOptions{Store: sst, Collections: indexed, Markings: markings})
+		if _, err := ix.RunOnce(context.Background()); err != nil {
+			rt.Fatalf("indexing: %v", err)
 		}
 
 		for i, r := range routes {
@@ -451,6 +466,37 @@ func TestNoLeakHTTP(t *testing.T) {
 						rt.Fatalf("%s: %s by id differs: %s", r.Name(), id, b1)
 					}
 				}
+			}
+			// Search (the consumers are analysts too): every indicator's
+			// domain, across what the user may read. Only the hits count
+			// as received (the response repeats the query value).
+			for _, o := range objs {
+				if o.typ != "indicator" {
+					continue
+				}
+				code, b := do(http.MethodGet, "/api/v1/search?value="+o.at["pattern"][0]+".example", user, nil)
+				var res struct {
+					Hits []struct {
+						ID         string `json:"id"`
+						TLP        string `json:"tlp"`
+						Collection struct {
+							ID string `json:"id"`
+						} `json:"collection"`
+					} `json:"hits"`
+				}
+				if code != http.StatusOK || json.Unmarshal(b, &res) != nil {
+					rt.Fatalf("%s: search: %d %s", r.Name(), code, b)
+				}
+				for _, h := range res.Hits {
+					if _, ok := readable[h.ID]; !ok || h.Collection.ID != r.ID() || h.TLP == stix.TLPRed.String() {
+						rt.Fatalf("%s: search for %s returned %+v, which %s cannot read", r.Name(), o.id, h, user)
+					}
+				}
+				if _, ok := readable[o.id]; ok && len(res.Hits) != 1 {
+					rt.Fatalf("%s: %s is readable, yet search returned %s", r.Name(), o.id, b)
+				}
+				hits, _ := json.Marshal(res.Hits)
+				received = append(received, hits)
 			}
 			all := string(bytes.Join(received, []byte("\n")))
 

@@ -36,7 +36,7 @@ var (
 	hashes   map[string]string
 )
 
-func passwordHashes(t *testing.T) map[string]string {
+func passwordHashes(t testing.TB) map[string]string {
 	t.Helper()
 	hashOnce.Do(func() {
 		hashes = map[string]string{}
@@ -51,7 +51,7 @@ func passwordHashes(t *testing.T) map[string]string {
 	return hashes
 }
 
-func testConfig(t *testing.T) *config.Config {
+func testConfig(t testing.TB) *config.Config {
 	t.Helper()
 	h := passwordHashes(t)
 	c := config.Default()

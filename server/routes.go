@@ -46,6 +46,11 @@ func (s *Server) routeTable() *echo.Echo {
 	e.GET("/api/v1/audit/entries", s.getLedgerEntries, s.authenticate)
 	e.GET("/api/v1/audit/export", s.getLedgerExport, s.authenticate)
 	e.GET("/api/v1/audit/evidence/:object", s.getEvidence, s.authenticate)
+
+	// Analyst API: observable search across the collections the caller
+	// may read (plain JSON), and its OpenAPI 3 description.
+	e.GET("/api/v1/search", s.getSearch, s.authenticate)
+	e.GET("/api/v1/openapi.json", s.getOpenAPI)
 	return e
 }
 

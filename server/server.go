@@ -78,6 +78,8 @@ type Options struct {
 	Checkpoints interface {
 		Sign(ctx context.Context) (custody.Head, error)
 	}
+	// Search answers GET /api/v1/search; nil makes it unavailable.
+	Search Searcher
 }
 
 // Server serves the TAXII 2.1 API.
@@ -87,6 +89,7 @@ type Server struct {
 	auth      Authenticator
 	markings  *stix.Markings
 	onIngest  func(collection string)
+	search    Searcher
 	log       *slog.Logger
 	now       func() time.Time
 	discovery config.Discovery
@@ -125,6 +128,7 @@ func New(opts Options) *Server {
 		auth:      opts.Auth,
 		markings:  opts.Markings,
 		onIngest:  opts.OnIngest,
+		search:    opts.Search,
 		log:       opts.Logger,
 		now:       opts.Clock,
 		discovery: opts.Config.Discovery,

@@ -36,6 +36,9 @@ Usage:
   ctigate push --server URL --collection ID|ALIAS FILE|DIR|-    add STIX bundles, envelopes or JSON Lines (see ctigate push -h)
   ctigate poll --server URL --collection ID|ALIAS [--state FILE] [--follow]
                                                                 pull new objects incrementally (see ctigate poll -h)
+  ctigate search --server URL VALUE                             which objects you may read mention an IP, network, domain, URL,
+                                                                e-mail address or hash (see ctigate search -h)
+  ctigate index rebuild [--config FILE] [--data DIR]            rebuild the search index (gateway stopped)
   ctigate policy check --route R [--config FILE] [--producer ORG] [--json] FILE|-
                                                                 dry-run a bundle against a sharing route
   ctigate audit keygen|verify|export|evidence ...               custody ledger tools (see ctigate audit help)
@@ -62,6 +65,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runPush(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "poll":
 		return runPoll(ctx, args[1:], getenv, stdout, stderr)
+	case "search":
+		return runSearch(ctx, args[1:], getenv, stdout, stderr)
+	case "index":
+		return runIndex(ctx, args[1:], getenv, stdout, stderr)
 	case "policy":
 		return runPolicy(args[1:], getenv, stdin, stdout, stderr)
 	case "audit":

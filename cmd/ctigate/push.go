@@ -24,6 +24,7 @@ import (
 type clientFlags struct {
 	server, collection, apiRoot, user, netrc string
 	attempts                                 int
+	noCollection                             bool // the command reads no collection (search)
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
@@ -40,7 +41,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 // $CTIGATE_TOKEN (bearer); else the netrc entry for the server's host.
 // No secret is ever put in an error.
 func (f *clientFlags) client(getenv func(string) string) (*client.Client, error) {
-	if f.server == "" || f.collection == "" {
+	if f.server == "" || (f.collection == "" && !f.noCollection) {
 		return nil, errors.New("--server and --collection are required")
 	}
 	host := client.Host(f.server)

@@ -27,6 +27,7 @@ import (
 	"github.com/ctigate/ctigate/fanout"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/retention"
+	"github.com/ctigate/ctigate/search"
 	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/telemetry"
@@ -192,8 +193,24 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	// Fan-out publishes what producers post into the routes' collections;
 	// it stops (below) before the store closes.
+	// The search indexer keeps the observable index of every collection;
+	// ingest and fan-out wake it.
+	var colls []string
+	for _, r := range cfg.APIRoots {
+		for _, c := range r.Collections {
+			colls = append(colls, c.ID)
+		}
+	}
+	ix, closeIndex, err := openIndex(cfg, st)
+	if err != nil {
+		return err
+	}
+	defer closeIndex()
+	sst := search.Join(st, ix)
+	idx := search.NewIndexer(search.IndexerOptions{Store: sst, Collections: colls, Markings: markings, Logger: log})
 	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log, Lease: fanoutLease(st),
-		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider})
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
+		OnPublish: func(string) { idx.Notify() }})
 	fctx, stopFanout := context.WithCancel(context.Background())
 	fanDone := make(chan struct{})
 	go func() {
@@ -209,11 +226,27 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	defer stopFan() // runs before the deferred st.Close
+	ictx, stopIndexer := context.WithCancel(context.Background())
+	idxDone := make(chan struct{})
+	go func() {
+		defer close(idxDone)
+		_ = idx.Run(ictx)
+	}()
+	var idxStopped bool
+	stopIdx := func() {
+		if !idxStopped {
+			idxStopped = true
+			stopIndexer()
+			<-idxDone
+		}
+	}
+	defer stopIdx() // runs before the deferred st.Close
 	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Markings: markings, Logger: log,
-		OnIngest:     func(string) { fan.Notify() },
+		OnIngest:     func(string) { fan.Notify(); idx.Notify() },
 		OnIngestSpan: fan.Link, Ready: fan.Running,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator,
-		Ledger: srvLedger, Checkpoints: checkpointsOf(checkpoints)})
+		Ledger: srvLedger, Checkpoints: checkpointsOf(checkpoints),
+		Search: search.NewSearcher(sst)})
 	hs := &http.Server{
 		Handler:           srv,
 		TLSConfig:         tlsCfg,
@@ -269,6 +302,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Warn("fan-out did not finish draining; the rest is published after the next start", "err", err)
 	} else if n > 0 {
 		log.Info("fan-out drained", "versions", n)
+	}
+	stopIdx()
+	if err := closeIndex(); err != nil {
+		log.Warn("closing the search index", "err", err)
 	}
 	if err := ops.Close(); err != nil {
 		log.Warn("closing the operations listener", "err", err)

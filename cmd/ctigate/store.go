@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/ctigate/ctigate/config"
@@ -150,4 +151,22 @@ func fanoutLease(st store.Store) func(ctx context.Context, name string, ttl time
 	return func(ctx context.Context, name string, ttl time.Duration) (bool, error) {
 		return b.Lease(ctx, name, holder, ttl)
 	}
+}
+
+// openIndex opens the search index beside st: in its own bbolt file
+// (search.db) for the embedded store, under the store's prefix for Redis
+// (whose client the store owns: closing that index is a no-op).
+func openIndex(cfg *config.Config, st store.Store) (store.Index, func() error, error) {
+	if rs, ok := st.(*redis.Store); ok {
+		ix, err := redis.NewIndex(rs.Client(), rs.Prefix())
+		if err != nil {
+			return nil, nil, fmt.Errorf("search index: %w", err)
+		}
+		return ix, func() error { return nil }, nil
+	}
+	ix, err := bolt.OpenIndex(filepath.Join(cfg.DataDir, "search.db"), bolt.IndexOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("search index: %w", err)
+	}
+	return ix, sync.OnceValue(ix.Close), nil
 }

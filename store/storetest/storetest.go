@@ -84,6 +84,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Model", testModel},
 		{"Ledger", testLedger},
 	}
+	tests = append(tests, storeIndexTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newEnv(t, newStore))

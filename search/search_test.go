@@ -1,0 +1,183 @@
+package search_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ctigate/ctigate/search"
+	"github.com/ctigate/ctigate/store"
+	"github.com/ctigate/ctigate/store/bolt"
+)
+
+const (
+	tlpGreen = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
+	tlpAmber = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
+)
+
+func openStore(t *testing.T) (*bolt.Store, *bolt.Index) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := bolt.Open(filepath.Join(dir, "ctigate.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ix, err := bolt.OpenIndex(filepath.Join(dir, "search.db"), bolt.IndexOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close() })
+	return st, ix
+}
+
+func indicator(n int, pattern, marking string, modified time.Time) store.Object {
+	id := fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", n)
+	raw := fmt.Sprintf(`{"type":"indicator","spec_version":"2.1","id":%q,"created":"2024-01-01T00:00:00Z","modified":%q,`+
+		`"pattern":%q,"pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z","labels":["malicious-activity"],"object_marking_refs":[%q]}`,
+		id, modified.Format(time.RFC3339Nano), pattern, marking)
+	return store.Object{ID: id, Type: "indicator", SpecVersion: "2.1", Version: modified, Raw: []byte(raw), Producer: "CERT-A"}
+}
+
+func add(t *testing.T, st *bolt.Store, coll string, objs ...store.Object) {
+	t.Helper()
+	if _, err := st.AddObjects(t.Context(), coll, objs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ids(r search.Result) []string {
+	var out []string
+	for _, h := range r.Hits {
+		out = append(out, h.Collection+" "+h.ID)
+	}
+	return out
+}
+
+func TestIndexAndSearch(t *testing.T) {
+	ctx := t.Context()
+	st, ix := openStore(t)
+	t1 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	add(t, st, "pub",
+		indicator(1, "[ipv4-addr:value = '198.51.100.0/24']", tlpGreen, t1),
+		indicator(2, "[url:value = 'http://evil.example/payload']", tlpAmber, t1),
+		indicator(3, "[file:hashes.'SHA-256' = 'aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f']", tlpGreen, t1),
+		store.Object{ID: "ipv4-addr--00000000-0000-5000-8000-000000000001", Type: "ipv4-addr", SpecVersion: "2.1",
+			Raw: []byte(`{"type":"ipv4-addr","spec_version":"2.1","id":"ipv4-addr--00000000-0000-5000-8000-000000000001","value":"198.51.100.77"}`)},
+		store.Object{ID: "observed-data--00000000-0000-4000-8000-000000000001", Type: "observed-data", SpecVersion: "2.1", Version: t1,
+			Raw: []byte(`{"type":"observed-data","spec_version":"2.1","id":"observed-data--00000000-0000-4000-8000-000000000001","created":"2024-01-01T00:00:00Z","modified":"2024-01-01T00:00:00Z",` +
+				`"first_observed":"2024-01-01T00:00:00Z","last_observed":"2024-01-01T00:00:00Z","number_observed":1,"object_refs":["ipv4-addr--00000000-0000-5000-8000-000000000001"]}`)},
+	)
+	// The inbound original of indicator 1, which a reader of "pub" only may not see.
+	add(t, st, "inbound", indicator(1, "[ipv4-addr:value = '198.51.100.0/24']", tlpGreen, t1))
+
+	x := search.NewIndexer(search.IndexerOptions{Store: search.Join(st, ix), Collections: []string{"inbound", "pub"}, BatchSize: 2})
+	stats, err := x.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Versions != 6 {
+		t.Errorf("indexed %d versions, want 6", stats.Versions)
+	}
+	s := search.NewSearcher(search.Join(st, ix))
+	find := func(q search.Query) search.Result {
+		t.Helper()
+		if q.Collections == nil {
+			q.Collections = []string{"pub"}
+		}
+		r, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatalf("Search(%+v): %v", q, err)
+		}
+		return r
+	}
+	check := func(q search.Query, want ...string) search.Result {
+		t.Helper()
+		r := find(q)
+		if got := ids(r); !slices.Equal(got, want) {
+			t.Errorf("Search(%q, %v): got %q, want %q", q.Value, q.Collections, got, want)
+		}
+		return r
+	}
+	r := check(search.Query{Value: "198.51.100.77"},
+		"pub indicator--00000000-0000-4000-8000-000000000001",
+		"pub ipv4-addr--00000000-0000-5000-8000-000000000001",
+		"pub observed-data--00000000-0000-4000-8000-000000000001")
+	if h := r.Hits[0]; h.TLP != "TLP:GREEN" || h.Producer != "CERT-A" || !h.Version.Equal(t1) || h.FirstSeen.IsZero() ||
+		!slices.Equal(h.Matched, []string{"198.51.100.0/24"}) || !slices.Equal(h.Labels, []string{"malicious-activity"}) {
+		t.Errorf("hit: %+v", h)
+	}
+	if r.Kind != "ipv4" || r.Normalised != "198.51.100.77" {
+		t.Errorf("kind %q, normalised %q", r.Kind, r.Normalised)
+	}
+	check(search.Query{Value: "198.51.100.0/24"}, "pub indicator--00000000-0000-4000-8000-000000000001")
+	check(search.Query{Value: "198.51.101.1"})
+	check(search.Query{Value: "EVIL.example"}, "pub indicator--00000000-0000-4000-8000-000000000002")
+	check(search.Query{Value: "AEC070645FE53EE3B3763059376134F058CC337247C978ADD178B6CCDFB0019F"}, "pub indicator--00000000-0000-4000-8000-000000000003")
+	// Only the readable collections.
+	check(search.Query{Value: "198.51.100.1", Collections: []string{"inbound"}}, "inbound indicator--00000000-0000-4000-8000-000000000001")
+	check(search.Query{Value: "198.51.100.1", Collections: []string{"elsewhere"}})
+	// Filters.
+	check(search.Query{Value: "198.51.100.77", Types: []string{"ipv4-addr", "observed-data"}},
+		"pub ipv4-addr--00000000-0000-5000-8000-000000000001", "pub observed-data--00000000-0000-4000-8000-000000000001")
+	check(search.Query{Value: "198.51.100.77", TLPs: []string{"TLP:GREEN"}}, "pub indicator--00000000-0000-4000-8000-000000000001")
+	check(search.Query{Value: "198.51.100.77", Labels: []string{"malicious-activity"}}, "pub indicator--00000000-0000-4000-8000-000000000001")
+	check(search.Query{Value: "198.51.100.77", Producers: []string{"CERT-B"}})
+	check(search.Query{Value: "198.51.100.77", AddedAfter: time.Now().Add(time.Hour)})
+	// Paging.
+	var got []string
+	q := search.Query{Value: "198.51.100.77", Limit: 2}
+	for n := 0; ; n++ {
+		r := find(q)
+		got = append(got, ids(r)...)
+		if r.Next == "" {
+			break
+		}
+		if n > 3 {
+			t.Fatal("paging does not end")
+		}
+		q.Next = r.Next
+	}
+	if len(got) != 3 || len(slices.Compact(slices.Clone(got))) != 3 {
+		t.Errorf("paged: %q", got)
+	}
+	if _, err := s.Search(ctx, search.Query{Value: "1.2.3.4", Collections: []string{"pub"}, Next: "%%"}); err == nil {
+		t.Error("bad cursor: no error")
+	}
+
+	// A new version: first and last seen span both; deleting the newer one
+	// leaves the older one, deleting all drops the hit.
+	t2 := t1.Add(time.Hour)
+	add(t, st, "pub", indicator(2, "[url:value = 'http://evil.example/payload']", tlpGreen, t2))
+	if _, err := x.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r = check(search.Query{Value: "http://EVIL.example/payload"}, "pub indicator--00000000-0000-4000-8000-000000000002")
+	if h := r.Hits[0]; !h.Version.Equal(t2) || h.TLP != "TLP:GREEN" || !h.LastSeen.After(h.FirstSeen) {
+		t.Errorf("after a new version: %+v", h)
+	}
+	if _, err := st.DeleteObject(ctx, "pub", "indicator--00000000-0000-4000-8000-000000000002", []store.VersionMatch{{Kind: store.At, At: t2}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r = check(search.Query{Value: "evil.example"}, "pub indicator--00000000-0000-4000-8000-000000000002")
+	if h := r.Hits[0]; !h.Version.Equal(t1) || h.TLP != "TLP:AMBER" || !h.LastSeen.Equal(h.FirstSeen) {
+		t.Errorf("after deleting the new version: %+v", h)
+	}
+	if _, err := st.DeleteObject(ctx, "pub", "indicator--00000000-0000-4000-8000-000000000002", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(search.Query{Value: "evil.example"})
+
+	// Rebuild: drop, index again, same answers.
+	if err := ix.DropIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check(search.Query{Value: "198.51.100.0/24"})
+	stats, err = x.RunOnce(ctx)
+	if err != nil || stats.Versions != 5 { // indicator 2 was deleted
+		t.Fatalf("rebuild: %+v, %v", stats, err)
+	}
+	check(search.Query{Value: "198.51.100.0/24"}, "pub indicator--00000000-0000-4000-8000-000000000001")
+}
