@@ -157,7 +157,7 @@ func fanoutLease(st store.Store) func(ctx context.Context, name string, ttl time
 // (search.db) for the embedded store, under the store's prefix for Redis
 // (whose client the store owns: closing that index is a no-op).
 func openIndex(cfg *config.Config, st store.Store) (store.Index, func() error, error) {
-	if rs, ok := st.(*redis.Store); ok {
+	if rs, ok := st.(*redisBackend); ok {
 		ix, err := redis.NewIndex(rs.Client(), rs.Prefix())
 		if err != nil {
 			return nil, nil, fmt.Errorf("search index: %w", err)
