@@ -141,8 +141,9 @@ const (
 // for one source object version and one route, under which policy version,
 // and why. Decisions are append-only and numbered by Seq, which the store
 // assigns: strictly increasing and gap-free over the store's life, so a
-// missing record is detectable. The custody ledger (issue 7) chains these
-// records in Seq order; they carry hashes and metadata, never content.
+// missing record is detectable. Each decision is also a custody ledger
+// entry (package custody), written in the same transaction; decisions
+// carry hashes and metadata, never content.
 type Decision struct {
 	Seq           uint64    // assigned by the store: 1, 2, 3, …
 	Time          time.Time // when decided; set by the store when zero
