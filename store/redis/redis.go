@@ -119,6 +119,8 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	led ledgerState // the custody ledger's sequencer (ledger.go)
 }
 
 // New returns a Store using c. It does not contact Redis.

@@ -1,0 +1,838 @@
+package redis
+
+// The custody ledger (store.Ledger) on Redis.
+//
+// The chain is one global sequence, but the writes it records are atomic
+// per collection, and in a Cluster a collection's slot is not the
+// ledger's. Redis Lua has no SHA-256 either. So, as for decisions, a
+// record is written in two steps:
+//
+//  1. Pending. The script that stores a collection's objects (add.go), or
+//     deletes them (query.go), also appends to the collection's pending
+//     list P:{c:X}:pl one batch "b:micros\n" followed by the unsealed
+//     entries (JSON, one a line): received entries of the versions it
+//     found new, then the decisions' entries (or the deleted entries). b
+//     comes from the counter P:{c:X}:pln, micros is the write's clock. An
+//     object therefore never exists without its received record, nor the
+//     reverse: both are in one script call.
+//  2. Chained. A sequencer (any gateway process) reads the head and, for
+//     each collection, the number of the last batch it chained, reads the
+//     pending batches after it, numbers and hashes their entries in Go
+//     (custody.Prepared.Seal) and appends them with one script in the
+//     ledger's slot {l} that checks, compare-and-set, that the head and
+//     every collection's chained batch number are still what it read. If
+//     not (another process chained first), it starts again from what is
+//     there now; nothing was written. The batches it chained then leave
+//     the pending list (a batch still listed but at or below the chained
+//     number is skipped, so a crash between the two steps chains it once).
+//
+// Keys of slot {l}:
+//
+//	P:{l}:head   "seq:micros:hash" of the newest entry
+//	P:{l}:log    hash: seq -> the entry's JSON text, as an export line
+//	P:{l}:o:ID   sorted set of the seqs of entries about object ID
+//	             (deliveries excepted)
+//	P:{l}:dl     sorted set of the seqs of delivered entries, which object
+//	             queries scan (a page of objects is not indexed per id)
+//	P:{l}:ap     hash: collection -> its last batch chained
+//	P:{l}:src    set of the collections that have written batches
+//
+// The writer of a batch chains it right after its script (one script
+// call: its process caches the head and the chained numbers, so it needs
+// no read first unless another process moved them); if that fails, the
+// entries stay pending and the next sequencer chains them. Every reader
+// (LedgerEntries, LedgerEntry, LedgerHead, LedgerLines) chains all
+// pending batches first, so it never misses a recorded write.
+//
+// What an auditor must know: a received, decision or deleted entry exists
+// from the instant of its write, but it may be pending, without a seq, for
+// a moment (until its writer's next round trip, or the next reader).
+// Nothing is lost on a crash: a pending batch stays in Redis until chained.
+// Entries are chained in batch order per collection; batches of different
+// collections interleave in the order they are chained, not in the order
+// of their writes. An entry's time is when it was chained or, for a
+// pending batch, when it was written, never before the previous entry's.
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/store"
+)
+
+var _ store.Ledger = (*Store)(nil)
+
+// systemUser is the actor of entries written without an Actor in the
+// context (fan-out decisions, deletions by maintenance).
+const systemUser = "ctigate"
+
+func (s *Store) ledKey(suffix string) string { return s.prefix + ":{l}:" + suffix }
+
+// ledgerHead is the decoded P:{l}:head.
+type ledgerHead struct {
+	seq    uint64
+	micros int64
+	hash   string
+}
+
+func (h ledgerHead) String() string {
+	if h.seq == 0 {
+		return ""
+	}
+	return strconv.FormatUint(h.seq, 10) + ":" + strconv.FormatInt(h.micros, 10) + ":" + h.hash
+}
+
+func parseHead(v string) (ledgerHead, error) {
+	if v == "" {
+		return ledgerHead{}, nil
+	}
+	a, rest, ok1 := strings.Cut(v, ":")
+	b, hash, ok2 := strings.Cut(rest, ":")
+	seq, err1 := strconv.ParseUint(a, 10, 64)
+	micros, err2 := strconv.ParseInt(b, 10, 64)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil || len(hash) != 64 {
+		return ledgerHead{}, fmt.Errorf("malformed ledger head %q", v)
+	}
+	return ledgerHead{seq: seq, micros: micros, hash: hash}, nil
+}
+
+// ledgerState is a process's view of the chain, used to chain its own
+// batches without reading first. It may be stale: the append script
+// checks it.
+type ledgerState struct {
+	mu      sync.Mutex
+	head    ledgerHead
+	known   bool              // head was read or written by this process
+	chained map[string]uint64 // collection -> last batch chained, as last seen
+	src     sync.Map          // collections this process added to P:{l}:src
+}
+
+// ledgerStateScript reads the head and the chained batch numbers of the
+// collections ARGV.
+var ledgerStateScript = goredis.NewScript(`
+local out = {redis.call('GET', KEYS[1]) or ''}
+if #ARGV > 0 then
+  local a = redis.call('HMGET', KEYS[2], unpack(ARGV))
+  for i = 1, #ARGV do out[i+1] = a[i] or '0' end
+end
+return out
+`)
+
+// ledgerAppendScript appends sealed entries if the head and the chained
+// batch numbers are still what the caller read.
+//
+// KEYS: 1 head, 2 log, 3 ap, then one per entry: the index to add its seq
+// to (o:ID or dl; anything else is not written). ARGV: 1 head read ("" for
+// none), 2 new head, 3 number m of collections, then m triples
+// (collection, chained number read, new chained number), then per entry
+// its seq, its line and "1" to index it ("0" not to).
+// Returns 1, or 0 when nothing was written.
+var ledgerAppendScript = goredis.NewScript(`
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+local m = tonumber(ARGV[3])
+for j = 0, m - 1 do
+  if (redis.call('HGET', KEYS[3], ARGV[4 + 3*j]) or '0') ~= ARGV[5 + 3*j] then return 0 end
+end
+local base = 4 + 3*m
+local h = {}
+local k = 0
+for i = base, #ARGV, 3 do
+  k = k + 1
+  h[#h+1] = ARGV[i]
+  h[#h+1] = ARGV[i+1]
+  if #h >= 1000 then redis.call('HSET', KEYS[2], unpack(h)) h = {} end
+  if ARGV[i+2] == '1' then redis.call('ZADD', KEYS[3 + k], ARGV[i], ARGV[i]) end
+end
+if #h > 0 then redis.call('HSET', KEYS[2], unpack(h)) end
+for j = 0, m - 1 do redis.call('HSET', KEYS[3], ARGV[4 + 3*j], ARGV[6 + 3*j]) end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`)
+
+// ledgerTrimScript removes from the pending list KEYS[1] the batches
+// numbered ARGV[1] or below (already chained).
+var ledgerTrimScript = goredis.NewScript(`
+local n = tonumber(ARGV[1])
+while true do
+  local h = redis.call('LINDEX', KEYS[1], 0)
+  if not h then break end
+  local b = tonumber(string.match(h, '^(%d+):'))
+  if not b or b > n then break end
+  redis.call('LPOP', KEYS[1])
+end
+return 0
+`)
+
+// pendingEntry is one unsealed entry of a batch, with what its chain
+// script needs.
+type sealInput struct {
+	p      *custody.Prepared
+	index  string // key to add the seq to, "" for none
+	micros int64  // the write's time (0: now)
+}
+
+// encodePending returns the JSON line of an unsealed entry, after checking
+// that it can be sealed (a batch that could not would stop the chain).
+func encodePending(e *custody.Entry, check bool) (string, error) {
+	if check {
+		if err := e.Valid(); err != nil {
+			return "", err
+		}
+		if _, err := custody.Prepare(e); err != nil {
+			return "", err
+		}
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	if bytes.IndexByte(b, '\n') >= 0 {
+		return "", errors.New("entry encodes with a newline")
+	}
+	return string(b), nil
+}
+
+// receivedLines returns the pending line of each object's received entry
+// ("" each when ctx carries no actor).
+func receivedLines(ctx context.Context, collection string, objs []store.Object) ([]string, error) {
+	out := make([]string, len(objs))
+	actor, ok := store.ActorFrom(ctx)
+	if !ok {
+		return out, nil
+	}
+	if !utf8.ValidString(actor.User) || !utf8.ValidString(actor.Org) || !utf8.ValidString(collection) {
+		return nil, errors.New("actor or collection is not valid UTF-8")
+	}
+	for i := range objs {
+		o := &objs[i]
+		if !utf8.ValidString(o.ID) {
+			return nil, fmt.Errorf("object %d: id is not valid UTF-8", i)
+		}
+		l, err := encodePending(&custody.Entry{
+			Action: custody.Received, User: actor.User, Org: actor.Org,
+			ObjectID: o.ID, ObjectVersion: custody.FormatVersion(o.Version), SHA256: custody.HexHash(o.Hash),
+			Collection: collection,
+		}, false)
+		if err != nil {
+			return nil, fmt.Errorf("object %d: %v", i, err)
+		}
+		out[i] = l
+	}
+	return out, nil
+}
+
+// decisionLines returns the pending lines of the decisions' entries,
+// joined by newlines ("" for none).
+func decisionLines(ctx context.Context, ds []store.Decision) (string, error) {
+	if len(ds) == 0 {
+		return "", nil
+	}
+	actor, _ := store.ActorFrom(ctx)
+	user := actor.User
+	if user == "" {
+		user = systemUser
+	}
+	var b strings.Builder
+	for i := range ds {
+		d := &ds[i]
+		l, err := encodePending(&custody.Entry{
+			Action: d.Action, User: user, Org: actor.Org,
+			ObjectID: d.ObjectID, ObjectVersion: custody.FormatVersion(d.ObjectVersion), SHA256: custody.HexHash(d.OriginalSHA256),
+			Collection: d.Collection, Source: d.Source, Route: d.Route, PolicyVersion: d.PolicyVersion,
+			Reason: d.Reason, Detail: d.Detail, Removed: d.Removed, PublishedSHA256: custody.HexHash(d.PublishedSHA256),
+		}, true)
+		if err != nil {
+			return "", fmt.Errorf("decision %d: %v", i, err)
+		}
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(l)
+	}
+	return b.String(), nil
+}
+
+// registerSource adds coll to P:{l}:src once per process.
+func (s *Store) registerSource(ctx context.Context, coll string) error {
+	if _, ok := s.led.src.Load(coll); ok {
+		return nil
+	}
+	if err := s.c.SAdd(ctx, s.ledKey("src"), coll).Err(); err != nil {
+		return err
+	}
+	s.led.src.Store(coll, true)
+	return nil
+}
+
+// trimThrough returns the batch number through which coll's pending list
+// may be trimmed by its next script (this process saw them chained).
+func (s *Store) trimThrough(coll string) string {
+	s.led.mu.Lock()
+	defer s.led.mu.Unlock()
+	return strconv.FormatUint(s.led.chained[coll], 10)
+}
+
+// indexKey is the index an entry's seq goes to.
+func (s *Store) indexKey(e *custody.Entry) string {
+	switch {
+	case e.Action == custody.Delivered:
+		return s.ledKey("dl")
+	case e.ObjectID != "":
+		return s.ledKey("o:" + e.ObjectID)
+	}
+	return ""
+}
+
+// parseBatch decodes a pending batch "b:micros\nline…" into entries.
+func (s *Store) parseBatch(v string) (uint64, []sealInput, error) {
+	hdr, body, _ := strings.Cut(v, "\n")
+	bs, ms, ok := strings.Cut(hdr, ":")
+	b, err1 := strconv.ParseUint(bs, 10, 64)
+	micros, err2 := strconv.ParseInt(ms, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, nil, fmt.Errorf("malformed pending ledger batch %.40q", v)
+	}
+	var out []sealInput
+	for body != "" {
+		var line string
+		line, body, _ = strings.Cut(body, "\n")
+		var e custody.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			return 0, nil, fmt.Errorf("pending ledger batch %d: %w", b, err)
+		}
+		p, err := custody.Prepare(&e)
+		if err != nil {
+			return 0, nil, fmt.Errorf("pending ledger batch %d: %w", b, err)
+		}
+		out = append(out, sealInput{p: p, index: s.indexKey(&e), micros: micros})
+	}
+	return b, out, nil
+}
+
+// batchRange is the batches of one collection an append chains.
+type batchRange struct {
+	coll     string
+	from, to uint64 // chained number read, new chained number
+}
+
+// appendSealed seals ins after head and runs the append script; it
+// reports whether it was written, and the new head. sealed, when not
+// nil, receives the sealed entries.
+func (s *Store) appendSealed(ctx context.Context, head ledgerHead, ranges []batchRange, ins []sealInput, sealed []custody.Entry) (bool, ledgerHead, error) {
+	keys := make([]string, 3, 3+len(ins))
+	keys[0], keys[1], keys[2] = s.ledKey("head"), s.ledKey("log"), s.ledKey("ap")
+	args := make([]any, 3, 3+3*len(ranges)+3*len(ins))
+	args[0], args[2] = head.String(), len(ranges)
+	for _, r := range ranges {
+		args = append(args, r.coll, strconv.FormatUint(r.from, 10), strconv.FormatUint(r.to, 10))
+	}
+	now := s.clock().UnixMicro()
+	prev := custody.Head{Seq: head.seq, Hash: head.hash}
+	micros := head.micros
+	placeholder := s.ledKey("none")
+	var ts string
+	var tsMicros int64 = -1
+	for i, in := range ins {
+		m := in.micros
+		if m == 0 {
+			m = now
+		}
+		micros = max(micros, m)
+		if micros != tsMicros {
+			ts, tsMicros = custody.FormatTime(time.UnixMicro(micros)), micros
+		}
+		line, e := in.p.Seal(prev, ts)
+		if sealed != nil {
+			sealed[i] = e
+		}
+		prev = custody.Head{Seq: e.Seq, Hash: e.Hash}
+		idx, flag := in.index, "1"
+		if idx == "" {
+			idx, flag = placeholder, "0"
+		}
+		keys = append(keys, idx)
+		args = append(args, strconv.FormatUint(e.Seq, 10), line, flag)
+	}
+	next := ledgerHead{seq: prev.Seq, micros: micros, hash: prev.Hash}
+	args[1] = next.String()
+	ok, err := ledgerAppendScript.Run(ctx, s.c, keys, args...).Int()
+	if err != nil {
+		return false, head, err
+	}
+	return ok == 1, next, nil
+}
+
+// chainOwn chains batch b of coll, whose entries the caller wrote (lines,
+// written at micros), or, if this process's view is stale, every pending
+// batch of coll. Errors leave the batch pending.
+func (s *Store) chainOwn(ctx context.Context, coll string, b uint64, micros int64, lines []string) error {
+	s.led.mu.Lock()
+	defer s.led.mu.Unlock()
+	last, seen := s.led.chained[coll]
+	if seen && last >= b {
+		return nil // a neighbour chained it
+	}
+	if s.led.known && seen && last == b-1 {
+		ins := make([]sealInput, 0, len(lines))
+		for _, l := range lines {
+			var e custody.Entry
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				return err
+			}
+			p, err := custody.Prepare(&e)
+			if err != nil {
+				return err
+			}
+			ins = append(ins, sealInput{p: p, index: s.indexKey(&e), micros: micros})
+		}
+		ok, next, err := s.appendSealed(ctx, s.led.head, []batchRange{{coll, b - 1, b}}, ins, nil)
+		if err != nil {
+			return err
+		}
+		if ok {
+			s.led.head, s.led.chained[coll] = next, b
+			return nil
+		}
+	}
+	return s.chainPending(ctx, []string{coll})
+}
+
+// maxChainBatches bounds the batches read from one pending list per
+// append.
+const maxChainBatches = 64
+
+// chainPending chains every pending batch of colls. The caller holds
+// s.led.mu.
+func (s *Store) chainPending(ctx context.Context, colls []string) error {
+	for range 1000 {
+		args := make([]any, len(colls))
+		for i, c := range colls {
+			args[i] = c
+		}
+		st, err := ledgerStateScript.Run(ctx, s.c, []string{s.ledKey("head"), s.ledKey("ap")}, args...).StringSlice()
+		if err != nil {
+			return err
+		}
+		head, err := parseHead(st[0])
+		if err != nil {
+			return err
+		}
+		s.led.head, s.led.known = head, true
+		if s.led.chained == nil {
+			s.led.chained = map[string]uint64{}
+		}
+		from := make([]uint64, len(colls))
+		for i, c := range colls {
+			if from[i], err = strconv.ParseUint(st[i+1], 10, 64); err != nil {
+				return fmt.Errorf("chained batch number of %s: %q", c, st[i+1])
+			}
+			s.led.chained[c] = from[i]
+		}
+		pipe := s.c.Pipeline()
+		cmds := make([]*goredis.StringSliceCmd, len(colls))
+		for i, c := range colls {
+			cmds[i] = pipe.LRange(ctx, s.collKey(c, "pl"), 0, maxChainBatches-1)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		var (
+			ranges []batchRange
+			ins    []sealInput
+			more   bool
+			trim   []int
+		)
+		for i, c := range colls {
+			vals := cmds[i].Val()
+			if len(vals) == maxChainBatches {
+				more = true
+			}
+			r := batchRange{coll: c, from: from[i], to: from[i]}
+			for _, v := range vals {
+				b, es, err := s.parseBatch(v)
+				if err != nil {
+					return err
+				}
+				if b <= r.to {
+					continue // chained, not yet trimmed
+				}
+				r.to = b
+				ins = append(ins, es...)
+			}
+			if len(vals) > 0 {
+				trim = append(trim, i)
+			}
+			if r.to != r.from {
+				ranges = append(ranges, r)
+			}
+		}
+		if len(ranges) > 0 {
+			ok, next, err := s.appendSealed(ctx, head, ranges, ins, nil)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue // another process chained first: read again
+			}
+			s.led.head = next
+			for _, r := range ranges {
+				s.led.chained[r.coll] = r.to
+			}
+		}
+		if len(trim) > 0 {
+			pipe := s.c.Pipeline()
+			for _, i := range trim {
+				ledgerTrimScript.Eval(ctx, pipe, []string{s.collKey(colls[i], "pl")}, s.led.chained[colls[i]])
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return err
+			}
+		}
+		if !more {
+			return nil
+		}
+	}
+	return errors.New("ledger head changing too fast to append")
+}
+
+// chainAll chains the pending batches of every collection: what every
+// reader does first.
+func (s *Store) chainAll(ctx context.Context) error {
+	colls, err := s.c.SMembers(ctx, s.ledKey("src")).Result()
+	if err != nil {
+		return err
+	}
+	s.led.mu.Lock()
+	defer s.led.mu.Unlock()
+	return s.chainPending(ctx, colls)
+}
+
+// AppendEntries appends entries atomically, in order, after whatever is
+// chained.
+func (s *Store) AppendEntries(ctx context.Context, entries []custody.Entry) ([]custody.Entry, error) {
+	const op = "redis.AppendEntries"
+	ins := make([]sealInput, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		if err := e.Valid(); err != nil {
+			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("entry %d: %v", i, err))
+		}
+		if len(e.ObjectID) > maxIDLen {
+			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("entry %d: object id too long", i))
+		}
+		p, err := custody.Prepare(e)
+		if err != nil {
+			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("entry %d: %v", i, err))
+		}
+		ins[i] = sealInput{p: p, index: s.indexKey(e)}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, ctxErr(op, err)
+	}
+	out := make([]custody.Entry, len(entries))
+	if len(entries) == 0 {
+		return out, nil
+	}
+	s.led.mu.Lock()
+	defer s.led.mu.Unlock()
+	for range 1000 {
+		if !s.led.known {
+			v, err := s.c.Get(ctx, s.ledKey("head")).Result()
+			if err != nil && !errors.Is(err, goredis.Nil) {
+				return nil, s.fail(op, err)
+			}
+			h, err := parseHead(v)
+			if err != nil {
+				return nil, ctigate.E(op, ctigate.Internal, err)
+			}
+			s.led.head, s.led.known = h, true
+		}
+		ok, next, err := s.appendSealed(ctx, s.led.head, nil, ins, out)
+		if err != nil {
+			return nil, s.fail(op, err)
+		}
+		if ok {
+			s.led.head = next
+			return out, nil
+		}
+		s.led.known = false
+	}
+	return nil, ctigate.E(op, ctigate.Unavailable, "ledger head changing too fast to append")
+}
+
+// LedgerHead returns the newest entry's seq, hash and time, after chaining
+// what is pending.
+func (s *Store) LedgerHead(ctx context.Context) (custody.Head, error) {
+	const op = "redis.LedgerHead"
+	if err := ctx.Err(); err != nil {
+		return custody.Head{}, ctxErr(op, err)
+	}
+	if err := s.chainAll(ctx); err != nil {
+		return custody.Head{}, s.fail(op, err)
+	}
+	v, err := s.c.Get(ctx, s.ledKey("head")).Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return custody.Head{}, s.fail(op, err)
+	}
+	h, err := parseHead(v)
+	if err != nil {
+		return custody.Head{}, ctigate.E(op, ctigate.Internal, err)
+	}
+	if h.seq == 0 {
+		return custody.Head{}, nil
+	}
+	return custody.Head{Seq: h.seq, Hash: h.hash, Time: custody.FormatTime(time.UnixMicro(h.micros))}, nil
+}
+
+// LedgerEntry returns the entry seq.
+func (s *Store) LedgerEntry(ctx context.Context, seq uint64) (custody.Entry, error) {
+	const op = "redis.LedgerEntry"
+	if seq == 0 {
+		return custody.Entry{}, ctigate.E(op, ctigate.NotFound, "no such ledger entry")
+	}
+	es, err := s.LedgerEntries(ctx, store.LedgerQuery{After: seq - 1, Through: seq, Limit: 1})
+	if err != nil {
+		return custody.Entry{}, err
+	}
+	if len(es) == 0 {
+		return custody.Entry{}, ctigate.E(op, ctigate.NotFound, "no such ledger entry")
+	}
+	return es[0], nil
+}
+
+func ledgerLimit(n int) int {
+	if n <= 0 {
+		return store.DefaultLedgerLimit
+	}
+	return min(n, store.MaxLedgerLimit)
+}
+
+// LedgerEntries returns entries matching q in Seq order.
+func (s *Store) LedgerEntries(ctx context.Context, q store.LedgerQuery) ([]custody.Entry, error) {
+	limit := ledgerLimit(q.Limit)
+	var out []custody.Entry
+	err := s.ledgerScan(ctx, "redis.LedgerEntries", q, func(seq uint64, line string) (bool, error) {
+		var e custody.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			return false, fmt.Errorf("ledger entry %d: %w", seq, err)
+		}
+		if q.Match(&e) {
+			out = append(out, e)
+		}
+		return len(out) >= limit, nil
+	})
+	return out, err
+}
+
+// LedgerLines calls fn with the JSON text of each entry in (after,
+// through] (through 0: to the head), in order, unfiltered: an export.
+func (s *Store) LedgerLines(ctx context.Context, after, through uint64, fn func(seq uint64, line []byte) error) error {
+	return s.ledgerScan(ctx, "redis.LedgerLines", store.LedgerQuery{After: after, Through: through}, func(seq uint64, line string) (bool, error) {
+		return false, fn(seq, []byte(line))
+	})
+}
+
+// ledgerPage is how many entries a scan reads per round trip.
+const ledgerPage = 256
+
+// ledgerScan calls fn with the text of the candidate entries of q (all in
+// (After, Through], or those indexed under q.ObjectID and the deliveries
+// naming it), in seq order, until fn reports it is done.
+func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, fn func(seq uint64, line string) (bool, error)) error {
+	if len(q.ObjectID) > maxIDLen {
+		return ctigate.E(op, ctigate.Invalid, "object id too long")
+	}
+	if err := ctx.Err(); err != nil {
+		return ctxErr(op, err)
+	}
+	if q.After == ^uint64(0) {
+		return nil
+	}
+	if err := s.chainAll(ctx); err != nil {
+		return s.fail(op, err)
+	}
+	v, err := s.c.Get(ctx, s.ledKey("head")).Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return s.fail(op, err)
+	}
+	head, err := parseHead(v)
+	if err != nil {
+		return ctigate.E(op, ctigate.Internal, err)
+	}
+	last := head.seq
+	if q.Through != 0 {
+		last = min(last, q.Through)
+	}
+	if q.ObjectID == "" {
+		for after := q.After; after < last; {
+			n := min(last-after, ledgerPage)
+			seqs := make([]string, n)
+			for i := range seqs {
+				seqs[i] = strconv.FormatUint(after+1+uint64(i), 10)
+			}
+			vals, err := s.c.HMGet(ctx, s.ledKey("log"), seqs...).Result()
+			if err != nil {
+				return s.fail(op, err)
+			}
+			for i, v := range vals {
+				seq := after + 1 + uint64(i)
+				line, ok := v.(string)
+				if !ok {
+					return ctigate.E(op, ctigate.Internal, fmt.Errorf("ledger entry %d missing", seq))
+				}
+				done, err := fn(seq, line)
+				if err != nil {
+					return ctigate.E(op, err)
+				}
+				if done {
+					return nil
+				}
+			}
+			after += n
+		}
+		return nil
+	}
+	// The object's indexed entries merged in seq order with the
+	// deliveries whose text names it.
+	needle, err := json.Marshal(q.ObjectID)
+	if err != nil {
+		return ctigate.E(op, ctigate.Invalid, err)
+	}
+	needle = append([]byte(`"id":`), needle...)
+	idx := &zcursor{s: s, key: s.ledKey("o:" + q.ObjectID), after: q.After, last: last}
+	dl := &zcursor{s: s, key: s.ledKey("dl"), after: q.After, last: last, needle: string(needle)}
+	iseq, iline, iok, err := idx.next(ctx)
+	if err != nil {
+		return s.fail(op, err)
+	}
+	dseq, dline, dok, err := dl.next(ctx)
+	if err != nil {
+		return s.fail(op, err)
+	}
+	for iok || dok {
+		var seq uint64
+		var line string
+		if iok && (!dok || iseq < dseq) {
+			seq, line = iseq, iline
+			if iseq, iline, iok, err = idx.next(ctx); err != nil {
+				return s.fail(op, err)
+			}
+		} else {
+			seq, line = dseq, dline
+			if dseq, dline, dok, err = dl.next(ctx); err != nil {
+				return s.fail(op, err)
+			}
+		}
+		done, err := fn(seq, line)
+		if err != nil {
+			return ctigate.E(op, err)
+		}
+		if done {
+			return nil
+		}
+	}
+	return nil
+}
+
+// zcursor walks the seqs of a sorted set in (after, last], a page at a
+// time, with their entries' text; with a needle, only entries containing
+// it.
+type zcursor struct {
+	s           *Store
+	key         string
+	after, last uint64
+	needle      string
+	seqs        []uint64
+	lines       []string
+	done        bool
+}
+
+func (z *zcursor) next(ctx context.Context) (uint64, string, bool, error) {
+	for len(z.seqs) == 0 {
+		if z.done || z.after >= z.last {
+			return 0, "", false, nil
+		}
+		ms, err := z.s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
+			Key: z.key, Start: "(" + strconv.FormatUint(z.after, 10), Stop: strconv.FormatUint(z.last, 10), ByScore: true, Count: ledgerPage,
+		}).Result()
+		if err != nil {
+			return 0, "", false, err
+		}
+		if len(ms) < ledgerPage {
+			z.done = true
+		}
+		if len(ms) == 0 {
+			return 0, "", false, nil
+		}
+		vals, err := z.s.c.HMGet(ctx, z.s.ledKey("log"), ms...).Result()
+		if err != nil {
+			return 0, "", false, err
+		}
+		for i, m := range ms {
+			seq, err := strconv.ParseUint(m, 10, 64)
+			if err != nil {
+				return 0, "", false, fmt.Errorf("ledger index %s: member %q", z.key, m)
+			}
+			z.after = seq
+			line, ok := vals[i].(string)
+			if !ok {
+				return 0, "", false, fmt.Errorf("ledger entry %d missing", seq)
+			}
+			if z.needle != "" && !strings.Contains(line, z.needle) {
+				continue
+			}
+			z.seqs = append(z.seqs, seq)
+			z.lines = append(z.lines, line)
+		}
+	}
+	seq, line := z.seqs[0], z.lines[0]
+	z.seqs, z.lines = z.seqs[1:], z.lines[1:]
+	return seq, line, true, nil
+}
+
+// deletedLines returns the pending lines of the deleted entries of the
+// versions vs of id, each with the hash of its stored record (read before
+// the delete script, which checks that the versions are unchanged).
+func (s *Store) deletedLines(ctx context.Context, collection, id string, vs []versionEntry) ([]string, error) {
+	das := make([]string, len(vs))
+	for i, v := range vs {
+		das[i] = strconv.FormatInt(v.da, 10)
+	}
+	recs, err := s.records(ctx, collection, das)
+	if err != nil {
+		return nil, err
+	}
+	actor, _ := store.ActorFrom(ctx)
+	if actor.User == "" {
+		actor.User = systemUser
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		e := custody.Entry{Action: custody.Deleted, User: actor.User, Org: actor.Org, ObjectID: id, Collection: collection}
+		if k, err := hex.DecodeString(v.version); err == nil && len(k) == 12 {
+			e.ObjectVersion = custody.FormatVersion(versionTime(k))
+		}
+		if b, ok := recs[i].(string); ok {
+			e.SHA256 = custody.HexHash(recordHash([]byte(b)))
+		}
+		l, err := encodePending(&e, true)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = l
+	}
+	return out, nil
+}
