@@ -286,7 +286,7 @@ func openOffline(args []string, name string, getenv func(string) string, stderr 
 		return nil, nil, nil, err
 	}
 	if cfg.Store == "redis" {
-		st, err := openStore(context.Background(), cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		st, err := openStore(context.Background(), cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
 		}

@@ -114,7 +114,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
-	st, err := openStore(ctx, cfg, log)
+	st, err := openStore(ctx, cfg, log, tel)
 	if err != nil {
 		return err
 	}
