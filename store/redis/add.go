@@ -176,11 +176,11 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	if err := validCollection(collection); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	received, err := receivedLines(ctx, collection, objs)
+	received, receivedIns, err := s.receivedLines(ctx, collection, objs)
 	if err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	decided, err := decisionLines(ctx, decisions)
+	decided, decidedIns, err := s.decisionLines(ctx, decisions)
 	if err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
@@ -227,10 +227,23 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		}
 	}
 	ledgered := decided != "" || (len(objs) > 0 && received[0] != "")
+	// The pending ledger batch the script writes, if any, and its
+	// entries, which this process chains (ledger.go).
+	var (
+		lb   uint64
+		lins []sealInput
+	)
 	if ledgered {
 		if err := s.registerSource(ctx, collection); err != nil {
 			return nil, s.fail(op, err)
 		}
+		s.ledgerBegin(collection)
+		defer func() {
+			if err := s.ledgerEnd(ctx, collection, lb, now, lins); err != nil {
+				// Recorded; the next write or read chains it.
+				s.log.Warn("redis: chaining custody ledger entries", "collection", collection, "err", err)
+			}
+		}()
 	}
 	args[4], args[5], args[6] = "0", s.trimThrough(collection), ""
 	args[7], args[8], args[9] = decided, "", ""
@@ -258,11 +271,20 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	if len(out) != len(objs)+1 || !strings.HasPrefix(out[len(objs)], "L") {
 		return nil, ctigate.E(op, ctigate.Internal, fmt.Errorf("script returned %d results for %d objects", len(out), len(objs)))
 	}
-	lb, err := strconv.ParseUint(out[len(objs)][1:], 10, 64)
+	b, err := strconv.ParseUint(out[len(objs)][1:], 10, 64)
 	if err != nil {
 		return nil, ctigate.E(op, ctigate.Internal, fmt.Errorf("script result %q", out[len(objs)]))
 	}
 	out = out[:len(objs)]
+	if b > 0 {
+		for i, r := range out {
+			if r[0] == 'n' && received[i] != "" {
+				lins = append(lins, receivedIns[i])
+			}
+		}
+		lins = append(lins, decidedIns...)
+		lb = b
+	}
 	var existed []string
 	for i, r := range out {
 		if len(r) < 2 {
@@ -291,21 +313,6 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 				}
 				j++
 			}
-		}
-	}
-	if lb > 0 {
-		lines := make([]string, 0, len(objs)+len(decisions))
-		for i := range results {
-			if !results[i].Existed && received[i] != "" {
-				lines = append(lines, received[i])
-			}
-		}
-		if decided != "" {
-			lines = append(lines, strings.Split(decided, "\n")...)
-		}
-		if err := s.chainOwn(ctx, collection, lb, now, lines); err != nil {
-			// Recorded; the next write or read chains it.
-			s.log.Warn("redis: chaining custody ledger entries", "collection", collection, "err", err)
 		}
 	}
 	if batch != "" {

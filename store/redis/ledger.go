@@ -29,11 +29,15 @@ package redis
 // Keys of slot {l}:
 //
 //	P:{l}:head   "seq:micros:hash" of the newest entry
-//	P:{l}:log    hash: seq -> the entry's JSON text, as an export line
-//	P:{l}:o:ID   sorted set of the seqs of entries about object ID
-//	             (deliveries excepted)
-//	P:{l}:dl     sorted set of the seqs of delivered entries, which object
-//	             queries scan (a page of objects is not indexed per id)
+//	P:{l}:log    hash: first seq of an append -> the JSON text of its
+//	             entries (export lines) joined by newlines: one field per
+//	             append, not per entry
+//	P:{l}:blk    sorted set of those first seqs: finds the append holding
+//	             a seq
+//	P:{l}:tg     hash: first seq -> 8 bytes per entry: a 64-bit digest of
+//	             its object id (odd), 2 for a delivery, 0 for none. An
+//	             object's query reads the tags and only the appends with
+//	             a candidate (deliveries: those whose text names it)
 //	P:{l}:ap     hash: collection -> its last batch chained
 //	P:{l}:src    set of the collections that have written batches
 //
@@ -56,6 +60,7 @@ package redis
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -117,7 +122,11 @@ type ledgerState struct {
 	head    ledgerHead
 	known   bool              // head was read or written by this process
 	chained map[string]uint64 // collection -> last batch chained, as last seen
-	src     sync.Map          // collections this process added to P:{l}:src
+	// inflight counts the writes under way per collection; local holds
+	// the batches this process wrote and has not seen chained.
+	inflight map[string]int
+	local    map[string]map[uint64]localBatch
+	src      sync.Map // collections this process added to P:{l}:src
 }
 
 // ledgerStateScript reads the head and the chained batch numbers of the
@@ -131,14 +140,13 @@ end
 return out
 `)
 
-// ledgerAppendScript appends sealed entries if the head and the chained
-// batch numbers are still what the caller read.
+// ledgerAppendScript appends a block of sealed entries if the head and
+// the chained batch numbers are still what the caller read.
 //
-// KEYS: 1 head, 2 log, 3 ap, then one per entry: the index to add its seq
-// to (o:ID or dl; anything else is not written). ARGV: 1 head read ("" for
+// KEYS: 1 head, 2 log, 3 ap, 4 blk, 5 tg. ARGV: 1 head read ("" for
 // none), 2 new head, 3 number m of collections, then m triples
-// (collection, chained number read, new chained number), then per entry
-// its seq, its line and "1" to index it ("0" not to).
+// (collection, chained number read, new chained number), then the
+// block's first seq, its lines (joined by newlines) and its tags.
 // Returns 1, or 0 when nothing was written.
 var ledgerAppendScript = goredis.NewScript(`
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
@@ -146,17 +154,10 @@ local m = tonumber(ARGV[3])
 for j = 0, m - 1 do
   if (redis.call('HGET', KEYS[3], ARGV[4 + 3*j]) or '0') ~= ARGV[5 + 3*j] then return 0 end
 end
-local base = 4 + 3*m
-local h = {}
-local k = 0
-for i = base, #ARGV, 3 do
-  k = k + 1
-  h[#h+1] = ARGV[i]
-  h[#h+1] = ARGV[i+1]
-  if #h >= 1000 then redis.call('HSET', KEYS[2], unpack(h)) h = {} end
-  if ARGV[i+2] == '1' then redis.call('ZADD', KEYS[3 + k], ARGV[i], ARGV[i]) end
-end
-if #h > 0 then redis.call('HSET', KEYS[2], unpack(h)) end
+local i = 4 + 3*m
+redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1])
+redis.call('HSET', KEYS[5], ARGV[i], ARGV[i+2])
+redis.call('ZADD', KEYS[4], ARGV[i], ARGV[i])
 for j = 0, m - 1 do redis.call('HSET', KEYS[3], ARGV[4 + 3*j], ARGV[6 + 3*j]) end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1
@@ -180,66 +181,71 @@ return 0
 // script needs.
 type sealInput struct {
 	p      *custody.Prepared
-	index  string // key to add the seq to, "" for none
+	tag    uint64 // entryTag
 	micros int64  // the write's time (0: now)
 }
 
-// encodePending returns the JSON line of an unsealed entry, after checking
-// that it can be sealed (a batch that could not would stop the chain).
-func encodePending(e *custody.Entry, check bool) (string, error) {
+// encodePending returns the JSON line of an unsealed entry and the entry
+// prepared for sealing (which checks that it can be sealed: a batch that
+// could not would stop the chain). The writer of the batch seals the
+// prepared entries itself; other processes decode the line.
+func (s *Store) encodePending(e *custody.Entry, check bool) (string, sealInput, error) {
 	if check {
 		if err := e.Valid(); err != nil {
-			return "", err
+			return "", sealInput{}, err
 		}
-		if _, err := custody.Prepare(e); err != nil {
-			return "", err
-		}
+	}
+	p, err := custody.Prepare(e)
+	if err != nil {
+		return "", sealInput{}, err
 	}
 	b, err := json.Marshal(e)
 	if err != nil {
-		return "", err
+		return "", sealInput{}, err
 	}
 	if bytes.IndexByte(b, '\n') >= 0 {
-		return "", errors.New("entry encodes with a newline")
+		return "", sealInput{}, errors.New("entry encodes with a newline")
 	}
-	return string(b), nil
+	return string(b), sealInput{p: p, tag: entryTag(e)}, nil
 }
 
 // receivedLines returns the pending line of each object's received entry
-// ("" each when ctx carries no actor).
-func receivedLines(ctx context.Context, collection string, objs []store.Object) ([]string, error) {
+// ("" each when ctx carries no actor), and the entry prepared.
+func (s *Store) receivedLines(ctx context.Context, collection string, objs []store.Object) ([]string, []sealInput, error) {
 	out := make([]string, len(objs))
 	actor, ok := store.ActorFrom(ctx)
 	if !ok {
-		return out, nil
+		return out, nil, nil
 	}
+	ins := make([]sealInput, len(objs))
 	if !utf8.ValidString(actor.User) || !utf8.ValidString(actor.Org) || !utf8.ValidString(collection) {
-		return nil, errors.New("actor or collection is not valid UTF-8")
+		return nil, nil, errors.New("actor or collection is not valid UTF-8")
 	}
 	for i := range objs {
 		o := &objs[i]
 		if !utf8.ValidString(o.ID) {
-			return nil, fmt.Errorf("object %d: id is not valid UTF-8", i)
+			return nil, nil, fmt.Errorf("object %d: id is not valid UTF-8", i)
 		}
-		l, err := encodePending(&custody.Entry{
+		l, in, err := s.encodePending(&custody.Entry{
 			Action: custody.Received, User: actor.User, Org: actor.Org,
 			ObjectID: o.ID, ObjectVersion: custody.FormatVersion(o.Version), SHA256: custody.HexHash(o.Hash),
 			Collection: collection,
 		}, false)
 		if err != nil {
-			return nil, fmt.Errorf("object %d: %v", i, err)
+			return nil, nil, fmt.Errorf("object %d: %v", i, err)
 		}
-		out[i] = l
+		out[i], ins[i] = l, in
 	}
-	return out, nil
+	return out, ins, nil
 }
 
 // decisionLines returns the pending lines of the decisions' entries,
-// joined by newlines ("" for none).
-func decisionLines(ctx context.Context, ds []store.Decision) (string, error) {
+// joined by newlines ("" for none), and the entries prepared.
+func (s *Store) decisionLines(ctx context.Context, ds []store.Decision) (string, []sealInput, error) {
 	if len(ds) == 0 {
-		return "", nil
+		return "", nil, nil
 	}
+	ins := make([]sealInput, len(ds))
 	actor, _ := store.ActorFrom(ctx)
 	user := actor.User
 	if user == "" {
@@ -248,21 +254,22 @@ func decisionLines(ctx context.Context, ds []store.Decision) (string, error) {
 	var b strings.Builder
 	for i := range ds {
 		d := &ds[i]
-		l, err := encodePending(&custody.Entry{
+		l, in, err := s.encodePending(&custody.Entry{
 			Action: d.Action, User: user, Org: actor.Org,
 			ObjectID: d.ObjectID, ObjectVersion: custody.FormatVersion(d.ObjectVersion), SHA256: custody.HexHash(d.OriginalSHA256),
 			Collection: d.Collection, Source: d.Source, Route: d.Route, PolicyVersion: d.PolicyVersion,
 			Reason: d.Reason, Detail: d.Detail, Removed: d.Removed, PublishedSHA256: custody.HexHash(d.PublishedSHA256),
 		}, true)
 		if err != nil {
-			return "", fmt.Errorf("decision %d: %v", i, err)
+			return "", nil, fmt.Errorf("decision %d: %v", i, err)
 		}
+		ins[i] = in
 		if i > 0 {
 			b.WriteByte('\n')
 		}
 		b.WriteString(l)
 	}
-	return b.String(), nil
+	return b.String(), ins, nil
 }
 
 // registerSource adds coll to P:{l}:src once per process.
@@ -285,15 +292,43 @@ func (s *Store) trimThrough(coll string) string {
 	return strconv.FormatUint(s.led.chained[coll], 10)
 }
 
-// indexKey is the index an entry's seq goes to.
-func (s *Store) indexKey(e *custody.Entry) string {
+// Tags of entries (P:{l}:tg): an object query reads the tags of the
+// blocks and only the blocks holding a candidate.
+const (
+	tagNone     = 0 // no object
+	tagDelivery = 2 // a delivered page (object tags are odd)
+)
+
+// objectTag is a 64-bit digest of an object id (FNV-1a; a collision only
+// costs a candidate read). Always odd.
+func objectTag(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return h | 1
+}
+
+// entryTag is the tag of e.
+func entryTag(e *custody.Entry) uint64 {
 	switch {
 	case e.Action == custody.Delivered:
-		return s.ledKey("dl")
+		return tagDelivery
 	case e.ObjectID != "":
-		return s.ledKey("o:" + e.ObjectID)
+		return objectTag(e.ObjectID)
 	}
-	return ""
+	return tagNone
+}
+
+// batchNumber returns the number of a pending batch.
+func batchNumber(v string) (uint64, error) {
+	bs, _, ok := strings.Cut(v, ":")
+	b, err := strconv.ParseUint(bs, 10, 64)
+	if !ok || err != nil {
+		return 0, fmt.Errorf("malformed pending ledger batch %.40q", v)
+	}
+	return b, nil
 }
 
 // parseBatch decodes a pending batch "b:micros\nline…" into entries.
@@ -317,7 +352,7 @@ func (s *Store) parseBatch(v string) (uint64, []sealInput, error) {
 		if err != nil {
 			return 0, nil, fmt.Errorf("pending ledger batch %d: %w", b, err)
 		}
-		out = append(out, sealInput{p: p, index: s.indexKey(&e), micros: micros})
+		out = append(out, sealInput{p: p, tag: entryTag(&e), micros: micros})
 	}
 	return b, out, nil
 }
@@ -332,9 +367,8 @@ type batchRange struct {
 // reports whether it was written, and the new head. sealed, when not
 // nil, receives the sealed entries.
 func (s *Store) appendSealed(ctx context.Context, head ledgerHead, ranges []batchRange, ins []sealInput, sealed []custody.Entry) (bool, ledgerHead, error) {
-	keys := make([]string, 3, 3+len(ins))
-	keys[0], keys[1], keys[2] = s.ledKey("head"), s.ledKey("log"), s.ledKey("ap")
-	args := make([]any, 3, 3+3*len(ranges)+3*len(ins))
+	keys := []string{s.ledKey("head"), s.ledKey("log"), s.ledKey("ap"), s.ledKey("blk"), s.ledKey("tg")}
+	args := make([]any, 3, 6+3*len(ranges))
 	args[0], args[2] = head.String(), len(ranges)
 	for _, r := range ranges {
 		args = append(args, r.coll, strconv.FormatUint(r.from, 10), strconv.FormatUint(r.to, 10))
@@ -342,9 +376,10 @@ func (s *Store) appendSealed(ctx context.Context, head ledgerHead, ranges []batc
 	now := s.clock().UnixMicro()
 	prev := custody.Head{Seq: head.seq, Hash: head.hash}
 	micros := head.micros
-	placeholder := s.ledKey("none")
 	var ts string
 	var tsMicros int64 = -1
+	var text []byte
+	tags := make([]byte, 0, 8*len(ins))
 	for i, in := range ins {
 		m := in.micros
 		if m == 0 {
@@ -359,13 +394,13 @@ func (s *Store) appendSealed(ctx context.Context, head ledgerHead, ranges []batc
 			sealed[i] = e
 		}
 		prev = custody.Head{Seq: e.Seq, Hash: e.Hash}
-		idx, flag := in.index, "1"
-		if idx == "" {
-			idx, flag = placeholder, "0"
+		if i > 0 {
+			text = append(text, '\n')
 		}
-		keys = append(keys, idx)
-		args = append(args, strconv.FormatUint(e.Seq, 10), line, flag)
+		text = append(text, line...)
+		tags = binary.BigEndian.AppendUint64(tags, in.tag)
 	}
+	args = append(args, strconv.FormatUint(head.seq+1, 10), text, tags)
 	next := ledgerHead{seq: prev.Seq, micros: micros, hash: prev.Hash}
 	args[1] = next.String()
 	ok, err := ledgerAppendScript.Run(ctx, s.c, keys, args...).Int()
@@ -375,39 +410,93 @@ func (s *Store) appendSealed(ctx context.Context, head ledgerHead, ranges []batc
 	return ok == 1, next, nil
 }
 
-// chainOwn chains batch b of coll, whose entries the caller wrote (lines,
-// written at micros), or, if this process's view is stale, every pending
-// batch of coll. Errors leave the batch pending.
-func (s *Store) chainOwn(ctx context.Context, coll string, b uint64, micros int64, lines []string) error {
+// localBatch is a batch this process wrote, prepared for sealing.
+type localBatch struct {
+	micros int64
+	ins    []sealInput
+}
+
+// ledgerBegin counts a write of coll that will write a pending batch.
+func (s *Store) ledgerBegin(coll string) {
 	s.led.mu.Lock()
 	defer s.led.mu.Unlock()
-	last, seen := s.led.chained[coll]
-	if seen && last >= b {
-		return nil // a neighbour chained it
+	if s.led.inflight == nil {
+		s.led.inflight = map[string]int{}
 	}
-	if s.led.known && seen && last == b-1 {
-		ins := make([]sealInput, 0, len(lines))
-		for _, l := range lines {
-			var e custody.Entry
-			if err := json.Unmarshal([]byte(l), &e); err != nil {
-				return err
+	s.led.inflight[coll]++
+}
+
+// maxLocalBatches bounds the batches a process keeps for chaining itself;
+// beyond, they are chained from Redis.
+const maxLocalBatches = 1024
+
+// ledgerEnd ends a write counted by ledgerBegin that wrote batch b (0:
+// none, or unknown after an error) of coll at micros, and chains what this
+// process can: its own batches in order, with one script call while its
+// view of the head is current. When a batch before them is missing and
+// no other write of coll is under way in this process (the batch is
+// another process's, or its write failed), it chains every pending batch
+// of coll from Redis. Errors leave the batches pending.
+func (s *Store) ledgerEnd(ctx context.Context, coll string, b uint64, micros int64, ins []sealInput) error {
+	s.led.mu.Lock()
+	defer s.led.mu.Unlock()
+	s.led.inflight[coll]--
+	if s.led.local == nil {
+		s.led.local = map[string]map[uint64]localBatch{}
+	}
+	local := s.led.local[coll]
+	if local == nil {
+		local = map[uint64]localBatch{}
+		s.led.local[coll] = local
+	}
+	if b > 0 {
+		local[b] = localBatch{micros: micros, ins: ins}
+	}
+	for {
+		last, seen := s.led.chained[coll]
+		for n := range local {
+			if seen && n <= last {
+				delete(local, n)
 			}
-			p, err := custody.Prepare(&e)
-			if err != nil {
-				return err
-			}
-			ins = append(ins, sealInput{p: p, index: s.indexKey(&e), micros: micros})
 		}
-		ok, next, err := s.appendSealed(ctx, s.led.head, []batchRange{{coll, b - 1, b}}, ins, nil)
-		if err != nil {
-			return err
-		}
-		if ok {
-			s.led.head, s.led.chained[coll] = next, b
+		if len(local) == 0 {
 			return nil
 		}
+		if s.led.known && seen {
+			var run []sealInput
+			n := last
+			for {
+				lb, ok := local[n+1]
+				if !ok {
+					break
+				}
+				n++
+				for _, in := range lb.ins {
+					in.micros = lb.micros
+					run = append(run, in)
+				}
+			}
+			if n > last {
+				ok, next, err := s.appendSealed(ctx, s.led.head, []batchRange{{coll, last, n}}, run, nil)
+				if err != nil {
+					return err
+				}
+				if ok {
+					s.led.head, s.led.chained[coll] = next, n
+					continue
+				}
+				s.led.known = false // moved by another process
+			}
+		}
+		if s.led.inflight[coll] > 0 && s.led.known && len(local) < maxLocalBatches {
+			return nil // the write under way chains them
+		}
+		err := s.chainPending(ctx, []string{coll})
+		if err != nil || len(local) >= maxLocalBatches {
+			clear(local)
+		}
+		return err
 	}
-	return s.chainPending(ctx, []string{coll})
 }
 
 // maxChainBatches bounds the batches read from one pending list per
@@ -462,12 +551,14 @@ func (s *Store) chainPending(ctx context.Context, colls []string) error {
 			}
 			r := batchRange{coll: c, from: from[i], to: from[i]}
 			for _, v := range vals {
+				if b, err := batchNumber(v); err != nil {
+					return err
+				} else if b <= r.to {
+					continue // chained, not yet trimmed
+				}
 				b, es, err := s.parseBatch(v)
 				if err != nil {
 					return err
-				}
-				if b <= r.to {
-					continue // chained, not yet trimmed
 				}
 				r.to = b
 				ins = append(ins, es...)
@@ -537,7 +628,7 @@ func (s *Store) AppendEntries(ctx context.Context, entries []custody.Entry) ([]c
 		if err != nil {
 			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("entry %d: %v", i, err))
 		}
-		ins[i] = sealInput{p: p, index: s.indexKey(e)}
+		ins[i] = sealInput{p: p, tag: entryTag(e)}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, ctxErr(op, err)
@@ -645,12 +736,13 @@ func (s *Store) LedgerLines(ctx context.Context, after, through uint64, fn func(
 	})
 }
 
-// ledgerPage is how many entries a scan reads per round trip.
-const ledgerPage = 256
+// ledgerBlocks is how many blocks a scan reads per round trip.
+const ledgerBlocks = 32
 
 // ledgerScan calls fn with the text of the candidate entries of q (all in
-// (After, Through], or those indexed under q.ObjectID and the deliveries
-// naming it), in seq order, until fn reports it is done.
+// (After, Through], or, with q.ObjectID, those whose tag is the object's
+// and the deliveries naming it), in seq order, until fn reports it is
+// done.
 func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, fn func(seq uint64, line string) (bool, error)) error {
 	if len(q.ObjectID) > maxIDLen {
 		return ctigate.E(op, ctigate.Invalid, "object id too long")
@@ -676,22 +768,102 @@ func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, 
 	if q.Through != 0 {
 		last = min(last, q.Through)
 	}
-	if q.ObjectID == "" {
-		for after := q.After; after < last; {
-			n := min(last-after, ledgerPage)
-			seqs := make([]string, n)
-			for i := range seqs {
-				seqs[i] = strconv.FormatUint(after+1+uint64(i), 10)
-			}
-			vals, err := s.c.HMGet(ctx, s.ledKey("log"), seqs...).Result()
-			if err != nil {
+	if q.After >= last {
+		return nil
+	}
+	var tag uint64
+	var needle string
+	if q.ObjectID != "" {
+		tag = objectTag(q.ObjectID)
+		b, err := json.Marshal(q.ObjectID)
+		if err != nil {
+			return ctigate.E(op, ctigate.Invalid, err)
+		}
+		needle = `"id":` + string(b)
+	}
+	// The block holding After+1 starts at or before it.
+	start, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
+		Key: s.ledKey("blk"), Start: strconv.FormatUint(q.After+1, 10), Stop: "-inf", ByScore: true, Rev: true, Count: 1,
+	}).Result()
+	if err != nil {
+		return s.fail(op, err)
+	}
+	from := "-inf"
+	if len(start) == 1 {
+		from = start[0]
+	}
+	for {
+		firsts, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
+			Key: s.ledKey("blk"), Start: from, Stop: strconv.FormatUint(last, 10), ByScore: true, Count: ledgerBlocks,
+		}).Result()
+		if err != nil {
+			return s.fail(op, err)
+		}
+		if len(firsts) == 0 {
+			return nil
+		}
+		from = "(" + firsts[len(firsts)-1]
+		// With an object, the tags first; then the text of the blocks
+		// holding a candidate.
+		want := firsts
+		var tags []any
+		if q.ObjectID != "" {
+			if tags, err = s.c.HMGet(ctx, s.ledKey("tg"), firsts...).Result(); err != nil {
 				return s.fail(op, err)
 			}
-			for i, v := range vals {
-				seq := after + 1 + uint64(i)
-				line, ok := v.(string)
-				if !ok {
-					return ctigate.E(op, ctigate.Internal, fmt.Errorf("ledger entry %d missing", seq))
+			want = nil
+			for i, f := range firsts {
+				if t, ok := tags[i].(string); ok && hasTag(t, tag) {
+					want = append(want, f)
+				}
+			}
+		}
+		if len(want) == 0 {
+			if len(firsts) < ledgerBlocks {
+				return nil
+			}
+			continue
+		}
+		texts, err := s.c.HMGet(ctx, s.ledKey("log"), want...).Result()
+		if err != nil {
+			return s.fail(op, err)
+		}
+		for i, f := range want {
+			first, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				return ctigate.E(op, ctigate.Internal, fmt.Errorf("ledger block %q", f))
+			}
+			text, ok := texts[i].(string)
+			if !ok {
+				return ctigate.E(op, ctigate.Internal, fmt.Errorf("ledger block %d missing", first))
+			}
+			var blockTags string
+			if q.ObjectID != "" {
+				blockTags, _ = tags[indexOf(firsts, f)].(string)
+			}
+			for k := 0; text != ""; k++ {
+				var line string
+				line, text, _ = strings.Cut(text, "\n")
+				seq := first + uint64(k)
+				if seq <= q.After {
+					continue
+				}
+				if seq > last {
+					return nil
+				}
+				if q.ObjectID != "" {
+					if 8*k+8 > len(blockTags) {
+						return ctigate.E(op, ctigate.Internal, fmt.Errorf("ledger block %d: tags too short", first))
+					}
+					switch binary.BigEndian.Uint64([]byte(blockTags[8*k:])) {
+					case tag:
+					case tagDelivery:
+						if !strings.Contains(line, needle) {
+							continue
+						}
+					default:
+						continue
+					}
 				}
 				done, err := fn(seq, line)
 				if err != nil {
@@ -701,125 +873,50 @@ func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, 
 					return nil
 				}
 			}
-			after += n
 		}
-		return nil
-	}
-	// The object's indexed entries merged in seq order with the
-	// deliveries whose text names it.
-	needle, err := json.Marshal(q.ObjectID)
-	if err != nil {
-		return ctigate.E(op, ctigate.Invalid, err)
-	}
-	needle = append([]byte(`"id":`), needle...)
-	idx := &zcursor{s: s, key: s.ledKey("o:" + q.ObjectID), after: q.After, last: last}
-	dl := &zcursor{s: s, key: s.ledKey("dl"), after: q.After, last: last, needle: string(needle)}
-	iseq, iline, iok, err := idx.next(ctx)
-	if err != nil {
-		return s.fail(op, err)
-	}
-	dseq, dline, dok, err := dl.next(ctx)
-	if err != nil {
-		return s.fail(op, err)
-	}
-	for iok || dok {
-		var seq uint64
-		var line string
-		if iok && (!dok || iseq < dseq) {
-			seq, line = iseq, iline
-			if iseq, iline, iok, err = idx.next(ctx); err != nil {
-				return s.fail(op, err)
-			}
-		} else {
-			seq, line = dseq, dline
-			if dseq, dline, dok, err = dl.next(ctx); err != nil {
-				return s.fail(op, err)
-			}
-		}
-		done, err := fn(seq, line)
-		if err != nil {
-			return ctigate.E(op, err)
-		}
-		if done {
+		if len(firsts) < ledgerBlocks {
 			return nil
 		}
 	}
-	return nil
 }
 
-// zcursor walks the seqs of a sorted set in (after, last], a page at a
-// time, with their entries' text; with a needle, only entries containing
-// it.
-type zcursor struct {
-	s           *Store
-	key         string
-	after, last uint64
-	needle      string
-	seqs        []uint64
-	lines       []string
-	done        bool
-}
-
-func (z *zcursor) next(ctx context.Context) (uint64, string, bool, error) {
-	for len(z.seqs) == 0 {
-		if z.done || z.after >= z.last {
-			return 0, "", false, nil
-		}
-		ms, err := z.s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
-			Key: z.key, Start: "(" + strconv.FormatUint(z.after, 10), Stop: strconv.FormatUint(z.last, 10), ByScore: true, Count: ledgerPage,
-		}).Result()
-		if err != nil {
-			return 0, "", false, err
-		}
-		if len(ms) < ledgerPage {
-			z.done = true
-		}
-		if len(ms) == 0 {
-			return 0, "", false, nil
-		}
-		vals, err := z.s.c.HMGet(ctx, z.s.ledKey("log"), ms...).Result()
-		if err != nil {
-			return 0, "", false, err
-		}
-		for i, m := range ms {
-			seq, err := strconv.ParseUint(m, 10, 64)
-			if err != nil {
-				return 0, "", false, fmt.Errorf("ledger index %s: member %q", z.key, m)
-			}
-			z.after = seq
-			line, ok := vals[i].(string)
-			if !ok {
-				return 0, "", false, fmt.Errorf("ledger entry %d missing", seq)
-			}
-			if z.needle != "" && !strings.Contains(line, z.needle) {
-				continue
-			}
-			z.seqs = append(z.seqs, seq)
-			z.lines = append(z.lines, line)
+// hasTag reports whether the tags of a block hold tag or a delivery.
+func hasTag(tags string, tag uint64) bool {
+	for i := 0; i+8 <= len(tags); i += 8 {
+		if t := binary.BigEndian.Uint64([]byte(tags[i : i+8])); t == tag || t == tagDelivery {
+			return true
 		}
 	}
-	seq, line := z.seqs[0], z.lines[0]
-	z.seqs, z.lines = z.seqs[1:], z.lines[1:]
-	return seq, line, true, nil
+	return false
+}
+
+func indexOf(ss []string, s string) int {
+	for i, x := range ss {
+		if x == s {
+			return i
+		}
+	}
+	return -1
 }
 
 // deletedLines returns the pending lines of the deleted entries of the
 // versions vs of id, each with the hash of its stored record (read before
 // the delete script, which checks that the versions are unchanged).
-func (s *Store) deletedLines(ctx context.Context, collection, id string, vs []versionEntry) ([]string, error) {
+func (s *Store) deletedLines(ctx context.Context, collection, id string, vs []versionEntry) ([]string, []sealInput, error) {
 	das := make([]string, len(vs))
 	for i, v := range vs {
 		das[i] = strconv.FormatInt(v.da, 10)
 	}
 	recs, err := s.records(ctx, collection, das)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	actor, _ := store.ActorFrom(ctx)
 	if actor.User == "" {
 		actor.User = systemUser
 	}
 	out := make([]string, len(vs))
+	ins := make([]sealInput, len(vs))
 	for i, v := range vs {
 		e := custody.Entry{Action: custody.Deleted, User: actor.User, Org: actor.Org, ObjectID: id, Collection: collection}
 		if k, err := hex.DecodeString(v.version); err == nil && len(k) == 12 {
@@ -828,11 +925,11 @@ func (s *Store) deletedLines(ctx context.Context, collection, id string, vs []ve
 		if b, ok := recs[i].(string); ok {
 			e.SHA256 = custody.HexHash(recordHash([]byte(b)))
 		}
-		l, err := encodePending(&e, true)
+		l, in, err := s.encodePending(&e, true)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out[i] = l
+		out[i], ins[i] = l, in
 	}
-	return out, nil
+	return out, ins, nil
 }

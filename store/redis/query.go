@@ -413,7 +413,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			}
 		}
 		args[2] = formatVersions(keep)
-		lines, err := s.deletedLines(ctx, collection, id, doomed)
+		lines, ins, err := s.deletedLines(ctx, collection, id, doomed)
 		if err != nil {
 			return 0, s.fail(op, err)
 		}
@@ -423,7 +423,15 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 		}
 		keys := []string{s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n"),
 			s.collKey(collection, "pl"), s.collKey(collection, "pln")}
+		s.ledgerBegin(collection)
 		r, err := deleteScript.Run(ctx, s.c, keys, args...).Int64Slice()
+		var lb uint64
+		if err == nil && len(r) == 2 && r[0] >= 0 && r[1] > 0 {
+			lb = uint64(r[1])
+		}
+		if err := s.ledgerEnd(ctx, collection, lb, now, ins); err != nil {
+			s.log.Warn("redis: chaining custody ledger entries", "collection", collection, "err", err)
+		}
 		if err != nil {
 			return 0, s.fail(op, err)
 		}
@@ -431,11 +439,6 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			return 0, ctigate.E(op, ctigate.Internal, fmt.Errorf("delete script returned %v", r))
 		}
 		if r[0] >= 0 {
-			if r[1] > 0 {
-				if err := s.chainOwn(ctx, collection, uint64(r[1]), now, lines); err != nil {
-					s.log.Warn("redis: chaining custody ledger entries", "collection", collection, "err", err)
-				}
-			}
 			return int(r[0]), nil
 		}
 	}
