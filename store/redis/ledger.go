@@ -120,12 +120,17 @@ func parseHead(v string) (ledgerHead, error) {
 type ledgerState struct {
 	mu      sync.Mutex
 	head    ledgerHead
-	known   bool              // head was read or written by this process
-	chained map[string]uint64 // collection -> last batch chained, as last seen
-	// inflight counts the writes under way per collection; local holds
-	// the batches this process wrote and has not seen chained.
+	known   bool                             // head was read or written by this process
+	chained map[string]uint64                // collection -> last batch chained, as last seen
+	local   map[string]map[uint64]localBatch // batches this process wrote and has not seen chained
+
+	// Under their own lock, which writers take before their script
+	// without waiting for a chaining round trip: the writes under way per
+	// collection, and the batch number through which a write may trim
+	// the collection's pending list (a copy of chained).
+	wmu      sync.Mutex
 	inflight map[string]int
-	local    map[string]map[uint64]localBatch
+	trim     map[string]uint64
 	src      sync.Map // collections this process added to P:{l}:src
 }
 
@@ -287,9 +292,31 @@ func (s *Store) registerSource(ctx context.Context, coll string) error {
 // trimThrough returns the batch number through which coll's pending list
 // may be trimmed by its next script (this process saw them chained).
 func (s *Store) trimThrough(coll string) string {
-	s.led.mu.Lock()
-	defer s.led.mu.Unlock()
-	return strconv.FormatUint(s.led.chained[coll], 10)
+	s.led.wmu.Lock()
+	defer s.led.wmu.Unlock()
+	return strconv.FormatUint(s.led.trim[coll], 10)
+}
+
+// setChained records that coll's batches through n are chained. The
+// caller holds s.led.mu.
+func (s *Store) setChained(coll string, n uint64) {
+	if s.led.chained == nil {
+		s.led.chained = map[string]uint64{}
+	}
+	s.led.chained[coll] = n
+	s.led.wmu.Lock()
+	if s.led.trim == nil {
+		s.led.trim = map[string]uint64{}
+	}
+	s.led.trim[coll] = n
+	s.led.wmu.Unlock()
+}
+
+// writing returns the number of writes of coll under way.
+func (s *Store) writing(coll string) int {
+	s.led.wmu.Lock()
+	defer s.led.wmu.Unlock()
+	return s.led.inflight[coll]
 }
 
 // Tags of entries (P:{l}:tg): an object query reads the tags of the
@@ -418,8 +445,8 @@ type localBatch struct {
 
 // ledgerBegin counts a write of coll that will write a pending batch.
 func (s *Store) ledgerBegin(coll string) {
-	s.led.mu.Lock()
-	defer s.led.mu.Unlock()
+	s.led.wmu.Lock()
+	defer s.led.wmu.Unlock()
 	if s.led.inflight == nil {
 		s.led.inflight = map[string]int{}
 	}
@@ -440,7 +467,9 @@ const maxLocalBatches = 1024
 func (s *Store) ledgerEnd(ctx context.Context, coll string, b uint64, micros int64, ins []sealInput) error {
 	s.led.mu.Lock()
 	defer s.led.mu.Unlock()
+	s.led.wmu.Lock()
 	s.led.inflight[coll]--
+	s.led.wmu.Unlock()
 	if s.led.local == nil {
 		s.led.local = map[string]map[uint64]localBatch{}
 	}
@@ -482,13 +511,14 @@ func (s *Store) ledgerEnd(ctx context.Context, coll string, b uint64, micros int
 					return err
 				}
 				if ok {
-					s.led.head, s.led.chained[coll] = next, n
+					s.led.head = next
+					s.setChained(coll, n)
 					continue
 				}
 				s.led.known = false // moved by another process
 			}
 		}
-		if s.led.inflight[coll] > 0 && s.led.known && len(local) < maxLocalBatches {
+		if s.writing(coll) > 0 && s.led.known && len(local) < maxLocalBatches {
 			return nil // the write under way chains them
 		}
 		err := s.chainPending(ctx, []string{coll})
@@ -528,7 +558,7 @@ func (s *Store) chainPending(ctx context.Context, colls []string) error {
 			if from[i], err = strconv.ParseUint(st[i+1], 10, 64); err != nil {
 				return fmt.Errorf("chained batch number of %s: %q", c, st[i+1])
 			}
-			s.led.chained[c] = from[i]
+			s.setChained(c, from[i])
 		}
 		pipe := s.c.Pipeline()
 		cmds := make([]*goredis.StringSliceCmd, len(colls))
@@ -580,7 +610,7 @@ func (s *Store) chainPending(ctx context.Context, colls []string) error {
 			}
 			s.led.head = next
 			for _, r := range ranges {
-				s.led.chained[r.coll] = r.to
+				s.setChained(r.coll, r.to)
 			}
 		}
 		if len(trim) > 0 {
