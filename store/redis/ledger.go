@@ -22,9 +22,10 @@ package redis
 //     ledger's slot {l} that checks, compare-and-set, that the head and
 //     every collection's chained batch number are still what it read. If
 //     not (another process chained first), it starts again from what is
-//     there now; nothing was written. The batches it chained then leave
-//     the pending list (a batch still listed but at or below the chained
-//     number is skipped, so a crash between the two steps chains it once).
+//     there now; nothing was written. The batches it chained leave the
+//     pending list on the next pass over it, or with the collection's
+//     next write (a batch still listed but at or below the chained number
+//     is skipped, so a crash between the two steps chains it once).
 //
 // Keys of slot {l}:
 //
@@ -168,9 +169,10 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 `)
 
-// ledgerTrimScript removes from the pending list KEYS[1] the batches
-// numbered ARGV[1] or below (already chained).
-var ledgerTrimScript = goredis.NewScript(`
+// ledgerPendingScript removes from the pending list KEYS[1] the batches
+// numbered ARGV[1] or below (already chained) and returns the first
+// ARGV[2] of the others.
+var ledgerPendingScript = goredis.NewScript(`
 local n = tonumber(ARGV[1])
 while true do
   local h = redis.call('LINDEX', KEYS[1], 0)
@@ -179,7 +181,7 @@ while true do
   if not b or b > n then break end
   redis.call('LPOP', KEYS[1])
 end
-return 0
+return redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 `)
 
 // pendingEntry is one unsealed entry of a batch, with what its chain
@@ -560,10 +562,11 @@ func (s *Store) chainPending(ctx context.Context, colls []string) error {
 			}
 			s.setChained(c, from[i])
 		}
+		// The batches not chained yet (the chained ones leave the list).
 		pipe := s.c.Pipeline()
-		cmds := make([]*goredis.StringSliceCmd, len(colls))
+		cmds := make([]*goredis.Cmd, len(colls))
 		for i, c := range colls {
-			cmds[i] = pipe.LRange(ctx, s.collKey(c, "pl"), 0, maxChainBatches-1)
+			cmds[i] = ledgerPendingScript.Eval(ctx, pipe, []string{s.collKey(c, "pl")}, from[i], maxChainBatches)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err
@@ -572,10 +575,12 @@ func (s *Store) chainPending(ctx context.Context, colls []string) error {
 			ranges []batchRange
 			ins    []sealInput
 			more   bool
-			trim   []int
 		)
 		for i, c := range colls {
-			vals := cmds[i].Val()
+			vals, err := cmds[i].StringSlice()
+			if err != nil {
+				return err
+			}
 			if len(vals) == maxChainBatches {
 				more = true
 			}
@@ -593,9 +598,6 @@ func (s *Store) chainPending(ctx context.Context, colls []string) error {
 				r.to = b
 				ins = append(ins, es...)
 			}
-			if len(vals) > 0 {
-				trim = append(trim, i)
-			}
 			if r.to != r.from {
 				ranges = append(ranges, r)
 			}
@@ -611,15 +613,6 @@ func (s *Store) chainPending(ctx context.Context, colls []string) error {
 			s.led.head = next
 			for _, r := range ranges {
 				s.setChained(r.coll, r.to)
-			}
-		}
-		if len(trim) > 0 {
-			pipe := s.c.Pipeline()
-			for _, i := range trim {
-				ledgerTrimScript.Eval(ctx, pipe, []string{s.collKey(colls[i], "pl")}, s.led.chained[colls[i]])
-			}
-			if _, err := pipe.Exec(ctx); err != nil {
-				return err
 			}
 		}
 		if !more {
