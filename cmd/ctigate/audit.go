@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -254,9 +255,18 @@ func printKeys(w io.Writer, rep custody.Report, pinned bool) {
 	}
 }
 
+// auditStore is a store with its custody ledger, read by the audit
+// commands.
+type auditStore interface {
+	store.Store
+	store.Ledger
+	LedgerLines(ctx context.Context, after, through uint64, fn func(seq uint64, line []byte) error) error
+}
+
 // openOffline opens the data file named by the configuration (the gateway
-// must be stopped: the file is locked while it runs).
-func openOffline(args []string, name string, getenv func(string) string, stderr io.Writer, more func(*flag.FlagSet)) (*config.Config, *bolt.Store, *flag.FlagSet, error) {
+// must be stopped: the file is locked while it runs), or, with store:
+// redis, the Redis deployment (shared: the gateway may run).
+func openOffline(args []string, name string, getenv func(string) string, stderr io.Writer, more func(*flag.FlagSet)) (*config.Config, auditStore, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "configs/ctigate.yaml", "configuration file")
@@ -274,6 +284,18 @@ func openOffline(args []string, name string, getenv func(string) string, stderr 
 	})
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if cfg.Store == "redis" {
+		st, err := openStore(context.Background(), cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		as, ok := st.(auditStore)
+		if !ok {
+			st.Close()
+			return nil, nil, nil, fmt.Errorf("%s: the store keeps no custody ledger", name)
+		}
+		return cfg, as, fs, nil
 	}
 	path := filepath.Join(cfg.DataDir, "ctigate.db")
 	if _, err := os.Stat(path); err != nil {

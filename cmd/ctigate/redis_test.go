@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/go-json-experiment/json"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store/redis/redistest"
 )
 
@@ -207,5 +211,60 @@ func testReplicas(t *testing.T, getenv func(string) string) {
 		if n != 1 {
 			t.Fatalf("decision %s recorded %d times, want once", k, n)
 		}
+	}
+
+	// The custody ledger both replicas wrote verifies as one chain, with
+	// exactly one received entry per version posted, a decision entry per
+	// decision, and the deliveries of the polls through both.
+	export := filepath.Join(t.TempDir(), "ledger.jsonl")
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"audit", "export", "--config", demoConfig, "--out", export}, getenv, nil, &out, &errOut); err != nil {
+		t.Fatalf("audit export: %v: %s", err, errOut.String())
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"audit", "verify", export}, getenv, nil, &out, &errOut); err != nil || !strings.Contains(out.String(), "OK:") {
+		t.Fatalf("audit verify: %v: %s%s", err, out.String(), errOut.String())
+	}
+	raw, err := os.ReadFile(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	received, decided := map[string]int{}, map[string]int{}
+	delivered := map[string]bool{}
+	configs := 0
+	for l := range bytes.Lines(raw) {
+		var e custody.Entry
+		if err := json.Unmarshal(l, &e); err != nil {
+			t.Fatal(err)
+		}
+		switch e.Action {
+		case custody.Received:
+			received[e.Collection+" "+e.ObjectID+" "+e.ObjectVersion]++
+		case custody.Published, custody.Redacted, custody.Withheld:
+			decided[e.Route+" "+e.ObjectID+" "+e.ObjectVersion]++
+		case custody.Delivered:
+			delivered[e.User] = true
+		case custody.ConfigLoaded:
+			configs++
+		}
+	}
+	if len(received) != total {
+		t.Fatalf("%d versions with received entries, want %d", len(received), total)
+	}
+	for k, n := range received {
+		if coll, _, _ := strings.Cut(k, " "); n != 1 || !strings.Contains(inboundPath, "/"+coll+"/") {
+			t.Fatalf("received %s: %d entries, want 1 in the inbound collection", k, n)
+		}
+	}
+	if len(decided) != 2*total {
+		t.Fatalf("%d decided versions in the ledger, want %d", len(decided), 2*total)
+	}
+	for k, n := range decided {
+		if n != 1 {
+			t.Fatalf("decision entry %s: %d, want 1", k, n)
+		}
+	}
+	if !delivered["cert-a"] || !delivered["police"] || !delivered["prosecutor"] || configs != 3 {
+		t.Fatalf("deliveries to %v and %d config-loaded entries; want cert-a, police, prosecutor and 3 (one per start)", delivered, configs)
 	}
 }

@@ -115,7 +115,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
-	st, err := openStore(ctx, cfg, log)
+	st, err := openStore(ctx, cfg, log, tel)
 	if err != nil {
 		return err
 	}
@@ -129,42 +129,41 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	// The custody ledger: record the configuration, then sign the chain
+	// The custody ledger, which every backend keeps (a gateway never runs
+	// without its record): record the configuration, then sign the chain
 	// head periodically until the store closes.
-	ledger, _ := st.(store.Ledger)
+	ledger, ok := st.(store.Ledger)
+	if !ok {
+		return fmt.Errorf("store %s keeps no custody ledger", cfg.Store)
+	}
 	var (
-		srvLedger   server.Ledger
+		srvLedger   server.Ledger = ledger
 		checkpoints *custody.Checkpointer
 		stopCP      = func() {}
 	)
-	if ledger == nil {
-		log.Warn("this store keeps no custody ledger", "store", cfg.Store)
-	} else {
-		srvLedger = ledger
-		signer, err := checkpointSigner(cfg, host, stderr, log)
-		if err != nil {
-			return err
-		}
-		loaded, err := configLoaded(*cfgPath, routes, signer)
-		if err != nil {
-			return fmt.Errorf("custody: %w", err)
-		}
-		if _, err := ledger.AppendEntries(ctx, []custody.Entry{loaded}); err != nil {
-			return fmt.Errorf("custody: recording the configuration: %w", err)
-		}
-		checkpoints = &custody.Checkpointer{Chain: ledger, Signer: signer, Every: uint64(cfg.Custody.CheckpointEvery),
-			Interval: cfg.Custody.CheckpointInterval, Logger: log}
-		cpctx, stopCheckpoints := context.WithCancel(context.Background())
-		cpDone := make(chan struct{})
-		go func() {
-			defer close(cpDone)
-			checkpoints.Run(cpctx)
-		}()
-		stopCP = sync.OnceFunc(func() {
-			stopCheckpoints()
-			<-cpDone
-		})
+	signer, err := checkpointSigner(cfg, host, stderr, log)
+	if err != nil {
+		return err
 	}
+	loaded, err := configLoaded(*cfgPath, routes, signer)
+	if err != nil {
+		return fmt.Errorf("custody: %w", err)
+	}
+	if _, err := ledger.AppendEntries(ctx, []custody.Entry{loaded}); err != nil {
+		return fmt.Errorf("custody: recording the configuration: %w", err)
+	}
+	checkpoints = &custody.Checkpointer{Chain: ledger, Signer: signer, Every: uint64(cfg.Custody.CheckpointEvery),
+		Interval: cfg.Custody.CheckpointInterval, Logger: log}
+	cpctx, stopCheckpoints := context.WithCancel(context.Background())
+	cpDone := make(chan struct{})
+	go func() {
+		defer close(cpDone)
+		checkpoints.Run(cpctx)
+	}()
+	stopCP = sync.OnceFunc(func() {
+		stopCheckpoints()
+		<-cpDone
+	})
 	defer stopCP() // runs before the deferred st.Close, after fan-out stops
 
 	// Retention deletes expired object versions (the ledger keeps their

@@ -17,11 +17,13 @@ import (
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/bolt"
 	"github.com/ctigate/ctigate/store/redis"
+	"github.com/ctigate/ctigate/telemetry"
 )
 
 // openStore opens the backend cfg.Store names: the embedded bbolt file in
-// data_dir, or Redis.
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+// data_dir, or Redis, whose client is traced (when tel exports spans) and
+// measured with tel's providers (tel nil: neither).
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry.Providers) (store.Store, error) {
 	if cfg.Store != "redis" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data_dir: %w", err)
@@ -42,8 +44,15 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 	if err != nil {
 		return nil, fmt.Errorf("config: redis: %w", err)
 	}
-	st, err := redis.New(c, redis.Options{Prefix: r.Prefix, Logger: log, CloseClient: true,
-		Events: true, EventMaxLen: r.Queue.MaxLen})
+	ro := redis.Options{Prefix: r.Prefix, Logger: log, CloseClient: true,
+		Events: true, EventMaxLen: r.Queue.MaxLen}
+	if tel != nil {
+		ro.MeterProvider = tel.MeterProvider
+		if tel.Tracing {
+			ro.TracerProvider = tel.TracerProvider
+		}
+	}
+	st, err := redis.New(c, ro)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("config: redis: %w", err)

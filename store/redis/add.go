@@ -16,15 +16,22 @@ import (
 
 // addScript writes one AddObjects or AddObjectsCheckpoint call.
 //
-// KEYS: 1 z, 2 unused, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 ev, 9 mv
+// KEYS: 1 z, 2 unused, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 ev, 9 mv, 10 pl,
+// 11 pln
 // ARGV: 1 clock (µs), 2 checkpoint name ("" for none), 3 checkpoint time
 // (µs), 4 decision batch ("" for none), 5 events ("1" to append to ev),
-// 6 unused, 7 the checkpoint the write starts from ("" for none), then 5
-// per object: id, version key, spec_version, record, version (text).
+// 6 the pending ledger batch number through which pl may be trimmed (they
+// are chained), 7 the checkpoint the write starts from ("" for none), 8
+// the decisions' ledger entries (lines; "" for none), 9 and 10 the
+// traceparent and tracestate the events carry ("" for none), then 6 per
+// object: id, version key, spec_version, record, version (text), its
+// received ledger entry ("" for none).
 //
 // It returns one string per object: "n<da>" for a new version, "e<da>" for
-// one already stored. Nothing is written before every check has passed.
-// Writes are batched into variadic commands of at most 500 entries.
+// one already stored, then "L<b>": the number of the pending ledger batch
+// written (ledger.go), 0 for none. Nothing is written before every check
+// has passed. Writes are batched into variadic commands of at most 500
+// entries.
 var addScript = goredis.NewScript(`
 if ARGV[2] ~= '' then
   local cur = redis.call('HGET', KEYS[5], ARGV[2]) or ''
@@ -32,9 +39,9 @@ if ARGV[2] ~= '' then
     return redis.error_reply('CTIGATE_CONFLICT checkpoint ' .. ARGV[2] .. ' is at ' .. cur .. ', not ' .. ARGV[7])
   end
 end
-local n = (#ARGV - 7) / 5
+local n = (#ARGV - 10) / 6
 local ids = {}
-for k = 1, n do ids[k] = ARGV[3 + 5*k] end
+for k = 1, n do ids[k] = ARGV[5 + 6*k] end
 local lists = {}
 for s = 1, n, 500 do
   local e = math.min(s + 499, n)
@@ -46,10 +53,13 @@ end
 local now = tonumber(ARGV[1])
 local last = redis.call('GET', KEYS[4])
 if last then last = tonumber(last) else last = now - 1 end
-local res, zargs, changed = {}, {}, {}
+local res, zargs, changed, led = {}, {}, {}, {}
 local multi = false
+local evx = {}
+if ARGV[9] ~= '' then evx[#evx+1] = 'traceparent' evx[#evx+1] = ARGV[9] end
+if ARGV[10] ~= '' then evx[#evx+1] = 'tracestate' evx[#evx+1] = ARGV[10] end
 for k = 1, n do
-  local i = 3 + 5*k
+  local i = 5 + 6*k
   local id, ver = ARGV[i], ARGV[i+1]
   local list = lists[id] or ''
   local found = nil
@@ -69,8 +79,9 @@ for k = 1, n do
     lists[id] = list .. ds .. ',' .. ver .. ',' .. ARGV[i+2] .. ';'
     changed[id] = true
     if ARGV[5] == '1' then
-      redis.call('XADD', KEYS[8], '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds)
+      redis.call('XADD', KEYS[8], '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds, unpack(evx))
     end
+    if ARGV[i+5] ~= '' then led[#led+1] = ARGV[i+5] end
     res[k] = 'n' .. ds
   end
 end
@@ -91,6 +102,23 @@ if ARGV[4] ~= '' then
   redis.call('RPUSH', KEYS[6], b .. ':' .. ARGV[4])
 end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[5], ARGV[2], ARGV[3]) end
+if ARGV[8] ~= '' then led[#led+1] = ARGV[8] end
+local lb = 0
+if #led > 0 then
+  lb = redis.call('INCR', KEYS[11])
+  redis.call('RPUSH', KEYS[10], lb .. ':' .. ARGV[1] .. '\n' .. table.concat(led, '\n'))
+end
+local trim = tonumber(ARGV[6])
+if trim > 0 then
+  while true do
+    local h = redis.call('LINDEX', KEYS[10], 0)
+    if not h then break end
+    local b = tonumber(string.match(h, '^(%d+):'))
+    if not b or b > trim then break end
+    redis.call('LPOP', KEYS[10])
+  end
+end
+res[#res+1] = 'L' .. lb
 return res
 `)
 
@@ -148,7 +176,15 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	if err := validCollection(collection); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	args := make([]any, 7, 7+5*len(objs))
+	received, receivedIns, err := s.receivedLines(ctx, collection, objs)
+	if err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	decided, decidedIns, err := s.decisionLines(ctx, decisions)
+	if err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	args := make([]any, 10, 10+6*len(objs))
 	for i := range objs {
 		o := &objs[i]
 		if err := validObject(o); err != nil {
@@ -158,7 +194,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		if !o.Version.IsZero() {
 			ver = o.Version.UTC().Format(time.RFC3339Nano)
 		}
-		args = append(args, o.ID, versionKey(o.Version), o.SpecVersion, encodeRecord(o), ver)
+		args = append(args, o.ID, versionKey(o.Version), o.SpecVersion, encodeRecord(o), ver, received[i])
 	}
 	var batch string
 	if len(decisions) > 0 {
@@ -175,7 +211,8 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	if len(objs) == 0 && cpName == "" {
 		return results, nil
 	}
-	args[0] = s.clock().UnixMicro()
+	now := s.clock().UnixMicro()
+	args[0] = now
 	args[1], args[2], args[3] = cpName, int64(0), batch
 	if cpName != "" {
 		args[2] = at.UnixMicro()
@@ -189,7 +226,32 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 			return nil, s.fail(op, err)
 		}
 	}
-	args[4], args[5], args[6] = "0", "0", ""
+	ledgered := decided != "" || (len(objs) > 0 && received[0] != "")
+	// The pending ledger batch the script writes, if any, and its
+	// entries, which this process chains (ledger.go).
+	var (
+		lb   uint64
+		lins []sealInput
+	)
+	if ledgered {
+		if err := s.registerSource(ctx, collection); err != nil {
+			return nil, s.fail(op, err)
+		}
+		s.ledgerBegin(collection)
+		defer func() {
+			if err := s.ledgerEnd(ctx, collection, lb, now, lins); err != nil {
+				// Recorded; the next write or read chains it.
+				s.log.Warn("redis: chaining custody ledger entries", "collection", collection, "err", err)
+			}
+		}()
+	}
+	args[4], args[5], args[6] = "0", s.trimThrough(collection), ""
+	args[7], args[8], args[9] = decided, "", ""
+	if s.events {
+		if tc := traceFields(ctx); tc != nil {
+			args[8], args[9] = tc["traceparent"], tc["tracestate"]
+		}
+	}
 	if !from.IsZero() {
 		args[6] = strconv.FormatInt(from.UnixMicro(), 10)
 	}
@@ -200,13 +262,28 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n"),
 		s.collKey(collection, "last"), s.collKey(collection, "ck"), s.collKey(collection, "pd"),
 		s.collKey(collection, "pdn"), s.collKey(collection, "ev"), s.collKey(collection, "mv"),
+		s.collKey(collection, "pl"), s.collKey(collection, "pln"),
 	}
 	out, err := addScript.Run(ctx, s.c, keys, args...).StringSlice()
 	if err != nil {
 		return nil, s.fail(op, err)
 	}
-	if len(out) != len(objs) {
+	if len(out) != len(objs)+1 || !strings.HasPrefix(out[len(objs)], "L") {
 		return nil, ctigate.E(op, ctigate.Internal, fmt.Errorf("script returned %d results for %d objects", len(out), len(objs)))
+	}
+	b, err := strconv.ParseUint(out[len(objs)][1:], 10, 64)
+	if err != nil {
+		return nil, ctigate.E(op, ctigate.Internal, fmt.Errorf("script result %q", out[len(objs)]))
+	}
+	out = out[:len(objs)]
+	if b > 0 {
+		for i, r := range out {
+			if r[0] == 'n' && received[i] != "" {
+				lins = append(lins, receivedIns[i])
+			}
+		}
+		lins = append(lins, decidedIns...)
+		lb = b
 	}
 	var existed []string
 	for i, r := range out {

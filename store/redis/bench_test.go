@@ -47,6 +47,21 @@ func BenchmarkAddObjects(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "objects/s")
 }
 
+// BenchmarkAddObjectsLedger: the same, written for a producer, so each
+// new version also gets its received ledger entry, chained.
+func BenchmarkAddObjectsLedger(b *testing.B) {
+	s := benchStore(b)
+	ctx := store.WithActor(b.Context(), store.Actor{User: "cert-a", Org: "CERT-A"})
+	n := 0
+	for b.Loop() {
+		if _, err := s.AddObjects(ctx, "bench", benchObjects(n, 500)); err != nil {
+			b.Fatal(err)
+		}
+		n += 500
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "objects/s")
+}
+
 // BenchmarkObjects: pages of 1000 (match[version] last, the default) over
 // 20,000 indicators.
 func BenchmarkObjects(b *testing.B) {

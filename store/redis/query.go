@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -359,16 +360,24 @@ func decodeFiltered(das []int64, recs []any, q *store.Query, check func([]store.
 // deleteScript removes versions of one id if its version list is still
 // what the caller read.
 //
-// KEYS: 1 z, 2 unused, 3 n. ARGV: 1 id, 2 the list read, 3 the new list ("" to
-// remove the id), then the date_added of each version removed.
+// KEYS: 1 z, 2 unused, 3 n, 4 pl, 5 pln. ARGV: 1 id, 2 the list read, 3
+// the new list ("" to remove the id), 4 the clock (µs), 5 the deleted
+// ledger entries (lines), then the date_added of each version removed.
+// Returns {versions removed, pending ledger batch}, or {-1, 0} when the
+// list changed.
 var deleteScript = goredis.NewScript(`
 local cur = redis.call('HGET', KEYS[3], ARGV[1]) or ''
-if cur ~= ARGV[2] then return -1 end
-for i = 4, #ARGV do
+if cur ~= ARGV[2] then return {-1, 0} end
+for i = 6, #ARGV do
   redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])
 end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[3], ARGV[1]) else redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
-return #ARGV - 3
+local lb = 0
+if ARGV[5] ~= '' then
+  lb = redis.call('INCR', KEYS[5])
+  redis.call('RPUSH', KEYS[4], lb .. ':' .. ARGV[4] .. '\n' .. ARGV[5])
+end
+return {#ARGV - 5, lb}
 `)
 
 // DeleteObject removes the selected versions of id.
@@ -392,21 +401,45 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			return 0, ctigate.E(op, ctigate.NotFound, "no such object version")
 		}
 		var keep []versionEntry
-		args := []any{id, cur, ""}
+		now := s.clock().UnixMicro()
+		args := []any{id, cur, "", now, ""}
+		var doomed []versionEntry
 		for _, e := range es {
 			if chosen[e.da] {
 				args = append(args, strconv.FormatInt(e.da, 10))
+				doomed = append(doomed, e)
 			} else {
 				keep = append(keep, e)
 			}
 		}
 		args[2] = formatVersions(keep)
-		n, err := deleteScript.Run(ctx, s.c, []string{s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n")}, args...).Int()
+		lines, ins, err := s.deletedLines(ctx, collection, id, doomed)
 		if err != nil {
 			return 0, s.fail(op, err)
 		}
-		if n >= 0 {
-			return n, nil
+		args[4] = strings.Join(lines, "\n")
+		if err := s.registerSource(ctx, collection); err != nil {
+			return 0, s.fail(op, err)
+		}
+		keys := []string{s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n"),
+			s.collKey(collection, "pl"), s.collKey(collection, "pln")}
+		s.ledgerBegin(collection)
+		r, err := deleteScript.Run(ctx, s.c, keys, args...).Int64Slice()
+		var lb uint64
+		if err == nil && len(r) == 2 && r[0] >= 0 && r[1] > 0 {
+			lb = uint64(r[1])
+		}
+		if err := s.ledgerEnd(ctx, collection, lb, now, ins); err != nil {
+			s.log.Warn("redis: chaining custody ledger entries", "collection", collection, "err", err)
+		}
+		if err != nil {
+			return 0, s.fail(op, err)
+		}
+		if len(r) != 2 {
+			return 0, ctigate.E(op, ctigate.Internal, fmt.Errorf("delete script returned %v", r))
+		}
+		if r[0] >= 0 {
+			return int(r[0]), nil
 		}
 	}
 	return 0, ctigate.E(op, ctigate.Unavailable, "object changing too fast to delete")

@@ -8,6 +8,8 @@ package redis
 //	version     the version (modified, else created; RFC 3339, UTC), "" for
 //	            versions without one
 //	date_added  the version's date_added in microseconds since 1970
+//	traceparent the W3C trace context of the writing request, when it had
+//	            a span (and tracestate, when set)
 //
 // For an inbound collection this is a work queue; for a published one a
 // live feed that consumer tools may read directly (XREAD, or a consumer
@@ -50,6 +52,10 @@ type Event struct {
 	Version    string    // the version as text, "" when none
 	DateAdded  time.Time // the version's date_added
 	Deliveries int64     // times delivered to the group so far, this one included (reclaimed entries only; 1 otherwise)
+	// Trace is the W3C trace context (traceparent, and tracestate when
+	// set) of the request that wrote the version; nil when it had no span.
+	// telemetry.Extract reads it.
+	Trace map[string]string
 }
 
 // QueueOptions configure a Queue.
@@ -194,6 +200,12 @@ func toEvent(m goredis.XMessage) Event {
 	ev := Event{StreamID: m.ID}
 	ev.ID, _ = m.Values["id"].(string)
 	ev.Version, _ = m.Values["version"].(string)
+	if tp, ok := m.Values["traceparent"].(string); ok {
+		ev.Trace = map[string]string{"traceparent": tp}
+		if ts, ok := m.Values["tracestate"].(string); ok {
+			ev.Trace["tracestate"] = ts
+		}
+	}
 	if s, ok := m.Values["date_added"].(string); ok {
 		if us, err := strconv.ParseInt(s, 10, 64); err == nil {
 			ev.DateAdded = microTime(us)

@@ -75,6 +75,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/store"
@@ -104,6 +106,12 @@ type Options struct {
 	// stream without consumer groups (a live feed); 0: unbounded. Streams
 	// with groups are trimmed only below what every group acknowledged.
 	EventMaxLen int64
+	// TracerProvider, when set, traces every Redis command (a client span
+	// under the caller's span, without the command's arguments).
+	TracerProvider trace.TracerProvider
+	// MeterProvider, when set, receives go-redis's command-duration and
+	// connection-pool metrics (until Close).
+	MeterProvider metric.MeterProvider
 }
 
 // Store is a store.Store over a Redis deployment.
@@ -119,9 +127,15 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	led ledgerState // the custody ledger's sequencer (ledger.go)
+
+	telDone chan struct{} // closed by Close: unregisters the client's metrics
 }
 
-// New returns a Store using c. It does not contact Redis.
+// New returns a Store using c. It does not contact Redis. With a
+// TracerProvider or MeterProvider it instruments c (once per client: give
+// each Store its own).
 func New(c goredis.UniversalClient, opts Options) (*Store, error) {
 	if c == nil {
 		return nil, errors.New("redis: nil client")
@@ -139,6 +153,10 @@ func New(c goredis.UniversalClient, opts Options) (*Store, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.telDone = make(chan struct{})
+	if err := instrument(c, opts.TracerProvider, opts.MeterProvider, s.telDone); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -238,6 +256,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.telDone)
 		if s.own {
 			s.closeErr = s.c.Close()
 		}

@@ -1,0 +1,221 @@
+package redis_test
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/store"
+	"github.com/ctigate/ctigate/store/redis"
+	"github.com/ctigate/ctigate/store/redis/redistest"
+	"github.com/ctigate/ctigate/telemetry"
+)
+
+// replicas opens n stores (own clients) on one prefix of the test Redis.
+func replicas(t *testing.T, n int) ([]*redis.Store, goredis.UniversalClient) {
+	t.Helper()
+	url := redistest.URL(t)
+	admin, err := redis.NewClient(redis.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	prefix := redistest.Prefix(t, admin)
+	var out []*redis.Store
+	for range n {
+		c, err := redis.NewClient(redis.Config{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := redis.New(c, redis.Options{Prefix: prefix, CloseClient: true, Events: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		out = append(out, s)
+	}
+	return out, admin
+}
+
+// exportVerify exports s's whole ledger and verifies it.
+func exportVerify(t *testing.T, s *redis.Store) []custody.Entry {
+	t.Helper()
+	var b bytes.Buffer
+	var all []custody.Entry
+	err := s.LedgerLines(t.Context(), 0, 0, func(_ uint64, line []byte) error {
+		b.Write(line)
+		b.WriteByte('\n')
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := custody.NewVerifier(custody.VerifyOptions{})
+	for line := range bytes.Lines(b.Bytes()) {
+		e, err := v.Add(bytes.TrimSuffix(line, []byte("\n")))
+		if err != nil {
+			t.Fatalf("the ledger does not verify: %v", err)
+		}
+		all = append(all, *e)
+	}
+	return all
+}
+
+// TestLedgerReplicas: replicas write to shared and own collections and
+// append entries concurrently; the chain has every entry once, gap-free,
+// and exactly one received entry per new version.
+func TestLedgerReplicas(t *testing.T) {
+	ss, _ := replicas(t, 3)
+	const writers, each = 6, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		s := ss[w%len(ss)]
+		wg.Go(func() {
+			ctx := store.WithActor(t.Context(), store.Actor{User: fmt.Sprintf("u%d", w)})
+			for i := range each {
+				coll := "shared"
+				if i%3 == 1 {
+					coll = fmt.Sprintf("own-%d", w)
+				}
+				var err error
+				if i%4 == 3 {
+					_, err = s.AppendEntries(ctx, []custody.Entry{{Action: custody.Rejected, Reason: "r"}})
+				} else {
+					o := testObj(w*1000 + i)
+					// Every writer also re-adds an object the first writer
+					// adds: stored once, received once.
+					objs := []store.Object{o, testObj(i)}
+					_, err = s.AddObjects(ctx, coll, objs)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	all := exportVerify(t, ss[1])
+	received := map[string]int{}
+	for _, e := range all {
+		if e.Action == custody.Received {
+			received[e.Collection+" "+e.ObjectID+" "+e.ObjectVersion]++
+		}
+	}
+	var versions int
+	for _, coll := range append([]string{"shared"}, "own-0", "own-1", "own-2", "own-3", "own-4", "own-5") {
+		p, err := ss[2].Objects(t.Context(), coll, store.Query{Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 10000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range p.Objects {
+			k := coll + " " + o.ID + " " + custody.FormatVersion(o.Version)
+			if received[k] != 1 {
+				t.Errorf("%s: %d received entries, want 1", k, received[k])
+			}
+			versions++
+		}
+	}
+	if versions != len(received) {
+		t.Fatalf("%d versions stored, %d received entries", versions, len(received))
+	}
+	h, err := ss[0].LedgerHead(t.Context())
+	if err != nil || h.Seq != uint64(len(all)) || h.Hash != all[len(all)-1].Hash {
+		t.Fatalf("head %+v, %v; want the last of %d entries", h, err, len(all))
+	}
+}
+
+// TestLedgerPendingAfterCrash: a batch left pending by a writer that
+// stopped before chaining it is chained by the next reader, and a batch
+// chained but still listed (a stop before its removal) is not chained
+// again.
+func TestLedgerPendingAfterCrash(t *testing.T) {
+	ss, admin := replicas(t, 2)
+	ctx := store.WithActor(t.Context(), store.Actor{User: "cert-a"})
+	if _, err := ss[0].AddObjects(ctx, "in", []store.Object{testObj(1)}); err != nil {
+		t.Fatal(err)
+	}
+	pl := ss[0].Prefix() + ":{c:in}:pl"
+	pln := ss[0].Prefix() + ":{c:in}:pln"
+	// Chained, but listed again as if its removal had not happened.
+	line := `{"action":"received","collection":"in","object_id":"indicator--x","prev":"","seq":0,"time":"","user":"cert-a"}`
+	if err := admin.RPush(t.Context(), pl, "1:0\n"+line).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Written, never chained: the writer stopped after its script.
+	if err := admin.Incr(t.Context(), pln).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.RPush(t.Context(), pl, "2:0\n"+strings.Replace(line, "indicator--x", "indicator--y", 1)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	all := exportVerify(t, ss[1])
+	var got []string
+	for _, e := range all {
+		got = append(got, e.ObjectID)
+	}
+	if fmt.Sprint(got) != fmt.Sprint([]string{testObj(1).ID, "indicator--y"}) {
+		t.Fatalf("entries about %v, want %s then indicator--y", got, testObj(1).ID)
+	}
+	// The next pass removes what the last one chained.
+	if _, err := ss[1].LedgerHead(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := admin.LLen(t.Context(), pl).Result(); err != nil || n != 0 {
+		t.Fatalf("pending list holds %d batches (%v) after chaining, want 0", n, err)
+	}
+	// The writer's process, with its stale view, still appends after them.
+	if _, err := ss[0].AddObjects(ctx, "in", []store.Object{testObj(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if all := exportVerify(t, ss[0]); len(all) != 3 || all[2].ObjectID != testObj(2).ID {
+		t.Fatalf("after another write: %d entries", len(all))
+	}
+}
+
+// TestEventTraceContext: the event of a new version carries the trace
+// context of the writing request's span; a write without a span carries
+// none.
+func TestEventTraceContext(t *testing.T) {
+	s, c := eventStore(t, 0)
+	tp := sdktrace.NewTracerProvider()
+	defer tp.Shutdown(t.Context())
+	ctx, span := tp.Tracer("test").Start(t.Context(), "POST objects")
+	if _, err := s.AddObjects(ctx, "coll", []store.Object{testObj(1)}); err != nil {
+		t.Fatal(err)
+	}
+	span.End()
+	addN(t, s, "coll", 2, 1)
+	msgs, err := c.XRange(t.Context(), s.EventStream("coll"), "-", "+").Result()
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("%d events, %v", len(msgs), err)
+	}
+	want := fmt.Sprintf("00-%s-%s-01", span.SpanContext().TraceID(), span.SpanContext().SpanID())
+	if got := msgs[0].Values["traceparent"]; got != want {
+		t.Fatalf("event traceparent %v, want %s", got, want)
+	}
+	if _, ok := msgs[1].Values["traceparent"]; ok {
+		t.Fatalf("an event written without a span carries %v", msgs[1].Values)
+	}
+	q := queue(t, s, "coll", "c1", 0, 0)
+	evs, err := q.Read(t.Context(), 10, -1)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("Read: %d, %v", len(evs), err)
+	}
+	if sc := telemetry.Extract(evs[0].Trace); sc.TraceID() != span.SpanContext().TraceID() || sc.SpanID() != span.SpanContext().SpanID() {
+		t.Fatalf("event trace %v, want the span %v", evs[0].Trace, span.SpanContext())
+	}
+	if evs[1].Trace != nil {
+		t.Fatalf("second event trace %v", evs[1].Trace)
+	}
+}
