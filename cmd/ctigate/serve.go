@@ -136,11 +136,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if !ok {
 		return fmt.Errorf("store %s keeps no custody ledger", cfg.Store)
 	}
-	var (
-		srvLedger   server.Ledger = ledger
-		checkpoints *custody.Checkpointer
-		stopCP      = func() {}
-	)
 	signer, err := checkpointSigner(cfg, host, stderr, log)
 	if err != nil {
 		return err
@@ -152,7 +147,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if _, err := ledger.AppendEntries(ctx, []custody.Entry{loaded}); err != nil {
 		return fmt.Errorf("custody: recording the configuration: %w", err)
 	}
-	checkpoints = &custody.Checkpointer{Chain: ledger, Signer: signer, Every: uint64(cfg.Custody.CheckpointEvery),
+	checkpoints := &custody.Checkpointer{Chain: ledger, Signer: signer, Every: uint64(cfg.Custody.CheckpointEvery),
 		Interval: cfg.Custody.CheckpointInterval, Logger: log}
 	cpctx, stopCheckpoints := context.WithCancel(context.Background())
 	cpDone := make(chan struct{})
@@ -160,7 +155,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		defer close(cpDone)
 		checkpoints.Run(cpctx)
 	}()
-	stopCP = sync.OnceFunc(func() {
+	stopCP := sync.OnceFunc(func() {
 		stopCheckpoints()
 		<-cpDone
 	})
@@ -244,7 +239,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		OnIngest:     func(string) { fan.Notify(); idx.Notify() },
 		OnIngestSpan: fan.Link, Ready: fan.Running,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator,
-		Ledger: srvLedger, Checkpoints: checkpointsOf(checkpoints),
+		Ledger: ledger, Checkpoints: checkpoints,
 		Search: search.NewSearcher(sst)})
 	hs := &http.Server{
 		Handler:           srv,
@@ -397,15 +392,4 @@ func checkpointSigner(cfg *config.Config, host string, stderr io.Writer, log *sl
 	fmt.Fprintf(stderr, "\n*** WARNING: NO custody.signing_key_file: ledger checkpoints are signed with an EPHEMERAL key (%s). For local trials only. ***\n\n", s.PublicKey())
 	log.Warn("custody checkpoints signed with an ephemeral key; set custody.signing_key_file", "public_key", s.PublicKey())
 	return s, nil
-}
-
-// checkpointsOf is cp as server.Options.Checkpoints: nil when there is no
-// checkpointer (a nil pointer in an interface is not a nil interface).
-func checkpointsOf(cp *custody.Checkpointer) interface {
-	Sign(ctx context.Context) (custody.Head, error)
-} {
-	if cp == nil {
-		return nil
-	}
-	return cp
 }
