@@ -6,6 +6,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -161,6 +163,31 @@ type Decision struct {
 	// (zero when it could not be computed); PublishedSHA256 that of what
 	// was published (zero when withheld).
 	OriginalSHA256, PublishedSHA256 [32]byte
+}
+
+// MaxDecisionIDLen bounds Decision.ObjectID and Decision.Route.
+const MaxDecisionIDLen = 1024
+
+// Validate reports why d cannot be recorded: an empty or overlong object
+// id or route, or an unknown action. Backends refuse such a decision as
+// Invalid.
+func (d *Decision) Validate() error {
+	switch {
+	case d.ObjectID == "":
+		return errors.New("empty object id")
+	case len(d.ObjectID) > MaxDecisionIDLen:
+		return errors.New("object id too long")
+	case d.Route == "":
+		return errors.New("empty route")
+	case len(d.Route) > MaxDecisionIDLen:
+		return errors.New("route name too long")
+	}
+	switch d.Action {
+	case ActionPublished, ActionRedacted, ActionWithheld:
+	default:
+		return fmt.Errorf("unknown action %q", d.Action)
+	}
+	return nil
 }
 
 // DecisionQuery selects recorded decisions.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -33,25 +32,6 @@ var (
 // Action, Reason and Detail as uvarint-length-prefixed strings, then the
 // number of Removed entries (uvarint) and each as a prefixed string.
 const decisionFormat = 1
-
-func validDecision(d *store.Decision) error {
-	switch {
-	case d.ObjectID == "":
-		return errors.New("empty object id")
-	case len(d.ObjectID) > maxIDLen:
-		return errors.New("object id too long")
-	case d.Route == "":
-		return errors.New("empty route")
-	case len(d.Route) > maxIDLen:
-		return errors.New("route name too long")
-	}
-	switch d.Action {
-	case store.ActionPublished, store.ActionRedacted, store.ActionWithheld:
-	default:
-		return fmt.Errorf("unknown action %q", d.Action)
-	}
-	return nil
-}
 
 func appendTime(b []byte, t time.Time) []byte {
 	n := int64(math.MinInt64)
@@ -173,7 +153,7 @@ func encodeDecisions(ds []store.Decision, now time.Time) ([][]byte, error) {
 	enc := make([][]byte, len(ds))
 	for i := range ds {
 		d := ds[i]
-		if err := validDecision(&d); err != nil {
+		if err := d.Validate(); err != nil {
 			return nil, fmt.Errorf("decision %d: %v", i, err)
 		}
 		if d.Time.IsZero() {

@@ -34,25 +34,6 @@ type decisionJSON struct {
 	PublishedSHA256 []byte   `json:"h1,omitempty"`
 }
 
-func validDecision(d *store.Decision) error {
-	switch {
-	case d.ObjectID == "":
-		return errors.New("empty object id")
-	case len(d.ObjectID) > maxIDLen:
-		return errors.New("object id too long")
-	case d.Route == "":
-		return errors.New("empty route")
-	case len(d.Route) > maxIDLen:
-		return errors.New("route name too long")
-	}
-	switch d.Action {
-	case store.ActionPublished, store.ActionRedacted, store.ActionWithheld:
-	default:
-		return fmt.Errorf("unknown action %q", d.Action)
-	}
-	return nil
-}
-
 func hashBytes(h [32]byte) []byte {
 	if h == ([32]byte{}) {
 		return nil
@@ -66,7 +47,7 @@ func encodeDecisions(ds []store.Decision, now time.Time) (string, error) {
 	out := make([]decisionJSON, len(ds))
 	for i := range ds {
 		d := &ds[i]
-		if err := validDecision(d); err != nil {
+		if err := d.Validate(); err != nil {
 			return "", fmt.Errorf("decision %d: %v", i, err)
 		}
 		t := d.Time
