@@ -36,7 +36,11 @@ var _ store.Index = (*Index)(nil)
 // entries are therefore written into segments: a segment takes entries
 // until it holds IndexOptions.SegmentEntries, then the next one starts. A
 // batch dirties only pages of the current, small segment, while a lookup
-// seeks each key in every segment (a few microseconds per segment).
+// seeks each key in every segment (a few microseconds per segment), so
+// lookups slow down as segments accumulate: at 1,250,000 entries (50
+// segments) a search takes p99 0.6 ms (BenchmarkLookup1M in search).
+// Segments are not merged; an index many times larger would need that, or
+// a larger SegmentEntries.
 //
 // Durability. Commits are not fsynced: the index is derived data, which
 // the indexer rebuilds from the store by its checkpoints. A process crash
