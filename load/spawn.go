@@ -191,7 +191,8 @@ func spawn(ctx context.Context, o spawnOptions) (_ *spawned, err error) {
 func childEnv(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, "CTIGATE_") {
+		// CTIGATE_DEBUG_PPROF passes through: profiling the started gateway.
+		if !strings.HasPrefix(kv, "CTIGATE_") || strings.HasPrefix(kv, "CTIGATE_DEBUG_PPROF=") {
 			out = append(out, kv)
 		}
 	}

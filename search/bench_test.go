@@ -67,7 +67,7 @@ const benchColl = "bench"
 // os.TempDir() between runs (building 1,000,000 takes a while).
 func benchStore(b *testing.B, n int) (*bolt.Store, *bolt.Index) {
 	b.Helper()
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("ctigate-search-bench-%d-v3.db", n))
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("ctigate-search-bench-%d-v4.db", n))
 	ixPath := path + ".search"
 	ctx := context.Background()
 	if st, err := bolt.Open(path, bolt.Options{}); err == nil {

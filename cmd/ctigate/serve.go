@@ -65,6 +65,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	if err := startPprof(ctx, getenv("CTIGATE_DEBUG_PPROF"), log); err != nil {
+		return err
+	}
 
 	// Telemetry from the standard OTEL_* variables: no exporter unless
 	// one is named; metrics always on the operations listener.

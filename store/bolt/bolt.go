@@ -99,13 +99,7 @@ type Store struct {
 	// collection in date_added order.
 	idLookupMax int
 
-	trimAfter  int64
-	touched    atomic.Int64 // bytes read or written since the last trim
-	active     atomic.Bool  // the file was used since the last trim
-	trimNow    chan struct{}
-	stopTrim   context.CancelFunc
-	trimmerWG  sync.WaitGroup
-	trimsCount atomic.Int64
+	trimmer // drops the file mapping from the page tables (trim.go)
 }
 
 // Open opens or creates the store file at path.
@@ -136,7 +130,6 @@ func Open(path string, opts Options) (*Store, error) {
 		clock:       opts.Clock,
 		log:         opts.Logger,
 		idLookupMax: 10000,
-		trimNow:     make(chan struct{}, 1),
 	}
 	if s.clock == nil {
 		s.clock = time.Now
@@ -144,30 +137,12 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.trimAfter = opts.TrimAfterBytes
-	if s.trimAfter == 0 {
-		s.trimAfter = DefaultTrimAfterBytes
-	}
-	interval := opts.TrimInterval
-	if interval == 0 {
-		interval = DefaultTrimInterval
-	}
 	if err := s.db.View(s.keys.rebuild); err != nil {
 		db.Close()
 		return nil, ctigate.E(op, fmt.Errorf("rebuilding the id index: %w", err))
 	}
-	if trimSupported && s.trimAfter >= 0 {
-		// The rebuild read every index page.
-		if err := s.trim(); err != nil {
-			s.log.Warn("store: trimming the file mapping failed", "err", err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stopTrim = cancel
-	if trimSupported {
-		s.trimmerWG.Add(1)
-		go s.trimLoop(ctx, interval)
-	}
+	// The rebuild read every index page: startTrimmer trims first.
+	s.startTrimmer(db, s.log, "store", opts.TrimAfterBytes, opts.TrimInterval)
 	return s, nil
 }
 
@@ -263,8 +238,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 
-	s.stopTrim()
-	s.trimmerWG.Wait()
+	s.stopTrimmer()
 	if err := s.db.Close(); err != nil {
 		return ctigate.E(op, err)
 	}

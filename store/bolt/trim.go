@@ -2,7 +2,12 @@ package bolt
 
 import (
 	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/ctigate/ctigate"
 )
@@ -22,10 +27,63 @@ import (
 // in, so it is safe while other goroutines read. The trim runs inside a read
 // transaction, which holds bbolt's mmap lock, so the mapping cannot be
 // replaced (remapped) while it is being trimmed.
+//
+// The store and the search index (index.go) each run a trimmer over their
+// own file.
+
+// trimmer drops one bbolt file's mapping from the page tables every
+// interval when the file was used, and whenever enough bytes were read or
+// written since the last trim.
+type trimmer struct {
+	tdb        *bbolt.DB
+	tlog       *slog.Logger
+	what       string // "store" or "search index", for log messages
+	trimAfter  int64
+	touched    atomic.Int64 // bytes read or written since the last trim
+	active     atomic.Bool  // the file was used since the last trim
+	trimNow    chan struct{}
+	stopTrim   context.CancelFunc
+	trimmerWG  sync.WaitGroup
+	trimsCount atomic.Int64
+}
+
+// startTrimmer trims once (opening read the file), then starts the trim
+// loop; stopTrimmer stops it. after and interval are as in Options.
+func (t *trimmer) startTrimmer(db *bbolt.DB, log *slog.Logger, what string, after int64, interval time.Duration) {
+	t.tdb, t.tlog, t.what = db, log, what
+	t.trimNow = make(chan struct{}, 1)
+	t.trimAfter = after
+	if t.trimAfter == 0 {
+		t.trimAfter = DefaultTrimAfterBytes
+	}
+	if interval == 0 {
+		interval = DefaultTrimInterval
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.stopTrim = cancel
+	if !trimSupported {
+		return
+	}
+	if t.trimAfter >= 0 {
+		if err := t.trim(); err != nil {
+			t.tlog.Warn(t.what+": trimming the file mapping failed", "err", err)
+		}
+	}
+	t.trimmerWG.Add(1)
+	go t.trimLoop(ctx, interval)
+}
+
+// stopTrimmer stops the trim loop and waits for it.
+func (t *trimmer) stopTrimmer() {
+	if t.stopTrim != nil {
+		t.stopTrim()
+	}
+	t.trimmerWG.Wait()
+}
 
 // noteRead records that a read returned n bytes and asks for a trim once
 // enough bytes were read or written since the last one.
-func (s *Store) noteRead(n int64) { s.noteTouched(n) }
+func (t *trimmer) noteRead(n int64) { t.noteTouched(n) }
 
 // noteWrite records that a write transaction committed about n bytes.
 // Writes go to the file with write(2), not through the mapping, but a
@@ -33,51 +91,52 @@ func (s *Store) noteRead(n int64) { s.noteTouched(n) }
 // (for appends, the right edge of each B+tree, and the freelist), and the
 // pages bbolt allocates past the end of the mapping are mapped when it
 // grows: a steady ingest alone would keep growing RSS.
-func (s *Store) noteWrite(n int64) { s.noteTouched(n) }
+func (t *trimmer) noteWrite(n int64) { t.noteTouched(n) }
 
-func (s *Store) noteTouched(n int64) {
-	if !trimSupported || s.trimAfter < 0 {
+func (t *trimmer) noteTouched(n int64) {
+	t.active.Store(true)
+	if !trimSupported || t.trimAfter < 0 {
 		return
 	}
-	if s.touched.Add(n) >= s.trimAfter {
-		s.touched.Store(0)
+	if t.touched.Add(n) >= t.trimAfter {
+		t.touched.Store(0)
 		select {
-		case s.trimNow <- struct{}{}:
+		case t.trimNow <- struct{}{}:
 		default:
 		}
 	}
 }
 
-// trimLoop trims every interval when the store was used since the last trim,
-// and whenever noteTouched asks, until ctx is done.
-func (s *Store) trimLoop(ctx context.Context, interval time.Duration) {
-	defer s.trimmerWG.Done()
+// trimLoop trims every interval when the file was used since the last
+// trim, and whenever noteTouched asks, until ctx is done.
+func (t *trimmer) trimLoop(ctx context.Context, interval time.Duration) {
+	defer t.trimmerWG.Done()
 	var tick <-chan time.Time
 	if interval > 0 {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		tick = t.C
+		tk := time.NewTicker(interval)
+		defer tk.Stop()
+		tick = tk.C
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
-			if !s.active.Swap(false) {
+			if !t.active.Swap(false) {
 				continue
 			}
-		case <-s.trimNow:
+		case <-t.trimNow:
 		}
-		if err := s.trim(); err != nil {
-			s.log.Warn("store: trimming the file mapping failed", "err", err)
+		if err := t.trim(); err != nil {
+			t.tlog.Warn(t.what+": trimming the file mapping failed", "err", err)
 		}
 	}
 }
 
 // trim drops the file mapping from the process's page tables.
-func (s *Store) trim() error {
+func (t *trimmer) trim() error {
 	const op = "bolt.trim"
-	tx, err := s.db.Begin(false)
+	tx, err := t.tdb.Begin(false)
 	if err != nil {
 		return ctigate.E(op, err)
 	}
@@ -85,10 +144,10 @@ func (s *Store) trim() error {
 	// The read transaction holds the mmap lock: Info().Data is the current
 	// mapping and stays mapped until Rollback. tx.Size() is the size of the
 	// file as of this transaction, never more than the mapping.
-	if err := dropMapping(s.db.Info().Data, tx.Size()); err != nil {
+	if err := dropMapping(t.tdb.Info().Data, tx.Size()); err != nil {
 		return ctigate.E(op, err)
 	}
-	s.touched.Store(0)
-	s.trimsCount.Add(1)
+	t.touched.Store(0)
+	t.trimsCount.Add(1)
 	return nil
 }

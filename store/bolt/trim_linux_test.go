@@ -181,3 +181,30 @@ func TestTrimConcurrentReaders(t *testing.T) {
 	close(stop)
 	trimmer.Wait()
 }
+
+// TestTrimIndex checks that the search index trims its own mapping once
+// enough bytes were written.
+func TestTrimIndex(t *testing.T) {
+	ix, err := OpenIndex(filepath.Join(t.TempDir(), "search.db"), IndexOptions{TrimInterval: -1, TrimAfterBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	before := ix.trimsCount.Load()
+	for b := range 5 {
+		var es []store.IndexEntry
+		for i := range 5000 {
+			es = append(es, indexEntry(fmt.Sprintf("h%d-%d.example", b, i), fmt.Sprintf("indicator--%d", i), 1))
+		}
+		if err := ix.AddIndexEntries(t.Context(), "c1", es, "cp", time.Unix(int64(b), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ix.trimsCount.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("no index trim after writing 25,000 entries with TrimAfterBytes = 1 MB")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
