@@ -23,9 +23,10 @@ import (
 // 6 the pending ledger batch number through which pl may be trimmed (they
 // are chained), 7 the checkpoint the write starts from ("" for none), 8
 // the decisions' ledger entries (lines; "" for none), 9 and 10 the
-// traceparent and tracestate the events carry ("" for none), then 6 per
-// object: id, version key, spec_version, record, version (text), its
-// received ledger entry ("" for none).
+// traceparent and tracestate the events carry ("" for none), 11 the
+// objects' received ledger entries, one a line in object order ("" for
+// none), then 5 per object: id, version key, spec_version, record,
+// version (text).
 //
 // It returns one string per object: "n<da>" for a new version, "e<da>" for
 // one already stored, then "L<b>": the number of the pending ledger batch
@@ -39,9 +40,9 @@ if ARGV[2] ~= '' then
     return redis.error_reply('CTIGATE_CONFLICT checkpoint ' .. ARGV[2] .. ' is at ' .. cur .. ', not ' .. ARGV[7])
   end
 end
-local n = (#ARGV - 10) / 6
+local n = (#ARGV - 11) / 5
 local ids = {}
-for k = 1, n do ids[k] = ARGV[5 + 6*k] end
+for k = 1, n do ids[k] = ARGV[7 + 5*k] end
 local lists = {}
 for s = 1, n, 500 do
   local e = math.min(s + 499, n)
@@ -54,20 +55,24 @@ local now = tonumber(ARGV[1])
 local last = redis.call('GET', KEYS[4])
 if last then last = tonumber(last) else last = now - 1 end
 local res, zargs, changed, led = {}, {}, {}, {}
-local multi = false
+local multi, allnew = false, true
 local evx = {}
 if ARGV[9] ~= '' then evx[#evx+1] = 'traceparent' evx[#evx+1] = ARGV[9] end
 if ARGV[10] ~= '' then evx[#evx+1] = 'tracestate' evx[#evx+1] = ARGV[10] end
+local ev, evn, evk, rcall = ARGV[5] == '1', #evx, KEYS[8], redis.call
 for k = 1, n do
-  local i = 5 + 6*k
+  local i = 7 + 5*k
   local id, ver = ARGV[i], ARGV[i+1]
   local list = lists[id] or ''
   local found = nil
-  for da, v in string.gmatch(list, '(%-?%d+),(%x+),[^;]*;') do
-    if v == ver then found = da break end
+  if list ~= '' then
+    for da, v in string.gmatch(list, '(%-?%d+),(%x+),[^;]*;') do
+      if v == ver then found = da break end
+    end
   end
   if found then
     res[k] = 'e' .. found
+    allnew = false
   else
     local d = now
     if d <= last then d = last + 1 end
@@ -78,10 +83,13 @@ for k = 1, n do
     if list ~= '' then multi = true end
     lists[id] = list .. ds .. ',' .. ver .. ',' .. ARGV[i+2] .. ';'
     changed[id] = true
-    if ARGV[5] == '1' then
-      redis.call('XADD', KEYS[8], '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds, unpack(evx))
+    if ev then
+      if evn == 0 then
+        rcall('XADD', evk, '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds)
+      else
+        rcall('XADD', evk, '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds, unpack(evx))
+      end
     end
-    if ARGV[i+5] ~= '' then led[#led+1] = ARGV[i+5] end
     res[k] = 'n' .. ds
   end
 end
@@ -102,6 +110,17 @@ if ARGV[4] ~= '' then
   redis.call('RPUSH', KEYS[6], b .. ':' .. ARGV[4])
 end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[5], ARGV[2], ARGV[3]) end
+if ARGV[11] ~= '' then
+  if allnew then
+    led[1] = ARGV[11]
+  else
+    local k = 0
+    for line in string.gmatch(ARGV[11], '[^\n]+') do
+      k = k + 1
+      if string.byte(res[k], 1) == 110 then led[#led+1] = line end
+    end
+  end
+end
 if ARGV[8] ~= '' then led[#led+1] = ARGV[8] end
 local lb = 0
 if #led > 0 then
@@ -184,7 +203,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	if err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	args := make([]any, 10, 10+6*len(objs))
+	args := make([]any, 11, 11+5*len(objs))
 	for i := range objs {
 		o := &objs[i]
 		if err := validObject(o); err != nil {
@@ -194,7 +213,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		if !o.Version.IsZero() {
 			ver = o.Version.UTC().Format(time.RFC3339Nano)
 		}
-		args = append(args, o.ID, versionKey(o.Version), o.SpecVersion, encodeRecord(o), ver, received[i])
+		args = append(args, o.ID, versionKey(o.Version), o.SpecVersion, encodeRecord(o), ver)
 	}
 	var batch string
 	if len(decisions) > 0 {
@@ -246,7 +265,12 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		}()
 	}
 	args[4], args[5], args[6] = "0", s.trimThrough(collection), ""
-	args[7], args[8], args[9] = decided, "", ""
+	args[7], args[8], args[9], args[10] = decided, "", "", ""
+	if len(objs) > 0 && received[0] != "" {
+		// One argument for the envelope: the script keeps the lines of
+		// the versions it finds new.
+		args[10] = strings.Join(received, "\n")
+	}
 	if s.events {
 		if tc := traceFields(ctx); tc != nil {
 			args[8], args[9] = tc["traceparent"], tc["tracestate"]
