@@ -165,8 +165,22 @@ type Decision struct {
 	OriginalSHA256, PublishedSHA256 [32]byte
 }
 
-// MaxDecisionIDLen bounds Decision.ObjectID and Decision.Route.
-const MaxDecisionIDLen = 1024
+// MaxNameLen bounds collection and checkpoint names, and a Decision's
+// ObjectID and Route.
+const MaxNameLen = 1024
+
+// ValidName reports why name cannot name a collection or checkpoint (what
+// says which): empty or longer than MaxNameLen. Backends refuse such a
+// name as Invalid.
+func ValidName(what, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty %s name", what)
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("%s name too long", what)
+	}
+	return nil
+}
 
 // Validate reports why d cannot be recorded: an empty or overlong object
 // id or route, or an unknown action. Backends refuse such a decision as
@@ -175,11 +189,11 @@ func (d *Decision) Validate() error {
 	switch {
 	case d.ObjectID == "":
 		return errors.New("empty object id")
-	case len(d.ObjectID) > MaxDecisionIDLen:
+	case len(d.ObjectID) > MaxNameLen:
 		return errors.New("object id too long")
 	case d.Route == "":
 		return errors.New("empty route")
-	case len(d.Route) > MaxDecisionIDLen:
+	case len(d.Route) > MaxNameLen:
 		return errors.New("route name too long")
 	}
 	switch d.Action {

@@ -45,7 +45,7 @@ func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.
 // the checkpoint name to at in the same write transaction.
 func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, decisions []store.Decision, name string, from, at time.Time) ([]store.AddResult, error) {
 	const op = "bolt.AddObjectsCheckpoint"
-	if err := validCheckpoint(name); err != nil {
+	if err := store.ValidName("checkpoint", name); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	v, err := at.UTC().MarshalBinary()
@@ -63,7 +63,7 @@ func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, obj
 // decisions ds (encoded as enc) and the checkpoint cpName (when not nil),
 // provided it is still cpFrom.
 func (s *Store) addObjects(ctx context.Context, op, collection string, objs []store.Object, ds []store.Decision, enc [][]byte, cpName []byte, cpFrom time.Time, cpValue []byte) ([]store.AddResult, error) {
-	if err := validCollection(collection); err != nil {
+	if err := store.ValidName("collection", collection); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	ps := make([]pending, len(objs))
@@ -167,30 +167,10 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 	return results, nil
 }
 
-func validCollection(name string) error {
-	if name == "" {
-		return errors.New("empty collection name")
-	}
-	if len(name) > maxIDLen {
-		return errors.New("collection name too long")
-	}
-	return nil
-}
-
-func validCheckpoint(name string) error {
-	if name == "" {
-		return errors.New("empty checkpoint name")
-	}
-	if len(name) > maxIDLen {
-		return errors.New("checkpoint name too long")
-	}
-	return nil
-}
-
 // Checkpoint returns the time last set under name, zero when none.
 func (s *Store) Checkpoint(ctx context.Context, name string) (time.Time, error) {
 	const op = "bolt.Checkpoint"
-	if err := validCheckpoint(name); err != nil {
+	if err := store.ValidName("checkpoint", name); err != nil {
 		return time.Time{}, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	if err := s.enter(op); err != nil {

@@ -19,7 +19,7 @@ import (
 // Removing none is ctigate.NotFound.
 func (s *Store) DeleteObject(ctx context.Context, collection, id string, versions []store.VersionMatch, specVersions []string) (int, error) {
 	const op = "bolt.DeleteObject"
-	if err := validCollection(collection); err != nil {
+	if err := store.ValidName("collection", collection); err != nil {
 		return 0, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	if id == "" || len(id) > maxIDLen {

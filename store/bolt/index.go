@@ -387,7 +387,7 @@ func validIndexEntry(e *store.IndexEntry) error {
 // at, atomically.
 func (s *Index) AddIndexEntries(ctx context.Context, collection string, entries []store.IndexEntry, name string, at time.Time) error {
 	const op = "bolt.AddIndexEntries"
-	if err := validCheckpoint(name); err != nil {
+	if err := store.ValidName("checkpoint", name); err != nil {
 		return ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	if collection == "" || len(collection) > maxIDLen {
@@ -489,7 +489,7 @@ func cpKey(collection, name string) []byte {
 // IndexCheckpoint returns the index checkpoint name, zero when none.
 func (s *Index) IndexCheckpoint(ctx context.Context, collection, name string) (time.Time, error) {
 	const op = "bolt.IndexCheckpoint"
-	if err := validCheckpoint(name); err != nil {
+	if err := store.ValidName("checkpoint", name); err != nil {
 		return time.Time{}, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	var at time.Time

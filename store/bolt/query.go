@@ -123,7 +123,7 @@ func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (
 	if err != nil {
 		return store.Page{}, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	if err := validCollection(collection); err != nil {
+	if err := store.ValidName("collection", collection); err != nil {
 		return store.Page{}, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	if err := s.enter(op); err != nil {

@@ -151,30 +151,10 @@ func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.
 // checkpoint that is no longer from is a Conflict and nothing is written.
 func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, decisions []store.Decision, name string, from, at time.Time) ([]store.AddResult, error) {
 	const op = "redis.AddObjectsCheckpoint"
-	if err := validCheckpoint(name); err != nil {
+	if err := store.ValidName("checkpoint", name); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	return s.add(ctx, op, collection, objs, decisions, name, from, at)
-}
-
-func validCollection(name string) error {
-	if name == "" {
-		return errors.New("empty collection name")
-	}
-	if len(name) > maxIDLen {
-		return errors.New("collection name too long")
-	}
-	return nil
-}
-
-func validCheckpoint(name string) error {
-	if name == "" {
-		return errors.New("empty checkpoint name")
-	}
-	if len(name) > maxIDLen {
-		return errors.New("checkpoint name too long")
-	}
-	return nil
 }
 
 func validObject(o *store.Object) error {
@@ -192,7 +172,7 @@ func validObject(o *store.Object) error {
 }
 
 func (s *Store) add(ctx context.Context, op, collection string, objs []store.Object, decisions []store.Decision, cpName string, from, at time.Time) ([]store.AddResult, error) {
-	if err := validCollection(collection); err != nil {
+	if err := store.ValidName("collection", collection); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	received, receivedIns, err := s.receivedLines(ctx, collection, objs)
@@ -351,7 +331,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 // Checkpoint returns the time last set under name, zero when none.
 func (s *Store) Checkpoint(ctx context.Context, name string) (time.Time, error) {
 	const op = "redis.Checkpoint"
-	if err := validCheckpoint(name); err != nil {
+	if err := store.ValidName("checkpoint", name); err != nil {
 		return time.Time{}, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	if err := ctx.Err(); err != nil {

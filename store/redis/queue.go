@@ -37,6 +37,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ctigate/ctigate/store"
 )
 
 // EventStream returns the key of collection's event stream.
@@ -82,7 +84,7 @@ type Queue struct {
 
 // Queue returns a consumer of the group on collection's event stream.
 func (s *Store) Queue(collection string, opts QueueOptions) (*Queue, error) {
-	if err := validCollection(collection); err != nil {
+	if err := store.ValidName("collection", collection); err != nil {
 		return nil, err
 	}
 	if opts.Group == "" || opts.Consumer == "" {
