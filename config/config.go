@@ -21,6 +21,7 @@ import (
 
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/auth"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/policy"
 )
 
@@ -57,6 +58,10 @@ type Custody struct {
 	// CheckpointInterval, whichever comes first.
 	CheckpointEvery    int           `yaml:"checkpoint_every"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// AllOrganisations are the principals (auditors, policy admins) who
+	// read every organisation's custody entries and decisions; everyone
+	// else reads their own organisation's (see package access).
+	AllOrganisations []string `yaml:"all_organisations"`
 }
 
 // Ops configures the operations listener (plain HTTP, no
@@ -136,9 +141,10 @@ type APIRoot struct {
 	Collections      []Collection `yaml:"collections"`
 }
 
-// Collection is one TAXII collection. Readers and writers are principals:
-// a user name, "org:<organisation>", "role:<role>" or "*" (any
-// authenticated user).
+// Collection is one TAXII collection. Readers and writers are principals
+// (auth.ParsePrincipal): a user name, "org:<organisation>", "role:<role>",
+// "role:<role>@<organisation>" or "*" (any authenticated user). What a
+// reader sees of it is package access's to decide.
 type Collection struct {
 	ID          string   `yaml:"id"`
 	Alias       string   `yaml:"alias"`
@@ -364,8 +370,11 @@ func (c *Config) Validate() error {
 			bad(key+".name", "%q is defined twice", u.Name)
 		}
 		users[u.Name] = true
-		if u.Organisation == "" {
+		switch u.Organisation {
+		case "":
 			bad(key+".organisation", "must not be empty")
+		case custody.GatewayOrg:
+			bad(key+".organisation", "%q is the gateway's own, for what it records itself", u.Organisation)
 		}
 		orgs[u.Organisation] = true
 		for j, r := range u.Roles {
@@ -388,22 +397,21 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	principal := func(key, p string) {
+	principal := func(key, s string) {
+		p, err := auth.ParsePrincipal(s)
 		switch {
-		case p == "*":
-		case strings.HasPrefix(p, "org:"):
-			if !orgs[p[4:]] {
-				bad(key, "no user belongs to organisation %q", p[4:])
-			}
-		case strings.HasPrefix(p, "role:"):
-			if !slices.Contains(Roles, p[5:]) {
-				bad(key, "%q is not one of %s", p[5:], strings.Join(Roles, ", "))
-			}
-		default:
-			if !users[p] {
-				bad(key, "no user named %q (use org:NAME or role:NAME for groups)", p)
-			}
+		case err != nil:
+			bad(key, "%v", err)
+		case p.Role != "" && !slices.Contains(Roles, p.Role):
+			bad(key, "%q is not one of %s", p.Role, strings.Join(Roles, ", "))
+		case p.Org != "" && !orgs[p.Org]:
+			bad(key, "no user belongs to organisation %q", p.Org)
+		case p.User != "" && !users[p.User]:
+			bad(key, "no user named %q (use org:NAME, role:NAME or role:NAME@ORGANISATION for groups)", p.User)
 		}
+	}
+	for i, p := range c.Custody.AllOrganisations {
+		principal(fmt.Sprintf("custody.all_organisations[%d]", i), p)
 	}
 
 	if len(c.APIRoots) == 0 {
@@ -459,6 +467,21 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	// Fail closed on a collection several organisations put objects into
+	// directly: its receipts, deletes and reads would each have to hide one
+	// organisation's versions from another. Each producing organisation
+	// gets an inbound collection of its own, and routes read several.
+	owners := c.ContentOrganisations()
+	for i, r := range c.APIRoots {
+		for j, col := range r.Collections {
+			if o := owners[col.ID]; len(col.Writers) > 0 && len(o) > 1 {
+				bad(fmt.Sprintf("api_roots[%d].collections[%d].writers", i, j),
+					"users of several organisations (%s) can put objects into this collection (as its writers or through its route's sources); "+
+						"give each producing organisation a collection of its own (writers role:producer@ORGANISATION) and list them in the routes' sources",
+					strings.Join(o, ", "))
+			}
+		}
+	}
 	if c.Discovery.Default != "" && !roots[c.Discovery.Default] {
 		bad("discovery.default", "no API root named %q", c.Discovery.Default)
 	}
@@ -491,6 +514,62 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ContentOrganisations returns, for each configured collection id, the
+// organisations whose objects it can hold, sorted: those of the users its
+// writers name, and, when a route publishes into it, those of the
+// collections the route reads (transitively).
+func (c *Config) ContentOrganisations() map[string][]string {
+	users := make([]auth.User, len(c.Users))
+	for i, u := range c.Users {
+		users[i] = auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles}
+	}
+	direct := map[string]map[string]bool{}
+	for _, r := range c.APIRoots {
+		for _, col := range r.Collections {
+			set := map[string]bool{}
+			for i := range users {
+				if len(auth.Matching(&users[i], col.Writers)) > 0 {
+					set[users[i].Organisation] = true
+				}
+			}
+			direct[col.ID] = set
+		}
+	}
+	sources := map[string][]string{}
+	for _, r := range c.Routes {
+		id := strings.TrimSpace(r.ID)
+		for _, s := range r.Sources {
+			sources[id] = append(sources[id], strings.TrimSpace(s))
+		}
+	}
+	out := make(map[string][]string, len(direct))
+	for id := range direct {
+		set := map[string]bool{}
+		seen := map[string]bool{}
+		var walk func(id string)
+		walk = func(id string) {
+			if seen[id] {
+				return
+			}
+			seen[id] = true
+			for o := range direct[id] {
+				set[o] = true
+			}
+			for _, s := range sources[id] {
+				walk(s)
+			}
+		}
+		walk(id)
+		orgs := make([]string, 0, len(set))
+		for o := range set {
+			orgs = append(orgs, o)
+		}
+		slices.Sort(orgs)
+		out[id] = orgs
+	}
+	return out
 }
 
 // IsLoopback reports whether host (from host:port) is a loopback address or

@@ -15,7 +15,8 @@ func TestDemoConfig(t *testing.T) {
 		t.Errorf("demo config: %+v", c)
 	}
 	want := map[string]string{
-		"csirt-inbound":   "24f70a31-7be5-4fdd-8353-9784877646c1",
+		"cert-a-inbound":  "24f70a31-7be5-4fdd-8353-9784877646c1",
+		"cert-b-inbound":  "5b6b0f0e-3c2a-4c38-9f0e-7a1d2c3b4e5f",
 		"law-enforcement": "1dae5e88-4b59-4503-a9cf-2e649dd6544c",
 		"judiciary":       "17f28d77-a964-471e-ab40-76087911370a",
 	}
@@ -32,7 +33,7 @@ func TestDemoConfig(t *testing.T) {
 	for _, u := range c.Users {
 		names = append(names, u.Name)
 	}
-	if got := strings.Join(names, ","); got != "cert-a,police,prosecutor,analyst,auditor,admin" {
+	if got := strings.Join(names, ","); got != "cert-a,cert-b,police,prosecutor,analyst,auditor,admin" {
 		t.Errorf("users %s", got)
 	}
 	routes := map[string]string{}
@@ -40,8 +41,8 @@ func TestDemoConfig(t *testing.T) {
 		routes[r.Name] = r.ID + " " + r.Ceiling + " from " + strings.Join(r.Sources, ",")
 	}
 	if len(c.Routes) != 2 ||
-		routes["law-enforcement"] != "1dae5e88-4b59-4503-a9cf-2e649dd6544c TLP:AMBER from 24f70a31-7be5-4fdd-8353-9784877646c1" ||
-		routes["judiciary"] != "17f28d77-a964-471e-ab40-76087911370a TLP:GREEN from 24f70a31-7be5-4fdd-8353-9784877646c1" {
+		routes["law-enforcement"] != "1dae5e88-4b59-4503-a9cf-2e649dd6544c TLP:AMBER from 24f70a31-7be5-4fdd-8353-9784877646c1,5b6b0f0e-3c2a-4c38-9f0e-7a1d2c3b4e5f" ||
+		routes["judiciary"] != "17f28d77-a964-471e-ab40-76087911370a TLP:GREEN from 24f70a31-7be5-4fdd-8353-9784877646c1,5b6b0f0e-3c2a-4c38-9f0e-7a1d2c3b4e5f" {
 		t.Errorf("routes %v", routes)
 	}
 }

@@ -37,6 +37,10 @@ import (
 	"github.com/ctigate/ctigate/stix"
 )
 
+// GatewayOrg is the organisation recorded for what the gateway does on its
+// own (retention, checkpoints); no user may belong to it.
+const GatewayOrg = "ctigate"
+
 // Actions (Entry.Action).
 const (
 	Received     = "received"      // a new object version was stored in a collection by Actor
@@ -88,6 +92,26 @@ type Entry struct {
 	Prev string `json:"prev"`           // hash of the previous entry
 	Hash string `json:"hash,omitempty"` // this entry's hash
 }
+
+// Elided is what a reader scoped to one organisation is shown of an entry
+// about another one (an export or evidence segment): its place in the
+// chain, nothing of its content. As JSON it is exactly
+//
+//	{"seq":N,"prev":"…","hash":"…","elided":true}
+//
+// and a verifier checks its links (seq, prev, and the next entry's prev)
+// but cannot recompute its hash: the visible entries are proven to be in
+// the chain, in order, with nothing of them altered, and the elided ones
+// disclose only that they exist.
+type Elided struct {
+	Seq    uint64 `json:"seq"`
+	Prev   string `json:"prev"`
+	Hash   string `json:"hash"`
+	Elided bool   `json:"elided"`
+}
+
+// Elide returns the elided form of e.
+func Elide(e *Entry) Elided { return Elided{Seq: e.Seq, Prev: e.Prev, Hash: e.Hash, Elided: true} }
 
 // ZeroHash is the prev of the first entry.
 var ZeroHash = strings.Repeat("0", 64)

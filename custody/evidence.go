@@ -55,9 +55,18 @@ type Policy struct {
 
 // BuildEvidence assembles the package of id from the ledger segment
 // entries (consecutive, in order) and the stored versions.
-func BuildEvidence(id, created string, entries []Entry, versions []Version, policies []Policy) (*Evidence, error) {
+// Entries elide says are in their Elided form (elide may be nil).
+func BuildEvidence(id, created string, entries []Entry, versions []Version, policies []Policy, elide func(*Entry) bool) (*Evidence, error) {
 	ev := &Evidence{Format: EvidenceFormat, ObjectID: id, Created: created, Versions: versions, Policies: policies}
 	for i := range entries {
+		if elide != nil && elide(&entries[i]) {
+			b, err := json.Marshal(Elide(&entries[i]))
+			if err != nil {
+				return nil, err
+			}
+			ev.Entries = append(ev.Entries, b)
+			continue
+		}
 		b, err := json.Marshal(&entries[i])
 		if err != nil {
 			return nil, err

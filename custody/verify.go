@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -64,6 +65,7 @@ type Report struct {
 	Head          string // hash of the last entry
 	Checkpoints   int
 	SignedThrough uint64   // highest seq covered by a verified checkpoint
+	Elided        int      // entries shown only by their place in the chain (Elided)
 	Keys          []string // checkpoint public keys seen, base64
 }
 
@@ -130,17 +132,29 @@ func (v *Verifier) add(raw []byte) (*Entry, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return &e, fmt.Errorf("not a JSON object: %v", err)
 	}
-	delete(m, "hash")
-	b, err := json.Marshal(m)
+	elided, err := isElided(m)
 	if err != nil {
 		return &e, err
 	}
-	got, err := hashJSON(b)
-	if err != nil {
-		return &e, fmt.Errorf("no canonical form: %v", err)
-	}
-	if got != e.Hash {
-		return &e, fmt.Errorf("hash %q does not match its content (sha256 %s): the entry was altered", e.Hash, got)
+	if elided {
+		// Only its links can be checked; its content is not here.
+		if len(e.Hash) != 64 || strings.Trim(e.Hash, "0123456789abcdef") != "" {
+			return &e, fmt.Errorf("elided entry's hash %q is not a SHA-256", e.Hash)
+		}
+		v.rep.Elided++
+	} else {
+		delete(m, "hash")
+		b, err := json.Marshal(m)
+		if err != nil {
+			return &e, err
+		}
+		got, err := hashJSON(b)
+		if err != nil {
+			return &e, fmt.Errorf("no canonical form: %v", err)
+		}
+		if got != e.Hash {
+			return &e, fmt.Errorf("hash %q does not match its content (sha256 %s): the entry was altered", e.Hash, got)
+		}
 	}
 	switch {
 	case v.rep.Entries == 0 && !v.opts.Anchored:
@@ -168,6 +182,27 @@ func (v *Verifier) add(raw []byte) (*Entry, error) {
 	v.prev = Head{Seq: e.Seq, Hash: e.Hash, Time: e.Time}
 	v.hashes[e.Seq] = e.Hash
 	return &e, nil
+}
+
+// isElided reports whether an entry's members are those of the Elided
+// form; an entry that claims to be elided and holds anything more is an
+// error (content would go unchecked).
+func isElided(m map[string]jsontext.Value) (bool, error) {
+	flag, ok := m["elided"]
+	if !ok {
+		return false, nil
+	}
+	if string(flag) != "true" {
+		return false, fmt.Errorf("elided is %s, not true", flag)
+	}
+	for k := range m {
+		switch k {
+		case "seq", "prev", "hash", "elided":
+		default:
+			return false, fmt.Errorf("an elided entry holds %q: only seq, prev and hash may remain", k)
+		}
+	}
+	return true, nil
 }
 
 func (v *Verifier) checkpoint(e *Entry) error {
@@ -248,10 +283,17 @@ func VerifyJSONL(r io.Reader, opts VerifyOptions) (Report, error) {
 	return v.Report(), nil
 }
 
-// WriteJSONL writes entries as JSON Lines.
-func WriteJSONL(w io.Writer, entries []Entry) error {
+// WriteJSONL writes entries as JSON Lines; those elide says are written
+// in their Elided form (elide may be nil).
+func WriteJSONL(w io.Writer, entries []Entry, elide func(*Entry) bool) error {
 	for i := range entries {
-		b, err := json.Marshal(&entries[i])
+		var b []byte
+		var err error
+		if elide != nil && elide(&entries[i]) {
+			b, err = json.Marshal(Elide(&entries[i]))
+		} else {
+			b, err = json.Marshal(&entries[i])
+		}
 		if err != nil {
 			return err
 		}

@@ -9,11 +9,12 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store"
 )
 
 // Actor is who the ledger records for retention deletions.
-var Actor = store.Actor{User: "retention", Org: "ctigate"}
+var Actor = store.Actor{User: "retention", Org: custody.GatewayOrg}
 
 // Store is what the sweeper needs.
 type Store interface {

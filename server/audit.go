@@ -104,7 +104,12 @@ func (s *Server) getLedgerEntries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	es, err := s.ledger.LedgerEntries(c.Request().Context(), q)
+	u := userOf(c)
+	limit := q.Limit
+	es, next, err := visiblePage(q.After, limit, func(after uint64) ([]custody.Entry, error) {
+		q.After = after
+		return s.ledger.LedgerEntries(c.Request().Context(), q)
+	}, func(e *custody.Entry) uint64 { return e.Seq }, func(e *custody.Entry) bool { return s.access.SeesEntry(u, e) })
 	if err != nil {
 		return err
 	}
@@ -112,10 +117,46 @@ func (s *Server) getLedgerEntries(c echo.Context) error {
 	if page.Entries == nil {
 		page.Entries = []custody.Entry{}
 	}
-	if len(es) == q.Limit {
-		page.Next = strconv.FormatUint(es[len(es)-1].Seq, 10)
+	if next > 0 {
+		page.Next = strconv.FormatUint(next, 10)
 	}
 	return writePlainJSON(c, page)
+}
+
+// maxScanPages bounds how many store pages one scoped page of records
+// reads: a reader who sees few of them gets a short page with a next
+// cursor rather than a request that reads the whole ledger.
+const maxScanPages = 16
+
+// visiblePage reads records after a sequence number through read (pages
+// of at most limit, in ascending seq) and keeps those keep accepts, until
+// limit are kept, the records end, or maxScanPages pages were read. next
+// is where the following page starts, 0 when the records ended.
+func visiblePage[T any](after uint64, limit int, read func(after uint64) ([]T, error), seq func(*T) uint64, keep func(*T) bool) (out []T, next uint64, err error) {
+	for range maxScanPages {
+		rs, err := read(after)
+		if err != nil {
+			return nil, 0, err
+		}
+		for i := range rs {
+			if keep(&rs[i]) {
+				out = append(out, rs[i])
+				if len(out) == limit {
+					// More may follow unless this was the last record read
+					// and the read was short.
+					if i < len(rs)-1 || len(rs) == limit {
+						return out, seq(&rs[i]), nil
+					}
+					return out, 0, nil
+				}
+			}
+		}
+		if len(rs) < limit {
+			return out, 0, nil
+		}
+		after = seq(&rs[len(rs)-1])
+	}
+	return out, after, nil
 }
 
 func writePlainJSON(c echo.Context, v any) error {
@@ -141,6 +182,8 @@ func (s *Server) getLedgerExport(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
+	u := userOf(c)
+	elide := func(e *custody.Entry) bool { return !s.access.SeesEntry(u, e) }
 	page := store.LedgerQuery{After: q.After, Through: q.Through, Limit: store.MaxLedgerLimit}
 	es, err := s.ledger.LedgerEntries(ctx, page)
 	if err != nil {
@@ -154,7 +197,7 @@ func (s *Server) getLedgerExport(c echo.Context) error {
 	c.Response().WriteHeader(http.StatusOK)
 	w := bufio.NewWriterSize(c.Response(), 64<<10)
 	for len(es) > 0 {
-		if err := custody.WriteJSONL(w, es); err != nil {
+		if err := custody.WriteJSONL(w, es, elide); err != nil {
 			return nil // the client went away; the status is sent
 		}
 		if len(es) < page.Limit {
@@ -178,8 +221,11 @@ func (s *Server) getEvidence(c echo.Context) error {
 	if err := s.auditor(c); err != nil {
 		return err
 	}
+	u := userOf(c)
 	ev, err := BuildEvidence(c.Request().Context(), EvidenceSource{
 		Store: s.store, Ledger: s.ledger, Config: s.cfg, Checkpoints: s.checkpoints, Now: s.now,
+		Sees:        func(e *custody.Entry) bool { return s.access.SeesEntry(u, e) },
+		Collections: func(id string) bool { return s.access.AuditsCollection(u, id) },
 	}, c.Param("object"), false)
 	if err != nil {
 		return err
@@ -201,6 +247,14 @@ type EvidenceSource struct {
 		Sign(ctx context.Context) (custody.Head, error)
 	}
 	Now func() time.Time
+	// Sees, when set, says which entries the package's reader may see
+	// (access.Policy.SeesEntry): the others are left out of the relevant
+	// entries and appear in the segment only in their elided form.
+	// Collections, when set, says in which collections the versions are
+	// listed. Nil: everything (the offline package of whoever holds the
+	// data).
+	Sees        func(*custody.Entry) bool
+	Collections func(id string) bool
 }
 
 // BuildEvidence assembles the evidence package of object id: its versions
@@ -225,7 +279,11 @@ func BuildEvidence(ctx context.Context, src EvidenceSource, id string, withConte
 		if err != nil {
 			return nil, err
 		}
-		relevant = append(relevant, es...)
+		for _, e := range es {
+			if src.Sees == nil || src.Sees(&e) {
+				relevant = append(relevant, e)
+			}
+		}
 		if len(es) < q.Limit {
 			break
 		}
@@ -281,6 +339,9 @@ func BuildEvidence(ctx context.Context, src EvidenceSource, id string, withConte
 		}
 		for _, r := range src.Config.APIRoots {
 			for _, col := range r.Collections {
+				if src.Collections != nil && !src.Collections(col.ID) {
+					continue
+				}
 				oq := store.Query{IDs: []string{id}, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 1000}
 				for {
 					page, err := src.Store.Objects(ctx, col.ID, oq)
@@ -309,7 +370,11 @@ func BuildEvidence(ctx context.Context, src EvidenceSource, id string, withConte
 	if src.Now != nil {
 		now = src.Now
 	}
-	return custody.BuildEvidence(id, custody.FormatTime(now()), segment, versions, policies)
+	var elide func(*custody.Entry) bool
+	if src.Sees != nil {
+		elide = func(e *custody.Entry) bool { return !src.Sees(e) }
+	}
+	return custody.BuildEvidence(id, custody.FormatTime(now()), segment, versions, policies, elide)
 }
 
 // recordDelivery appends the delivered entry of a page read from col,

@@ -28,6 +28,7 @@ func auditGateway(t *testing.T) (*gateway, ed25519.PublicKey) {
 		t.Fatal(err)
 	}
 	cfg.Users = append(cfg.Users, config.User{Name: "auditor", Organisation: "Oversight", Roles: []string{"auditor"}, PasswordHash: h})
+	cfg.Custody.AllOrganisations = []string{"auditor"} // an oversight body: every organisation's entries
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "ctigate.db"), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ func (s *Server) getCollections(c echo.Context) error {
 	u := userOf(c)
 	var out collectionsResource
 	for _, col := range r.collections {
-		rd, wr := col.canRead(u), col.canWrite(u)
+		rd, wr := s.access.CanRead(u, col.cfg.ID), s.access.CanWrite(u, col.cfg.ID)
 		if rd || wr {
 			out.Collections = append(out.Collections, col.describe(rd, wr))
 		}
@@ -42,12 +42,12 @@ func (s *Server) getCollections(c echo.Context) error {
 
 // getCollection serves GET /{api-root}/collections/{id}/ (TAXII 2.1 §5.2).
 func (s *Server) getCollection(c echo.Context) error {
-	col, err := s.collection(c, access{})
+	col, err := s.collection(c, needs{})
 	if err != nil {
 		return err
 	}
 	u := userOf(c)
-	return writeJSON(c, http.StatusOK, col.describe(col.canRead(u), col.canWrite(u)))
+	return writeJSON(c, http.StatusOK, col.describe(s.access.CanRead(u, col.cfg.ID), s.access.CanWrite(u, col.cfg.ID)))
 }
 
 func (col *collection) describe(canRead, canWrite bool) collectionResource {
@@ -62,20 +62,22 @@ func (col *collection) describe(canRead, canWrite bool) collectionResource {
 	}
 }
 
-// access says what a handler needs of a collection.
-type access struct{ read, write bool }
+// needs says what a handler needs of a collection.
+type needs struct{ read, write bool }
 
 var (
 	errNoCollection = ctigate.E("server", ctigate.NotFound, "no such collection")
 	errCannotRead   = ctigate.E("server", ctigate.Forbidden, "you may not read this collection")
 	errCannotWrite  = ctigate.E("server", ctigate.Forbidden, "you may not write to this collection")
-	errNoAccess     = ctigate.E("server", ctigate.Forbidden, "you have no access to this collection")
 )
 
 // collection resolves {api-root} and {id} (a collection id or its alias)
-// and checks the user's access: 403 when the user may neither read nor
-// write it, or lacks the access the handler needs.
-func (s *Server) collection(c echo.Context, need access) (*collection, error) {
+// and checks the user's access (package access). A collection the user may
+// neither read nor write does not exist for them: 404, the answer for a
+// missing one, as TAXII 2.1 §5.7 requires and §5.1–5.8 allow, so that no
+// response tells whether it exists. One the user may see but lacks the
+// access the handler needs for: 403.
+func (s *Server) collection(c echo.Context, need needs) (*collection, error) {
 	r, err := s.apiRoot(c)
 	if err != nil {
 		return nil, err
@@ -85,10 +87,10 @@ func (s *Server) collection(c echo.Context, need access) (*collection, error) {
 		return nil, errNoCollection
 	}
 	u := userOf(c)
-	rd, wr := col.canRead(u), col.canWrite(u)
+	rd, wr := s.access.CanRead(u, col.cfg.ID), s.access.CanWrite(u, col.cfg.ID)
 	switch {
 	case !rd && !wr:
-		return nil, errNoAccess
+		return nil, errNoCollection
 	case need.read && !rd:
 		return nil, errCannotRead
 	case need.write && !wr:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/stix"
+	"github.com/ctigate/ctigate/access"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -74,7 +75,12 @@ func (s *Server) getDecisions(c echo.Context) error {
 		}
 		q.Limit = min(n, store.MaxDecisionLimit)
 	}
-	ds, err := s.store.Decisions(c.Request().Context(), q)
+	ds, next, err := visiblePage(q.After, q.Limit, func(after uint64) ([]store.Decision, error) {
+		q.After = after
+		return s.store.Decisions(c.Request().Context(), q)
+	}, func(d *store.Decision) uint64 { return d.Seq }, func(d *store.Decision) bool {
+		return s.access.SeesRecord(u, access.Record{Action: d.Action, Collection: d.Collection, Source: d.Source})
+	})
 	if err != nil {
 		return err
 	}
@@ -91,8 +97,8 @@ func (s *Server) getDecisions(c echo.Context) error {
 		}
 		page.Decisions[i] = j
 	}
-	if len(ds) == q.Limit {
-		page.Next = strconv.FormatUint(ds[len(ds)-1].Seq, 10)
+	if next > 0 {
+		page.Next = strconv.FormatUint(next, 10)
 	}
 	b, err := json.Marshal(page)
 	if err != nil {

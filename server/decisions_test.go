@@ -33,6 +33,8 @@ func decisionsGateway(t *testing.T, n int) string {
 			TokenSHA256: []string{auth.TokenDigest(u.name + "-token-0123456789abcdef")},
 		})
 	}
+	// The gateway operator's own: every organisation's decisions.
+	cfg.Custody.AllOrganisations = []string{"org:Gateway"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

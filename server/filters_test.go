@@ -278,7 +278,7 @@ func TestGetAndDeleteObject(t *testing.T) {
 	addVersions(t, g, published, 1, 1)
 	del(published+"objects/indicator--"+uuidN(0)+"/", "police").expectError(t, 403)
 	del(published+"objects/indicator--"+uuidN(0)+"/", "cert-a").expectError(t, 403)
-	del(inbound+"objects/indicator--"+uuidN(0)+"/", "outsider").expectError(t, 403)
+	del(inbound+"objects/indicator--"+uuidN(0)+"/", "outsider").expectError(t, 404)
 }
 
 func TestMethodNotAllowedIsTAXIIError(t *testing.T) {

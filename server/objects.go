@@ -32,7 +32,7 @@ func (s *Server) getObjects(c echo.Context) error {
 // collection for reading, parses the endpoint's filters, lets adjust fix
 // some of them, and reads one page.
 func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query)) (*collection, store.Page, error) {
-	col, err := s.collection(c, access{read: true})
+	col, err := s.collection(c, needs{read: true})
 	if err != nil {
 		return nil, store.Page{}, err
 	}
@@ -105,12 +105,12 @@ func (s *Server) mustExist(c echo.Context, col *collection, id string) error {
 
 // deleteObject serves DELETE …/objects/{object-id}/ (TAXII 2.1 §5.7).
 func (s *Server) deleteObject(c echo.Context) error {
-	col, err := s.collection(c, access{})
+	col, err := s.collection(c, needs{})
 	if err != nil {
 		return err
 	}
 	u := userOf(c)
-	if !col.canRead(u) || !col.canWrite(u) {
+	if !s.access.CanDelete(u, col.cfg.ID) {
 		return ctigate.E("server", ctigate.Forbidden, "deleting needs read and write access to the collection")
 	}
 	q, err := s.parseQuery(c.QueryParams(), paramsDelete)
@@ -135,7 +135,7 @@ func (s *Server) deleteObject(c echo.Context) error {
 // Ingest is synchronous: the status returned is complete. One invalid
 // object fails only itself.
 func (s *Server) addObjects(c echo.Context) error {
-	col, err := s.collection(c, access{write: true})
+	col, err := s.collection(c, needs{write: true})
 	if err != nil {
 		return err
 	}

@@ -121,7 +121,7 @@ func (s *Server) getSearch(c echo.Context) error {
 	colls := map[string]*collection{}
 	for _, r := range s.roots {
 		for _, col := range r.collections {
-			if col.canRead(u) {
+			if s.access.CanRead(u, col.cfg.ID) {
 				q.Collections = append(q.Collections, col.cfg.ID)
 				colls[col.cfg.ID] = col
 			}

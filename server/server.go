@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ctigate/ctigate/access"
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
@@ -97,6 +96,7 @@ type Server struct {
 	roots     []*apiRoot
 	rootsByID map[string]*apiRoot
 	routes    map[string]*policy.Route // by the id of the collection a route publishes into
+	access    *access.Policy           // who may read and write what: every handler asks it
 
 	onIngestSpan func(ctx context.Context, collection string, first, last time.Time)
 	ready        func(ctx context.Context) error
@@ -135,6 +135,7 @@ func New(opts Options) *Server {
 		paging:    opts.Config.Paging,
 		rootsByID: map[string]*apiRoot{},
 		routes:    map[string]*policy.Route{},
+		access:    access.New(opts.Config),
 
 		cfg:         opts.Config,
 		ledger:      opts.Ledger,
@@ -179,34 +180,6 @@ func New(opts Options) *Server {
 
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
-
-// allowed reports whether u is one of principals: a user name,
-// "org:<organisation>", "role:<role>" or "*".
-func allowed(u *auth.User, principals []string) bool {
-	if u == nil {
-		return false
-	}
-	for _, p := range principals {
-		switch {
-		case p == "*":
-			return true
-		case strings.HasPrefix(p, "org:"):
-			if p[4:] == u.Organisation {
-				return true
-			}
-		case strings.HasPrefix(p, "role:"):
-			if slices.Contains(u.Roles, p[5:]) {
-				return true
-			}
-		case p == u.Name:
-			return true
-		}
-	}
-	return false
-}
-
-func (c *collection) canRead(u *auth.User) bool  { return allowed(u, c.cfg.Readers) }
-func (c *collection) canWrite(u *auth.User) bool { return allowed(u, c.cfg.Writers) }
 
 // LoadMarkings builds the marking registry from the marking definitions
 // stored in the configured collections, so that definitions producers

@@ -89,10 +89,12 @@ func TestCollectionsAccess(t *testing.T) {
 	if c.ID != publishedID {
 		t.Errorf("by alias: got id %s", c.ID)
 	}
-	g.get(root+"collections/"+closedID+"/", "police").expectError(t, 403)
+	// A collection the user may neither read nor write does not exist for
+	// them (TAXII 2.1 §5.7's rule, used on every endpoint).
+	g.get(root+"collections/"+closedID+"/", "police").expectError(t, 404)
 	g.get(root+"collections/00000000-0000-4000-8000-000000000000/", "police").expectError(t, 404)
-	g.get(inbound+"objects/", "police").expectError(t, 403)
-	g.get(published+"objects/", "outsider").expectError(t, 403)
+	g.get(inbound+"objects/", "police").expectError(t, 404)
+	g.get(published+"objects/", "outsider").expectError(t, 404)
 	g.post(published+"objects/", "police", env(indicator(1, "2026-01-01T00:00:00.000Z"))).expectError(t, 403)
 	// A writer that may not read is refused reads.
 	g.get(published+"objects/", "cert-a").expectError(t, 403)

@@ -62,7 +62,12 @@ func TestCustodyEndToEnd(t *testing.T) {
 	pubFile := keyFile + ".pub"
 	env := map[string]string{"CTIGATE_CUSTODY_SIGNING_KEY_FILE": keyFile}
 	data := filepath.Join(dir, "data")
-	gw := startServe(t, func(k string) string { return env[k] }, "--config", demoConfig, "--data", data, "--listen", "127.0.0.1:0")
+	// The demo's auditor, granted every organisation's entries (an
+	// oversight auditor), sees the deliveries to police and prosecutor too.
+	config := demoVariant(t, func(cfg map[string]any) {
+		cfg["custody"].(map[string]any)["all_organisations"] = []any{"auditor"}
+	})
+	gw := startServe(t, func(k string) string { return env[k] }, "--config", config, "--data", data, "--listen", "127.0.0.1:0")
 	client := &http.Client{Timeout: 10 * time.Second}
 
 	green := "indicator--2b0b8f4e-1c7a-4d55-9f3e-000000000001"

@@ -261,16 +261,17 @@ func TestEndToEndDemoTopology(t *testing.T) {
 				t.Errorf("%s: manifest lists\n%v\nwant\n%v", x.user, mids, want)
 			}
 
-			// The other consumer's collection: 403 everywhere.
+			// The other consumer's collection does not exist for them: 404
+			// everywhere (TAXII 2.1 §5.7's rule for no read and no write).
 			for _, p := range []string{"objects/", "manifest/", "objects/" + e2eGreen + "/", "objects/" + e2eGreen + "/versions/"} {
-				if st, b := get(x.otherPath + p); st != http.StatusForbidden {
-					t.Errorf("%s: GET %s%s: %d, want 403: %s", x.user, x.otherPath, p, st, b)
+				if st, b := get(x.otherPath + p); st != http.StatusNotFound {
+					t.Errorf("%s: GET %s%s: %d, want 404: %s", x.user, x.otherPath, p, st, b)
 				}
 			}
 			// Nor the inbound collection; and the discovery resources carry
 			// nothing forbidden either (get checks every body).
-			if st, b := get(inboundPath + "objects/"); st != http.StatusForbidden {
-				t.Errorf("%s: GET inbound objects: %d, want 403: %s", x.user, st, b)
+			if st, b := get(inboundPath + "objects/"); st != http.StatusNotFound {
+				t.Errorf("%s: GET inbound objects: %d, want 404: %s", x.user, st, b)
 			}
 			for _, p := range []string{"/taxii2/", "/exchange/", "/exchange/collections/", x.path} {
 				get(p)

@@ -265,13 +265,13 @@ func TestPolicyCheckRouteConfigErrors(t *testing.T) {
 	const (
 		leID  = "id: 1dae5e88-4b59-4503-a9cf-2e649dd6544c # law-enforcement"
 		judID = "id: 17f28d77-a964-471e-ab40-76087911370a # judiciary"
-		src   = "sources: [24f70a31-7be5-4fdd-8353-9784877646c1] # csirt-inbound\n    ceiling: TLP:AMBER"
+		src   = "sources: [24f70a31-7be5-4fdd-8353-9784877646c1, 5b6b0f0e-3c2a-4c38-9f0e-7a1d2c3b4e5f] # cert-a-inbound, cert-b-inbound\n    ceiling: TLP:AMBER"
 	)
 	cases := []struct{ what, from, to, want string }{
 		{"ceiling TLP:RED", "ceiling: TLP:GREEN", "ceiling: TLP:RED", "config: routes[1].ceiling: TLP:RED is never published"},
 		{"unknown ceiling", "ceiling: TLP:GREEN", "ceiling: TLP:PURPLE", "config: routes[1].ceiling: "},
 		{"unknown source", src, "sources: [0b3c3ab8-1d3e-4c56-9c4e-2f1e5b0c7a11]\n    ceiling: TLP:AMBER", "config: routes[0].sources[0]: \"0b3c3ab8-1d3e-4c56-9c4e-2f1e5b0c7a11\" is not the id of a configured collection"},
-		{"source not a UUID", src, "sources: [csirt-inbound]\n    ceiling: TLP:AMBER", "config: routes[0].sources[0]: "},
+		{"source not a UUID", src, "sources: [cert-a-inbound]\n    ceiling: TLP:AMBER", "config: routes[0].sources[0]: "},
 		{"route id not a collection", leID, "id: 0b3c3ab8-1d3e-4c56-9c4e-2f1e5b0c7a11", "config: routes[0].id: \"0b3c3ab8-1d3e-4c56-9c4e-2f1e5b0c7a11\" is not the id of a configured collection"},
 		{"two routes into one collection", judID, leID, "config: routes[1].id: "},
 		{"route reads its own collection", src, "sources: [1dae5e88-4b59-4503-a9cf-2e649dd6544c]\n    ceiling: TLP:AMBER", "config: routes[0].sources[0]: a route cannot read the collection it publishes to"},

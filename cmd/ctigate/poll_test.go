@@ -32,7 +32,7 @@ func TestPollInterruptedResumes(t *testing.T) {
 		lines = append(lines, indicatorJSON(i))
 	}
 	bg := context.Background()
-	if out, errs, err := ctl(bg, pushEnv, strings.NewReader(strings.Join(lines, "\n")), nil, "push", "--server", gw.base, "--collection", "csirt-inbound", "--user", "cert-a", "-"); err != nil {
+	if out, errs, err := ctl(bg, pushEnv, strings.NewReader(strings.Join(lines, "\n")), nil, "push", "--server", gw.base, "--collection", "cert-a-inbound", "--user", "cert-a", "-"); err != nil {
 		t.Fatalf("push: %v\n%s%s", err, out, errs)
 	}
 	state := filepath.Join(t.TempDir(), "state.json")
@@ -69,7 +69,7 @@ func TestPollInterruptedResumes(t *testing.T) {
 
 	// Bundle output: one complete bundle of everything when run without state.
 	bundle := filepath.Join(t.TempDir(), "out.json")
-	if _, errs, err := ctl(bg, pushEnv, nil, nil, "poll", "--server", gw.base, "--collection", "csirt-inbound", "--user", "cert-a", "--format", "bundle", "--out", bundle, "--limit", "7"); err != nil {
+	if _, errs, err := ctl(bg, pushEnv, nil, nil, "poll", "--server", gw.base, "--collection", "cert-a-inbound", "--user", "cert-a", "--format", "bundle", "--out", bundle, "--limit", "7"); err != nil {
 		t.Fatalf("bundle poll: %v\n%s", err, errs)
 	}
 	b, _ := os.ReadFile(bundle)
@@ -84,7 +84,7 @@ func TestPollFollowStopsOnCancel(t *testing.T) {
 	done := make(chan error, 1)
 	var out bytes.Buffer
 	go func() {
-		_, _, err := ctl(ctx, pushEnv, nil, &out, "poll", "--server", gw.base, "--collection", "csirt-inbound", "--user", "cert-a", "--follow", "--interval", "20ms")
+		_, _, err := ctl(ctx, pushEnv, nil, &out, "poll", "--server", gw.base, "--collection", "cert-a-inbound", "--user", "cert-a", "--follow", "--interval", "20ms")
 		done <- err
 	}()
 	cancel()

@@ -106,7 +106,7 @@ func TestPushPollAttackRoundTrip(t *testing.T) {
 	ctx := context.Background()
 
 	start := time.Now()
-	out, errs, err := ctl(ctx, pushEnv, nil, nil, "push", "--server", gw.base, "--collection", "csirt-inbound", "--user", "cert-a", file)
+	out, errs, err := ctl(ctx, pushEnv, nil, nil, "push", "--server", gw.base, "--collection", "cert-a-inbound", "--user", "cert-a", file)
 	t.Logf("push took %s:\n%s", time.Since(start), out)
 	if err != nil {
 		t.Fatalf("push: %v\n%s", err, errs)
@@ -124,7 +124,7 @@ func TestPushPollAttackRoundTrip(t *testing.T) {
 	netrc := filepath.Join(dir, "netrc")
 	os.WriteFile(netrc, []byte("machine 127.0.0.1\n  login cert-a\n  password "+demoPassword+"\n"), 0o600)
 	state, jsonl := filepath.Join(dir, "state.json"), filepath.Join(dir, "out.jsonl")
-	pollArgs := []string{"poll", "--server", gw.base, "--collection", "csirt-inbound", "--netrc", netrc, "--state", state, "--out", jsonl, "--limit", "300"}
+	pollArgs := []string{"poll", "--server", gw.base, "--collection", "cert-a-inbound", "--netrc", netrc, "--state", state, "--out", jsonl, "--limit", "300"}
 	_, errs, err = ctl(ctx, nil, nil, nil, pollArgs...)
 	if err != nil {
 		t.Fatalf("poll: %v\n%s", err, errs)
@@ -158,7 +158,7 @@ func TestPushRejections(t *testing.T) {
 	big := fmt.Sprintf(`{"type":"note","spec_version":"2.1","id":"note--6ba7b810-9dad-41d1-80b4-999999999993","created":"2026-01-01T00:00:00.000Z","modified":"2026-01-01T00:00:00.000Z","content":%q,"object_refs":["indicator--6ba7b810-9dad-41d1-80b4-000000000001"]}`, strings.Repeat("x", 70<<10))
 	lines = append(lines, bad1, bad2, big)
 	stdin := strings.NewReader(strings.Join(lines, "\n") + "\n")
-	out, errs, err := ctl(context.Background(), pushEnv, stdin, nil, "push", "--server", gw.base, "--collection", "csirt-inbound", "--user", "cert-a", "-")
+	out, errs, err := ctl(context.Background(), pushEnv, stdin, nil, "push", "--server", gw.base, "--collection", "cert-a-inbound", "--user", "cert-a", "-")
 	if err == nil {
 		t.Fatalf("push with invalid objects succeeded:\n%s", out)
 	}
@@ -192,7 +192,7 @@ func TestPushRetriesOn503(t *testing.T) {
 	defer front.Close()
 	stdin := strings.NewReader(indicatorJSON(1) + "\n" + indicatorJSON(2) + "\n")
 	env := map[string]string{"CTIGATE_TOKEN": "s3cret-token", "CTIGATE_PASSWORD": demoPassword}
-	out, errs, err := ctl(context.Background(), env, stdin, nil, "push", "--server", front.URL, "--collection", "csirt-inbound", "--user", "cert-a", "-")
+	out, errs, err := ctl(context.Background(), env, stdin, nil, "push", "--server", front.URL, "--collection", "cert-a-inbound", "--user", "cert-a", "-")
 	if err != nil {
 		t.Fatalf("push: %v\n%s%s", err, out, errs)
 	}

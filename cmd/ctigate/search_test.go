@@ -74,10 +74,19 @@ func hitKeys(r searchResponse) []string {
 // inside their CIDR pattern, by the domain of their URL pattern and by the
 // hash of their file pattern, in the published collections the analyst
 // may read, at the TLP each was published under; never the inbound
-// originals, never what the routes withheld.
+// originals, never what the routes withheld. (The demo variant names the
+// analyst as a reader of both published collections and not of CERT-A's
+// inbound one: an analyst of the authorities, say.)
 func TestSearchDemoTopology(t *testing.T) {
 	data := t.TempDir()
-	gw := startServe(t, nil, "--config", demoConfig, "--data", data, "--listen", "127.0.0.1:0")
+	config := demoVariant(t, func(cfg map[string]any) {
+		cfgCollection(cfg, certAInboundID)["readers"] = []any{"role:producer@CERT-A"}
+		for _, r := range cfgList(cfg, "routes") {
+			col := cfgCollection(cfg, r.(map[string]any)["id"].(string))
+			col["readers"] = append(cfgList(col, "readers"), "analyst")
+		}
+	})
+	gw := startServe(t, nil, "--config", config, "--data", data, "--listen", "127.0.0.1:0")
 	client := &http.Client{Timeout: 10 * time.Second}
 	body := `{"objects":[` + strings.Join([]string{
 		patternIndicator(1, "[ipv4-addr:value = '198.51.100.0/24']", tlpGreenID),
@@ -146,7 +155,7 @@ func TestSearchDemoTopology(t *testing.T) {
 		}
 	}
 
-	// A producer may read csirt-inbound, but searching needs the analyst
+	// A producer may read its inbound collection, but searching needs the analyst
 	// role; a consumer may not search either.
 	for _, u := range []string{"cert-a", "police", "auditor"} {
 		if code, _, b := searchHTTP(t, client, gw.base, u, "value=198.51.100.200"); code != http.StatusForbidden || !strings.Contains(b, `"title"`) {

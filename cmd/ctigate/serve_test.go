@@ -260,10 +260,12 @@ func TestServeBrokenConfigNamesKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string]struct{ from, to, want string }{
-		"collection id": {"id: 1dae5e88-4b59-4503-a9cf-2e649dd6544c", "id: not-a-uuid", "api_roots[0].collections[1].id"},
+		"collection id": {"id: 1dae5e88-4b59-4503-a9cf-2e649dd6544c", "id: not-a-uuid", "api_roots[0].collections[2].id"},
 		"unknown key":   {"max_content_length: 10485760", "max_content_lenght: 10485760", "max_content_lenght"},
-		"reader":        {`readers: ["org:National Police", role:analyst]`, `readers: [polise]`, "api_roots[0].collections[1].readers[0]"},
-		"hash":          {"password_hash: $argon2id$v=19$m=19456,t=2,p=1$a1Ax", "password_hash: plain$argon2id$v=19$m=19456,t=2,p=1$a1Ax", "users[1].password_hash"},
+		"reader":        {`readers: ["org:National Police"]`, `readers: [polise]`, "api_roots[0].collections[2].readers[0]"},
+		"scoped role":   {`writers: [role:producer@CERT-B]`, `writers: [role:producer@CERT-C]`, "api_roots[0].collections[1].writers[0]"},
+		"shared writer": {`writers: [role:producer@CERT-B]`, `writers: [role:producer]`, "api_roots[0].collections[1].writers: users of several organisations (CERT-A, CERT-B)"},
+		"hash":          {"password_hash: $argon2id$v=19$m=19456,t=2,p=1$a1Ax", "password_hash: plain$argon2id$v=19$m=19456,t=2,p=1$a1Ax", "users[2].password_hash"},
 		"public plain":  {"listen: 127.0.0.1:8080", "listen: 0.0.0.0:8080", "listen"},
 	}
 	for name, c := range cases {

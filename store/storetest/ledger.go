@@ -66,7 +66,7 @@ func (e *env) verifyLedger() []custody.Entry {
 	e.t.Helper()
 	all := e.allEntries()
 	var b bytes.Buffer
-	if err := custody.WriteJSONL(&b, all); err != nil {
+	if err := custody.WriteJSONL(&b, all, nil); err != nil {
 		e.t.Fatal(err)
 	}
 	rep, err := custody.VerifyJSONL(&b, custody.VerifyOptions{})
