@@ -9,8 +9,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ctigate/ctigate"
-	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/access"
+	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
 )
 
