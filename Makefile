@@ -15,6 +15,7 @@ build:
 test: fmt-check vet
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 ./policy -run 'TestNoLeak$$' -rapid.checks=2000
+	$(GO) test -count=1 ./fanout -run 'TestNoLeakOrganisations$$' -rapid.checks=200
 
 vet:
 	$(GO) vet ./...

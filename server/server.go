@@ -178,6 +178,19 @@ func New(opts Options) *Server {
 	return s
 }
 
+// Route is one entry of the HTTP surface: a method and a path template
+// (":name" segments), as routes.go defines it.
+type Route struct{ Method, Path string }
+
+// Routes lists the HTTP surface, so that tests can cover every path.
+func (s *Server) Routes() []Route {
+	var out []Route
+	for _, r := range s.echo.Routes() {
+		out = append(out, Route{Method: r.Method, Path: r.Path})
+	}
+	return out
+}
+
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
