@@ -178,3 +178,69 @@ func TestDockerConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedCollectionRefused: a collection whose objects can come from
+// several organisations is refused when it has writers (its receipts,
+// deletes and reads would involve another organisation's objects), naming
+// the key and the organisations; routes may read several.
+func TestSharedCollectionRefused(t *testing.T) {
+	cases := []struct {
+		name    string
+		edit    func(c *Config)
+		wantErr string
+	}{
+		{"demo", func(c *Config) {}, ""},
+		{"bare role", func(c *Config) { c.APIRoots[0].Collections[0].Writers = []string{"role:producer"} }, "collections[0].writers: users of several organisations (CERT-A, CERT-B)"},
+		{"anyone", func(c *Config) { c.APIRoots[0].Collections[1].Writers = []string{"*"} }, "collections[1].writers: users of several organisations"},
+		{"two organisations", func(c *Config) {
+			c.APIRoots[0].Collections[0].Writers = []string{"cert-a", "org:CERT-B"}
+		}, "collections[0].writers: users of several organisations (CERT-A, CERT-B)"},
+		{"direct writer into a route from another organisation", func(c *Config) {
+			c.APIRoots[0].Collections[2].Writers = []string{"role:producer@CERT-A"}
+		}, "collections[2].writers: users of several organisations (CERT-A, CERT-B)"},
+		{"direct writer into a route from its own organisation", func(c *Config) {
+			c.APIRoots[0].Collections[2].Writers = []string{"role:producer@CERT-A"}
+			c.Routes[0].Sources = c.Routes[0].Sources[:1]
+		}, ""},
+		{"unknown organisation in a role", func(c *Config) { c.APIRoots[0].Collections[0].Readers = []string{"role:analyst@CERT-Z"} }, `collections[0].readers[0]: no user belongs to organisation "CERT-Z"`},
+		{"unknown role", func(c *Config) { c.APIRoots[0].Collections[0].Readers = []string{"role:reader@CERT-A"} }, `collections[0].readers[0]: "reader" is not one of`},
+		{"malformed", func(c *Config) { c.APIRoots[0].Collections[0].Readers = []string{"role:@CERT-A"} }, `collections[0].readers[0]: "role:@CERT-A"`},
+		{"gateway's organisation", func(c *Config) { c.Users[0].Organisation = "ctigate" }, `users[0].organisation: "ctigate" is the gateway's own`},
+		{"all organisations", func(c *Config) { c.Custody.AllOrganisations = []string{"nobody"} }, `custody.all_organisations[0]: no user named "nobody"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Load("../configs/ctigate.yaml", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.edit(cfg)
+			err = cfg.Validate()
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Errorf("got %v, want an error containing %q", err, c.wantErr)
+			}
+		})
+	}
+}
+
+func TestContentOrganisations(t *testing.T) {
+	cfg, err := Load("../configs/ctigate.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.ContentOrganisations()
+	want := map[string]string{
+		"24f70a31-7be5-4fdd-8353-9784877646c1": "CERT-A",
+		"5b6b0f0e-3c2a-4c38-9f0e-7a1d2c3b4e5f": "CERT-B",
+		"1dae5e88-4b59-4503-a9cf-2e649dd6544c": "CERT-A,CERT-B",
+		"17f28d77-a964-471e-ab40-76087911370a": "CERT-A,CERT-B",
+	}
+	for id, w := range want {
+		if g := strings.Join(got[id], ","); g != w {
+			t.Errorf("%s: %s, want %s", id, g, w)
+		}
+	}
+}

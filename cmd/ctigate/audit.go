@@ -180,6 +180,9 @@ func runAuditVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintf(stdout, "OK: evidence package verifies: %d ledger entries (seq %d–%d), %d about the object (%s), %d original versions re-hashed, signed through seq %d\n",
 			rep.Chain.Entries, rep.Chain.First, rep.Chain.Last, rep.Relevant, strings.Join(rep.Actions, ", "), rep.Versions, rep.Chain.SignedThrough)
+		if rep.Chain.Elided > 0 {
+			fmt.Fprintf(stdout, "note: %d entries about other organisations are elided (their place in the chain checked, not their content)\n", rep.Chain.Elided)
+		}
 		printKeys(stdout, rep.Chain, len(keys) > 0)
 		return nil
 	}
@@ -191,6 +194,9 @@ func runAuditVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 		rep.Entries, rep.First, rep.Last, rep.Head, rep.Checkpoints, rep.SignedThrough)
 	if rep.SignedThrough < rep.Last {
 		fmt.Fprintf(stdout, "note: entries after seq %d are not covered by a checkpoint signature\n", rep.SignedThrough)
+	}
+	if rep.Elided > 0 {
+		fmt.Fprintf(stdout, "note: %d entries about other organisations are elided (their place in the chain checked, not their content)\n", rep.Elided)
 	}
 	printKeys(stdout, rep, len(keys) > 0)
 	return nil
