@@ -335,3 +335,123 @@ func TestIsolationAuditScoped(t *testing.T) {
 		t.Error("CERT-A's auditor does not see CERT-A's own entries")
 	}
 }
+
+// TestTwoCSIRTsDemo: the demo topology end to end with both CSIRTs, as
+// their tools would use it, with a restart between the two pushes. CERT-A
+// and CERT-B push with `ctigate push`; each reads back only its own; the
+// police read both CSIRTs' releases through their route (never TLP:RED),
+// the prosecutor both CSIRTs' TLP:GREEN; CERT-A's analyst finds CERT-A's
+// indicators (TLP:RED included: they are CERT-A's own) and none of
+// CERT-B's; each CSIRT's inbound collection is invisible (404) to the
+// other, which cannot push into it either.
+func TestTwoCSIRTsDemo(t *testing.T) {
+	data := t.TempDir()
+	type obj struct{ id, value, tlp, marking string }
+	csirts := []struct {
+		user, alias, path string
+		objs              []obj
+	}{
+		{"cert-a", "cert-a-inbound", inboundPath, []obj{
+			{"indicator--a1a1a1a1-0000-4000-8000-000000000001", "green-a.example", "GREEN", stix.TLP2Green},
+			{"indicator--a1a1a1a1-0000-4000-8000-000000000002", "amber-a.example", "AMBER", stix.TLP1Amber},
+			{"indicator--a1a1a1a1-0000-4000-8000-000000000003", "red-a.example", "RED", stix.TLP2Red},
+		}},
+		{"cert-b", "cert-b-inbound", certBInbound, []obj{
+			{"indicator--b1b1b1b1-0000-4000-8000-000000000001", "green-b.example", "GREEN", stix.TLP1Green},
+			{"indicator--b1b1b1b1-0000-4000-8000-000000000002", "amber-b.example", "AMBER", stix.TLP2Amber},
+			{"indicator--b1b1b1b1-0000-4000-8000-000000000003", "red-b.example", "RED", stix.TLP1Red},
+		}},
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	var gw *gatewayProc
+	for i, c := range csirts {
+		// A restart between the two pushes: each gateway reads the same data.
+		if gw != nil {
+			gw.stop(t)
+		}
+		gw = startServe(t, nil, "--config", demoConfig, "--data", data, "--listen", "127.0.0.1:0")
+		var lines []string
+		for _, o := range c.objs {
+			lines = append(lines, isoIndicator(o.id, o.value, o.marking))
+		}
+		env := map[string]string{"CTIGATE_PASSWORD": c.user + "-demo"}
+		out, errs, err := ctl(context.Background(), env, strings.NewReader(strings.Join(lines, "\n")), nil,
+			"push", "--server", gw.base, "--collection", c.alias, "--user", c.user, "-")
+		if err != nil {
+			t.Fatalf("%s push: %v\n%s%s", c.user, err, out, errs)
+		}
+		// The other CSIRT cannot push into this one's collection.
+		other := csirts[1-i]
+		if _, _, err := ctl(context.Background(), map[string]string{"CTIGATE_PASSWORD": other.user + "-demo"}, strings.NewReader(lines[0]), nil,
+			"push", "--server", gw.base, "--collection", c.alias, "--user", other.user, "-"); err == nil {
+			t.Errorf("%s pushed into %s", other.user, c.alias)
+		}
+	}
+	get := func(user, path string) (int, string) {
+		t.Helper()
+		res, b, err := request(t, client, "GET", gw.base+path, user, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, string(b)
+	}
+	for i, c := range csirts {
+		other := csirts[1-i]
+		code, b := get(c.user, c.path+"objects/")
+		for _, o := range c.objs {
+			if !strings.Contains(b, o.id) {
+				t.Errorf("%s does not read back its own %s (%s): %d %.200s", c.user, o.tlp, o.id, code, b)
+			}
+		}
+		for _, o := range other.objs {
+			if strings.Contains(b, o.id) || strings.Contains(b, o.value) {
+				t.Errorf("%s reads %s's %s in its own collection", c.user, other.user, o.tlp)
+			}
+		}
+		for _, p := range []string{other.path, other.path + "objects/", other.path + "manifest/", other.path + "objects/" + other.objs[2].id + "/"} {
+			if code, b := get(c.user, p); code != http.StatusNotFound || strings.Contains(b, other.objs[2].id) {
+				t.Errorf("%s GET %s: %d %s, want 404", c.user, p, code, b)
+			}
+		}
+		if _, b := get(c.user, "/exchange/collections/"); strings.Contains(b, other.alias) {
+			t.Errorf("%s's collections list %s: %s", c.user, other.alias, b)
+		}
+	}
+	// The police read both CSIRTs' GREEN and AMBER, the prosecutor both
+	// GREEN, neither any RED.
+	for _, r := range []struct {
+		user, path string
+		levels     string
+	}{{"police", lawEnforcementPath, "GREEN AMBER"}, {"prosecutor", judiciaryPath, "GREEN"}} {
+		var b string
+		waitFor(t, r.user+" see both CSIRTs' releases", 10*time.Second, func() bool {
+			_, b = get(r.user, r.path+"objects/")
+			for _, c := range csirts {
+				for _, o := range c.objs {
+					if strings.Contains(r.levels, o.tlp) && !strings.Contains(b, o.id) {
+						return false
+					}
+				}
+			}
+			return true
+		})
+		for _, c := range csirts {
+			for _, o := range c.objs {
+				if !strings.Contains(r.levels, o.tlp) && (strings.Contains(b, o.id) || strings.Contains(b, o.value)) {
+					t.Errorf("%s reads %s's %s indicator", r.user, c.user, o.tlp)
+				}
+			}
+		}
+	}
+	for _, o := range csirts[0].objs {
+		waitFor(t, "CERT-A's analyst finds "+o.value, 10*time.Second, func() bool {
+			_, b := get("analyst", "/api/v1/search?value="+o.value)
+			return strings.Contains(b, o.id)
+		})
+	}
+	for _, o := range csirts[1].objs {
+		if _, b := get("analyst", "/api/v1/search?value="+o.value); strings.Contains(b, o.id) {
+			t.Errorf("CERT-A's analyst finds CERT-B's %s indicator: %s", o.tlp, b)
+		}
+	}
+}
