@@ -11,9 +11,9 @@ package redis
 //	traceparent the W3C trace context of the writing request, when it had
 //	            a span (and tracestate, when set)
 //
-// For an inbound collection this is a work queue; for a published one a
-// live feed that consumer tools may read directly (XREAD, or a consumer
-// group of their own), in addition to TAXII polling.
+// Streams are the gateway's own: only its replicas have Redis access
+// (README, "Redis"), and consumers poll TAXII. For an inbound collection a
+// stream is a work queue.
 //
 // A Queue is one consumer of a consumer group on such a stream: Read
 // delivers new entries (XREADGROUP) and first reclaims those another
@@ -25,8 +25,8 @@ package redis
 //
 // TrimEvents bounds a stream without losing anything unacknowledged: with
 // consumer groups it removes only entries below every group's oldest
-// pending entry and last delivered one (XTRIM MINID); without groups (a
-// pure live feed) it keeps about Options.EventMaxLen entries.
+// pending entry and last delivered one (XTRIM MINID); without groups it
+// keeps about Options.EventMaxLen entries.
 
 import (
 	"context"

@@ -100,10 +100,10 @@ type Options struct {
 	CloseClient bool
 	// Events appends an event per new version to the collection's event
 	// stream (P:{c:X}:ev), in the same script as the version: the fan-out
-	// queue of inbound collections and the live feed of published ones.
+	// queue of inbound collections.
 	Events bool
 	// EventMaxLen is the approximate length TrimEvents keeps of an event
-	// stream without consumer groups (a live feed); 0: unbounded. Streams
+	// stream without consumer groups; 0: unbounded. Streams
 	// with groups are trimmed only below what every group acknowledged.
 	EventMaxLen int64
 	// TracerProvider, when set, traces every Redis command (a client span
