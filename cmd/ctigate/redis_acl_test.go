@@ -115,4 +115,3 @@ func TestRedisACLFromREADME(t *testing.T) {
 		}
 	}
 }
-
