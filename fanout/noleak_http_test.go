@@ -375,15 +375,7 @@ func TestNoLeakHTTP(t *testing.T) {
 		markings := stix.NewMarkings()
 		srv := server.New(server.Options{Config: &cfg, Store: st, Auth: authn, Markings: markings, Search: search.NewSearcher(sst)})
 		do := func(method, path, user string, body []byte) (int, []byte) {
-			req := httptest.NewRequest(method, path, bytes.NewReader(body))
-			req.Header.Set("Accept", "application/taxii+json;version=2.1")
-			if body != nil {
-				req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
-			}
-			req.SetBasicAuth(user, user+"-pw")
-			w := httptest.NewRecorder()
-			srv.ServeHTTP(w, req)
-			return w.Code, w.Body.Bytes()
+			return serveTAXII(srv, method, path, body, func(r *http.Request) { r.SetBasicAuth(user, user+"-pw") })
 		}
 		code, body := do(http.MethodPost, "/exchange/collections/"+nlInbound+"/objects/", "producer",
 			[]byte(`{"objects":[`+strings.Join(raws, ",")+`]}`))
@@ -570,6 +562,20 @@ func TestNoLeakHTTP(t *testing.T) {
 	})
 }
 
+// serveTAXII sends one request to h in-process, as a TAXII client would
+// (Accept and, with a body, Content-Type), authenticated by auth.
+func serveTAXII(h http.Handler, method, path string, body []byte, auth func(*http.Request)) (int, []byte) {
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	req.Header.Set("Accept", "application/taxii+json;version=2.1")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
+	}
+	auth(req)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w.Code, w.Body.Bytes()
+}
+
 // nlDecode decodes an envelope's objects by id (the last version wins;
 // versions are one per id here).
 func nlDecode(t *rapid.T, b []byte) map[string][]byte {
@@ -676,15 +682,7 @@ func TestRedMarkingDefinitionNotPublished(t *testing.T) {
 	markings := stix.NewMarkings()
 	srv := server.New(server.Options{Config: &cfg, Store: st, Auth: authn, Markings: markings})
 	do := func(method, path, user string, body []byte) (int, []byte) {
-		req := httptest.NewRequest(method, path, bytes.NewReader(body))
-		req.Header.Set("Accept", "application/taxii+json;version=2.1")
-		if body != nil {
-			req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
-		}
-		req.SetBasicAuth(user, "x-pw")
-		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, req)
-		return w.Code, w.Body.Bytes()
+		return serveTAXII(srv, method, path, body, func(r *http.Request) { r.SetBasicAuth(user, "x-pw") })
 	}
 	env := `{"objects":[` +
 		`{"type":"marking-definition","spec_version":"2.1","id":"` + nlStatement + `","created":"2024-01-01T00:00:00.000Z",` +

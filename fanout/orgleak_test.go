@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -228,15 +227,7 @@ func TestNoLeakOrganisations(t *testing.T) {
 		markings := stix.NewMarkings()
 		srv := server.New(server.Options{Config: &cfg, Store: st, Auth: authn, Markings: markings, Ledger: st, Search: search.NewSearcher(sst)})
 		do := func(method, path string, u olUser, body []byte) (int, []byte) {
-			req := httptest.NewRequest(method, path, bytes.NewReader(body))
-			req.Header.Set("Accept", "application/taxii+json;version=2.1")
-			if body != nil {
-				req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
-			}
-			req.Header.Set("Authorization", "Bearer "+u.token())
-			w := httptest.NewRecorder()
-			srv.ServeHTTP(w, req)
-			return w.Code, w.Body.Bytes()
+			return serveTAXII(srv, method, path, body, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+u.token()) })
 		}
 		user := func(name string) olUser {
 			for _, u := range users {
