@@ -341,7 +341,7 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 	defer eval.End() // ended below on success; ending twice is harmless
 	for i := range objs {
 		o := &objs[i]
-		res, hash, err := w.markings.ResolveHash(o.Raw)
+		res, hash, err := w.markings.Of(o.Producer).ResolveHash(o.Raw)
 		if err != nil {
 			w.log.Debug("fanout: withheld", "route", r.Name(), "policy_version", r.Version(), "id", o.ID,
 				"version", o.Version, "reason", policy.ReasonInvalid, "detail", err.Error())
@@ -456,7 +456,7 @@ func (b *batch) definitions(referrer string, raw []byte) error {
 // ceiling (never TLP:RED). Otherwise the referring objects keep a
 // reference the consumer cannot resolve, which reveals only an id.
 func (b *batch) definitionAllowed(d store.Object) bool {
-	res, err := b.w.markings.Resolve(d.Raw)
+	res, err := b.w.markings.Of(d.Producer).Resolve(d.Raw)
 	switch {
 	case err != nil, len(res.Unknown) > 0, len(res.Granular) > 0, res.TLP == stix.TLPRed:
 	case res.TLP == stix.TLPNone || res.TLP.Within(b.route.Ceiling()):

@@ -205,7 +205,7 @@ func (x *Indexer) Entries(ctx context.Context, coll string, objs []store.Object)
 			continue
 		}
 		tlp := "TLP:unknown"
-		if res, err := x.markings.Resolve(o.Raw); err == nil {
+		if res, err := x.markings.Of(o.Producer).Resolve(o.Raw); err == nil {
 			tlp = res.TLP.String()
 		}
 		for _, ob := range obs {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctigate/ctigate/auth"
+	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
@@ -97,5 +99,52 @@ func TestLoadMarkingsAfterRestart(t *testing.T) {
 	}
 	if _, ok := loaded.Lookup("marking-definition--00000000-0000-4000-8000-000000000000"); ok {
 		t.Error("an unknown marking is known")
+	}
+}
+
+// TestMarkingsPerOrganisation: statement markings are their organisation's
+// own. CERT-B's receipts do not tell whether CERT-A defined a marking id
+// (the MITRE statement id is public: "known" would say CERT-A pushed
+// ATT&CK data), CERT-B may define the same id its own way without a
+// conflict, and each organisation's objects are read with its own
+// definitions.
+func TestMarkingsPerOrganisation(t *testing.T) {
+	const inboundB = "5b6b0f0e-3c2a-4c38-9f0e-7a1d2c3b4e5f"
+	const tokenB = "ctg_test-token-for-cert-b-0123456789"
+	g := newGateway(t, func(c *config.Config) {
+		c.Users = append(c.Users, config.User{Name: "cert-b", Organisation: "CERT-B", Roles: []string{"producer"}, TokenSHA256: []string{auth.TokenDigest(tokenB)}})
+		c.APIRoots[0].Collections[0].Writers = []string{"role:producer@CERT-A"}
+		c.APIRoots[0].Collections[0].Readers = []string{"role:producer@CERT-A"}
+		c.APIRoots[0].Collections = append(c.APIRoots[0].Collections,
+			config.Collection{ID: inboundB, Title: "CERT-B inbound", Writers: []string{"cert-b"}, Readers: []string{"cert-b"}})
+	})
+	postB := func(objs ...string) status {
+		t.Helper()
+		var st status
+		g.do("POST", "/exchange/collections/"+inboundB+"/objects/", "", []byte(env(objs...)), "Authorization", "Bearer "+tokenB).expect(t, 202, &st)
+		return st
+	}
+	var st status
+	g.post(inbound+"objects/", "cert-a", env(statement, marked(1, statementID, stix.TLP2Green))).expect(t, 202, &st)
+	if st.SuccessCount != 2 || !strings.HasPrefix(st.Successes[1].Message, "added; TLP:GREEN; sha256 ") {
+		t.Fatalf("CERT-A: %+v", st)
+	}
+	// CERT-B refers to the id: unknown to CERT-B, as if CERT-A had never
+	// defined it.
+	st = postB(marked(2, statementID, stix.TLP2Green))
+	if st.SuccessCount != 1 || !strings.HasPrefix(st.Successes[0].Message, "added; TLP:GREEN (unknown markings: "+statementID+"); sha256 ") {
+		t.Errorf("CERT-B, before defining it: %+v", st)
+	}
+	// CERT-B defines the same id with other words: its own, no conflict.
+	other := strings.Replace(statement, "Copyright 2017, The MITRE Corporation", "CERT-B's own words", 1)
+	st = postB(other, marked(3, statementID, stix.TLP2Green))
+	if st.SuccessCount != 2 || st.FailureCount != 0 || !strings.HasPrefix(st.Successes[0].Message, "added;") ||
+		!strings.HasPrefix(st.Successes[1].Message, "added; TLP:GREEN; sha256 ") {
+		t.Errorf("CERT-B, defining it: %+v", st)
+	}
+	// CERT-A's definition is untouched: re-posting it is a repeat.
+	g.post(inbound+"objects/", "cert-a", env(statement)).expect(t, 202, &st)
+	if st.SuccessCount != 1 || !strings.HasPrefix(st.Successes[0].Message, "already stored;") {
+		t.Errorf("CERT-A, again: %+v", st)
 	}
 }

@@ -174,7 +174,7 @@ func (s *Server) addObjects(c echo.Context) error {
 	_, span = s.tracer.Start(req.Context(), spanMarkings)
 	for i := range items {
 		if it := &items[i]; it.Err == nil && it.Object.Type == "marking-definition" {
-			if err := s.markings.Add(it.Raw); err != nil && ctigate.KindOf(err) != ctigate.Unsupported {
+			if err := s.markings.Of(org).Add(it.Raw); err != nil && ctigate.KindOf(err) != ctigate.Unsupported {
 				refused[i] = err
 			}
 		}
@@ -197,7 +197,7 @@ func (s *Server) addObjects(c echo.Context) error {
 			rejected = append(rejected, rejectedEntry(actor, col, st.ID, failureID(it), it.Version, it.Raw, it.Err))
 			continue
 		}
-		o, note, err := s.admit(it, guard)
+		o, note, err := s.admit(it, s.markings.Of(org), guard)
 		if err != nil {
 			st.Failures = append(st.Failures, store.StatusDetail{ID: it.ID, Version: it.Version, Message: ctigate.MessageOf(err)})
 			rejectCounts[rejectReason(err)]++
@@ -297,8 +297,8 @@ func rejectedEntry(actor store.Actor, col *collection, status, id, version strin
 // hash computed, in one pass; a write into a routed collection must pass
 // the route unchanged. note says how its markings were read, for the
 // producer's receipt.
-func (s *Server) admit(it *stix.Item, guard *routeGuard) (o store.Object, note string, err error) {
-	res, hash, err := s.markings.ResolveHash(it.Raw)
+func (s *Server) admit(it *stix.Item, markings *stix.Markings, guard *routeGuard) (o store.Object, note string, err error) {
+	res, hash, err := markings.ResolveHash(it.Raw)
 	if err != nil {
 		return o, "", err
 	}

@@ -211,7 +211,7 @@ func LoadMarkings(ctx context.Context, st Store, cfg *config.Config) (*stix.Mark
 					// Definitions refused at ingest are not stored, so an
 					// error here means a stored one is no longer trusted
 					// (say, by a newer build): leave it unknown.
-					_ = m.Add(o.Raw)
+					_ = m.Of(o.Producer).Add(o.Raw)
 				}
 				if !page.More {
 					break

@@ -73,13 +73,33 @@ var (
 //
 // The zero value holds the TLP definitions only and is ready to use. A
 // Markings is safe for concurrent use; lookups and Resolve do not lock.
+//
+// Statement markings are an organisation's own: Of returns the registry
+// of one organisation, and an object is resolved against the definitions
+// its own organisation posted (and the TLP ones), so that one
+// organisation can neither learn from a receipt which definitions
+// another one posted, nor block or change the meaning of another's.
 type Markings struct {
 	mu   sync.Mutex // serialises Add
 	defs atomic.Pointer[map[string]*MarkingDefinition]
+	orgs sync.Map // organisation -> *Markings
 }
 
 // NewMarkings returns a registry that holds the standard TLP definitions.
 func NewMarkings() *Markings { return &Markings{} }
+
+// Of returns the registry of organisation org's statement markings (m
+// itself for ""), made empty on first use.
+func (m *Markings) Of(org string) *Markings {
+	if org == "" {
+		return m
+	}
+	if o, ok := m.orgs.Load(org); ok {
+		return o.(*Markings)
+	}
+	o, _ := m.orgs.LoadOrStore(org, &Markings{})
+	return o.(*Markings)
+}
 
 // Lookup returns the marking definition id, and whether the registry holds
 // it.
