@@ -29,7 +29,6 @@ package fanout
 // withheld by such routes (fail closed).
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +42,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
@@ -271,43 +271,19 @@ func (w *Worker) announce(ctx context.Context, r *policy.Route, src string) {
 
 // batch is what one batch of one route publishes.
 type batch struct {
-	w     *Worker
-	ctx   context.Context
-	route *policy.Route
-	src   string
-	out   []store.Object
-	ds    []store.Decision // the decisions of the batch, in order
-	now   time.Time
-	ids   map[string]bool // ids published by this batch
-	known map[string]bool // lookups in the route's collection
-	err   error           // the first lookup failure
-}
-
-// published reports whether the route's collection holds some version of
-// id, or this batch publishes one.
-func (b *batch) published(id string) bool {
-	if b.ids[id] {
-		return true
-	}
-	if v, ok := b.known[id]; ok {
-		return v
-	}
-	p, err := b.w.st.Objects(b.ctx, b.route.ID(), store.Query{
-		IDs: []string{id}, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 1, WithoutRaw: true,
-	})
-	if err != nil {
-		if b.err == nil {
-			b.err = err
-		}
-		return false
-	}
-	b.known[id] = len(p.Objects) > 0
-	return b.known[id]
+	w       *Worker
+	ctx     context.Context
+	route   *policy.Route
+	src     string
+	out     []store.Object
+	ds      []store.Decision // the decisions of the batch, in order
+	now     time.Time
+	decider *gateway.Decider
 }
 
 func (b *batch) publish(o store.Object) {
 	b.out = append(b.out, o)
-	b.ids[o.ID] = true
+	b.decider.Mark(o.ID)
 }
 
 // decide adds the record of a decision about o, the source version.
@@ -336,12 +312,17 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 	ctx, span := w.startBatch(ctx, r, src, objs)
 	defer func() { endSpan(span, err) }()
 	now := w.clock()
-	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, ids: map[string]bool{}, known: map[string]bool{}}
+	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, decider: &gateway.Decider{
+		Markings: w.markings, Route: r, Now: now, Holds: gateway.StoreHolds(ctx, w.st, r.ID(), ""),
+	}}
 	_, eval := w.tracer.Start(ctx, spanEvaluate)
 	defer eval.End() // ended below on success; ending twice is harmless
 	for i := range objs {
 		o := &objs[i]
-		res, hash, err := w.markings.Of(o.Producer).ResolveHash(o.Raw)
+		// Producer is "" for versions stored before producers were
+		// recorded: routes with producers withhold them.
+		g := gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}
+		res, hash, err := b.decider.Resolve(g)
 		if err != nil {
 			w.log.Debug("fanout: withheld", "route", r.Name(), "policy_version", r.Version(), "id", o.ID,
 				"version", o.Version, "reason", policy.ReasonInvalid, "detail", err.Error())
@@ -351,14 +332,9 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 			})
 			continue
 		}
-		d := policy.Evaluate(policy.Input{
-			Raw: o.Raw, Type: o.Type, ID: o.ID, SHA256: hash, Markings: res,
-			Producer: o.Producer, // "" for versions stored before producers were recorded: routes with producers withhold them
-			Revoked:  revoked(o.Raw),
-			Received: b.published(o.ID), Published: b.published,
-		}, r, now)
-		if b.err != nil {
-			return b.err
+		d, err := b.decider.Evaluate(g, res, hash)
+		if err != nil {
+			return err
 		}
 		if d.Action == policy.Withhold {
 			w.log.Debug("fanout: withheld", "route", r.Name(), "policy_version", r.Version(), "id", o.ID,
@@ -421,14 +397,15 @@ func (b *batch) definitions(referrer string, raw []byte) error {
 		}
 	}
 	for _, id := range ids {
-		if _, tlp := stix.StandardTLP(id); tlp || b.published(id) {
-			if b.err != nil {
-				return b.err
-			}
+		if _, tlp := stix.StandardTLP(id); tlp {
 			continue
 		}
-		if b.err != nil {
-			return b.err
+		held, err := b.decider.Holds(id)
+		if err != nil {
+			return err
+		}
+		if held || b.decider.Published(id) {
+			continue
 		}
 		p, err := b.w.st.Objects(b.ctx, b.src, store.Query{IDs: []string{id}, Types: []string{"marking-definition"}})
 		if err != nil {
@@ -464,15 +441,4 @@ func (b *batch) definitionAllowed(d store.Object) bool {
 	}
 	b.w.log.Debug("fanout: marking definition withheld", "route", b.route.Name(), "id", d.ID, "tlp", res.TLP.String())
 	return false
-}
-
-// revoked reports whether raw has "revoked": true.
-func revoked(raw []byte) bool {
-	if !bytes.Contains(raw, []byte(`"revoked"`)) {
-		return false
-	}
-	var v struct {
-		Revoked bool `json:"revoked"`
-	}
-	return json.Unmarshal(raw, &v) == nil && v.Revoked
 }

@@ -3,12 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
-	"github.com/ctigate/ctigate/store"
 )
 
 // A published collection that a route feeds may, until fan-out publishes
@@ -19,18 +18,17 @@ import (
 // collection what the route would keep from it (TLP above the ceiling,
 // TLP:RED, unknown markings, …).
 type routeGuard struct {
-	s        *Server
-	ctx      context.Context
 	route    *policy.Route // nil: the collection has no route
-	col      *collection
 	producer string
-	now      time.Time
-	accepted map[string]bool // ids admitted earlier in this request
+	decider  *gateway.Decider // what the route has published, and this request admitted
 }
 
 func (s *Server) newRouteGuard(ctx context.Context, col *collection, producer string) *routeGuard {
-	return &routeGuard{s: s, ctx: ctx, route: s.routes[col.cfg.ID], col: col, producer: producer,
-		now: s.now(), accepted: map[string]bool{}}
+	g := &routeGuard{route: s.routes[col.cfg.ID], producer: producer}
+	if g.route != nil {
+		g.decider = &gateway.Decider{Markings: s.markings, Route: g.route, Now: s.now(), Holds: gateway.StoreHolds(ctx, s.store, col.cfg.ID, "")}
+	}
+	return g
 }
 
 // check returns why the route refuses it, or nil.
@@ -38,13 +36,15 @@ func (g *routeGuard) check(it *stix.Item, res stix.Resolution, hash [32]byte) er
 	if g.route == nil {
 		return nil
 	}
-	d := policy.Evaluate(policy.Input{
-		Raw: it.Raw, Type: it.Object.Type, ID: it.Object.ID, SHA256: hash, Markings: res,
-		Producer: g.producer, Published: g.published,
-	}, g.route, g.now)
+	d, err := g.decider.Evaluate(gateway.Object{Raw: it.Raw, Type: it.Object.Type, ID: it.Object.ID, Producer: g.producer}, res, hash)
+	if err != nil {
+		return err
+	}
+	if d.Action != policy.Publish {
+		g.decider.Forget(it.Object.ID) // refused: not stored
+	}
 	switch d.Action {
 	case policy.Publish:
-		g.accepted[it.Object.ID] = true
 		return nil
 	case policy.PublishRedacted:
 		return ctigate.Errorf(ctigate.Forbidden, "route %q (policy %.12s) would publish this object only redacted (%s); post it to the route's source collection instead",
@@ -53,18 +53,6 @@ func (g *routeGuard) check(it *stix.Item, res stix.Resolution, hash [32]byte) er
 		return ctigate.Errorf(ctigate.Forbidden, "route %q (policy %.12s) withholds this object: %s: %s",
 			g.route.Name(), g.route.Version(), d.Reason, d.Detail)
 	}
-}
-
-// published reports whether the collection holds (or this request has
-// admitted) some version of id.
-func (g *routeGuard) published(id string) bool {
-	if g.accepted[id] {
-		return true
-	}
-	p, err := g.s.store.Objects(g.ctx, g.col.cfg.ID, store.Query{
-		IDs: []string{id}, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 1, WithoutRaw: true,
-	})
-	return err == nil && len(p.Objects) > 0
 }
 
 func removals(rs []policy.Removal) string {

@@ -42,6 +42,9 @@ func (s *Server) routeTable() *echo.Echo {
 	// Decision record (policy admins and auditors; plain JSON).
 	e.GET("/api/v1/decisions", s.getDecisions, s.authenticate)
 
+	// Route dry run (producers and policy admins; plain JSON).
+	e.POST("/api/v1/routes/:route/dry-run", s.postDryRun, s.authenticate)
+
 	// Custody ledger (auditors; hashes and metadata, no content).
 	e.GET("/api/v1/audit/entries", s.getLedgerEntries, s.authenticate)
 	e.GET("/api/v1/audit/export", s.getLedgerExport, s.authenticate)

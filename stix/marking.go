@@ -101,6 +101,15 @@ func (m *Markings) Of(org string) *Markings {
 	return o.(*Markings)
 }
 
+// Clone returns a registry of its own holding org's definitions (as
+// m.Of(org) holds them now), for org: what is added to it is not added
+// to m (a dry run registers a bundle's definitions there).
+func (m *Markings) Clone(org string) *Markings {
+	c := &Markings{}
+	c.Of(org).defs.Store(m.Of(org).defs.Load()) // the map is copied on write, never changed
+	return c
+}
+
 // Lookup returns the marking definition id, and whether the registry holds
 // it.
 func (m *Markings) Lookup(id string) (MarkingDefinition, bool) {

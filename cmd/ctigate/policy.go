@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -15,17 +17,19 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 )
 
 const policyUsage = `Usage:
   ctigate policy check --route R [--config FILE] [--producer ORG] [--json] FILE|-
+  ctigate policy check --route R --server URL [--user U] [--producer ORG] [--json] FILE|-
 `
 
 const policyCheckHelp = `Usage: ctigate policy check --route R [--config FILE] [--producer ORG] [--json] FILE|-
+       ctigate policy check --route R --server URL [--user U] [--producer ORG] [--json] FILE|-
 
 Dry-run a STIX bundle or TAXII envelope (FILE, or - for stdin) against one
 sharing route and print, for each object in file order, what the route would
@@ -37,9 +41,14 @@ are listed as "rejected at ingest" with the validation error. A summary line
 The file is read as ingest would read it: its marking definitions are
 registered first, then the objects are evaluated in file order, and a
 reference counts as published when it points to an object published
-(possibly redacted) earlier in the same file. A reference to an object
-later in the file, or not in it, is to something the route has not
-published. Nothing is stored or sent.
+(possibly redacted) earlier in the same file. Offline (from --config), a
+reference to an object later in the file, or not in it, is to something
+the route has not published, and a revoked version is judged as if the
+route had never received the object: the route's state is not seen (a
+note says so). With --server the running gateway checks the file against
+the route's live state, deciding exactly as fan-out does, for your
+organisation (its marking definitions, and what the route published of
+its objects). Nothing is stored.
 
 The exit status is 0 whenever the check ran, whatever the decisions; it is
 1 for a bad route name, an unreadable file or a file that is not an envelope.
@@ -78,6 +87,11 @@ func runPolicyCheck(args []string, getenv func(string) string, stdin io.Reader, 
 	cfgPath := fs.String("config", "configs/ctigate.yaml", "configuration file")
 	producer := fs.String("producer", "", "organisation the objects are taken to come from (checked by routes that list producers)")
 	jsonOut := fs.Bool("json", false, "print JSON Lines: one decision per line, then a summary object")
+	cf := clientFlags{noCollection: true}
+	fs.StringVar(&cf.server, "server", "", "check against the running gateway at this URL, with the route's live state (POST /api/v1/routes/ROUTE/dry-run; producer or policy-admin role)")
+	fs.StringVar(&cf.user, "user", "", "with --server: user for HTTP Basic; password from $CTIGATE_PASSWORD or the netrc file (else $CTIGATE_TOKEN)")
+	fs.StringVar(&cf.netrc, "netrc", "", "with --server: netrc-style file with 'machine HOST login U password P' (default ~/.netrc)")
+	cf.attempts = 3
 
 	// Flags may come before or after FILE.
 	var files []string
@@ -103,16 +117,8 @@ func runPolicyCheck(args []string, getenv func(string) string, stdin io.Reader, 
 		return errUsage
 	}
 
-	cfg, err := config.Load(*cfgPath, getenv)
-	if err != nil {
-		return err
-	}
-	route, err := findRoute(cfg, *routeName)
-	if err != nil {
-		return err
-	}
-
 	var data []byte
+	var err error
 	if files[0] == "-" {
 		data, err = io.ReadAll(stdin)
 	} else {
@@ -125,9 +131,31 @@ func runPolicyCheck(args []string, getenv func(string) string, stdin io.Reader, 
 	if name == "-" {
 		name = "stdin"
 	}
-	items, err := stix.DecodeEnvelope(data)
-	if err != nil {
-		return fmt.Errorf("policy check: %s: %w", name, err)
+	var results []gateway.Result
+	var sum gateway.Summary
+	if cf.server != "" {
+		results, sum, err = dryRunServer(&cf, getenv, *routeName, *producer, data)
+		if err != nil {
+			return err
+		}
+	} else {
+		cfg, err := config.Load(*cfgPath, getenv)
+		if err != nil {
+			return err
+		}
+		route, err := findRoute(cfg, *routeName)
+		if err != nil {
+			return err
+		}
+		items, err := stix.DecodeEnvelope(data)
+		if err != nil {
+			return fmt.Errorf("policy check: %s: %w", name, err)
+		}
+		// Offline: no route state (Holds nil).
+		results, sum, err = gateway.DryRun(items, gateway.Decider{Markings: stix.NewMarkings(), Route: route, Now: now()}, *producer)
+		if err != nil {
+			return err
+		}
 	}
 
 	w := bufio.NewWriter(stdout)
@@ -135,11 +163,38 @@ func runPolicyCheck(args []string, getenv func(string) string, stdin io.Reader, 
 	if *jsonOut {
 		out = &jsonCheck{enc: jsontext.NewEncoder(w)}
 	}
-	sum := checkPolicy(items, route, *producer, now(), out)
-	if err := out.summary(sum); err != nil {
+	for i := range results {
+		_ = out.result(&results[i]) // write errors surface at Flush
+	}
+	if err := out.summary(&sum); err != nil {
 		return err
 	}
 	return w.Flush()
+}
+
+// dryRunServer asks the gateway to dry-run data against route with the
+// route's live state.
+func dryRunServer(cf *clientFlags, getenv func(string) string, route, producer string, data []byte) ([]gateway.Result, gateway.Summary, error) {
+	var resp struct {
+		Results []gateway.Result `json:"results"`
+		Summary gateway.Summary  `json:"summary"`
+	}
+	c, err := cf.client(getenv)
+	if err != nil {
+		return nil, resp.Summary, fmt.Errorf("policy check: %w", err)
+	}
+	u := strings.TrimRight(cf.server, "/") + "/api/v1/routes/" + url.PathEscape(route) + "/dry-run"
+	if producer != "" {
+		u += "?producer=" + url.QueryEscape(producer)
+	}
+	_, b, err := c.Do(context.Background(), "POST", u, data)
+	if err != nil {
+		return nil, resp.Summary, fmt.Errorf("policy check: %w", err)
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return nil, resp.Summary, fmt.Errorf("policy check: the gateway's answer: %w", err)
+	}
+	return resp.Results, resp.Summary, nil
 }
 
 // findRoute returns the configured route named name, or whose published
@@ -184,159 +239,51 @@ func findRoute(cfg *config.Config, name string) (*policy.Route, error) {
 	return nil, fmt.Errorf("policy check: %s %q; configured routes:\n  %s", what, name, strings.Join(list, "\n  "))
 }
 
-// checkResult is the outcome for one element of the file.
-type checkResult struct {
-	Item     *stix.Item
-	Rejected error // ingest would refuse the object; Decision is unset
-	Decision policy.Decision
-	TLP      stix.TLP // the object's level, for people
-}
-
-// decisionName is the word the check uses for r's outcome; json selects
-// the JSON spelling.
-func (r *checkResult) decisionName(json bool) string {
-	switch {
-	case r.Rejected != nil && json:
-		return "rejected"
-	case r.Rejected != nil:
-		return "rejected at ingest"
-	case r.Decision.Action == policy.Publish:
-		return "publish"
-	case r.Decision.Action == policy.PublishRedacted && json:
-		return "publish_redacted"
-	case r.Decision.Action == policy.PublishRedacted:
-		return "publish redacted"
-	}
-	return "withhold"
-}
-
-// reasons returns the reason codes of r: the withholding reason, or the
-// distinct reasons of a redaction's removals.
-func (r *checkResult) reasons() []string {
-	if r.Rejected != nil {
-		return nil
-	}
-	if r.Decision.Reason != "" {
-		return []string{string(r.Decision.Reason)}
-	}
-	var out []string
-	for _, x := range r.Decision.Removed {
-		if !slices.Contains(out, string(x.Reason)) {
-			out = append(out, string(x.Reason))
-		}
-	}
-	return out
-}
-
-// checkSummary counts what a check decided.
-type checkSummary struct {
-	Route         string         `json:"route"`
-	Collection    string         `json:"collection"`
-	Ceiling       string         `json:"ceiling"`
-	PolicyVersion string         `json:"policy_version"`
-	Objects       int            `json:"objects"`
-	Decisions     map[string]int `json:"decisions"`
-	Reasons       map[string]int `json:"reasons"`
-}
+// checkSummary is a check's summary (what tests parse).
+type checkSummary = gateway.Summary
 
 // checkWriter prints a check's results.
 type checkWriter interface {
-	result(*checkResult) error
-	summary(*checkSummary) error
-}
-
-// checkPolicy evaluates every item for route as ingest and fan-out would,
-// in order, passing each result to out, and returns the counts.
-func checkPolicy(items []stix.Item, route *policy.Route, producer string, now time.Time, out checkWriter) *checkSummary {
-	sum := &checkSummary{
-		Route: route.Name(), Collection: route.ID(), Ceiling: route.Ceiling().String(),
-		PolicyVersion: route.Version(), Decisions: map[string]int{}, Reasons: map[string]int{},
-	}
-	// Marking definitions first, as ingest registers them; one ingest
-	// would refuse is rejected when its turn comes.
-	markings := stix.NewMarkings()
-	refused := map[int]error{}
-	for i := range items {
-		it := &items[i]
-		if it.Err == nil && it.Object.Type == "marking-definition" {
-			if err := markings.Add(it.Raw); err != nil && ctigate.KindOf(err) != ctigate.Unsupported {
-				refused[i] = err
-			}
-		}
-	}
-	published := map[string]bool{}
-	for i := range items {
-		it := &items[i]
-		res := &checkResult{Item: it, Rejected: it.Err}
-		if res.Rejected == nil {
-			res.Rejected = refused[i]
-		}
-		if res.Rejected == nil {
-			m, hash, err := markings.ResolveHash(it.Raw)
-			if err != nil {
-				res.Rejected = err
-			} else {
-				var flags struct {
-					Revoked bool `json:"revoked"`
-				}
-				_ = json.Unmarshal(it.Raw, &flags) // valid: DecodeEnvelope checked it
-				res.Decision = policy.Evaluate(policy.Input{
-					Raw: it.Raw, Type: it.Object.Type, ID: it.Object.ID, SHA256: hash,
-					Markings: m, Producer: producer, Revoked: flags.Revoked,
-					Published: func(id string) bool { return published[id] },
-				}, route, now)
-				res.TLP = res.Decision.TLP
-				if !res.TLP.Known() {
-					res.TLP = m.TLP
-				}
-				if res.Decision.Action != policy.Withhold {
-					published[it.Object.ID] = true
-				}
-			}
-		}
-		sum.Objects++
-		sum.Decisions[res.decisionName(false)]++
-		for _, r := range res.reasons() {
-			sum.Reasons[r]++
-		}
-		_ = out.result(res) // write errors surface at Flush
-	}
-	return sum
+	result(*gateway.Result) error
+	summary(*gateway.Summary) error
 }
 
 // textCheck prints a check for people.
 type textCheck struct{ w *bufio.Writer }
 
-func (t *textCheck) result(r *checkResult) error {
-	version, level := r.Item.Version, "-"
+func (t *textCheck) result(r *gateway.Result) error {
+	version, level := r.Version, r.TLP
 	if version == "" {
 		version = "-"
 	}
-	if r.TLP.Known() {
-		level = r.TLP.String()
+	if level == "" {
+		level = "-"
 	}
-	id := r.Item.ID
+	id := r.ID
 	if id == "" {
-		id = fmt.Sprintf("objects[%d]", r.Item.Index)
+		id = fmt.Sprintf("objects[%d]", r.Index)
 	}
-	line := fmt.Sprintf("%s %s  %-16s  %-18s", id, version, level, r.decisionName(false))
-	switch {
-	case r.Rejected != nil:
-		line += "  " + r.Rejected.Error()
-	case r.Decision.Action == policy.PublishRedacted:
+	line := fmt.Sprintf("%s %s  %-16s  %-18s", id, version, level, gateway.Words(r.Decision))
+	switch r.Decision {
+	case gateway.DecisionRejected:
+		line += "  " + r.Detail
+	case gateway.DecisionPublishRedacted:
 		var removed []string
-		for _, x := range r.Decision.Removed {
+		for _, x := range r.Removed {
 			removed = append(removed, fmt.Sprintf("%s (%s: %s)", x.Path, x.Reason, x.Detail))
 		}
 		line += "  removed " + strings.Join(removed, "; ")
-	case r.Decision.Action == policy.Withhold:
-		line += fmt.Sprintf("  %s: %s", r.Decision.Reason, r.Decision.Detail)
+	case gateway.DecisionWithhold:
+		line += fmt.Sprintf("  %s: %s", r.Reason, r.Detail)
 	}
 	t.w.WriteString(strings.TrimRight(line, " "))
 	return t.w.WriteByte('\n')
 }
 
 func (t *textCheck) summary(s *checkSummary) error {
+	if s.State != "live" {
+		fmt.Fprintln(t.w, "note: offline check: the route's collection is not seen, so a reference to, or a revoked version of, an object the route published before is judged as if it had not been; --server checks against the running gateway")
+	}
 	counts := func(m map[string]int, order []string) string {
 		var parts []string
 		for _, k := range order {
@@ -360,41 +307,7 @@ func (t *textCheck) summary(s *checkSummary) error {
 // jsonCheck prints a check as JSON Lines.
 type jsonCheck struct{ enc *jsontext.Encoder }
 
-type jsonRemoval struct {
-	Path   string `json:"path"`
-	Reason string `json:"reason"`
-	Detail string `json:"detail"`
-}
-
-type jsonResult struct {
-	Index    int           `json:"index"`
-	ID       string        `json:"id"`
-	Version  string        `json:"version,omitempty"`
-	Decision string        `json:"decision"`
-	Reason   string        `json:"reason,omitempty"`
-	Detail   string        `json:"detail,omitempty"`
-	TLP      string        `json:"tlp,omitempty"`
-	Removed  []jsonRemoval `json:"removed,omitempty"`
-	SHA256   string        `json:"sha256,omitempty"`
-}
-
-func (j *jsonCheck) result(r *checkResult) error {
-	v := jsonResult{Index: r.Item.Index, ID: r.Item.ID, Version: r.Item.Version, Decision: r.decisionName(true)}
-	if r.Rejected != nil {
-		v.Detail = r.Rejected.Error()
-	} else {
-		v.Reason = strings.Join(r.reasons(), ",")
-		v.Detail = r.Decision.Detail
-		v.SHA256 = fmt.Sprintf("%x", r.Decision.OriginalSHA256)
-		for _, x := range r.Decision.Removed {
-			v.Removed = append(v.Removed, jsonRemoval{x.Path, string(x.Reason), x.Detail})
-		}
-	}
-	if r.TLP.Known() {
-		v.TLP = r.TLP.String()
-	}
-	return json.MarshalEncode(j.enc, v)
-}
+func (j *jsonCheck) result(r *gateway.Result) error { return json.MarshalEncode(j.enc, r) }
 
 func (j *jsonCheck) summary(s *checkSummary) error {
 	return json.MarshalEncode(j.enc, struct {

@@ -175,8 +175,12 @@ func TestPolicyCheckDemoRoutes(t *testing.T) {
 				t.Fatal(err)
 			}
 			tl := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-			if len(tl) != len(cases)+1 {
-				t.Fatalf("text output has %d lines, want %d:\n%s", len(tl), len(cases)+1, text)
+			if len(tl) != len(cases)+2 {
+				t.Fatalf("text output has %d lines, want %d:\n%s", len(tl), len(cases)+2, text)
+			}
+			// Offline, it says what it cannot see.
+			if note := tl[len(tl)-2]; !strings.HasPrefix(note, "note: offline check: the route's collection is not seen") {
+				t.Errorf("note line: %s", note)
 			}
 			if !strings.Contains(tl[8], " withhold ") || !strings.Contains(tl[8], "tlp_red: ") {
 				t.Errorf("TLP:RED line: %s", tl[8])
