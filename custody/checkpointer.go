@@ -21,6 +21,7 @@ type Checkpointer struct {
 	Interval time.Duration // > 0
 	Poll     time.Duration // how often the head is looked at; 0 means min(Interval, 200ms)
 	Logger   *slog.Logger
+	Clock    func() time.Time // when a checkpoint is due by Interval; default time.Now
 }
 
 // Sign appends a checkpoint over the current head unless the head is a
@@ -67,10 +68,14 @@ func (c *Checkpointer) Run(ctx context.Context) {
 	if poll <= 0 {
 		poll = min(c.Interval, 200*time.Millisecond)
 	}
+	now := c.Clock
+	if now == nil {
+		now = time.Now
+	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	var signed uint64 // seq of the last checkpoint made here
-	lastAt := time.Now()
+	lastAt := now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -92,7 +97,7 @@ func (c *Checkpointer) Run(ctx context.Context) {
 		if head.Seq <= signed {
 			continue
 		}
-		due := time.Since(lastAt) >= c.Interval || (c.Every > 0 && head.Seq-signed >= c.Every)
+		due := now().Sub(lastAt) >= c.Interval || (c.Every > 0 && head.Seq-signed >= c.Every)
 		if !due {
 			continue
 		}
@@ -103,6 +108,6 @@ func (c *Checkpointer) Run(ctx context.Context) {
 			}
 			continue
 		}
-		signed, lastAt = h.Seq, time.Now()
+		signed, lastAt = h.Seq, now()
 	}
 }

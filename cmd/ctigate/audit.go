@@ -296,12 +296,7 @@ func openOffline(args []string, name string, getenv func(string) string, stderr 
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
-		as, ok := st.(auditStore)
-		if !ok {
-			st.Close()
-			return nil, nil, nil, fmt.Errorf("%s: the store keeps no custody ledger", name)
-		}
-		return cfg, as, fs, nil
+		return cfg, st, fs, nil
 	}
 	path := filepath.Join(cfg.DataDir, "ctigate.db")
 	if _, err := os.Stat(path); err != nil {

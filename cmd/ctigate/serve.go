@@ -16,7 +16,6 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -29,7 +28,6 @@ import (
 	"github.com/ctigate/ctigate/retention"
 	"github.com/ctigate/ctigate/search"
 	"github.com/ctigate/ctigate/server"
-	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/telemetry"
 )
 
@@ -134,11 +132,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// The custody ledger, which every backend keeps (a gateway never runs
 	// without its record): record the configuration, then sign the chain
-	// head periodically until the store closes.
-	ledger, ok := st.(store.Ledger)
-	if !ok {
-		return fmt.Errorf("store %s keeps no custody ledger", cfg.Store)
-	}
+	// head periodically until the end.
 	signer, err := checkpointSigner(cfg, host, stderr, log)
 	if err != nil {
 		return err
@@ -147,102 +141,40 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("custody: %w", err)
 	}
-	if _, err := ledger.AppendEntries(ctx, []custody.Entry{loaded}); err != nil {
+	if _, err := st.AppendEntries(ctx, []custody.Entry{loaded}); err != nil {
 		return fmt.Errorf("custody: recording the configuration: %w", err)
 	}
-	checkpoints := &custody.Checkpointer{Chain: ledger, Signer: signer, Every: uint64(cfg.Custody.CheckpointEvery),
+	checkpoints := &custody.Checkpointer{Chain: st, Signer: signer, Every: uint64(cfg.Custody.CheckpointEvery),
 		Interval: cfg.Custody.CheckpointInterval, Logger: log}
-	cpctx, stopCheckpoints := context.WithCancel(context.Background())
-	cpDone := make(chan struct{})
-	go func() {
-		defer close(cpDone)
-		checkpoints.Run(cpctx)
-	}()
-	stopCP := sync.OnceFunc(func() {
-		stopCheckpoints()
-		<-cpDone
-	})
-	defer stopCP() // runs before the deferred st.Close, after fan-out stops
 
-	// Retention deletes expired object versions (the ledger keeps their
-	// record).
+	// The search indexer keeps the observable index of every collection;
+	// ingest and fan-out wake it. Fan-out publishes what producers post
+	// into the routes' collections.
+	var colls []string
 	keep := map[string]time.Duration{}
 	for _, r := range cfg.APIRoots {
 		for _, c := range r.Collections {
+			colls = append(colls, c.ID)
 			if c.Retention > 0 {
 				keep[c.ID] = c.Retention
 			}
 		}
 	}
-	if len(keep) > 0 {
-		sweeper := &retention.Sweeper{Store: st, Retention: keep, Logger: log}
-		rctx, stopRetention := context.WithCancel(context.Background())
-		rDone := make(chan struct{})
-		go func() {
-			defer close(rDone)
-			sweeper.Run(rctx, time.Minute)
-		}()
-		defer func() {
-			stopRetention()
-			<-rDone
-		}()
-	}
-
-	// Fan-out publishes what producers post into the routes' collections;
-	// it stops (below) before the store closes.
-	// The search indexer keeps the observable index of every collection;
-	// ingest and fan-out wake it.
-	var colls []string
-	for _, r := range cfg.APIRoots {
-		for _, c := range r.Collections {
-			colls = append(colls, c.ID)
-		}
-	}
-	ix, closeIndex, err := openIndex(cfg, st)
+	ix, closeIndex, err := st.openIndex()
 	if err != nil {
 		return err
 	}
 	defer closeIndex()
 	sst := search.Join(st, ix)
 	idx := search.NewIndexer(search.IndexerOptions{Store: sst, Collections: colls, Markings: markings, Logger: log})
-	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log, Lease: fanoutLease(st),
+	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log, Lease: st.lease,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 		OnPublish: func(string) { idx.Notify() }})
-	fctx, stopFanout := context.WithCancel(context.Background())
-	fanDone := make(chan struct{})
-	go func() {
-		defer close(fanDone)
-		_ = fan.Run(fctx)
-	}()
-	var fanStopped bool
-	stopFan := func() {
-		if !fanStopped {
-			fanStopped = true
-			stopFanout()
-			<-fanDone
-		}
-	}
-	defer stopFan() // runs before the deferred st.Close
-	ictx, stopIndexer := context.WithCancel(context.Background())
-	idxDone := make(chan struct{})
-	go func() {
-		defer close(idxDone)
-		_ = idx.Run(ictx)
-	}()
-	var idxStopped bool
-	stopIdx := func() {
-		if !idxStopped {
-			idxStopped = true
-			stopIndexer()
-			<-idxDone
-		}
-	}
-	defer stopIdx() // runs before the deferred st.Close
 	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Markings: markings, Logger: log,
 		OnIngest:     func(string) { fan.Notify(); idx.Notify() },
 		OnIngestSpan: fan.Link, Ready: fan.Running,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator,
-		Ledger: ledger, Checkpoints: checkpoints,
+		Ledger: st, Checkpoints: checkpoints,
 		Search: search.NewSearcher(sst)})
 	hs := &http.Server{
 		Handler:           srv,
@@ -272,45 +204,72 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	log.Info("ctigate listening", "discovery", url, "data", cfg.DataDir)
 	fmt.Fprintf(stdout, "ctigate: serving TAXII 2.1 at %s\n", url)
 
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	// Serve is a group of parts, stopped in this order when SIGINT/SIGTERM
+	// arrives or any of them fails: the HTTP server finishes the requests
+	// under way; fan-out publishes what they stored; the indexer, the
+	// retention sweeper and the backend's own worker stop; the
+	// checkpointer signs the final head. Then the index, the telemetry and
+	// the store close.
+	g := &group{log: log}
+	g.add("http", func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- hs.Serve(ln) }()
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
+		log.Info("shutting down: finishing requests under way")
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(sctx); err != nil {
+			log.Error("shutdown", "err", err)
+		}
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.add("fan-out", func(ctx context.Context) error {
+		_ = fan.Run(ctx)
+		// Drain: one last pass publishes what the finished requests
+		// stored, so a clean stop leaves no route behind.
+		log.Info("shutting down: publishing what was received")
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		n, err := fan.RunOnce(dctx)
+		if err != nil {
+			log.Warn("fan-out did not finish draining; the rest is published after the next start", "err", err)
+		} else if n > 0 {
+			log.Info("fan-out drained", "versions", n)
+		}
+		return nil
+	})
+	g.add("indexer", idx.Run)
+	if len(keep) > 0 {
+		// Retention deletes expired object versions (the ledger keeps
+		// their record).
+		sweeper := &retention.Sweeper{Store: st, Retention: keep, Logger: log}
+		g.add("retention", func(ctx context.Context) error { sweeper.Run(ctx, time.Minute); return nil })
 	}
-	log.Info("shutting down: finishing requests under way")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Error("shutdown", "err", err)
+	if st.work != nil {
+		g.add("store", st.work)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	log.Info("shutting down: publishing what was received")
-	stopFan()
-	// Drain: one last pass publishes what the finished requests stored,
-	// so a clean stop leaves no route behind.
-	dctx, cancelDrain := context.WithTimeout(context.Background(), 30*time.Second)
-	n, err := fan.RunOnce(dctx)
-	cancelDrain()
-	if err != nil {
-		log.Warn("fan-out did not finish draining; the rest is published after the next start", "err", err)
-	} else if n > 0 {
-		log.Info("fan-out drained", "versions", n)
-	}
-	stopIdx()
+	g.add("checkpoints", func(ctx context.Context) error { checkpoints.Run(ctx); return nil }) // signs the final head
+	runErr := g.Run(ctx)
+
 	if err := closeIndex(); err != nil {
 		log.Warn("closing the search index", "err", err)
 	}
 	if err := ops.Close(); err != nil {
 		log.Warn("closing the operations listener", "err", err)
 	}
-	stopCP()        // signs the final head
 	stopTelemetry() // the last metrics are collected while the store is open
 	if err := st.Close(); err != nil {
-		return fmt.Errorf("closing store: %w", err)
+		return errors.Join(runErr, fmt.Errorf("closing store: %w", err))
+	}
+	if runErr != nil {
+		return fmt.Errorf("serve: %w", runErr)
 	}
 	log.Info("stopped")
 	return nil

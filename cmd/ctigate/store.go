@@ -20,15 +20,44 @@ import (
 	"github.com/ctigate/ctigate/telemetry"
 )
 
+// backend is the storage a gateway runs on, whatever the technology:
+// the store with its custody ledger, the lease replicas share routes by
+// (nil on one machine), the search index beside it, and a worker of its
+// own (nil when none: Redis trims its event streams). serve and the
+// commands use it through these fields, never by asking which
+// technology it is.
+type backend struct {
+	store.Store
+	ledgerLines
+	lease     func(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	openIndex func() (store.Index, func() error, error)
+	work      func(ctx context.Context) error
+}
+
+// ledgerLines is the custody ledger with its raw lines (the export).
+type ledgerLines interface {
+	store.Ledger
+	LedgerLines(ctx context.Context, after, through uint64, fn func(seq uint64, line []byte) error) error
+}
+
 // openStore opens the backend cfg.Store names: the embedded bbolt file in
-// data_dir, or Redis, whose client is traced (when tel exports spans) and
-// measured with tel's providers (tel nil: neither).
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry.Providers) (store.Store, error) {
+// data_dir, or Redis.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry.Providers) (*backend, error) {
 	if cfg.Store != "redis" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data_dir: %w", err)
 		}
-		return bolt.Open(filepath.Join(cfg.DataDir, "ctigate.db"), bolt.Options{Logger: log})
+		b, err := bolt.Open(filepath.Join(cfg.DataDir, "ctigate.db"), bolt.Options{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return &backend{Store: b, ledgerLines: b, openIndex: func() (store.Index, func() error, error) {
+			ix, err := bolt.OpenIndex(filepath.Join(cfg.DataDir, "search.db"), bolt.IndexOptions{})
+			if err != nil {
+				return nil, nil, fmt.Errorf("search index: %w", err)
+			}
+			return ix, sync.OnceValue(ix.Close), nil
+		}}, nil
 	}
 	r := cfg.Redis
 	rc := redis.Config{URL: r.URL, Addrs: r.Addrs, Cluster: r.Cluster, MasterName: r.MasterName,
@@ -74,36 +103,46 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *t
 		time.Sleep(500 * time.Millisecond)
 	}
 	log.Info("store: redis", "prefix", r.Prefix)
-	return newRedisBackend(st, cfg, log), nil
-}
-
-// redisBackend is the Redis store with its event-stream trimmer, which
-// Close stops first.
-type redisBackend struct {
-	*redis.Store
-	stop func()
+	var id [8]byte
+	rand.Read(id[:])
+	holder := hex.EncodeToString(id[:])
+	return &backend{Store: st, ledgerLines: st,
+		// Replicas share fan-out by a lease per route in Redis.
+		lease: func(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+			return st.Lease(ctx, name, holder, ttl)
+		},
+		// The index lives under the store's prefix, with the store's
+		// client, which the store closes.
+		openIndex: func() (store.Index, func() error, error) {
+			ix, err := redis.NewIndex(st.Client(), st.Prefix())
+			if err != nil {
+				return nil, nil, fmt.Errorf("search index: %w", err)
+			}
+			return ix, func() error { return nil }, nil
+		},
+		work: trimmer(st, cfg, log),
+	}, nil
 }
 
 // trimEvery is how often the event streams are trimmed.
 const trimEvery = 10 * time.Second
 
-func newRedisBackend(st *redis.Store, cfg *config.Config, log *slog.Logger) *redisBackend {
+// trimmer trims every collection's event stream every trimEvery until
+// ctx ends.
+func trimmer(st *redis.Store, cfg *config.Config, log *slog.Logger) func(ctx context.Context) error {
 	var colls []string
 	for _, root := range cfg.APIRoots {
 		for _, c := range root.Collections {
 			colls = append(colls, c.ID)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	return func(ctx context.Context) error {
 		t := time.NewTicker(trimEvery)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
-				return
+				return nil
 			case <-t.C:
 			}
 			for _, c := range colls {
@@ -112,14 +151,7 @@ func newRedisBackend(st *redis.Store, cfg *config.Config, log *slog.Logger) *red
 				}
 			}
 		}
-	}()
-	return &redisBackend{Store: st, stop: func() { cancel(); <-done }}
-}
-
-// Close stops the trimmer, then closes the store.
-func (b *redisBackend) Close() error {
-	b.stop()
-	return b.Store.Close()
+	}
 }
 
 // redisTLS builds the TLS configuration of Redis connections.
@@ -144,38 +176,4 @@ func redisTLS(c config.RedisTLS) (*tls.Config, error) {
 		t.Certificates = []tls.Certificate{cert}
 	}
 	return t, nil
-}
-
-// fanoutLease returns the lease fan-out workers of replicas share routes
-// with (fanout.Options.Lease): nil for the embedded store, which one
-// process owns.
-func fanoutLease(st store.Store) func(ctx context.Context, name string, ttl time.Duration) (bool, error) {
-	b, ok := st.(*redisBackend)
-	if !ok {
-		return nil
-	}
-	var id [8]byte
-	rand.Read(id[:])
-	holder := hex.EncodeToString(id[:])
-	return func(ctx context.Context, name string, ttl time.Duration) (bool, error) {
-		return b.Lease(ctx, name, holder, ttl)
-	}
-}
-
-// openIndex opens the search index beside st: in its own bbolt file
-// (search.db) for the embedded store, under the store's prefix for Redis
-// (whose client the store owns: closing that index is a no-op).
-func openIndex(cfg *config.Config, st store.Store) (store.Index, func() error, error) {
-	if rs, ok := st.(*redisBackend); ok {
-		ix, err := redis.NewIndex(rs.Client(), rs.Prefix())
-		if err != nil {
-			return nil, nil, fmt.Errorf("search index: %w", err)
-		}
-		return ix, func() error { return nil }, nil
-	}
-	ix, err := bolt.OpenIndex(filepath.Join(cfg.DataDir, "search.db"), bolt.IndexOptions{})
-	if err != nil {
-		return nil, nil, fmt.Errorf("search index: %w", err)
-	}
-	return ix, sync.OnceValue(ix.Close), nil
 }
