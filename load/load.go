@@ -246,7 +246,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		logf("generated %d envelopes (%s) in %.1f s", len(envs), mib(res.Generate.Bytes), res.Generate.Seconds)
 	}
 
-	target := cfg.Server
+	var target string // the gateway's base URL
 	user, password := cfg.User, cfg.Password
 	var srv *spawned
 	if cfg.Server == "" {

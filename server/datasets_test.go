@@ -13,18 +13,15 @@ import (
 
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/stix"
+
+	"github.com/ctigate/ctigate/internal/shared"
 )
 
-// sharedTestdata returns the path of ../shared/testdata/<name> from the
-// repository root, skipping the test when it is absent (a user's clone has
-// no ../shared).
+// sharedTestdata returns the path of <name> in the shared test data
+// (package shared: skipped when absent, failing in CI).
 func sharedTestdata(t *testing.T, name string) string {
 	t.Helper()
-	p := filepath.Join("..", "..", "shared", "testdata", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("%s not found: the shared test data sits beside the repository only in development and CI", p)
-	}
-	return p
+	return shared.Path(t, name)
 }
 
 // TestPostRealDatasets posts real STIX 2.1 bundles (MITRE ATT&CK, the

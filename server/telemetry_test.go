@@ -187,8 +187,8 @@ func TestTelemetrySpanTree(t *testing.T) {
 		"http.response.status_code": "202",
 		"url.path":                  "/exchange/collections/" + inboundID + "/objects/",
 	} {
-		if v, ok := attrOf(srv, key); !ok || v.Emit() != want {
-			t.Errorf("server span attribute %s: got %q (present %v), want %q", key, v.Emit(), ok, want)
+		if v, ok := attrOf(srv, key); !ok || v.String() != want {
+			t.Errorf("server span attribute %s: got %q (present %v), want %q", key, v.String(), ok, want)
 		}
 	}
 	for _, name := range []string{"stix.decode", "stix.resolve_markings", "store.add_objects", "store.put_status"} {

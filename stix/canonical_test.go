@@ -17,11 +17,9 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/ctigate/ctigate"
-)
 
-// canonicalShared is the team's shared test data (see its README.md);
-// tests that need it skip when it is absent.
-const canonicalShared = "../../shared/testdata"
+	"github.com/ctigate/ctigate/internal/shared"
+)
 
 // mustCanonical returns the canonical form of in, failing the test on error.
 func mustCanonical(t testing.TB, in string) string {
@@ -452,11 +450,11 @@ func checkAgainstLibrary(t *testing.T, in []byte) {
 }
 
 // sharedObjects returns every object of the JSON files in the shared test
-// data (or nothing when it is absent), each with its original bytes.
+// data (see package shared), each with its original bytes.
 func sharedObjects(t testing.TB) [][]byte {
 	t.Helper()
 	var objs [][]byte
-	err := filepath.WalkDir(canonicalShared, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(shared.Path(t), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
 			return err
 		}
@@ -502,7 +500,7 @@ func sharedObjects(t testing.TB) [][]byte {
 func TestCanonicalSharedData(t *testing.T) {
 	objs := sharedObjects(t)
 	if len(objs) == 0 {
-		t.Skipf("shared test data not found at %s", canonicalShared)
+		t.Fatal("the shared test data holds no objects")
 	}
 	for _, obj := range objs {
 		c, err := Canonical(obj)

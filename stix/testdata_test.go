@@ -2,7 +2,6 @@ package stix
 
 import (
 	"bytes"
-	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,11 +9,9 @@ import (
 	"testing"
 
 	"github.com/go-json-experiment/json/jsontext"
-)
 
-// sharedTestdata is the team's shared test data, beside the repository
-// (see its README.md). Tests that need it skip when it is absent.
-const sharedTestdata = "../../shared/testdata"
+	"github.com/ctigate/ctigate/internal/shared"
+)
 
 // readFile returns the contents of the file at path.
 func readFile(t testing.TB, path string) []byte {
@@ -26,19 +23,10 @@ func readFile(t testing.TB, path string) []byte {
 	return b
 }
 
-// readShared returns a file of the shared test data, or skips the test
-// when the shared test data is not there.
+// readShared returns a file of the shared test data (package shared).
 func readShared(t *testing.T, name string) []byte {
 	t.Helper()
-	path := filepath.Join(sharedTestdata, name)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("shared test data not found at %s (it lives beside the repository in /work/shared/testdata); skipping", path)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return shared.Read(t, name)
 }
 
 // bundleToEnvelope returns a TAXII envelope holding the objects of the STIX
@@ -156,14 +144,13 @@ func TestAttackFlow(t *testing.T) {
 // TestSharedBundles decodes every bundle of the shared test data and checks
 // the invariants; only the known bad objects may fail.
 func TestSharedBundles(t *testing.T) {
-	readShared(t, "README.md") // skip when absent
 	knownBad := map[string]bool{
 		"relationship--1621d4d4-b67d-11e3-9670-f01faf20d111": true, // created "2022-101-27T..."
 	}
 	for id := range defangedURLs {
 		knownBad[id] = true
 	}
-	err := filepath.WalkDir(sharedTestdata, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(shared.Path(t), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/ctigate/ctigate/custody"
 )
 
-var custodyLoad = flag.Duration("custody.duration", 60*time.Second, "how long TestCustodyUnderLoad runs its producers and consumers")
+var custodyLoad = flag.Duration("custody.duration", 5*time.Second, "how long TestCustodyUnderLoad runs its producers and consumers (`make soak`: 10m)")
 
 // TestCustodyUnderLoad: 8 producers (each also re-posting some of what it
 // posted before) and 8 consumers work for -custody.duration; the ledger

@@ -12,6 +12,8 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"github.com/ctigate/ctigate/stix"
+
+	"github.com/ctigate/ctigate/internal/shared"
 )
 
 const policyFixture = "testdata/policy-check.json"
@@ -300,10 +302,10 @@ func TestPolicyCheckRouteConfigErrors(t *testing.T) {
 // TestPolicyCheckAttack runs the check over MITRE ATT&CK for ICS, a large
 // real bundle, when the shared test data is present.
 func TestPolicyCheckAttack(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "shared", "testdata", "attack", "ics-attack-18.1.json")
+	path := shared.Path(t, "attack", "ics-attack-18.1.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Skipf("shared test data not available: %v", err)
+		t.Fatal(err)
 	}
 	items, err := stix.DecodeEnvelope(data)
 	if err != nil {

@@ -161,7 +161,6 @@ func isTerminal(w io.Writer) bool {
 // progress prints a status line every interval until stopped: plain lines
 // on a non-terminal, one rewritten line on a terminal.
 type progress struct {
-	mu   sync.Mutex
 	w    io.Writer
 	tty  bool
 	line func() string

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
+
+	"github.com/ctigate/ctigate/internal/shared"
 )
 
 const demoPassword = "cert-a-demo"
@@ -84,10 +86,10 @@ func readJSONLIDs(t *testing.T, data string) map[string]int {
 }
 
 func TestPushPollAttackRoundTrip(t *testing.T) {
-	const file = "../../../shared/testdata/attack/ics-attack-18.1.json"
+	file := shared.Path(t, "attack", "ics-attack-18.1.json")
 	raw, err := os.ReadFile(file)
 	if err != nil {
-		t.Skipf("shared test data absent: %v", err)
+		t.Fatal(err)
 	}
 	var bundle struct {
 		Objects []struct {

@@ -62,7 +62,7 @@ func TestClientTelemetry(t *testing.T) {
 		}
 		for _, a := range sp.Attributes {
 			if a.Key == "db.statement" || a.Key == "db.query.text" {
-				t.Errorf("span %s records the command: %s", sp.Name, a.Value.Emit())
+				t.Errorf("span %s records the command: %s", sp.Name, a.Value.String())
 			}
 		}
 	}

@@ -1,0 +1,61 @@
+// Package shared finds the test data shared beside the repository
+// (../shared/testdata: real STIX bundles, the OASIS STIX 2.1 JSON Schemas,
+// the TLP definitions; see its README for sources and licences), for
+// tests. A test that needs it skips when it is absent (a user's clone has
+// none), except in CI (CI=true), where it fails: CI claims those tests ran.
+package shared
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Env names the directory when set; else it is ../shared/testdata beside
+// the module's root.
+const Env = "CTIGATE_SHARED_TESTDATA"
+
+// Path returns the path of elem under the shared test data directory,
+// skipping t when the directory is absent (failing it when CI=true).
+func Path(t testing.TB, elem ...string) string {
+	t.Helper()
+	dir, err := dir()
+	if err == nil {
+		_, err = os.Stat(dir)
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the shared test data is required in CI (CI=true): %v; set %s", err, Env)
+		}
+		t.Skipf("the shared test data is absent (%v): it sits beside the repository in development and CI; set %s", err, Env)
+	}
+	return filepath.Join(append([]string{dir}, elem...)...)
+}
+
+// Read returns the contents of elem under the shared test data directory.
+func Read(t testing.TB, elem ...string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(Path(t, elem...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func dir() (string, error) {
+	if d := os.Getenv(Env); d != "" {
+		return d, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(filepath.Dir(d), "shared", "testdata"), nil
+		}
+		if filepath.Dir(d) == d {
+			return "", os.ErrNotExist
+		}
+	}
+}
