@@ -95,7 +95,6 @@ type Redis struct {
 	DB         int      `yaml:"db"`          // database (not in Cluster)
 	Prefix     string   `yaml:"prefix"`      // start of every key; replicas of one gateway share it
 	TLS        RedisTLS `yaml:"tls"`
-	Queue      Queue    `yaml:"queue"`
 }
 
 // RedisTLS configures TLS to Redis.
@@ -105,11 +104,6 @@ type RedisTLS struct {
 	CertFile   string `yaml:"cert_file"`   // client certificate, with key_file
 	KeyFile    string `yaml:"key_file"`    //
 	ServerName string `yaml:"server_name"` // name to verify, when not the address's host
-}
-
-// Queue configures the collections' event streams (Redis Streams).
-type Queue struct {
-	MaxLen int64 `yaml:"max_len"` // approximate length kept of a stream no consumer group reads; entries a group has not acknowledged are never trimmed
 }
 
 // Log configures logging.
@@ -177,7 +171,7 @@ func Default() Config {
 		Listen:  "127.0.0.1:8080",
 		DataDir: "./data",
 		Store:   "bolt",
-		Redis:   Redis{Prefix: "ctigate", Queue: Queue{MaxLen: 1_000_000}},
+		Redis:   Redis{Prefix: "ctigate"},
 		Log:     Log{Level: "info", Format: "text"},
 		Paging:  Paging{DefaultLimit: 1000, MaxLimit: 10000},
 		Ops:     Ops{Listen: "127.0.0.1:9464"},
@@ -259,15 +253,6 @@ var envKeys = []struct {
 		c.Paging.MaxLimit = n
 		return err
 	}},
-}
-
-// EnvNames lists the environment variables Load honours, with their keys.
-func EnvNames() [][2]string {
-	out := make([][2]string, len(envKeys))
-	for i, e := range envKeys {
-		out[i] = [2]string{e.env, e.key}
-	}
-	return out
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
@@ -622,8 +607,5 @@ func (r *Redis) validate(bad func(key, format string, args ...any)) {
 	}
 	if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
 		bad("redis.tls", "cert_file and key_file must be given together")
-	}
-	if r.Queue.MaxLen < 0 {
-		bad("redis.queue.max_len", "must not be negative")
 	}
 }

@@ -7,9 +7,9 @@ package fanout
 // source's date_added log, which has nowhere to carry trace context, so
 // it travels in process: the server hands each POST's span context and
 // the date_added range of what it stored to Link, and a batch links the
-// recent ones whose range meets its own. A queue that carries entries
-// (Redis streams) puts the context on each entry instead
-// (telemetry.Inject and telemetry.Extract) and links from there.
+// recent ones whose range meets its own. (Over Redis, a batch that
+// another replica than the POST's makes is not linked: the date_added
+// log carries no trace context.)
 
 import (
 	"context"

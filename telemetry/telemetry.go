@@ -180,18 +180,3 @@ func (p *Providers) ForceFlush(ctx context.Context) error {
 	}
 	return nil
 }
-
-// Inject writes the W3C trace context of ctx (traceparent, tracestate)
-// into a map, e.g. to carry it on a queue entry.
-func Inject(ctx context.Context) map[string]string {
-	m := map[string]string{}
-	propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(m))
-	return m
-}
-
-// Extract returns the span context carried in m by Inject; it is not
-// valid when m carries none.
-func Extract(m map[string]string) trace.SpanContext {
-	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(m))
-	return trace.SpanContextFromContext(ctx)
-}

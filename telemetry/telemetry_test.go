@@ -91,25 +91,3 @@ func TestLogHandler(t *testing.T) {
 		t.Errorf("a record without a span has a trace_id: %v", without)
 	}
 }
-
-// TestInjectExtract: the W3C trace context survives a map (a queue
-// entry's fields), and an empty map carries none.
-func TestInjectExtract(t *testing.T) {
-	tp := sdktrace.NewTracerProvider()
-	ctx, span := tp.Tracer("test").Start(context.Background(), "post")
-	defer span.End()
-	m := telemetry.Inject(ctx)
-	if !strings.HasPrefix(m["traceparent"], "00-"+span.SpanContext().TraceID().String()) {
-		t.Fatalf("traceparent: %q", m["traceparent"])
-	}
-	sc := telemetry.Extract(m)
-	if sc.TraceID() != span.SpanContext().TraceID() || sc.SpanID() != span.SpanContext().SpanID() || !sc.IsRemote() {
-		t.Errorf("got %v, want %v (remote)", sc, span.SpanContext())
-	}
-	if telemetry.Extract(map[string]string{"traceparent": "garbage"}).IsValid() {
-		t.Error("garbage extracted as a span context")
-	}
-	if len(telemetry.Inject(context.Background())) != 0 || telemetry.Extract(nil).IsValid() {
-		t.Error("a context without a span carried something")
-	}
-}

@@ -206,9 +206,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	// Serve is a group of parts, stopped in this order when SIGINT/SIGTERM
 	// arrives or any of them fails: the HTTP server finishes the requests
-	// under way; fan-out publishes what they stored; the indexer, the
-	// retention sweeper and the backend's own worker stop; the
-	// checkpointer signs the final head. Then the index, the telemetry and
+	// under way; fan-out publishes what they stored; the indexer and the
+	// retention sweeper stop; the checkpointer signs the final head. Then the index, the telemetry and
 	// the store close.
 	g := &group{log: log}
 	g.add("http", func(ctx context.Context) error {
@@ -251,9 +250,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		// their record).
 		sweeper := &retention.Sweeper{Store: st, Retention: keep, Logger: log}
 		g.add("retention", func(ctx context.Context) error { sweeper.Run(ctx, time.Minute); return nil })
-	}
-	if st.work != nil {
-		g.add("store", st.work)
 	}
 	g.add("checkpoints", func(ctx context.Context) error { checkpoints.Run(ctx); return nil }) // signs the final head
 	runErr := g.Run(ctx)

@@ -22,8 +22,7 @@ import (
 
 // backend is the storage a gateway runs on, whatever the technology:
 // the store with its custody ledger, the lease replicas share routes by
-// (nil on one machine), the search index beside it, and a worker of its
-// own (nil when none: Redis trims its event streams). serve and the
+// (nil on one machine) and the search index beside it. serve and the
 // commands use it through these fields, never by asking which
 // technology it is.
 type backend struct {
@@ -31,7 +30,6 @@ type backend struct {
 	ledgerLines
 	lease     func(ctx context.Context, name string, ttl time.Duration) (bool, error)
 	openIndex func() (store.Index, func() error, error)
-	work      func(ctx context.Context) error
 }
 
 // ledgerLines is the custody ledger with its raw lines (the export).
@@ -73,8 +71,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *t
 	if err != nil {
 		return nil, fmt.Errorf("config: redis: %w", err)
 	}
-	ro := redis.Options{Prefix: r.Prefix, Logger: log, CloseClient: true,
-		Events: true, EventMaxLen: r.Queue.MaxLen}
+	ro := redis.Options{Prefix: r.Prefix, Logger: log, CloseClient: true}
 	if tel != nil {
 		ro.MeterProvider = tel.MeterProvider
 		if tel.Tracing {
@@ -120,38 +117,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *t
 			}
 			return ix, func() error { return nil }, nil
 		},
-		work: trimmer(st, cfg, log),
 	}, nil
-}
-
-// trimEvery is how often the event streams are trimmed.
-const trimEvery = 10 * time.Second
-
-// trimmer trims every collection's event stream every trimEvery until
-// ctx ends.
-func trimmer(st *redis.Store, cfg *config.Config, log *slog.Logger) func(ctx context.Context) error {
-	var colls []string
-	for _, root := range cfg.APIRoots {
-		for _, c := range root.Collections {
-			colls = append(colls, c.ID)
-		}
-	}
-	return func(ctx context.Context) error {
-		t := time.NewTicker(trimEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-			}
-			for _, c := range colls {
-				if _, err := st.TrimEvents(ctx, c); err != nil && ctx.Err() == nil {
-					log.Warn("redis: trimming event stream", "collection", c, "err", err)
-				}
-			}
-		}
-	}
 }
 
 // redisTLS builds the TLS configuration of Redis connections.

@@ -36,17 +36,11 @@ var (
 	bucketRaw   = []byte("raw")
 	bucketHash  = []byte("hash")
 	bucketProd  = []byte("producer")
-	// bucketVersions (format 1 only) mapped id and version to date_added.
-	bucketVersions = []byte("versions")
 )
 
-// fileFormat is the on-disk layout version stored under meta/format:
-//
-//	1  collections hold index, raw and versions
-//	2  the versions bucket is gone; its lookup is rebuilt in memory at
-//	   Open (keydir.go). Statuses are binary (status.go).
-//
-// Open upgrades a format 1 file in place.
+// fileFormat is the on-disk layout version stored under meta/format: 2,
+// in which the id lookup is rebuilt in memory at Open (keydir.go) and
+// statuses are binary (status.go). (Format 1 was never released.)
 const fileFormat = 2
 
 // Defaults for Options.
@@ -161,33 +155,11 @@ func initFile(db *bbolt.DB) error {
 		case f == nil:
 		case len(f) == 1 && f[0] == fileFormat:
 			return nil
-		case len(f) == 1 && f[0] == 1:
-			if err := upgradeFormat1(tx); err != nil {
-				return fmt.Errorf("upgrading a format 1 file: %w", err)
-			}
 		default:
-			return fmt.Errorf("unsupported file format %x (this build reads formats 1 and %d)", f, fileFormat)
+			return fmt.Errorf("unsupported file format %x (this build reads format %d)", f, fileFormat)
 		}
 		return meta.Put(keyFormat, []byte{fileFormat})
 	})
-}
-
-// upgradeFormat1 turns a format 1 file into format 2: the index entries
-// are the same, so it drops every collection's versions bucket and
-// rewrites the statuses.
-func upgradeFormat1(tx *bbolt.Tx) error {
-	colls := tx.Bucket(bucketCollections)
-	err := colls.ForEachBucket(func(name []byte) error {
-		err := colls.Bucket(name).DeleteBucket(bucketVersions)
-		if errors.Is(err, bberrors.ErrBucketNotFound) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return upgradeStatuses(tx.Bucket(bucketStatuses))
 }
 
 // enter marks the start of an operation; the caller must call s.leave.

@@ -1,11 +1,9 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -374,60 +372,4 @@ func (s *Store) Status(ctx context.Context, id string) (store.Status, error) {
 		return store.Status{}, ctigate.E(op, ctigate.NotFound, "no such status")
 	}
 	return st, nil
-}
-
-// statusRecordV1 is a status as format 1 files store it (JSON).
-type statusRecordV1 struct {
-	ID               string           `json:"id"`
-	APIRoot          string           `json:"api_root"`
-	Collection       string           `json:"collection"`
-	Owner            string           `json:"owner"`
-	Status           string           `json:"status"`
-	RequestTimestamp time.Time        `json:"request_timestamp"`
-	TotalCount       int              `json:"total_count"`
-	Successes        []detailRecordV1 `json:"successes,omitempty"`
-	Failures         []detailRecordV1 `json:"failures,omitempty"`
-	Pendings         []detailRecordV1 `json:"pendings,omitempty"`
-}
-
-type detailRecordV1 struct {
-	ID      string `json:"id"`
-	Version string `json:"version,omitempty"`
-	Message string `json:"message,omitempty"`
-}
-
-// upgradeStatuses rewrites format 1 (JSON) statuses in the binary form.
-func upgradeStatuses(b *bbolt.Bucket) error {
-	type kv struct{ k, v []byte }
-	var all []kv
-	err := b.ForEach(func(k, v []byte) error {
-		var rec statusRecordV1
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return err
-		}
-		st := store.Status{
-			ID: rec.ID, APIRoot: rec.APIRoot, Collection: rec.Collection, Owner: rec.Owner,
-			Status: rec.Status, RequestTimestamp: rec.RequestTimestamp.UTC(), TotalCount: rec.TotalCount,
-		}
-		for _, l := range []struct {
-			dst *[]store.StatusDetail
-			src []detailRecordV1
-		}{{&st.Successes, rec.Successes}, {&st.Failures, rec.Failures}, {&st.Pendings, rec.Pendings}} {
-			for _, d := range l.src {
-				*l.dst = append(*l.dst, store.StatusDetail(d))
-			}
-		}
-		all = append(all, kv{bytes.Clone(k), encodeStatus(&st)})
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	// bbolt does not allow changing a bucket while iterating it.
-	for _, e := range all {
-		if err := b.Put(e.k, e.v); err != nil {
-			return err
-		}
-	}
-	return nil
 }

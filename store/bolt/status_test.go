@@ -3,12 +3,9 @@ package bolt
 import (
 	"encoding/json"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
-
-	"go.etcd.io/bbolt"
 
 	"github.com/ctigate/ctigate/store"
 )
@@ -88,81 +85,4 @@ func FuzzDecodeStatus(f *testing.F) {
 			t.Fatalf("re-encoding %x: %v", b, err)
 		}
 	})
-}
-
-// TestUpgradeFormat1 opens a file written in format 1 (versions bucket,
-// JSON statuses) and checks that it reads as before and no longer has the
-// versions bucket.
-func TestUpgradeFormat1(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.db")
-	s := openTest(t, path, Options{NoSync: true})
-	a, b := testObject(1), testObject(1)
-	b.Version = b.Version.Add(time.Hour)
-	if _, err := s.AddObjects(t.Context(), "c", []store.Object{a, b, testObject(2)}); err != nil {
-		t.Fatal(err)
-	}
-	want, err := s.Objects(t.Context(), "c", store.Query{IDs: []string{a.ID}, Versions: []store.VersionMatch{{Kind: store.All}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := envelopeStatus(3)
-	s.Close()
-
-	// Make it a format 1 file: a versions bucket, a JSON status, format 1.
-	db, err := bbolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		coll := tx.Bucket(bucketCollections).Bucket([]byte("c"))
-		vb, err := coll.CreateBucket(bucketVersions)
-		if err != nil {
-			return err
-		}
-		if err := vb.Put([]byte("k"), []byte("v")); err != nil {
-			return err
-		}
-		if err := coll.Delete(keyCount); err != nil {
-			return err
-		}
-		rec := statusRecordV1{ID: st.ID, APIRoot: st.APIRoot, Collection: st.Collection, Owner: st.Owner,
-			Status: st.Status, RequestTimestamp: st.RequestTimestamp, TotalCount: st.TotalCount}
-		for _, d := range st.Successes {
-			rec.Successes = append(rec.Successes, detailRecordV1(d))
-		}
-		j, err := json.Marshal(rec)
-		if err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketStatuses).Put([]byte(st.ID), j); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketMeta).Put(keyFormat, []byte{1})
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	s = openTest(t, path, Options{NoSync: true})
-	got, err := s.Objects(t.Context(), "c", store.Query{IDs: []string{a.ID}, Versions: []store.VersionMatch{{Kind: store.All}}})
-	if err != nil || !reflect.DeepEqual(got, want) {
-		t.Fatalf("Objects after the upgrade: got %v, %v; want %v", got, err, want)
-	}
-	gotSt, err := s.Status(t.Context(), st.ID)
-	if err != nil || !reflect.DeepEqual(gotSt, st) {
-		t.Fatalf("Status after the upgrade: got %+v, %v; want %+v", gotSt, err, st)
-	}
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketCollections).Bucket([]byte("c")).Bucket(bucketVersions) != nil {
-			t.Error("the versions bucket is still there")
-		}
-		if f := tx.Bucket(bucketMeta).Get(keyFormat); len(f) != 1 || f[0] != fileFormat {
-			t.Errorf("format after the upgrade: %x, want %d", f, fileFormat)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

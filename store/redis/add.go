@@ -16,14 +16,13 @@ import (
 
 // addScript writes one AddObjects or AddObjectsCheckpoint call.
 //
-// KEYS: 1 z, 2 unused, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 ev, 9 mv, 10 pl,
-// 11 pln
+// KEYS: 1 z, 2 unused, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 unused, 9 mv,
+// 10 pl, 11 pln
 // ARGV: 1 clock (µs), 2 checkpoint name ("" for none), 3 checkpoint time
-// (µs), 4 decision batch ("" for none), 5 events ("1" to append to ev),
+// (µs), 4 decision batch ("" for none), 5 unused,
 // 6 the pending ledger batch number through which pl may be trimmed (they
 // are chained), 7 the checkpoint the write starts from ("" for none), 8
-// the decisions' ledger entries (lines; "" for none), 9 and 10 the
-// traceparent and tracestate the events carry ("" for none), 11 the
+// the decisions' ledger entries (lines; "" for none), 9 and 10 unused, 11 the
 // objects' received ledger entries, one a line in object order ("" for
 // none), then 5 per object: id, version key, spec_version, record,
 // version (text).
@@ -56,10 +55,6 @@ local last = redis.call('GET', KEYS[4])
 if last then last = tonumber(last) else last = now - 1 end
 local res, zargs, changed, led = {}, {}, {}, {}
 local multi, allnew = false, true
-local evx = {}
-if ARGV[9] ~= '' then evx[#evx+1] = 'traceparent' evx[#evx+1] = ARGV[9] end
-if ARGV[10] ~= '' then evx[#evx+1] = 'tracestate' evx[#evx+1] = ARGV[10] end
-local ev, evn, evk, rcall = ARGV[5] == '1', #evx, KEYS[8], redis.call
 for k = 1, n do
   local i = 7 + 5*k
   local id, ver = ARGV[i], ARGV[i+1]
@@ -83,13 +78,6 @@ for k = 1, n do
     if list ~= '' then multi = true end
     lists[id] = list .. ds .. ',' .. ver .. ',' .. ARGV[i+2] .. ';'
     changed[id] = true
-    if ev then
-      if evn == 0 then
-        rcall('XADD', evk, '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds)
-      else
-        rcall('XADD', evk, '*', 'id', id, 'version', ARGV[i+4], 'date_added', ds, unpack(evx))
-      end
-    end
     res[k] = 'n' .. ds
   end
 end
@@ -251,21 +239,13 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		// the versions it finds new.
 		args[10] = strings.Join(received, "\n")
 	}
-	if s.events {
-		if tc := traceFields(ctx); tc != nil {
-			args[8], args[9] = tc["traceparent"], tc["tracestate"]
-		}
-	}
 	if !from.IsZero() {
 		args[6] = strconv.FormatInt(from.UnixMicro(), 10)
-	}
-	if s.events {
-		args[4] = "1"
 	}
 	keys := []string{
 		s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n"),
 		s.collKey(collection, "last"), s.collKey(collection, "ck"), s.collKey(collection, "pd"),
-		s.collKey(collection, "pdn"), s.collKey(collection, "ev"), s.collKey(collection, "mv"),
+		s.collKey(collection, "pdn"), s.collKey(collection, "o"), s.collKey(collection, "mv"),
 		s.collKey(collection, "pl"), s.collKey(collection, "pln"),
 	}
 	out, err := addScript.Run(ctx, s.c, keys, args...).StringSlice()

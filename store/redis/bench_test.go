@@ -16,7 +16,7 @@ func benchStore(b *testing.B) *redis.Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { c.Close() })
-	s, err := redis.New(c, redis.Options{Prefix: redistest.Prefix(b, c), Events: true})
+	s, err := redis.New(c, redis.Options{Prefix: redistest.Prefix(b, c)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,13 +8,11 @@ import (
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/redis"
 	"github.com/ctigate/ctigate/store/redis/redistest"
-	"github.com/ctigate/ctigate/telemetry"
 )
 
 // replicas opens n stores (own clients) on one prefix of the test Redis.
@@ -33,7 +31,7 @@ func replicas(t *testing.T, n int) ([]*redis.Store, goredis.UniversalClient) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := redis.New(c, redis.Options{Prefix: prefix, CloseClient: true, Events: true})
+		s, err := redis.New(c, redis.Options{Prefix: prefix, CloseClient: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,42 +178,5 @@ func TestLedgerPendingAfterCrash(t *testing.T) {
 	}
 	if all := exportVerify(t, ss[0]); len(all) != 3 || all[2].ObjectID != testObj(2).ID {
 		t.Fatalf("after another write: %d entries", len(all))
-	}
-}
-
-// TestEventTraceContext: the event of a new version carries the trace
-// context of the writing request's span; a write without a span carries
-// none.
-func TestEventTraceContext(t *testing.T) {
-	s, c := eventStore(t, 0)
-	tp := sdktrace.NewTracerProvider()
-	defer tp.Shutdown(t.Context())
-	ctx, span := tp.Tracer("test").Start(t.Context(), "POST objects")
-	if _, err := s.AddObjects(ctx, "coll", []store.Object{testObj(1)}); err != nil {
-		t.Fatal(err)
-	}
-	span.End()
-	addN(t, s, "coll", 2, 1)
-	msgs, err := c.XRange(t.Context(), s.EventStream("coll"), "-", "+").Result()
-	if err != nil || len(msgs) != 2 {
-		t.Fatalf("%d events, %v", len(msgs), err)
-	}
-	want := fmt.Sprintf("00-%s-%s-01", span.SpanContext().TraceID(), span.SpanContext().SpanID())
-	if got := msgs[0].Values["traceparent"]; got != want {
-		t.Fatalf("event traceparent %v, want %s", got, want)
-	}
-	if _, ok := msgs[1].Values["traceparent"]; ok {
-		t.Fatalf("an event written without a span carries %v", msgs[1].Values)
-	}
-	q := queue(t, s, "coll", "c1", 0, 0)
-	evs, err := q.Read(t.Context(), 10, -1)
-	if err != nil || len(evs) != 2 {
-		t.Fatalf("Read: %d, %v", len(evs), err)
-	}
-	if sc := telemetry.Extract(evs[0].Trace); sc.TraceID() != span.SpanContext().TraceID() || sc.SpanID() != span.SpanContext().SpanID() {
-		t.Fatalf("event trace %v, want the span %v", evs[0].Trace, span.SpanContext())
-	}
-	if evs[1].Trace != nil {
-		t.Fatalf("second event trace %v", evs[1].Trace)
 	}
 }

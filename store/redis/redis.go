@@ -98,14 +98,6 @@ type Options struct {
 	Logger *slog.Logger
 	// CloseClient makes Close close the client too.
 	CloseClient bool
-	// Events appends an event per new version to the collection's event
-	// stream (P:{c:X}:ev), in the same script as the version: the fan-out
-	// queue of inbound collections.
-	Events bool
-	// EventMaxLen is the approximate length TrimEvents keeps of an event
-	// stream without consumer groups; 0: unbounded. Streams
-	// with groups are trimmed only below what every group acknowledged.
-	EventMaxLen int64
 	// TracerProvider, when set, traces every Redis command (a client span
 	// under the caller's span, without the command's arguments).
 	TracerProvider trace.TracerProvider
@@ -121,9 +113,6 @@ type Store struct {
 	clock  func() time.Time
 	log    *slog.Logger
 	own    bool
-
-	events      bool  // append an event per new version to the collection's stream
-	eventMaxLen int64 // approximate bound of each event stream; 0: unbounded
 
 	closeOnce sync.Once
 	closeErr  error
@@ -147,7 +136,7 @@ func New(c goredis.UniversalClient, opts Options) (*Store, error) {
 	if strings.ContainsAny(p, "{}") {
 		return nil, fmt.Errorf("redis: prefix %q contains a brace", p)
 	}
-	s := &Store{c: c, prefix: p, clock: opts.Clock, log: opts.Logger, own: opts.CloseClient, events: opts.Events, eventMaxLen: opts.EventMaxLen}
+	s := &Store{c: c, prefix: p, clock: opts.Clock, log: opts.Logger, own: opts.CloseClient}
 	if s.clock == nil {
 		s.clock = time.Now
 	}

@@ -1,15 +1,12 @@
 package redis
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	goredis "github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/ctigate/ctigate/telemetry"
 )
 
 // instrument adds OpenTelemetry hooks to c: a client span per command or
@@ -31,14 +28,4 @@ func instrument(c goredis.UniversalClient, tp trace.TracerProvider, mp metric.Me
 		}
 	}
 	return nil
-}
-
-// traceFields returns the W3C trace context (traceparent, tracestate) of
-// the span ctx carries, which the events of a write carry; nil when ctx
-// has no span.
-func traceFields(ctx context.Context) map[string]string {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return nil
-	}
-	return telemetry.Inject(ctx)
 }

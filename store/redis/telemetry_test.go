@@ -36,7 +36,7 @@ func TestClientTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Close() })
-	s, err := redis.New(c, redis.Options{Prefix: redistest.Prefix(t, admin), CloseClient: true, Events: true,
+	s, err := redis.New(c, redis.Options{Prefix: redistest.Prefix(t, admin), CloseClient: true,
 		TracerProvider: tp, MeterProvider: mp})
 	if err != nil {
 		t.Fatal(err)
