@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -178,6 +179,29 @@ func ValidName(what, name string) error {
 		return fmt.Errorf("empty %s name", what)
 	case len(name) > MaxNameLen:
 		return fmt.Errorf("%s name too long", what)
+	}
+	return nil
+}
+
+// MaxFieldLen bounds an Object's Type and SpecVersion.
+const MaxFieldLen = 256
+
+// Validate reports why o cannot be stored: an empty or overlong id, an
+// overlong type or spec_version, a spec_version holding ',' or ';' (no
+// STIX spec_version does), or no bytes. Every backend refuses such an
+// object as Invalid, the same way.
+func (o *Object) Validate() error {
+	switch {
+	case o.ID == "":
+		return errors.New("empty id")
+	case len(o.ID) > MaxNameLen:
+		return errors.New("id too long")
+	case len(o.Type) > MaxFieldLen || len(o.SpecVersion) > MaxFieldLen:
+		return errors.New("type or spec_version too long")
+	case strings.ContainsAny(o.SpecVersion, ",;"):
+		return errors.New("spec_version contains ',' or ';'")
+	case len(o.Raw) == 0:
+		return errors.New("no bytes")
 	}
 	return nil
 }

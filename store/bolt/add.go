@@ -195,18 +195,10 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (time.Time, error) 
 }
 
 func validObject(o *store.Object) error {
-	switch {
-	case o.ID == "":
-		return errors.New("empty id")
-	case len(o.ID) > maxIDLen:
-		return errors.New("id too long")
-	case len(o.Type) > maxFieldLen:
-		return errors.New("type too long")
-	case len(o.SpecVersion) > maxFieldLen:
-		return errors.New("spec_version too long")
-	case len(o.Raw) == 0:
-		return errors.New("no bytes")
-	case len(o.Raw) > bbolt.MaxValueSize:
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if len(o.Raw) > bbolt.MaxValueSize {
 		return errors.New("object too large")
 	}
 	return nil

@@ -145,19 +145,6 @@ func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, obj
 	return s.add(ctx, op, collection, objs, decisions, name, from, at)
 }
 
-func validObject(o *store.Object) error {
-	switch {
-	case o.ID == "":
-		return errors.New("empty id")
-	case len(o.ID) > maxIDLen:
-		return errors.New("id too long")
-	case len(o.Type) > maxFieldLen || len(o.SpecVersion) > maxFieldLen:
-		return errors.New("type or spec_version too long")
-	case strings.ContainsAny(o.SpecVersion, ",;"):
-		return errors.New("spec_version contains ',' or ';'")
-	}
-	return nil
-}
 
 func (s *Store) add(ctx context.Context, op, collection string, objs []store.Object, decisions []store.Decision, cpName string, from, at time.Time) ([]store.AddResult, error) {
 	if err := store.ValidName("collection", collection); err != nil {
@@ -174,7 +161,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	args := make([]any, 11, 11+5*len(objs))
 	for i := range objs {
 		o := &objs[i]
-		if err := validObject(o); err != nil {
+		if err := o.Validate(); err != nil {
 			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("object %d: %v", i, err))
 		}
 		ver := ""

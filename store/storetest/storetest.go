@@ -884,6 +884,15 @@ func testInvalidInput(t *testing.T, e *env) {
 	noID.ID = ""
 	_, err = e.s.AddObjects(e.ctx, coll, []store.Object{noID})
 	wantKind(t, "AddObjects of an object without id", err, ctigate.Invalid)
+	// Every backend refuses the same objects (store.Object.Validate).
+	noBytes := obj(ind1, v(1))
+	noBytes.Raw = nil
+	_, err = e.s.AddObjects(e.ctx, coll, []store.Object{noBytes})
+	wantKind(t, "AddObjects of an object without bytes", err, ctigate.Invalid)
+	badSpec := obj(ind1, v(1))
+	badSpec.SpecVersion = "2.1,2.0"
+	_, err = e.s.AddObjects(e.ctx, coll, []store.Object{badSpec})
+	wantKind(t, "AddObjects of a spec_version with ','", err, ctigate.Invalid)
 	_, err = e.s.Objects(e.ctx, coll, store.Query{Versions: []store.VersionMatch{{Kind: store.VersionKind(200)}}})
 	wantKind(t, "Objects with an unknown version kind", err, ctigate.Invalid)
 	_, err = e.s.DeleteObject(e.ctx, coll, ind1, []store.VersionMatch{{Kind: store.VersionKind(200)}}, nil)
