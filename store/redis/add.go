@@ -145,7 +145,6 @@ func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, obj
 	return s.add(ctx, op, collection, objs, decisions, name, from, at)
 }
 
-
 func (s *Store) add(ctx context.Context, op, collection string, objs []store.Object, decisions []store.Decision, cpName string, from, at time.Time) ([]store.AddResult, error) {
 	if err := store.ValidName("collection", collection); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
