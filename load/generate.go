@@ -18,6 +18,7 @@ import (
 type envelope struct {
 	body    []byte
 	objects int
+	red     int // objects marked TLP:RED, which no route publishes
 }
 
 // The producer every generated indicator names in created_by_ref: CERT-A
@@ -40,6 +41,8 @@ var tlpMix = []struct {
 	{"marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da", 5},  // TLP 1.0 GREEN
 	{"marking-definition--f88d31f6-486f-44da-b317-01333bde0b82", 5},  // TLP 1.0 AMBER
 }
+
+const tlpRed stix2.Identifier = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
 
 var families = []string{"QakBot", "Emotet", "IcedID", "Cobalt Strike", "AgentTesla", "LockBit", "DarkGate", "Raccoon Stealer", "Pikabot", "SocGholish"}
 
@@ -69,6 +72,7 @@ func generate(ctx context.Context, n, b, workers int) ([]envelope, error) {
 					return
 				}
 				count := min(b, n-e*b)
+				red := g.red
 				body, err := g.envelope(count)
 				if err != nil {
 					mu.Lock()
@@ -76,7 +80,7 @@ func generate(ctx context.Context, n, b, workers int) ([]envelope, error) {
 					mu.Unlock()
 					return
 				}
-				envs[e] = envelope{body: body, objects: count}
+				envs[e] = envelope{body: body, objects: count, red: g.red - red}
 			}
 		}()
 	}
@@ -92,6 +96,7 @@ func generate(ctx context.Context, n, b, workers int) ([]envelope, error) {
 
 // generator makes indicators; one per goroutine.
 type generator struct {
+	red int // TLP:RED indicators made so far
 	rng *rand.Rand
 	now time.Time
 }
@@ -183,7 +188,11 @@ func (g *generator) indicator() ([]byte, error) {
 	}
 	ind.Labels = labels
 	ind.CreatedBy = benchIdentity
-	ind.ObjectMarking = []stix2.Identifier{g.tlp()}
+	tlp := g.tlp()
+	if tlp == tlpRed {
+		g.red++
+	}
+	ind.ObjectMarking = []stix2.Identifier{tlp}
 	b, err := ind.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("serialising an indicator: %w", err)

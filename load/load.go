@@ -37,6 +37,9 @@ const (
 	DefaultAPIRoot    = "exchange"
 	DefaultCollection = "24f70a31-7be5-4fdd-8353-9784877646c1" // csirt-inbound
 	DefaultUser       = "cert-a"
+	// PublishedCollection is the collection a gateway bench starts
+	// publishes into through its route (the demo's law-enforcement id).
+	PublishedCollection = "1dae5e88-4b59-4503-a9cf-2e649dd6544c"
 	defaultPassword   = "cert-a-demo" // the published demo password; never printed
 )
 
@@ -81,6 +84,16 @@ type Config struct {
 	// at this URL (store: redis) under the key prefix RedisPrefix, instead
 	// of a bbolt file in DataDir.
 	RedisURL, RedisPrefix string
+
+	// Routeless makes the gateway bench starts one collection without a
+	// route, which consumers read directly (no fan-out, no published
+	// copies). By default it has a route, as the demo topology: producers
+	// post to the inbound collection and consumers read the route's
+	// published collection once fan-out has caught up.
+	Routeless bool
+	// NoCeiling skips the ceiling run (see ceiling.go) that otherwise comes
+	// first in a push-and-poll run.
+	NoCeiling bool
 
 	// Timeout bounds each HTTP request, and the wait for an asynchronous
 	// status to complete.
@@ -246,6 +259,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		logf("generated %d envelopes (%s) in %.1f s", len(envs), mib(res.Generate.Bytes), res.Generate.Seconds)
 	}
 
+	// The ceiling first, in the same sitting, with the same envelopes.
+	if cfg.Phase == PhaseBoth && !cfg.NoCeiling {
+		if err := runCeiling(ctx, cfg, envs, &res, logf); err != nil {
+			return res, fmt.Errorf("ceiling: %w", err)
+		}
+	}
+
 	var target string // the gateway's base URL
 	user, password := cfg.User, cfg.Password
 	var srv *spawned
@@ -260,6 +280,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			maxLimit:    cfg.PageSize,
 			redisURL:    cfg.RedisURL,
 			redisPrefix: cfg.RedisPrefix,
+			routes:      !cfg.Routeless,
 			logf:        logf,
 		})
 		if err != nil {
@@ -296,12 +317,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 
 		// Exact count check: when the collection was empty before the push,
 		// every consumer must see exactly N objects.
-		expected := -1
+		expected, minimum := -1, 0
 		if cfg.Phase.push() {
 			empty, err := c.empty(ctx)
 			if err != nil {
 				return err
 			}
+			minimum = cfg.Objects
 			if empty {
 				expected = cfg.Objects
 			} else {
@@ -310,18 +332,35 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			srv.phase("push")
 			logf("push: %d envelopes from %d producers to %s", len(envs), cfg.Producers, target)
 			res.Push, err = push(ctx, c, envs, cfg.Producers, cfg.Timeout, report)
-			envs = nil // let the collector have the generated data back
 			if err != nil {
 				return err
 			}
 		}
+		// With a route (a gateway bench started), consumers read what it
+		// published, once fan-out has caught up with the push.
+		if srv != nil && !cfg.Routeless {
+			published := 0
+			for _, e := range envs {
+				published += e.objects - e.red
+			}
+			pc := newClient(target, cfg.APIRoot, PublishedCollection, user, password, cfg.Consumers+1, cfg.Timeout)
+			defer pc.close()
+			if cfg.Phase.push() {
+				res.Propagation, err = catchUp(ctx, pc, published, res.Push, cfg.Timeout)
+				if err != nil {
+					return err
+				}
+				expected, minimum = published, published
+			} else {
+				expected, minimum = -1, 0
+			}
+			c = pc
+			res.Collection = PublishedCollection
+		}
+		envs = nil // let the collector have the generated data back
 		if cfg.Phase.poll() {
 			srv.phase("poll")
 			logf("poll: %d consumers, pages of %d", cfg.Consumers, cfg.PageSize)
-			minimum := 0
-			if cfg.Phase.push() {
-				minimum = cfg.Objects
-			}
 			res.Poll, err = poll(ctx, c, cfg.Consumers, cfg.PageSize, expected, minimum, report)
 			if err != nil {
 				return err
@@ -354,6 +393,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			runErr = fmt.Errorf("%w\nthe gateway exited during the run (%v); its last log lines:\n%s", runErr, srv.exitErr, srv.stderrTail())
 		}
 		return res, runErr
+	}
+	if c := res.Ceiling; c != nil {
+		if res.Push != nil && c.Push != nil && c.Push.ObjectsPerSec > 0 {
+			c.PushRatio = res.Push.ObjectsPerSec / c.Push.ObjectsPerSec
+		}
+		if res.Poll != nil && c.Poll != nil && c.Poll.ObjectsPerSec > 0 {
+			c.PollRatio = res.Poll.ObjectsPerSec / c.Poll.ObjectsPerSec
+		}
 	}
 	if err := res.write(out, cfg.JSON); err != nil {
 		return res, err

@@ -116,7 +116,13 @@ func TestRunInProcess(t *testing.T) {
 	if res.Collection != DefaultCollection {
 		t.Errorf("collection %q, want %q", res.Collection, DefaultCollection)
 	}
-	for _, want := range []string{"push", "poll", "2,000", "= n, as expected", "n=2000 b=100 p=2", "c=2 l=250"} {
+	// The ceiling ran first, with the same workload, and the figures are
+	// given as a share of it.
+	if c := res.Ceiling; c == nil || c.Push == nil || c.Push.Objects != 2000 || c.Poll == nil || c.Poll.PerConsumer != 2000 ||
+		c.PushRatio <= 0 || c.PollRatio <= 0 {
+		t.Errorf("ceiling: %+v", res.Ceiling)
+	}
+	for _, want := range []string{"push", "poll", "2,000", "as expected", "n=2000 b=100 p=2", "c=2 l=250", "ceiling push", "ceiling poll", "% of the ceiling"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
@@ -264,6 +270,11 @@ func TestRunStartsGateway(t *testing.T) {
 	if res.Push == nil || res.Push.Objects != 2000 || res.Poll != nil {
 		t.Fatalf("push run: got push %+v, poll %+v", res.Push, res.Poll)
 	}
+	// The started gateway has a route: it publishes all but TLP:RED.
+	p := res.Propagation
+	if p == nil || p.Published < 1500 || p.Published >= 2000 || res.Collection != PublishedCollection {
+		t.Fatalf("push run: propagation %+v, collection %s", p, res.Collection)
+	}
 	if !res.Server.Started || !strings.HasPrefix(res.Server.URL, "http://127.0.0.1:") {
 		t.Errorf("server %+v, want one started on 127.0.0.1", res.Server)
 	}
@@ -278,8 +289,8 @@ func TestRunStartsGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Poll == nil || res.Poll.PerConsumer != 2000 || res.Poll.Objects != 4000 {
-		t.Fatalf("poll run: got %+v, want 2000 objects for each of 2 consumers", res.Poll)
+	if res.Poll == nil || res.Poll.PerConsumer != p.Published || res.Poll.Objects != 2*int64(p.Published) {
+		t.Fatalf("poll run: got %+v, want the %d published objects for each of 2 consumers", res.Poll, p.Published)
 	}
 	checkRSS(t, res.RSS)
 	if !strings.Contains(out.String(), "server RSS     peak") {

@@ -40,6 +40,12 @@ type Result struct {
 	Push     *PushResult     `json:"push,omitempty"`
 	Poll     *PollResult     `json:"poll,omitempty"`
 	RSS      *RSSResult      `json:"server_rss,omitempty"` // only for a gateway bench started
+	// Propagation is how long the route took to publish the push (a
+	// gateway bench started, with its route).
+	Propagation *PropagationResult `json:"propagation,omitempty"`
+	// Ceiling is the same workload on the ceiling server, in the same
+	// sitting, and the gateway's figures as a share of it.
+	Ceiling *CeilingResult `json:"ceiling,omitempty"`
 
 	Notes []string `json:"notes,omitempty"`
 }
@@ -194,15 +200,41 @@ func (r *Result) writeTable(w io.Writer) error {
 			group(p.Objects), p.Seconds, group(int64(math.Round(p.ObjectsPerSec))), p.MiBPerSec,
 			p.Latency.Count, p.Latency.P50ms, p.Latency.P99ms, p.Latency.Maxms)
 	}
+	if c := r.Ceiling; c != nil {
+		for _, row := range []struct {
+			name string
+			p    *PushResult
+			q    *PollResult
+		}{{"ceiling push", c.Push, nil}, {"ceiling poll", nil, c.Poll}} {
+			switch {
+			case row.p != nil:
+				fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t\n", row.name,
+					group(int64(row.p.Objects)), row.p.Seconds, group(int64(math.Round(row.p.ObjectsPerSec))), row.p.MiBPerSec,
+					row.p.Latency.Count, row.p.Latency.P50ms, row.p.Latency.P99ms, row.p.Latency.Maxms)
+			case row.q != nil:
+				fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t\n", row.name,
+					group(row.q.Objects), row.q.Seconds, group(int64(math.Round(row.q.ObjectsPerSec))), row.q.MiBPerSec,
+					row.q.Latency.Count, row.q.Latency.P50ms, row.q.Latency.P99ms, row.q.Latency.Maxms)
+			}
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	b.WriteByte('\n')
 
+	if c := r.Ceiling; c != nil && (c.PushRatio > 0 || c.PollRatio > 0) {
+		fmt.Fprintf(&b, "vs ceiling     push %.0f%% of the ceiling, poll %.0f%% (the ceiling: the same workload on an in-process server that only splits, hashes and appends, in this sitting)\n",
+			100*c.PushRatio, 100*c.PollRatio)
+	}
+	if p := r.Propagation; p != nil {
+		fmt.Fprintf(&b, "propagation    the route published %s versions %.2f s after the last POST; push and publication together %s objects/s\n",
+			group(int64(p.Published)), p.Seconds, group(int64(math.Round(p.ObjectsPerSec))))
+	}
 	if p := r.Poll; p != nil {
 		want := "consistent across consumers"
 		if p.Expected >= 0 {
-			want = "= n, as expected"
+			want = "as expected"
 		}
 		fmt.Fprintf(&b, "check          each of %d consumers saw %s objects (%s)\n", r.Consumers, group(int64(p.PerConsumer)), want)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/policy"
 )
 
 // The line `ctigate serve` prints on stdout once it listens.
@@ -39,6 +40,9 @@ type spawnOptions struct {
 	maxLimit   int   // largest page size to serve
 	// redisURL and redisPrefix select the Redis store; "" means bbolt.
 	redisURL, redisPrefix string
+	// routes adds a published collection (PublishedCollection) and a
+	// route into it from the inbound collection, as the demo topology has.
+	routes bool
 	logf                  func(format string, args ...any)
 }
 
@@ -61,7 +65,9 @@ type spawned struct {
 }
 
 // benchConfig is the gateway configuration bench runs: one API root with
-// one collection that one user, bench, may write and read.
+// an inbound collection that one user, bench, may write and read, and,
+// with routes, a published collection bench reads, filled by a route
+// (ceiling TLP:AMBER+STRICT, the demo's defaults otherwise).
 func benchConfig(o spawnOptions, passwordHash string) (*config.Config, error) {
 	id, alias := DefaultCollection, "csirt-inbound"
 	if u, err := uuid.Parse(o.collection); err == nil {
@@ -86,6 +92,12 @@ func benchConfig(o spawnOptions, passwordHash string) (*config.Config, error) {
 			Writers: []string{"role:producer"}, Readers: []string{"role:producer"},
 		}},
 	}}
+	if o.routes {
+		c.APIRoots[0].Collections = append(c.APIRoots[0].Collections, config.Collection{
+			ID: PublishedCollection, Alias: "bench-published", Title: "bench published", Readers: []string{"bench"},
+		})
+		c.Routes = []policy.RouteConfig{{Name: "bench", ID: PublishedCollection, Sources: []string{id}, Ceiling: "TLP:AMBER+STRICT"}}
+	}
 	c.Users = []config.User{{Name: "bench", Organisation: "CERT-A", Roles: []string{"producer"}, PasswordHash: passwordHash}}
 	if o.redisURL != "" {
 		c.Store = "redis"

@@ -20,8 +20,18 @@ objects/s, request latency p50/p99/max and, when bench started the gateway
 itself (no --server), the gateway's peak RSS.
 
 Without --server, bench runs "ctigate serve" on a loopback port with a
-configuration of its own (one API root, one collection, a bench user with a
-random password) and stops it at the end. Only loopback servers are loaded.
+configuration of its own, as the demo topology is made (an inbound
+collection producers post to, a route into a published collection that
+consumers read once fan-out has caught up, a bench user with a random
+password) and stops it at the end; --routeless leaves the route out
+(consumers read the inbound collection). Only loopback servers are loaded.
+
+A push-and-poll run first measures the same workload on the ceiling: an
+in-process server that only splits envelopes, hashes each object's
+canonical form and appends it in memory, and serves pages of the stored
+bytes (no authentication, validation, policy, store or ledger). The
+gateway's figures are then also given as a share of the ceiling's, on
+this machine, in this sitting (--no-ceiling skips it).
 
 The password for --server comes from --password, else the environment
 variable CTIGATE_BENCH_PASSWORD, else the demo password of cert-a. It is
@@ -104,6 +114,8 @@ func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.RedisURL, "redis", "", "keep the started gateway's data in Redis at this URL (redis://host:port/db) instead of bbolt")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "timeout of each request")
 	fs.BoolVar(&cfg.JSON, "json", false, "print one JSON object instead of a table")
+	fs.BoolVar(&cfg.Routeless, "routeless", false, "start the gateway with one collection and no route (no fan-out)")
+	fs.BoolVar(&cfg.NoCeiling, "no-ceiling", false, "skip the ceiling run")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of bench itself (the client side) to this file")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", errUsage
