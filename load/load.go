@@ -40,7 +40,7 @@ const (
 	// PublishedCollection is the collection a gateway bench starts
 	// publishes into through its route (the demo's law-enforcement id).
 	PublishedCollection = "1dae5e88-4b59-4503-a9cf-2e649dd6544c"
-	defaultPassword   = "cert-a-demo" // the published demo password; never printed
+	defaultPassword     = "cert-a-demo" // the published demo password; never printed
 )
 
 // Limits that keep one run within reason.

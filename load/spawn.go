@@ -43,7 +43,7 @@ type spawnOptions struct {
 	// routes adds a published collection (PublishedCollection) and a
 	// route into it from the inbound collection, as the demo topology has.
 	routes bool
-	logf                  func(format string, args ...any)
+	logf   func(format string, args ...any)
 }
 
 // spawned is a gateway bench started as a child process. Its methods are
