@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -24,6 +25,6 @@ func writeManifestRecord(b *bytes.Buffer, o *store.Object) {
 	b.WriteString(`,"date_added":"`)
 	b.WriteString(formatDateAdded(o.DateAdded))
 	b.WriteString(`","version":"`)
-	b.WriteString(versionString(o))
+	b.WriteString(gateway.VersionString(o))
 	b.WriteString(`","media_type":"` + stixMediaType + `"}`)
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
-	"github.com/ctigate/ctigate/server"
+	ctgateway "github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/bolt"
@@ -90,7 +90,7 @@ func TestLoadMarkingsAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	loaded, err := server.LoadMarkings(context.Background(), st, cfg)
+	loaded, err := ctgateway.LoadMarkings(context.Background(), st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v4"
 
-	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -149,13 +148,4 @@ func writePage(c echo.Context, page store.Page, member string, item func(*bytes.
 	buf.WriteByte('}')
 	dateAddedHeaders(c, page.Objects)
 	return writeBody(c, http.StatusOK, buf.Bytes())
-}
-
-// versionString is the TAXII version of a stored object: its modified (or
-// created) timestamp, or its date_added when it has neither.
-func versionString(o *store.Object) string {
-	if o.Version.IsZero() {
-		return stix.FormatTimestamp(o.DateAdded)
-	}
-	return stix.FormatTimestamp(o.Version)
 }

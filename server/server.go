@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -19,6 +20,7 @@ import (
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
@@ -97,6 +99,7 @@ type Server struct {
 	rootsByID map[string]*apiRoot
 	routes    map[string]*policy.Route // by the id of the collection a route publishes into
 	access    *access.Policy           // who may read and write what: every handler asks it
+	ingest    *gateway.Ingester        // what happens to what is posted
 
 	onIngestSpan func(ctx context.Context, collection string, first, last time.Time)
 	ready        func(ctx context.Context) error
@@ -174,6 +177,16 @@ func New(opts Options) *Server {
 	for _, r := range routes {
 		s.routes[r.ID()] = r
 	}
+	s.ingest = &gateway.Ingester{Store: s.store, Markings: s.markings, Routes: s.routes, Clock: s.now, Tracer: s.tracer,
+		Stored: func(ctx context.Context, collection string, res []store.AddResult) {
+			s.ingestSpan(ctx, collection, res) // before waking fan-out, so that it can link to this request
+			if s.onIngest != nil && slices.ContainsFunc(res, func(r store.AddResult) bool { return !r.Existed }) {
+				s.onIngest(collection)
+			}
+		}}
+	if s.ledger != nil {
+		s.ingest.Ledger = s.ledger
+	}
 	s.echo = s.routeTable()
 	return s
 }
@@ -193,32 +206,3 @@ func (s *Server) Routes() []Route {
 
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
-
-// LoadMarkings builds the marking registry from the marking definitions
-// stored in the configured collections, so that definitions producers
-// posted are known again after a restart.
-func LoadMarkings(ctx context.Context, st Store, cfg *config.Config) (*stix.Markings, error) {
-	m := stix.NewMarkings()
-	for _, r := range cfg.APIRoots {
-		for _, c := range r.Collections {
-			q := store.Query{Types: []string{"marking-definition"}, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 1000}
-			for {
-				page, err := st.Objects(ctx, c.ID, q)
-				if err != nil {
-					return nil, err
-				}
-				for _, o := range page.Objects {
-					// Definitions refused at ingest are not stored, so an
-					// error here means a stored one is no longer trusted
-					// (say, by a newer build): leave it unknown.
-					_ = m.Of(o.Producer).Add(o.Raw)
-				}
-				if !page.More {
-					break
-				}
-				q.Next = page.Next
-			}
-		}
-	}
-	return m, nil
-}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
@@ -22,11 +21,7 @@ import (
 
 // Span names (children of the HTTP server span).
 const (
-	spanDecode    = "stix.decode"           // envelope decoding and per-object validation
-	spanMarkings  = "stix.resolve_markings" // marking resolution, canonical hash, route guard
-	spanStoreAdd  = "store.add_objects"     // the inbound write
-	spanStoreStat = "store.put_status"      // the status resource
-	spanStoreRead = "store.objects"         // a page read (objects, manifest, versions)
+	spanStoreRead = "store.objects" // a page read (objects, manifest, versions)
 	scopeServer   = telemetry.ScopeName + "/server"
 )
 
@@ -122,12 +117,6 @@ func endSpan(span trace.Span, err error) {
 	}
 	span.End()
 }
-
-// rejectReason is the metric reason of an object refused at ingest: the
-// kind of its error, a bounded set.
-func rejectReason(err error) string { return ctigate.KindOf(err).String() }
-
-var attrObjects = attribute.Key("ctigate.objects")
 
 // served records the objects a consumer read.
 func (s *Server) served(c echo.Context, n int) {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -19,7 +20,7 @@ func (s *Server) getVersions(c echo.Context) error {
 	}
 	return writePage(c, page, "versions", func(b *bytes.Buffer, o *store.Object) {
 		b.WriteByte('"')
-		b.WriteString(versionString(o))
+		b.WriteString(gateway.VersionString(o))
 		b.WriteByte('"')
 	})
 }

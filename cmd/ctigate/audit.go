@@ -22,8 +22,8 @@ import (
 
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
-	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/bolt"
 )
@@ -370,7 +370,7 @@ func runAuditEvidence(ctx context.Context, args []string, getenv func(string) st
 	if id == "" {
 		return errors.New("audit evidence: --object is required")
 	}
-	src := server.EvidenceSource{Store: st, Ledger: st, Config: cfg}
+	src := gateway.EvidenceSource{Store: st, Ledger: st, Config: cfg}
 	if cfg.Custody.SigningKeyFile != "" {
 		key, err := loadSigningKey(cfg.Custody.SigningKeyFile)
 		if err != nil {
@@ -380,7 +380,7 @@ func runAuditEvidence(ctx context.Context, args []string, getenv func(string) st
 	} else {
 		fmt.Fprintln(stderr, "audit evidence: no custody.signing_key_file: the package is covered only by checkpoints already in the ledger")
 	}
-	ev, err := server.BuildEvidence(ctx, src, id, true)
+	ev, err := gateway.BuildEvidence(ctx, src, id, true)
 	if err != nil {
 		return err
 	}

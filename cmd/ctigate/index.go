@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/search"
-	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/store/bolt"
 )
 
@@ -58,7 +58,7 @@ func runIndex(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("index rebuild: %w (stop the gateway first)", err)
 	}
 	defer ix.Close()
-	markings, err := server.LoadMarkings(ctx, st, cfg)
+	markings, err := gateway.LoadMarkings(ctx, st, cfg)
 	if err != nil {
 		return fmt.Errorf("loading marking definitions: %w", err)
 	}

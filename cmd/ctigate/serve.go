@@ -24,6 +24,7 @@ import (
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/fanout"
+	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/retention"
 	"github.com/ctigate/ctigate/search"
@@ -122,7 +123,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer st.Close()
 
-	markings, err := server.LoadMarkings(ctx, st, cfg)
+	markings, err := gateway.LoadMarkings(ctx, st, cfg)
 	if err != nil {
 		return fmt.Errorf("loading marking definitions: %w", err)
 	}

@@ -1,11 +1,10 @@
-package server
+package gateway
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/ctigate/ctigate"
-	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 )
@@ -20,13 +19,13 @@ import (
 type routeGuard struct {
 	route    *policy.Route // nil: the collection has no route
 	producer string
-	decider  *gateway.Decider // what the route has published, and this request admitted
+	decider  *Decider // what the route has published, and this request admitted
 }
 
-func (s *Server) newRouteGuard(ctx context.Context, col *collection, producer string) *routeGuard {
-	g := &routeGuard{route: s.routes[col.cfg.ID], producer: producer}
+func (in *Ingester) newRouteGuard(ctx context.Context, collection, producer string) *routeGuard {
+	g := &routeGuard{route: in.Routes[collection], producer: producer}
 	if g.route != nil {
-		g.decider = &gateway.Decider{Markings: s.markings, Route: g.route, Now: s.now(), Holds: gateway.StoreHolds(ctx, s.store, col.cfg.ID, "")}
+		g.decider = &Decider{Markings: in.Markings, Route: g.route, Now: in.Clock(), Holds: StoreHolds(ctx, in.Store, collection, "")}
 	}
 	return g
 }
@@ -36,7 +35,7 @@ func (g *routeGuard) check(it *stix.Item, res stix.Resolution, hash [32]byte) er
 	if g.route == nil {
 		return nil
 	}
-	d, err := g.decider.Evaluate(gateway.Object{Raw: it.Raw, Type: it.Object.Type, ID: it.Object.ID, Producer: g.producer}, res, hash)
+	d, err := g.decider.Evaluate(Object{Raw: it.Raw, Type: it.Object.Type, ID: it.Object.ID, Producer: g.producer}, res, hash)
 	if err != nil {
 		return err
 	}

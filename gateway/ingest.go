@@ -1,0 +1,286 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/stix"
+	"github.com/ctigate/ctigate/store"
+)
+
+// Span names of one ingest (children of the request's span).
+const (
+	SpanDecode    = "stix.decode"           // envelope decoding and per-object validation
+	SpanMarkings  = "stix.resolve_markings" // marking resolution, canonical hash, route guard
+	SpanStoreAdd  = "store.add_objects"     // the inbound write
+	SpanStoreStat = "store.put_status"      // the status resource
+)
+
+var attrObjects = attribute.Key("ctigate.objects")
+
+// IngestStore is what ingest needs of the store.
+type IngestStore interface {
+	AddObjects(ctx context.Context, collection string, objs []store.Object) ([]store.AddResult, error)
+	Objects(ctx context.Context, collection string, q store.Query) (store.Page, error)
+	PutStatus(ctx context.Context, s store.Status) error
+}
+
+// Ledger is where ingest records what it refuses.
+type Ledger interface {
+	AppendEntries(ctx context.Context, entries []custody.Entry) ([]custody.Entry, error)
+}
+
+// Ingester takes envelopes into collections: decode and validate, resolve
+// markings with the submitting organisation's registry, hash, hold writes
+// into a route's collection to the route, store with the custody record,
+// and write the receipts (a TAXII status). The HTTP layer calls it; so
+// will every other way objects come in.
+type Ingester struct {
+	Store    IngestStore
+	Ledger   Ledger // nil: rejections are not recorded
+	Markings *stix.Markings
+	// Routes are the routes by the id of the collection each publishes
+	// into: a direct write there must be one the route would publish
+	// unchanged.
+	Routes map[string]*policy.Route
+	Clock  func() time.Time
+	Tracer trace.Tracer
+	// Stored, when set, is called with the request's context and the
+	// results after new versions are stored (to wake fan-out and link
+	// its spans).
+	Stored func(ctx context.Context, collection string, res []store.AddResult)
+}
+
+// Actor is who submits: the authenticated user and organisation. It
+// decides what custody records and whose marking definitions apply.
+type Actor = store.Actor
+
+// Target is the collection an envelope is posted to.
+type Target struct {
+	APIRoot    string
+	Collection string // its id
+}
+
+// Outcome is what an ingest did, for the caller's metrics.
+type Outcome struct {
+	Status   store.Status
+	Received int            // objects in the envelope
+	Rejected map[string]int // refusals by kind
+	Failed   string         // with an error: the store operation that failed ("add_objects", "put_status"), if one did
+}
+
+// Ingest takes the envelope body posted by actor into target. Invalid
+// objects fail only themselves; the status resource is stored and
+// returned (complete). An error means nothing of the envelope was stored
+// (or, after the store, that the status could not be).
+func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body []byte) (Outcome, error) {
+	tracer := in.Tracer
+	if tracer == nil {
+		tracer = noop.NewTracerProvider().Tracer("")
+	}
+	received := in.Clock().UTC()
+	_, span := tracer.Start(ctx, SpanDecode)
+	items, err := stix.DecodeEnvelope(body)
+	span.SetAttributes(attrObjects.Int(len(items)))
+	endSpan(span, err)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out := Outcome{Received: len(items), Rejected: map[string]int{}}
+	st := store.Status{
+		ID:               uuid.NewString(),
+		APIRoot:          target.APIRoot,
+		Collection:       target.Collection,
+		Owner:            actor.User,
+		Status:           "complete",
+		RequestTimestamp: received,
+		TotalCount:       len(items),
+	}
+	markings := in.Markings.Of(actor.Org)
+	// Marking definitions join the organisation's registry first, so that
+	// an object may refer to one defined later in the same envelope (as
+	// the dry run and fan-out read them).
+	refused := map[int]error{}
+	_, span = tracer.Start(ctx, SpanMarkings)
+	for i := range items {
+		if it := &items[i]; it.Err == nil && it.Object.Type == "marking-definition" {
+			if err := markings.Add(it.Raw); err != nil && ctigate.KindOf(err) != ctigate.Unsupported {
+				refused[i] = err
+			}
+		}
+	}
+	guard := in.newRouteGuard(ctx, target.Collection, actor.Org)
+	var rejected []custody.Entry // what the ledger records of the failures
+	objs := make([]store.Object, 0, len(items))
+	notes := make([]string, 0, len(items)) // how the gateway read each object's markings
+	reject := func(id, version string, raw []byte, err error) {
+		st.Failures = append(st.Failures, store.StatusDetail{ID: id, Version: version, Message: ctigate.MessageOf(err)})
+		out.Rejected[ctigate.KindOf(err).String()]++
+		rejected = append(rejected, rejectedEntry(actor, target.Collection, st.ID, id, version, raw, err))
+	}
+	for i := range items {
+		it := &items[i]
+		if it.Err == nil {
+			it.Err = refused[i]
+		}
+		if it.Err != nil {
+			reject(failureID(it), it.Version, it.Raw, it.Err)
+			continue
+		}
+		o, note, err := admit(it, markings, guard)
+		if err != nil {
+			reject(it.ID, it.Version, it.Raw, err)
+			continue
+		}
+		o.Producer = actor.Org
+		objs = append(objs, o)
+		notes = append(notes, note)
+	}
+	span.End()
+	// Rejections are recorded before what is stored, so that they precede
+	// the decisions fan-out makes about the rest of the envelope.
+	if in.Ledger != nil && len(rejected) > 0 {
+		if _, err := in.Ledger.AppendEntries(ctx, rejected); err != nil {
+			return out, err
+		}
+		rejected = rejected[:0]
+	}
+	if len(objs) > 0 {
+		sctx, span := tracer.Start(store.WithActor(ctx, actor), SpanStoreAdd)
+		span.SetAttributes(attrObjects.Int(len(objs)))
+		res, err := in.Store.AddObjects(sctx, target.Collection, objs)
+		endSpan(span, err)
+		if err != nil {
+			out.Failed = "add_objects"
+			return out, err
+		}
+		if in.Stored != nil {
+			in.Stored(ctx, target.Collection, res)
+		}
+		for j, r := range res {
+			o := &objs[j]
+			d := store.StatusDetail{ID: o.ID, Version: VersionString(&store.Object{Version: o.Version, DateAdded: r.DateAdded})}
+			// The message is the producer's receipt: how the gateway read
+			// the markings, and the SHA-256 of the RFC 8785 canonical form
+			// of what is stored. The collection holds only the actor's
+			// organisation's objects (config.Validate), so a repeat or a
+			// conflict is with the organisation's own submission.
+			switch {
+			case !r.Existed:
+				d.Message = fmt.Sprintf("added; %s; sha256 %x", notes[j], o.Hash)
+			case r.Hash == o.Hash || r.Hash == ([32]byte{}):
+				d.Message = fmt.Sprintf("already stored; %s; sha256 %x", notes[j], o.Hash)
+			default:
+				// Same id and modified, different content: STIX requires a
+				// new modified for every change, and the evidence already
+				// stored must not be silently shadowed.
+				d.Message = fmt.Sprintf("conflict: a different object with this id and version is already stored (sha256 %x); "+
+					"change modified to publish a new version", r.Hash)
+				st.Failures = append(st.Failures, d)
+				out.Rejected["conflict"]++
+				e := rejectedEntry(actor, target.Collection, st.ID, o.ID, d.Version, nil, nil)
+				e.SHA256, e.Reason = custody.HexHash(o.Hash), "conflict"
+				e.Detail += fmt.Sprintf("; a different object with this id and version is stored (sha256 %x)", r.Hash)
+				rejected = append(rejected, e)
+				continue
+			}
+			st.Successes = append(st.Successes, d)
+		}
+	}
+	if in.Ledger != nil && len(rejected) > 0 {
+		if _, err := in.Ledger.AppendEntries(ctx, rejected); err != nil {
+			return out, err
+		}
+	}
+	sctx, span := tracer.Start(ctx, SpanStoreStat)
+	err = in.Store.PutStatus(sctx, st)
+	endSpan(span, err)
+	out.Status = st
+	if err != nil {
+		out.Failed = "put_status"
+	}
+	return out, err
+}
+
+// rejectedEntry is the ledger's record of an object refused at ingest:
+// its id and version as sent, the kind of error, the status resource that
+// holds the message (messages may quote the object, and auditors see no
+// content), and the canonical hash of its bytes when they have one.
+func rejectedEntry(actor Actor, collection, status, id, version string, raw []byte, err error) custody.Entry {
+	e := custody.Entry{Action: custody.Rejected, User: actor.User, Org: actor.Org, ObjectID: id, ObjectVersion: version,
+		Collection: collection, Detail: "status " + status}
+	if err != nil {
+		e.Reason = ctigate.KindOf(err).String()
+	}
+	if len(raw) > 0 {
+		if h, err := stix.Hash(raw); err == nil {
+			e.SHA256 = custody.HexHash(h)
+		}
+	}
+	return e
+}
+
+// admit prepares one valid object for the store: its markings are
+// resolved (granular selectors must select something) and its canonical
+// hash computed, in one pass; a write into a routed collection must pass
+// the route unchanged. note says how its markings were read, for the
+// producer's receipt.
+func admit(it *stix.Item, markings *stix.Markings, guard *routeGuard) (o store.Object, note string, err error) {
+	res, hash, err := markings.ResolveHash(it.Raw)
+	if err != nil {
+		return o, "", err
+	}
+	if err := guard.check(it, res, hash); err != nil {
+		return o, "", err
+	}
+	note = res.TLP.String()
+	if len(res.Unknown) > 0 {
+		note += fmt.Sprintf(" (unknown markings: %s)", strings.Join(res.Unknown, ", "))
+	}
+	if len(res.Granular) > 0 {
+		note += fmt.Sprintf(", %d granular markings", len(res.Granular))
+	}
+	return store.Object{
+		ID: it.Object.ID, Type: it.Object.Type, SpecVersion: it.Object.SpecVersion,
+		Version: it.Object.Version, Raw: it.Raw, Hash: hash,
+	}, note, nil
+}
+
+// failureID names a rejected object in a status resource: its id when it
+// had a usable one, else its position in the envelope.
+func failureID(it *stix.Item) string {
+	if it.ID != "" {
+		return it.ID
+	}
+	return "objects[" + strconv.Itoa(it.Index) + "]"
+}
+
+// VersionString is the TAXII version of a stored object: its modified (or
+// created) timestamp, or its date_added when it has neither.
+func VersionString(o *store.Object) string {
+	if o.Version.IsZero() {
+		return stix.FormatTimestamp(o.DateAdded)
+	}
+	return stix.FormatTimestamp(o.Version)
+}
+
+// endSpan ends span, marking it failed with the kind of err (never its
+// message, which may quote content).
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, ctigate.KindOf(err).String())
+	}
+	span.End()
+}
