@@ -62,6 +62,11 @@ type Options struct {
 	Store store.Store
 	// Routes are the routes to fill.
 	Routes []*policy.Route
+	// Current, when set, is the configuration in force, whose routes each
+	// pass fills instead of Routes (a replaced snapshot applies from the
+	// next pass; a route whose policy changed starts over under its new
+	// version, as at a restart).
+	Current *gateway.Current
 	// Markings knows the marking definitions (the server's registry).
 	// Default: TLP only.
 	Markings *stix.Markings
@@ -103,6 +108,7 @@ type Options struct {
 type Worker struct {
 	st       store.Store
 	routes   []*policy.Route
+	current  *gateway.Current
 	markings *stix.Markings
 	log      *slog.Logger
 	clock    func() time.Time
@@ -125,7 +131,7 @@ type Worker struct {
 // New returns a Worker; start it with Run.
 func New(opts Options) *Worker {
 	w := &Worker{
-		st: opts.Store, routes: opts.Routes, markings: opts.Markings, log: opts.Logger,
+		st: opts.Store, routes: opts.Routes, current: opts.Current, markings: opts.Markings, log: opts.Logger,
 		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize,
 		lease: opts.Lease, leaseTTL: opts.LeaseTTL, publish: opts.OnPublish,
 		wake: make(chan struct{}, 1), warned: map[string]bool{},
@@ -188,7 +194,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	defer w.mu.Unlock()
 	total := 0
 	var errs []error
-	for _, r := range w.routes {
+	for _, r := range w.liveRoutes() {
 		for _, src := range r.Sources() {
 			n, err := w.drain(ctx, r, src)
 			total += n
@@ -198,6 +204,15 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 		}
 	}
 	return total, errors.Join(errs...)
+}
+
+// liveRoutes are the routes in force: those of the current snapshot, or
+// the fixed ones.
+func (w *Worker) liveRoutes() []*policy.Route {
+	if w.current != nil {
+		return w.current.Load().Routes
+	}
+	return w.routes
 }
 
 // CheckpointName is the name of the checkpoint of route r over source src.

@@ -161,7 +161,7 @@ func (w *Worker) Running(context.Context) error {
 func (w *Worker) Backlog(ctx context.Context) []telemetry.Backlog {
 	now := w.clock()
 	var out []telemetry.Backlog
-	for _, r := range w.routes {
+	for _, r := range w.liveRoutes() {
 		for _, src := range r.Sources() {
 			b := telemetry.Backlog{Route: r.Name(), Source: src}
 			cp, err := w.st.Checkpoint(ctx, CheckpointName(r, src))

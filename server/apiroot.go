@@ -30,7 +30,7 @@ func (s *Server) getAPIRoot(c echo.Context) error {
 }
 
 func (s *Server) apiRoot(c echo.Context) (*apiRoot, error) {
-	r := s.rootsByID[c.Param("root")]
+	r := s.viewOf(c).rootsByID[c.Param("root")]
 	if r == nil {
 		return nil, ctigate.E("server", ctigate.NotFound, "no such API root")
 	}

@@ -107,7 +107,7 @@ func (s *Server) getLedgerEntries(c echo.Context) error {
 	es, next, err := visiblePage(q.After, limit, func(after uint64) ([]custody.Entry, error) {
 		q.After = after
 		return s.ledger.LedgerEntries(c.Request().Context(), q)
-	}, func(e *custody.Entry) uint64 { return e.Seq }, func(e *custody.Entry) bool { return s.access.SeesEntry(u, e) })
+	}, func(e *custody.Entry) uint64 { return e.Seq }, func(e *custody.Entry) bool { return s.viewOf(c).access.SeesEntry(u, e) })
 	if err != nil {
 		return err
 	}
@@ -181,7 +181,7 @@ func (s *Server) getLedgerExport(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	u := userOf(c)
-	elide := func(e *custody.Entry) bool { return !s.access.SeesEntry(u, e) }
+	elide := func(e *custody.Entry) bool { return !s.viewOf(c).access.SeesEntry(u, e) }
 	page := store.LedgerQuery{After: q.After, Through: q.Through, Limit: store.MaxLedgerLimit}
 	es, err := s.ledger.LedgerEntries(ctx, page)
 	if err != nil {
@@ -221,9 +221,9 @@ func (s *Server) getEvidence(c echo.Context) error {
 	}
 	u := userOf(c)
 	ev, err := gateway.BuildEvidence(c.Request().Context(), gateway.EvidenceSource{
-		Store: s.store, Ledger: s.ledger, Config: s.cfg, Checkpoints: s.checkpoints, Now: s.now,
-		Sees:        func(e *custody.Entry) bool { return s.access.SeesEntry(u, e) },
-		Collections: func(id string) bool { return s.access.AuditsCollection(u, id) },
+		Store: s.store, Ledger: s.ledger, Config: s.viewOf(c).cfg, Checkpoints: s.checkpoints, Now: s.now,
+		Sees:        func(e *custody.Entry) bool { return s.viewOf(c).access.SeesEntry(u, e) },
+		Collections: func(id string) bool { return s.viewOf(c).access.AuditsCollection(u, id) },
 	}, c.Param("object"), false)
 	if err != nil {
 		return err

@@ -32,7 +32,7 @@ func (s *Server) getCollections(c echo.Context) error {
 	u := userOf(c)
 	var out collectionsResource
 	for _, col := range r.collections {
-		rd, wr := s.access.CanRead(u, col.cfg.ID), s.access.CanWrite(u, col.cfg.ID)
+		rd, wr := s.viewOf(c).access.CanRead(u, col.cfg.ID), s.viewOf(c).access.CanWrite(u, col.cfg.ID)
 		if rd || wr {
 			out.Collections = append(out.Collections, col.describe(rd, wr))
 		}
@@ -47,7 +47,7 @@ func (s *Server) getCollection(c echo.Context) error {
 		return err
 	}
 	u := userOf(c)
-	return writeJSON(c, http.StatusOK, col.describe(s.access.CanRead(u, col.cfg.ID), s.access.CanWrite(u, col.cfg.ID)))
+	return writeJSON(c, http.StatusOK, col.describe(s.viewOf(c).access.CanRead(u, col.cfg.ID), s.viewOf(c).access.CanWrite(u, col.cfg.ID)))
 }
 
 func (col *collection) describe(canRead, canWrite bool) collectionResource {
@@ -87,7 +87,7 @@ func (s *Server) collection(c echo.Context, need needs) (*collection, error) {
 		return nil, errNoCollection
 	}
 	u := userOf(c)
-	rd, wr := s.access.CanRead(u, col.cfg.ID), s.access.CanWrite(u, col.cfg.ID)
+	rd, wr := s.viewOf(c).access.CanRead(u, col.cfg.ID), s.viewOf(c).access.CanWrite(u, col.cfg.ID)
 	switch {
 	case !rd && !wr:
 		return nil, errNoCollection

@@ -79,7 +79,7 @@ func (s *Server) getDecisions(c echo.Context) error {
 		q.After = after
 		return s.store.Decisions(c.Request().Context(), q)
 	}, func(d *store.Decision) uint64 { return d.Seq }, func(d *store.Decision) bool {
-		return s.access.SeesRecord(u, access.Record{Action: d.Action, Collection: d.Collection, Source: d.Source})
+		return s.viewOf(c).access.SeesRecord(u, access.Record{Action: d.Action, Collection: d.Collection, Source: d.Source})
 	})
 	if err != nil {
 		return err

@@ -17,17 +17,17 @@ type discoveryResource struct {
 // getDiscovery serves GET /taxii2/ (TAXII 2.1 §4.1).
 func (s *Server) getDiscovery(c echo.Context) error {
 	d := discoveryResource{
-		Title:       s.discovery.Title,
-		Description: s.discovery.Description,
-		Contact:     s.discovery.Contact,
+		Title:       s.viewOf(c).discovery.Title,
+		Description: s.viewOf(c).discovery.Description,
+		Contact:     s.viewOf(c).discovery.Contact,
 	}
 	if d.Title == "" {
 		d.Title = "ctigate"
 	}
-	if s.discovery.Default != "" {
-		d.Default = "/" + s.discovery.Default + "/"
+	if s.viewOf(c).discovery.Default != "" {
+		d.Default = "/" + s.viewOf(c).discovery.Default + "/"
 	}
-	for _, r := range s.roots {
+	for _, r := range s.viewOf(c).roots {
 		d.APIRoots = append(d.APIRoots, "/"+r.cfg.Name+"/")
 	}
 	return writeJSON(c, http.StatusOK, d)

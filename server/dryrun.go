@@ -37,12 +37,12 @@ func (s *Server) postDryRun(c echo.Context) error {
 	if u == nil || !(u.HasRole("producer") || u.HasRole("policy-admin")) {
 		return errCannotDryRun
 	}
-	route, col := s.routeNamed(c.Param("route"))
+	route, col := s.viewOf(c).routeNamed(c.Param("route"))
 	if route == nil {
 		return errNoRoute
 	}
 	producer, seen := u.Organisation, u.Organisation
-	if s.access.AllOrganisations(u) {
+	if s.viewOf(c).access.AllOrganisations(u) {
 		seen = ""
 		if p, ok := c.QueryParams()["producer"]; ok {
 			producer = strings.Join(p, "")
@@ -71,9 +71,9 @@ func (s *Server) postDryRun(c echo.Context) error {
 
 // routeNamed returns the route named name, or publishing into the
 // collection whose id or alias name is, with that collection.
-func (s *Server) routeNamed(name string) (*policy.Route, *collection) {
-	for id, r := range s.routes {
-		for _, root := range s.roots {
+func (v *view) routeNamed(name string) (*policy.Route, *collection) {
+	for id, r := range v.routes {
+		for _, root := range v.roots {
 			col := root.byKey[id]
 			if col == nil {
 				continue

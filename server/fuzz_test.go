@@ -18,14 +18,14 @@ func FuzzParseQuery(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	s := &Server{paging: config.Paging{DefaultLimit: 100, MaxLimit: 500}}
+	s, paging := &Server{}, config.Paging{DefaultLimit: 100, MaxLimit: 500}
 	f.Fuzz(func(t *testing.T, raw string) {
 		v, err := url.ParseQuery(raw)
 		if err != nil {
 			return
 		}
 		for _, allow := range []params{paramsObjects, paramsObject, paramsVersions, paramsDelete} {
-			q, err := s.parseQuery(v, allow)
+			q, err := s.parseQuery(paging, v, allow)
 			if err != nil {
 				continue
 			}

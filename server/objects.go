@@ -31,7 +31,7 @@ func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query
 	if err != nil {
 		return nil, store.Page{}, err
 	}
-	q, err := s.parseQuery(c.QueryParams(), allow)
+	q, err := s.parseQuery(s.viewOf(c).paging, c.QueryParams(), allow)
 	if err != nil {
 		return nil, store.Page{}, err
 	}
@@ -105,10 +105,10 @@ func (s *Server) deleteObject(c echo.Context) error {
 		return err
 	}
 	u := userOf(c)
-	if !s.access.CanDelete(u, col.cfg.ID) {
+	if !s.viewOf(c).access.CanDelete(u, col.cfg.ID) {
 		return ctigate.E("server", ctigate.Forbidden, "deleting needs read and write access to the collection")
 	}
-	q, err := s.parseQuery(c.QueryParams(), paramsDelete)
+	q, err := s.parseQuery(s.viewOf(c).paging, c.QueryParams(), paramsDelete)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (s *Server) addObjects(c echo.Context) error {
 		return err
 	}
 	u := userOf(c)
-	out, err := s.ingest.Ingest(req.Context(), gateway.Actor{User: u.Name, Org: u.Organisation},
+	out, err := s.viewOf(c).ingest.Ingest(req.Context(), gateway.Actor{User: u.Name, Org: u.Organisation},
 		gateway.Target{APIRoot: col.root.cfg.Name, Collection: col.cfg.ID}, body)
 	if err != nil {
 		if out.Failed != "" {

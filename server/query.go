@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ctigate/ctigate/stix"
+	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -32,8 +33,8 @@ const (
 
 // parseQuery reads the filters of one endpoint. Parameters the endpoint
 // does not define are ignored (§3.4.1 allows it); malformed ones are 400.
-func (s *Server) parseQuery(v url.Values, allow params) (store.Query, error) {
-	q := store.Query{Limit: s.paging.DefaultLimit}
+func (s *Server) parseQuery(paging config.Paging, v url.Values, allow params) (store.Query, error) {
+	q := store.Query{Limit: paging.DefaultLimit}
 	one := func(name string) (string, bool, error) {
 		vals := v[name]
 		switch len(vals) {
@@ -82,7 +83,7 @@ func (s *Server) parseQuery(v url.Values, allow params) (store.Query, error) {
 			if err != nil || n < 1 {
 				return q, invalidf("limit: %q is not a positive integer", s2)
 			}
-			q.Limit = min(n, s.paging.MaxLimit)
+			q.Limit = min(n, paging.MaxLimit)
 		}
 	}
 	if allow&pNext != 0 {

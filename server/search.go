@@ -119,9 +119,9 @@ func (s *Server) getSearch(c echo.Context) error {
 		q.Limit = min(n, search.MaxLimit)
 	}
 	colls := map[string]*collection{}
-	for _, r := range s.roots {
+	for _, r := range s.viewOf(c).roots {
 		for _, col := range r.collections {
-			if s.access.CanRead(u, col.cfg.ID) {
+			if s.viewOf(c).access.CanRead(u, col.cfg.ID) {
 				q.Collections = append(q.Collections, col.cfg.ID)
 				colls[col.cfg.ID] = col
 			}

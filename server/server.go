@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -81,6 +82,10 @@ type Options struct {
 	}
 	// Search answers GET /api/v1/search; nil makes it unavailable.
 	Search Searcher
+	// Current, when set, is the configuration in force (and Config is
+	// ignored): replacing its snapshot changes what the server serves
+	// from the next request on.
+	Current *gateway.Current
 }
 
 // Server serves the TAXII 2.1 API.
@@ -93,6 +98,27 @@ type Server struct {
 	search    Searcher
 	log       *slog.Logger
 	now       func() time.Time
+	current   *gateway.Current     // the configuration in force
+	views     atomic.Pointer[view] // what the server made of it
+
+	onIngestSpan func(ctx context.Context, collection string, first, last time.Time)
+	ready        func(ctx context.Context) error
+	tracer       trace.Tracer
+	metrics      *telemetry.Metrics
+	otelHandler  http.Handler
+	ledger       Ledger
+	checkpoints  interface {
+		Sign(ctx context.Context) (custody.Head, error)
+	}
+}
+
+// view is what the server makes of one configuration snapshot: its API
+// roots and collections, its routes, its access rules and the ingester
+// that holds writes to them. A request pins one view (viewOf), so it never
+// mixes two versions of the configuration.
+type view struct {
+	snap      *gateway.Snapshot
+	cfg       *config.Config
 	discovery config.Discovery
 	paging    config.Paging
 	roots     []*apiRoot
@@ -100,17 +126,6 @@ type Server struct {
 	routes    map[string]*policy.Route // by the id of the collection a route publishes into
 	access    *access.Policy           // who may read and write what: every handler asks it
 	ingest    *gateway.Ingester        // what happens to what is posted
-
-	onIngestSpan func(ctx context.Context, collection string, first, last time.Time)
-	ready        func(ctx context.Context) error
-	tracer       trace.Tracer
-	metrics      *telemetry.Metrics
-	otelHandler  http.Handler
-	cfg          *config.Config
-	ledger       Ledger
-	checkpoints  interface {
-		Sign(ctx context.Context) (custody.Head, error)
-	}
 }
 
 type apiRoot struct {
@@ -124,25 +139,31 @@ type collection struct {
 	root *apiRoot
 }
 
-// New builds a Server from validated configuration.
+// New builds a Server from validated configuration, or from the snapshot
+// in force in opts.Current when set (which may then be replaced while the
+// server runs).
 func New(opts Options) *Server {
 	s := &Server{
-		store:     opts.Store,
-		auth:      opts.Auth,
-		markings:  opts.Markings,
-		onIngest:  opts.OnIngest,
-		search:    opts.Search,
-		log:       opts.Logger,
-		now:       opts.Clock,
-		discovery: opts.Config.Discovery,
-		paging:    opts.Config.Paging,
-		rootsByID: map[string]*apiRoot{},
-		routes:    map[string]*policy.Route{},
-		access:    access.New(opts.Config),
+		store:    opts.Store,
+		auth:     opts.Auth,
+		markings: opts.Markings,
+		onIngest: opts.OnIngest,
+		search:   opts.Search,
+		log:      opts.Logger,
+		now:      opts.Clock,
+		current:  opts.Current,
 
-		cfg:         opts.Config,
 		ledger:      opts.Ledger,
 		checkpoints: opts.Checkpoints,
+	}
+	if s.current == nil {
+		// Validated configuration compiles; one that did not would be a
+		// bug, and failing closed means refusing to serve.
+		cur, err := gateway.NewCurrent(opts.Config)
+		if err != nil {
+			panic(fmt.Sprintf("server.New: a validated configuration does not compile: %v", err))
+		}
+		s.current = cur
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -154,8 +175,23 @@ func New(opts Options) *Server {
 		s.markings = stix.NewMarkings()
 	}
 	s.onIngestSpan, s.ready = opts.OnIngestSpan, opts.Ready
-	s.initTelemetry(opts.Config.Listen, opts.TracerProvider, opts.MeterProvider, opts.Propagator)
-	for _, rc := range opts.Config.APIRoots {
+	s.initTelemetry(s.current.Load().Config.Listen, opts.TracerProvider, opts.MeterProvider, opts.Propagator)
+	s.view()
+	s.echo = s.routeTable()
+	return s
+}
+
+// view returns what the server made of the snapshot in force, making it
+// anew when the snapshot was replaced.
+func (s *Server) view() *view {
+	snap := s.current.Load()
+	if v := s.views.Load(); v != nil && v.snap == snap {
+		return v
+	}
+	cfg := snap.Config
+	v := &view{snap: snap, cfg: cfg, discovery: cfg.Discovery, paging: cfg.Paging,
+		rootsByID: map[string]*apiRoot{}, routes: map[string]*policy.Route{}, access: snap.Access}
+	for _, rc := range cfg.APIRoots {
 		r := &apiRoot{cfg: rc, byKey: map[string]*collection{}}
 		for _, cc := range rc.Collections {
 			c := &collection{cfg: cc, root: r}
@@ -165,19 +201,13 @@ func New(opts Options) *Server {
 				r.byKey[cc.Alias] = c
 			}
 		}
-		s.roots = append(s.roots, r)
-		s.rootsByID[rc.Name] = r
+		v.roots = append(v.roots, r)
+		v.rootsByID[rc.Name] = r
 	}
-	// Validated configuration compiles; a route that did not would be
-	// a bug, and failing closed means refusing the writes it guards.
-	routes, err := policy.CompileRoutes(opts.Config.Routes)
-	if err != nil {
-		panic(fmt.Sprintf("server.New: routes of a validated configuration do not compile: %v", err))
+	for _, r := range snap.Routes {
+		v.routes[r.ID()] = r
 	}
-	for _, r := range routes {
-		s.routes[r.ID()] = r
-	}
-	s.ingest = &gateway.Ingester{Store: s.store, Markings: s.markings, Routes: s.routes, Clock: s.now, Tracer: s.tracer,
+	v.ingest = &gateway.Ingester{Store: s.store, Markings: s.markings, Routes: v.routes, Clock: s.now, Tracer: s.tracer,
 		Stored: func(ctx context.Context, collection string, res []store.AddResult) {
 			s.ingestSpan(ctx, collection, res) // before waking fan-out, so that it can link to this request
 			if s.onIngest != nil && slices.ContainsFunc(res, func(r store.AddResult) bool { return !r.Existed }) {
@@ -185,10 +215,21 @@ func New(opts Options) *Server {
 			}
 		}}
 	if s.ledger != nil {
-		s.ingest.Ledger = s.ledger
+		v.ingest.Ledger = s.ledger
 	}
-	s.echo = s.routeTable()
-	return s
+	s.views.Store(v)
+	return v
+}
+
+// viewOf returns the view the request c is pinned to, pinning it to the
+// one in force on first use.
+func (s *Server) viewOf(c echo.Context) *view {
+	if v, ok := c.Get("ctigate.view").(*view); ok {
+		return v
+	}
+	v := s.view()
+	c.Set("ctigate.view", v)
+	return v
 }
 
 // Route is one entry of the HTTP surface: a method and a path template

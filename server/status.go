@@ -79,7 +79,7 @@ func (s *Server) getStatus(c echo.Context) error {
 	u := userOf(c)
 	if st.Owner != u.Name {
 		col := r.byKey[st.Collection]
-		if col == nil || !s.access.CanWrite(u, col.cfg.ID) {
+		if col == nil || !s.viewOf(c).access.CanWrite(u, col.cfg.ID) {
 			return errNoStatus
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -453,5 +454,84 @@ func TestTwoCSIRTsDemo(t *testing.T) {
 		if _, b := get("analyst", "/api/v1/search?value="+o.value); strings.Contains(b, o.id) {
 			t.Errorf("CERT-A's analyst finds CERT-B's %s indicator: %s", o.tlp, b)
 		}
+	}
+}
+
+// TestReloadOnSIGHUP: the configuration is read again on SIGHUP and put
+// in force at once for server and fan-out, through the one snapshot they
+// read: a route widened re-evaluates its history under the new policy
+// version; a reader removed loses access with the next request; the
+// ledger records the configuration loaded. A configuration that does not
+// load changes nothing.
+func TestReloadOnSIGHUP(t *testing.T) {
+	path := demoVariant(t, func(cfg map[string]any) {})
+	gw := startServe(t, nil, "--config", path, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+	client := &http.Client{Timeout: 10 * time.Second}
+	const id, value = "indicator--a2a2a2a2-0000-4000-8000-000000000001", "amber-reload.example"
+	if res, b, err := request(t, client, "POST", gw.base+inboundPath+"objects/", "cert-a",
+		[]byte(`{"objects":[`+isoIndicator(id, value, stix.TLP2Amber)+`]}`)); err != nil || res.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST: %v %v %s", res, err, b)
+	}
+	waitFor(t, "police read the AMBER indicator", 10*time.Second, func() bool {
+		_, b, _ := request(t, client, "GET", gw.base+lawEnforcementPath+"objects/", "police", nil)
+		return strings.Contains(string(b), id)
+	})
+	if _, b, _ := request(t, client, "GET", gw.base+judiciaryPath+"objects/", "prosecutor", nil); strings.Contains(string(b), id) {
+		t.Fatal("the prosecutor reads AMBER under a GREEN ceiling")
+	}
+	loaded := func() int {
+		_, b, _ := request(t, client, "GET", gw.base+"/api/v1/audit/entries?action=config-loaded", "auditor", nil)
+		return strings.Count(string(b), `"action":"config-loaded"`)
+	}
+	if n := loaded(); n != 1 {
+		t.Fatalf("%d config-loaded entries at start", n)
+	}
+
+	rewrite := func(edit func(cfg map[string]any)) {
+		t.Helper()
+		b, err := os.ReadFile(demoVariant(t, edit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rewrite(func(cfg map[string]any) {
+		for _, r := range cfgList(cfg, "routes") {
+			if r := r.(map[string]any); r["name"] == "judiciary" {
+				r["ceiling"] = "TLP:AMBER"
+			}
+		}
+		cfgCollection(cfg, "1dae5e88-4b59-4503-a9cf-2e649dd6544c")["readers"] = []any{"org:Prosecution Service"}
+	})
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload recorded", 10*time.Second, func() bool { return loaded() == 2 })
+	waitFor(t, "the prosecutor reads the AMBER indicator under the widened route", 10*time.Second, func() bool {
+		_, b, _ := request(t, client, "GET", gw.base+judiciaryPath+"objects/", "prosecutor", nil)
+		return strings.Contains(string(b), id)
+	})
+	if res, b, _ := request(t, client, "GET", gw.base+lawEnforcementPath+"objects/", "police", nil); res.StatusCode != http.StatusNotFound || strings.Contains(string(b), id) {
+		t.Errorf("police after being removed from the readers: %d %s", res.StatusCode, b)
+	}
+	if res, _, _ := request(t, client, "GET", gw.base+lawEnforcementPath+"objects/", "prosecutor", nil); res.StatusCode != http.StatusOK {
+		t.Errorf("prosecutor, now a reader of law-enforcement: %d", res.StatusCode)
+	}
+
+	// A configuration that does not load changes nothing.
+	if err := os.WriteFile(path, []byte("listen: [broken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // a reload that happened would be recorded by now
+	if n := loaded(); n != 2 {
+		t.Errorf("%d config-loaded entries after a broken configuration, want 2", n)
+	}
+	if res, _, _ := request(t, client, "GET", gw.base+judiciaryPath+"objects/", "prosecutor", nil); res.StatusCode != http.StatusOK {
+		t.Errorf("after the broken reload: %d", res.StatusCode)
 	}
 }

@@ -25,7 +25,6 @@ import (
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/fanout"
 	"github.com/ctigate/ctigate/gateway"
-	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/retention"
 	"github.com/ctigate/ctigate/search"
 	"github.com/ctigate/ctigate/server"
@@ -51,15 +50,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	// Flags are the last override, after the file and the environment.
-	cfg, err := config.Load(*cfgPath, func(k string) string {
-		switch {
-		case k == "CTIGATE_LISTEN" && *listen != "":
-			return *listen
-		case k == "CTIGATE_DATA_DIR" && *dataDir != "":
-			return *dataDir
-		}
-		return getenv(k)
-	})
+	loadConfig := func() (*config.Config, error) {
+		return config.Load(*cfgPath, func(k string) string {
+			switch {
+			case k == "CTIGATE_LISTEN" && *listen != "":
+				return *listen
+			case k == "CTIGATE_DATA_DIR" && *dataDir != "":
+				return *dataDir
+			}
+			return getenv(k)
+		})
+	}
+	cfg, err := loadConfig()
 	if err != nil {
 		return err
 	}
@@ -103,13 +105,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Warn("demo credentials in use; listening on loopback only", "users", strings.Join(demo, ","))
 	}
 
-	users := make([]auth.User, len(cfg.Users))
-	for i, u := range cfg.Users {
-		users[i] = auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256}
-	}
-	authn, err := auth.New(users, auth.Options{})
+	authn, err := newAuthn(cfg)
 	if err != nil {
-		return fmt.Errorf("config: users: %w", err)
+		return err
+	}
+	// The configuration in force: server and fan-out read it through one
+	// pointer, which SIGHUP replaces (reload.go).
+	current, err := gateway.NewCurrent(cfg)
+	if err != nil {
+		return err
 	}
 
 	tlsCfg, err := tlsConfig(cfg.TLS)
@@ -127,10 +131,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("loading marking definitions: %w", err)
 	}
-	routes, err := policy.CompileRoutes(cfg.Routes)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
+	routes := current.Load().Routes
 	// The custody ledger, which every backend keeps (a gateway never runs
 	// without its record): record the configuration, then sign the chain
 	// head periodically until the end.
@@ -168,10 +169,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer closeIndex()
 	sst := search.Join(st, ix)
 	idx := search.NewIndexer(search.IndexerOptions{Store: sst, Collections: colls, Markings: markings, Logger: log})
-	fan := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Logger: log, Lease: st.lease,
+	fan := fanout.New(fanout.Options{Store: st, Current: current, Markings: markings, Logger: log, Lease: st.lease,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 		OnPublish: func(string) { idx.Notify() }})
-	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authn, Markings: markings, Logger: log,
+	srv := server.New(server.Options{Current: current, Store: st, Auth: authn, Markings: markings, Logger: log,
 		OnIngest:     func(string) { fan.Notify(); idx.Notify() },
 		OnIngestSpan: fan.Link, Ready: fan.Running,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator,
@@ -206,11 +207,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fmt.Fprintf(stdout, "ctigate: serving TAXII 2.1 at %s\n", url)
 
 	// Serve is a group of parts, stopped in this order when SIGINT/SIGTERM
-	// arrives or any of them fails: the HTTP server finishes the requests
+	// arrives or any of them fails: configuration reloads (SIGHUP) stop;
+	// the HTTP server finishes the requests
 	// under way; fan-out publishes what they stored; the indexer and the
 	// retention sweeper stop; the checkpointer signs the final head. Then the index, the telemetry and
 	// the store close.
 	g := &group{log: log}
+	rl := &reloader{load: loadConfig, path: *cfgPath, current: current, authn: authn, ledger: st, signer: signer, log: log}
+	g.add("reload", rl.Run)
 	g.add("http", func(ctx context.Context) error {
 		errc := make(chan error, 1)
 		go func() { errc <- hs.Serve(ln) }()
