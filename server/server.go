@@ -90,16 +90,16 @@ type Options struct {
 
 // Server serves the TAXII 2.1 API.
 type Server struct {
-	echo      *echo.Echo
-	store     Store
-	auth      Authenticator
-	markings  *stix.Markings
-	onIngest  func(collection string)
-	search    Searcher
-	log       *slog.Logger
-	now       func() time.Time
-	current   *gateway.Current     // the configuration in force
-	views     atomic.Pointer[view] // what the server made of it
+	echo     *echo.Echo
+	store    Store
+	auth     Authenticator
+	markings *stix.Markings
+	onIngest func(collection string)
+	search   Searcher
+	log      *slog.Logger
+	now      func() time.Time
+	current  *gateway.Current     // the configuration in force
+	views    atomic.Pointer[view] // what the server made of it
 
 	onIngestSpan func(ctx context.Context, collection string, first, last time.Time)
 	ready        func(ctx context.Context) error

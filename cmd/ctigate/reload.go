@@ -19,7 +19,9 @@ import (
 
 // authn is the authenticator in force; a reload replaces it (users,
 // roles, organisations, credentials) for the next request.
-type authn struct{ p atomic.Pointer[auth.Authenticator] }
+type authn struct {
+	p atomic.Pointer[auth.Authenticator]
+}
 
 func newAuthn(cfg *config.Config) (*authn, error) {
 	n, err := buildAuth(cfg)
