@@ -143,17 +143,8 @@ func TestDryRunAgreesWithFanOut(t *testing.T) {
 	dir := t.TempDir()
 	var n atomic.Int64
 	rapid.Check(t, func(rt *rapid.T) {
-		ceiling := rapid.SampledFrom([]stix.TLP{stix.TLPClear, stix.TLPGreen, stix.TLPAmber, stix.TLPAmberStrict}).Draw(rt, "ceiling")
-		rc := policy.RouteConfig{Name: "route", Ceiling: ceiling.String()}
-		if rapid.Bool().Draw(rt, "unmarked_level") {
-			rc.Unmarked = stix.TLP(rapid.IntRange(int(stix.TLPClear), int(ceiling)).Draw(rt, "unmarked")).String()
-		}
-		rc.References = rapid.SampledFrom([]string{"", policy.ReferencesTrim, policy.ReferencesWithhold, policy.ReferencesAllowDangling}).Draw(rt, "references")
-		rc.Expiry = rapid.SampledFrom([]string{"", policy.ExpiryWithhold, policy.ExpiryIgnore}).Draw(rt, "expiry")
-		if rapid.Bool().Draw(rt, "minimise") {
-			rc.Minimise.DropTypes = []string{"identity:individual"}
-			rc.Minimise.DropCustomProperties = true
-		}
+		rc := nlRoute(rt)
+		rc.Name = "route"
 		g := newDRGateway(rt, filepath.Join(dir, fmt.Sprintf("dr-%d.db", n.Add(1))), rc)
 		defer g.st.Close()
 

@@ -309,17 +309,8 @@ func TestNoLeakHTTP(t *testing.T) {
 		var rcs []policy.RouteConfig
 		colls := []config.Collection{{ID: nlInbound, Alias: "inbound", Title: "Inbound", Writers: []string{"role:producer"}, Readers: []string{"role:producer"}}}
 		for i := range nRoutes {
-			ceiling := rapid.SampledFrom([]stix.TLP{stix.TLPClear, stix.TLPGreen, stix.TLPAmber, stix.TLPAmberStrict}).Draw(rt, "ceiling")
-			rc := policy.RouteConfig{ID: nlRouteColls[i], Name: "route-" + strconv.Itoa(i), Sources: []string{nlInbound}, Ceiling: ceiling.String()}
-			if rapid.Bool().Draw(rt, "unmarked_level") {
-				rc.Unmarked = stix.TLP(rapid.IntRange(int(stix.TLPClear), int(ceiling)).Draw(rt, "unmarked")).String()
-			}
-			rc.References = rapid.SampledFrom([]string{"", policy.ReferencesTrim, policy.ReferencesWithhold, policy.ReferencesAllowDangling}).Draw(rt, "references")
-			rc.Expiry = rapid.SampledFrom([]string{"", policy.ExpiryWithhold, policy.ExpiryIgnore}).Draw(rt, "expiry")
-			if rapid.Bool().Draw(rt, "minimise") {
-				rc.Minimise.DropTypes = []string{"identity:individual"}
-				rc.Minimise.DropCustomProperties = true
-			}
+			rc := nlRoute(rt)
+			rc.ID, rc.Name, rc.Sources = nlRouteColls[i], "route-"+strconv.Itoa(i), []string{nlInbound}
 			rcs = append(rcs, rc)
 			colls = append(colls, config.Collection{ID: rc.ID, Title: rc.Name, Readers: []string{nlUsers[i+1].name}})
 		}
@@ -574,6 +565,24 @@ func serveTAXII(h http.Handler, method, path string, body []byte, auth func(*htt
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	return w.Code, w.Body.Bytes()
+}
+
+// nlRoute draws a route's policy: a ceiling from TLP:CLEAR to
+// TLP:AMBER+STRICT, an unmarked rule, reference handling, expiry and data
+// minimisation (id, name and sources are the caller's).
+func nlRoute(rt *rapid.T) policy.RouteConfig {
+	ceiling := rapid.SampledFrom([]stix.TLP{stix.TLPClear, stix.TLPGreen, stix.TLPAmber, stix.TLPAmberStrict}).Draw(rt, "ceiling")
+	rc := policy.RouteConfig{Ceiling: ceiling.String()}
+	if rapid.Bool().Draw(rt, "unmarked_level") {
+		rc.Unmarked = stix.TLP(rapid.IntRange(int(stix.TLPClear), int(ceiling)).Draw(rt, "unmarked")).String()
+	}
+	rc.References = rapid.SampledFrom([]string{"", policy.ReferencesTrim, policy.ReferencesWithhold, policy.ReferencesAllowDangling}).Draw(rt, "references")
+	rc.Expiry = rapid.SampledFrom([]string{"", policy.ExpiryWithhold, policy.ExpiryIgnore}).Draw(rt, "expiry")
+	if rapid.Bool().Draw(rt, "minimise") {
+		rc.Minimise.DropTypes = []string{"identity:individual"}
+		rc.Minimise.DropCustomProperties = true
+	}
+	return rc
 }
 
 // nlDecode decodes an envelope's objects by id (the last version wins;
