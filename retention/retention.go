@@ -27,8 +27,11 @@ type Store interface {
 type Sweeper struct {
 	Store     Store
 	Retention map[string]time.Duration // collection id → how long versions are kept; <= 0 keeps them
-	Clock     func() time.Time         // nil: time.Now
-	Logger    *slog.Logger
+	// RetentionOf, when set, is read at each sweep instead of Retention
+	// (the configuration in force, which a reload may replace).
+	RetentionOf func() map[string]time.Duration
+	Clock       func() time.Time // nil: time.Now
+	Logger      *slog.Logger
 }
 
 // Sweep deletes what has expired, and returns how many versions it deleted.
@@ -39,7 +42,11 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	}
 	ctx = store.WithActor(ctx, Actor)
 	total := 0
-	for coll, keep := range s.Retention {
+	keeps := s.Retention
+	if s.RetentionOf != nil {
+		keeps = s.RetentionOf()
+	}
+	for coll, keep := range keeps {
 		if keep <= 0 {
 			continue
 		}

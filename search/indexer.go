@@ -33,6 +33,9 @@ type IndexerOptions struct {
 	Store Store
 	// Collections are the ids of the collections to index.
 	Collections []string
+	// CollectionsOf, when set, is read at each pass instead of Collections
+	// (the configuration in force, which a reload may replace).
+	CollectionsOf func() []string
 	// Markings resolves TLP levels (the server's registry). Default: TLP
 	// only.
 	Markings *stix.Markings
@@ -54,6 +57,7 @@ type IndexerOptions struct {
 type Indexer struct {
 	st       Store
 	colls    []string
+	collsOf  func() []string
 	markings *stix.Markings
 	log      *slog.Logger
 	interval time.Duration
@@ -66,7 +70,7 @@ type Indexer struct {
 // NewIndexer returns an Indexer; start it with Run.
 func NewIndexer(opts IndexerOptions) *Indexer {
 	x := &Indexer{
-		st: opts.Store, colls: opts.Collections, markings: opts.Markings, log: opts.Logger,
+		st: opts.Store, colls: opts.Collections, collsOf: opts.CollectionsOf, markings: opts.Markings, log: opts.Logger,
 		interval: opts.Interval, minGap: opts.MinGap, batch: opts.BatchSize, wake: make(chan struct{}, 1),
 	}
 	if x.minGap == 0 {
@@ -136,7 +140,11 @@ func (x *Indexer) RunOnce(ctx context.Context) (Stats, error) {
 	defer x.mu.Unlock()
 	var total Stats
 	var errs []error
-	for _, c := range x.colls {
+	colls := x.colls
+	if x.collsOf != nil {
+		colls = x.collsOf()
+	}
+	for _, c := range colls {
 		st, err := x.drain(ctx, c)
 		total.Versions += st.Versions
 		total.Entries += st.Entries

@@ -464,6 +464,7 @@ func TestTwoCSIRTsDemo(t *testing.T) {
 // ledger records the configuration loaded. A configuration that does not
 // load changes nothing.
 func TestReloadOnSIGHUP(t *testing.T) {
+	const reloadedID = "7e3f1a2b-9c4d-4e5f-8a6b-1c2d3e4f5a6b"
 	path := demoVariant(t, func(cfg map[string]any) {})
 	gw := startServe(t, nil, "--config", path, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -504,6 +505,11 @@ func TestReloadOnSIGHUP(t *testing.T) {
 			}
 		}
 		cfgCollection(cfg, "1dae5e88-4b59-4503-a9cf-2e649dd6544c")["readers"] = []any{"org:Prosecution Service"}
+		root := cfgList(cfg, "api_roots")[0].(map[string]any)
+		root["collections"] = append(cfgList(root, "collections"), map[string]any{
+			"id": reloadedID, "alias": "cert-a-extra", "title": "CERT-A extra",
+			"writers": []any{"role:producer@CERT-A"}, "readers": []any{"role:producer@CERT-A", "role:analyst@CERT-A"},
+		})
 	})
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -519,6 +525,17 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if res, _, _ := request(t, client, "GET", gw.base+lawEnforcementPath+"objects/", "prosecutor", nil); res.StatusCode != http.StatusOK {
 		t.Errorf("prosecutor, now a reader of law-enforcement: %d", res.StatusCode)
 	}
+	// A collection added by the reload takes objects, and the indexer
+	// follows it: the analyst finds what was posted there.
+	const extraID, extraValue = "indicator--a2a2a2a2-0000-4000-8000-000000000002", "extra-reload.example"
+	if res, b, err := request(t, client, "POST", gw.base+"/exchange/collections/"+reloadedID+"/objects/", "cert-a",
+		[]byte(`{"objects":[`+isoIndicator(extraID, extraValue, stix.TLP2Green)+`]}`)); err != nil || res.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST to the added collection: %v %v %s", res, err, b)
+	}
+	waitFor(t, "the analyst finds the indicator in the added collection", 10*time.Second, func() bool {
+		_, b, _ := request(t, client, "GET", gw.base+"/api/v1/search?value="+extraValue, "analyst", nil)
+		return strings.Contains(string(b), extraID)
+	})
 
 	// A configuration that does not load changes nothing.
 	if err := os.WriteFile(path, []byte("listen: [broken\n"), 0o600); err != nil {

@@ -152,15 +152,27 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// The search indexer keeps the observable index of every collection;
 	// ingest and fan-out wake it. Fan-out publishes what producers post
 	// into the routes' collections.
-	var colls []string
-	keep := map[string]time.Duration{}
-	for _, r := range cfg.APIRoots {
-		for _, c := range r.Collections {
-			colls = append(colls, c.ID)
-			if c.Retention > 0 {
-				keep[c.ID] = c.Retention
+	// Which collections are indexed and swept is read from the
+	// configuration in force at each pass, so a reload applies to them.
+	collections := func() []string {
+		var ids []string
+		for _, r := range current.Load().Config.APIRoots {
+			for _, c := range r.Collections {
+				ids = append(ids, c.ID)
 			}
 		}
+		return ids
+	}
+	retentionOf := func() map[string]time.Duration {
+		keep := map[string]time.Duration{}
+		for _, r := range current.Load().Config.APIRoots {
+			for _, c := range r.Collections {
+				if c.Retention > 0 {
+					keep[c.ID] = c.Retention
+				}
+			}
+		}
+		return keep
 	}
 	ix, closeIndex, err := st.openIndex()
 	if err != nil {
@@ -168,7 +180,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer closeIndex()
 	sst := search.Join(st, ix)
-	idx := search.NewIndexer(search.IndexerOptions{Store: sst, Collections: colls, Markings: markings, Logger: log})
+	idx := search.NewIndexer(search.IndexerOptions{Store: sst, CollectionsOf: collections, Markings: markings, Logger: log})
 	fan := fanout.New(fanout.Options{Store: st, Current: current, Markings: markings, Logger: log, Lease: st.lease,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 		OnPublish: func(string) { idx.Notify() }})
@@ -250,12 +262,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	})
 	g.add("indexer", idx.Run)
-	if len(keep) > 0 {
-		// Retention deletes expired object versions (the ledger keeps
-		// their record).
-		sweeper := &retention.Sweeper{Store: st, Retention: keep, Logger: log}
-		g.add("retention", func(ctx context.Context) error { sweeper.Run(ctx, time.Minute); return nil })
-	}
+	// Retention deletes expired object versions (the ledger keeps their
+	// record).
+	sweeper := &retention.Sweeper{Store: st, RetentionOf: retentionOf, Logger: log}
+	g.add("retention", func(ctx context.Context) error { sweeper.Run(ctx, time.Minute); return nil })
 	g.add("checkpoints", func(ctx context.Context) error { checkpoints.Run(ctx); return nil }) // signs the final head
 	runErr := g.Run(ctx)
 
