@@ -1,11 +1,19 @@
 // Package gateway is what happens to an object between the edges (HTTP,
-// the fan-out queue, the command line) and the store, the policy and the
-// custody ledger. Its Decider is the one place that turns an object
-// version into a route's decision: marking resolution with the producing
-// organisation's registry, the canonical hash, the revoked flag, and what
-// the route's collection already holds. Fan-out, the route guard on direct
-// writes, the server-side dry run and the offline `ctigate policy check`
-// all decide through it, so they cannot drift apart.
+// the fan-out worker, the command line) and the store, the policy and the
+// custody ledger:
+//
+//   - Decider is the one place that turns an object version into a
+//     route's decision: marking resolution with the producing
+//     organisation's registry, the canonical hash, the revoked flag, and
+//     what the route's collection already holds. Fan-out, the route guard
+//     on direct writes, the server-side dry run and the offline
+//     `ctigate policy check` all decide through it, so they cannot drift.
+//   - Ingester takes envelopes in (decode, validate, resolve, guard,
+//     store with custody, receipts), with the acting user as an argument.
+//   - Current holds the configuration snapshot in force, which server,
+//     fan-out and authentication read through one pointer.
+//   - LoadMarkings and BuildEvidence rebuild the marking registry and
+//     make evidence packages.
 package gateway
 
 import (
