@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
+	"github.com/ctigate/ctigate/telemetry"
 )
 
 // Span names of one ingest (children of the request's span).
@@ -94,7 +94,7 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 	_, span := tracer.Start(ctx, SpanDecode)
 	items, err := stix.DecodeEnvelope(body)
 	span.SetAttributes(attrObjects.Int(len(items)))
-	endSpan(span, err)
+	telemetry.EndSpan(span, err)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -161,7 +161,7 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 		sctx, span := tracer.Start(store.WithActor(ctx, actor), SpanStoreAdd)
 		span.SetAttributes(attrObjects.Int(len(objs)))
 		res, err := in.Store.AddObjects(sctx, target.Collection, objs)
-		endSpan(span, err)
+		telemetry.EndSpan(span, err)
 		if err != nil {
 			out.Failed = "add_objects"
 			return out, err
@@ -206,7 +206,7 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 	}
 	sctx, span := tracer.Start(ctx, SpanStoreStat)
 	err = in.Store.PutStatus(sctx, st)
-	endSpan(span, err)
+	telemetry.EndSpan(span, err)
 	out.Status = st
 	if err != nil {
 		out.Failed = "put_status"
@@ -277,10 +277,3 @@ func VersionString(o *store.Object) string {
 }
 
 // endSpan ends span, marking it failed with the kind of err (never its
-// message, which may quote content).
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		span.SetStatus(codes.Error, ctigate.KindOf(err).String())
-	}
-	span.End()
-}

@@ -11,6 +11,7 @@ import (
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/store"
+	"github.com/ctigate/ctigate/telemetry"
 )
 
 // getObjects serves GET …/collections/{id}/objects/ (TAXII 2.1 §5.4).
@@ -40,7 +41,7 @@ func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query
 	}
 	sctx, span := s.tracer.Start(c.Request().Context(), spanStoreRead)
 	page, err := s.store.Objects(sctx, col.cfg.ID, q)
-	endSpan(span, err)
+	telemetry.EndSpan(span, err)
 	if err != nil {
 		s.metrics.StoreError(c.Request().Context(), "objects")
 		return col, page, err

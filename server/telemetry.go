@@ -8,13 +8,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/telemetry"
 )
@@ -108,14 +106,6 @@ func serveTraced(w http.ResponseWriter, r *http.Request) {
 	call.c.SetRequest(r)
 	call.c.Response().Writer = w
 	call.err = call.next(call.c)
-}
-
-// endSpan ends span, marking it failed when err is not nil.
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		span.SetStatus(codes.Error, ctigate.KindOf(err).String())
-	}
-	span.End()
 }
 
 // served records the objects a consumer read.

@@ -12,12 +12,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/ctigate/ctigate"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -179,4 +182,13 @@ func (p *Providers) ForceFlush(ctx context.Context) error {
 		return tp.ForceFlush(ctx)
 	}
 	return nil
+}
+
+// EndSpan ends span, marking it failed with the kind of err when err is
+// not nil (never the error's message, which may quote content).
+func EndSpan(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, ctigate.KindOf(err).String())
+	}
+	span.End()
 }
