@@ -153,7 +153,7 @@ func (p *Policy) SeesRecord(u *auth.User, r Record) bool {
 	switch r.Action {
 	case custody.Checkpoint, custody.ConfigLoaded:
 		return true // no object in them; they anchor the chain
-	case custody.Published, custody.Redacted:
+	case custody.Published, custody.Redacted, custody.Withdrawn:
 		return p.ownsSource(r.Source, org) || p.orgReads(r.Collection, org)
 	case custody.Withheld:
 		// The reader of the route's collection never received it: only

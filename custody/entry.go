@@ -49,7 +49,8 @@ const (
 	Redacted     = "redacted"      // a route published a version with properties removed
 	Withheld     = "withheld"      // a route did not publish a version (Reason)
 	Delivered    = "delivered"     // a page of objects was returned to a consumer (Items)
-	Deleted      = "deleted"       // a stored version was removed
+	Deleted      = "deleted"       // a stored version was removed (Reason "expired" when retention removed it)
+	Withdrawn    = "withdrawn"     // a route removed its copy of a version from its collection (Route, Source, Reason)
 	ConfigLoaded = "config-loaded" // the gateway started with a configuration (SHA256 of the file)
 	Checkpoint   = "checkpoint"    // a signature over the chain head
 )
@@ -219,7 +220,7 @@ type Head struct {
 // refuses entries that do not.
 func (e *Entry) Valid() error {
 	switch e.Action {
-	case Received, Deleted, Published, Redacted, Withheld:
+	case Received, Deleted, Published, Redacted, Withheld, Withdrawn:
 		if e.ObjectID == "" {
 			return fmt.Errorf("%s entry without object_id", e.Action)
 		}

@@ -23,7 +23,7 @@ type objectRecord struct {
 // ObjectChecker checks stored objects against the ledger: fed a verified
 // chain in order, it knows which versions each collection should hold and
 // their hashes (received: sha256; published or redacted: published_sha256;
-// deleted: none), and Check re-hashes what the store holds.
+// deleted or withdrawn: none), and Check re-hashes what the store holds.
 type ObjectChecker struct {
 	want map[objectKey]objectRecord
 }
@@ -43,7 +43,7 @@ func (c *ObjectChecker) Add(e *Entry) {
 		if e.PublishedSHA256 != "" {
 			c.want[k] = objectRecord{e.Seq, e.PublishedSHA256}
 		}
-	case Deleted:
+	case Deleted, Withdrawn:
 		delete(c.want, k)
 	}
 }

@@ -40,7 +40,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	if s.Clock != nil {
 		now = s.Clock
 	}
-	ctx = store.WithActor(ctx, Actor)
+	// Expiry is housekeeping, not a retraction: no tombstone, and routes
+	// keep what they published from expired source versions.
+	ctx = store.WithRemoval(store.WithActor(ctx, Actor), store.Removal{Kind: store.RemovalExpired})
 	total := 0
 	keeps := s.Retention
 	if s.RetentionOf != nil {

@@ -16,7 +16,9 @@ import (
 //     (WithActor), and none for versions reported as Existed;
 //   - a published, redacted or withheld entry for each Decision given to
 //     AddObjectsCheckpoint, in Decision order;
-//   - a deleted entry for each version DeleteObject removes, with its hash.
+//   - a deleted entry for each version DeleteObject removes, with its hash
+//     (withdrawn, with the route and reason, when the context carries a
+//     RemovalWithdrawn; reason "expired" for RemovalExpired).
 //
 // Entries are numbered 1, 2, 3, … without gaps and chained by hash.
 type Ledger interface {

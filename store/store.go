@@ -6,10 +6,13 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
 )
 
 // Object is one stored version of a STIX object.
@@ -119,8 +122,16 @@ type Store interface {
 
 	// DeleteObject removes the versions of id selected by versions and
 	// specVersions (empty versions means All) and returns how many were
-	// removed. Removing none is NotFound.
+	// removed. Removing none is NotFound. The context says why
+	// (WithRemoval; a deletion by default): unless the versions expired,
+	// each removed version leaves a Tombstone in the collection, written
+	// in the same atomic write.
 	DeleteObject(ctx context.Context, collection, id string, versions []VersionMatch, specVersions []string) (int, error)
+
+	// Tombstones returns up to limit (DefaultLimit when <= 0) tombstones
+	// of collection with Removed after after, in ascending Removed
+	// order, and whether more follow.
+	Tombstones(ctx context.Context, collection string, after time.Time, limit int) ([]Tombstone, bool, error)
 
 	// PutStatus creates or replaces a status resource.
 	PutStatus(ctx context.Context, s Status) error
@@ -131,6 +142,115 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the backend; it waits for operations under way.
 	Close() error
+}
+
+// Removal kinds (Removal.Kind, Tombstone.Kind).
+const (
+	// RemovalDeleted: a user deleted the version (TAXII DELETE), which
+	// retracts it: routes withdraw the copies they published from it.
+	RemovalDeleted = "deleted"
+	// RemovalWithdrawn: a route withdrew its copy (the source version was
+	// retracted, superseded by a version the route withholds, or the
+	// route's policy no longer publishes it).
+	RemovalWithdrawn = "withdrawn"
+	// RemovalExpired: retention removed the version. Housekeeping, not a
+	// retraction: no tombstone, and route copies stay.
+	RemovalExpired = "expired"
+)
+
+// Removal says why DeleteObject removes versions. It travels in the
+// context (WithRemoval); without one, the removal is RemovalDeleted.
+type Removal struct {
+	Kind string
+	// For RemovalWithdrawn: the route, its policy version, the source
+	// collection of the version the copy came from, and why (a
+	// policy.Reason or a withdrawal reason) — recorded in the custody
+	// entry and the tombstone.
+	Route, PolicyVersion, Source, Reason, Detail string
+}
+
+type removalKey struct{}
+
+// WithRemoval returns ctx carrying r.
+func WithRemoval(ctx context.Context, r Removal) context.Context {
+	return context.WithValue(ctx, removalKey{}, r)
+}
+
+// RemovalFrom returns the Removal ctx carries, RemovalDeleted when none.
+func RemovalFrom(ctx context.Context) Removal {
+	r, ok := ctx.Value(removalKey{}).(Removal)
+	if !ok || r.Kind == "" {
+		r.Kind = RemovalDeleted
+	}
+	return r
+}
+
+// Tombstone is the durable record that an object version left a
+// collection by deletion or withdrawal. Fan-out follows the tombstones of
+// inbound collections to withdraw what routes published from retracted
+// versions; consumers read those of published collections to learn what
+// was withdrawn.
+type Tombstone struct {
+	ID        string
+	Version   time.Time // the removed version (modified, else created)
+	DateAdded time.Time // the removed version's date_added
+	// Removed is when, on the collection's date_added clock: after every
+	// date_added assigned before the removal and before every one
+	// assigned after it, and unique among the collection's tombstones, so
+	// that a reader can ask for what was removed since a date_added it
+	// has seen.
+	Removed  time.Time
+	Kind     string   // RemovalDeleted or RemovalWithdrawn
+	Reason   string   // for RemovalWithdrawn: why (Removal.Reason)
+	Hash     [32]byte // the removed version's canonical hash (zero when unknown)
+	Producer string   // the removed version's producing organisation ("" when unknown)
+}
+
+// EncodeTombstone and DecodeTombstone give backends one encoding of a
+// tombstone (JSON; Removed is kept by the backend as the key).
+func EncodeTombstone(t *Tombstone) []byte {
+	j := tombstoneJSON{
+		ID: t.ID, DateAdded: t.DateAdded.UnixMicro(), Kind: t.Kind,
+		Reason: t.Reason, Hash: hex.EncodeToString(t.Hash[:]), Producer: t.Producer,
+	}
+	if !t.Version.IsZero() {
+		j.Version = t.Version.UTC().Format(time.RFC3339Nano)
+	}
+	b, _ := json.Marshal(j)
+	return b
+}
+
+// DecodeTombstone decodes what EncodeTombstone wrote; removed is the key.
+func DecodeTombstone(b []byte, removed time.Time) (Tombstone, error) {
+	var j tombstoneJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return Tombstone{}, fmt.Errorf("tombstone: %w", err)
+	}
+	t := Tombstone{
+		ID: j.ID, DateAdded: time.UnixMicro(j.DateAdded).UTC(), Removed: removed.UTC(),
+		Kind: j.Kind, Reason: j.Reason, Producer: j.Producer,
+	}
+	if j.Version != "" {
+		v, err := time.Parse(time.RFC3339Nano, j.Version)
+		if err != nil {
+			return Tombstone{}, fmt.Errorf("tombstone version: %w", err)
+		}
+		t.Version = v.UTC()
+	}
+	if h, err := hex.DecodeString(j.Hash); err == nil && len(h) == 32 {
+		copy(t.Hash[:], h)
+	}
+	return t, nil
+}
+
+type tombstoneJSON struct {
+	ID        string `json:"id"`
+	Version   string `json:"v,omitzero"`
+	DateAdded int64  `json:"da"`
+	Kind      string `json:"k"`
+	Reason    string `json:"r,omitzero"`
+	Hash      string `json:"h,omitzero"`
+	Producer  string `json:"p,omitzero"`
 }
 
 // Decision actions (Decision.Action).

@@ -36,6 +36,7 @@ var (
 	bucketRaw   = []byte("raw")
 	bucketHash  = []byte("hash")
 	bucketProd  = []byte("producer")
+	bucketTomb  = []byte("tombstones") // removal time (dateKey) -> store.EncodeTombstone
 )
 
 // fileFormat is the on-disk layout version stored under meta/format: 2,

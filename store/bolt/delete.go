@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -44,6 +47,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 	if actor.User == "" {
 		actor.User = systemUser
 	}
+	rm := store.RemovalFrom(ctx)
 	var n int
 	err = s.write(1, 0, func(w *writeTx) error {
 		n = 0
@@ -83,22 +87,30 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 				rest = append(rest, v)
 			}
 		}
+		var tombs []store.Tombstone
 		for _, v := range all {
 			if !doomed[v.date] {
 				continue
 			}
-			e := custody.Entry{
-				Action: custody.Deleted, User: actor.User, Org: actor.Org, ObjectID: id,
-				ObjectVersion: custody.FormatVersion(v.version.time()), Collection: collection,
-			}
+			e := removedEntry(actor, rm, id, v.version.time(), collection)
+			t := store.Tombstone{ID: id, Version: v.version.time(), DateAdded: microsTime(v.date), Kind: rm.Kind, Reason: rm.Reason}
 			if cb.hash != nil {
-				e.SHA256 = hex.EncodeToString(cb.hash.Get(dateKey(v.date)))
+				if h := cb.hash.Get(dateKey(v.date)); len(h) == 32 {
+					e.SHA256 = hex.EncodeToString(h)
+					copy(t.Hash[:], h)
+				}
+			}
+			if cb.producer != nil {
+				t.Producer = string(cb.producer.Get(dateKey(v.date)))
 			}
 			p, err := custody.Prepare(&e)
 			if err != nil {
 				return err
 			}
 			entries = append(entries, p)
+			if rm.Kind != store.RemovalExpired {
+				tombs = append(tombs, t)
+			}
 		}
 		for d := range doomed {
 			k := dateKey(d)
@@ -124,6 +136,9 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			return fmt.Errorf("relink: %w", err)
 		}
 		if err := addCount(cb.coll, -int64(len(doomed))); err != nil {
+			return err
+		}
+		if err := s.bury(cb.coll, tombs); err != nil {
 			return err
 		}
 		n = len(doomed)
@@ -161,4 +176,101 @@ func relink(index *bbolt.Bucket, vs []storedVersion) error {
 		}
 	}
 	return nil
+}
+
+// removedEntry is the custody entry of one version DeleteObject removes:
+// withdrawn for a route's copy, deleted otherwise (reason "expired" for
+// retention's).
+func removedEntry(actor store.Actor, rm store.Removal, id string, version time.Time, collection string) custody.Entry {
+	e := custody.Entry{
+		Action: custody.Deleted, User: actor.User, Org: actor.Org, ObjectID: id,
+		ObjectVersion: custody.FormatVersion(version), Collection: collection,
+	}
+	switch rm.Kind {
+	case store.RemovalWithdrawn:
+		e.Action, e.Route, e.PolicyVersion, e.Source, e.Reason, e.Detail = custody.Withdrawn, rm.Route, rm.PolicyVersion, rm.Source, rm.Reason, rm.Detail
+	case store.RemovalExpired:
+		e.Reason = store.RemovalExpired
+	}
+	return e
+}
+
+// bury writes tombstones into the collection coll, each at the next time
+// of the collection's date_added clock.
+func (s *Store) bury(coll *bbolt.Bucket, tombs []store.Tombstone) error {
+	if len(tombs) == 0 {
+		return nil
+	}
+	b, err := coll.CreateBucketIfNotExists(bucketTomb)
+	if err != nil {
+		return err
+	}
+	b.FillPercent = 1
+	last := int64(math.MinInt64)
+	if v := coll.Get(keySeq); len(v) == dateKeyLen {
+		last = dateMicros(v)
+	}
+	now := s.clock().UnixMicro()
+	for i := range tombs {
+		if last == math.MaxInt64-1 {
+			return errors.New("date_added space exhausted")
+		}
+		d := max(now, last+1)
+		last = d
+		if err := b.Put(dateKey(d), store.EncodeTombstone(&tombs[i])); err != nil {
+			return err
+		}
+	}
+	return coll.Put(keySeq, dateKey(last))
+}
+
+// Tombstones returns the collection's tombstones removed after after.
+func (s *Store) Tombstones(ctx context.Context, collection string, after time.Time, limit int) ([]store.Tombstone, bool, error) {
+	const op = "bolt.Tombstones"
+	if err := store.ValidName("collection", collection); err != nil {
+		return nil, false, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if limit <= 0 {
+		limit = store.DefaultLimit
+	}
+	if err := s.enter(op); err != nil {
+		return nil, false, err
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return nil, false, ctxErr(op, err)
+	}
+	var out []store.Tombstone
+	more := false
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		coll := tx.Bucket(bucketCollections).Bucket([]byte(collection))
+		if coll == nil {
+			return nil
+		}
+		b := coll.Bucket(bucketTomb)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		start := int64(math.MinInt64)
+		if !after.IsZero() {
+			start = after.UnixMicro() + 1
+		}
+		for k, v := c.Seek(dateKey(start)); k != nil; k, v = c.Next() {
+			if len(out) == limit {
+				more = true
+				return nil
+			}
+			t, err := store.DecodeTombstone(v, microsTime(dateMicros(k)))
+			if err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, ctigate.E(op, err)
+	}
+	return out, more, nil
 }

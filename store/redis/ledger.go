@@ -925,34 +925,50 @@ func indexOf(ss []string, s string) int {
 // deletedLines returns the pending lines of the deleted entries of the
 // versions vs of id, each with the hash of its stored record (read before
 // the delete script, which checks that the versions are unchanged).
-func (s *Store) deletedLines(ctx context.Context, collection, id string, vs []versionEntry) ([]string, []sealInput, error) {
+func (s *Store) deletedLines(ctx context.Context, collection, id string, vs []versionEntry) ([]string, []string, []sealInput, error) {
 	das := make([]string, len(vs))
 	for i, v := range vs {
 		das[i] = strconv.FormatInt(v.da, 10)
 	}
 	recs, err := s.records(ctx, collection, das)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	actor, _ := store.ActorFrom(ctx)
 	if actor.User == "" {
 		actor.User = systemUser
 	}
+	rm := store.RemovalFrom(ctx)
 	out := make([]string, len(vs))
 	ins := make([]sealInput, len(vs))
+	var tombs []string
 	for i, v := range vs {
 		e := custody.Entry{Action: custody.Deleted, User: actor.User, Org: actor.Org, ObjectID: id, Collection: collection}
+		switch rm.Kind {
+		case store.RemovalWithdrawn:
+			e.Action, e.Route, e.PolicyVersion, e.Source, e.Reason, e.Detail = custody.Withdrawn, rm.Route, rm.PolicyVersion, rm.Source, rm.Reason, rm.Detail
+		case store.RemovalExpired:
+			e.Reason = store.RemovalExpired
+		}
+		t := store.Tombstone{ID: id, DateAdded: time.UnixMicro(v.da).UTC(), Kind: rm.Kind, Reason: rm.Reason}
 		if k, err := hex.DecodeString(v.version); err == nil && len(k) == 12 {
-			e.ObjectVersion = custody.FormatVersion(versionTime(k))
+			t.Version = versionTime(k)
+			e.ObjectVersion = custody.FormatVersion(t.Version)
 		}
 		if b, ok := recs[i].(string); ok {
 			e.SHA256 = custody.HexHash(recordHash([]byte(b)))
+			if o, err := decodeRecord(b, true); err == nil {
+				t.Hash, t.Producer = o.Hash, o.Producer
+			}
 		}
 		l, in, err := s.encodePending(&e, true)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		out[i], ins[i] = l, in
+		if rm.Kind != store.RemovalExpired {
+			tombs = append(tombs, string(store.EncodeTombstone(&t)))
+		}
 	}
-	return out, ins, nil
+	return out, tombs, ins, nil
 }

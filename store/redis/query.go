@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -360,24 +361,40 @@ func decodeFiltered(das []int64, recs []any, q *store.Query, check func([]store.
 // deleteScript removes versions of one id if its version list is still
 // what the caller read.
 //
-// KEYS: 1 z, 2 unused, 3 n, 4 pl, 5 pln. ARGV: 1 id, 2 the list read, 3
-// the new list ("" to remove the id), 4 the clock (µs), 5 the deleted
-// ledger entries (lines), then the date_added of each version removed.
-// Returns {versions removed, pending ledger batch}, or {-1, 0} when the
-// list changed.
+// KEYS: 1 z, 2 unused, 3 n, 4 pl, 5 pln, 6 last, 7 t. ARGV: 1 id, 2 the
+// list read, 3 the new list ("" to remove the id), 4 the clock (µs), 5 the
+// deleted ledger entries (lines), 6 the tombstones (lines, "" for none),
+// then the date_added of each version removed. Each tombstone goes into
+// the sorted set t scored by the next time of the collection's date_added
+// clock (last), its member that time, a space and the tombstone. Returns
+// {versions removed, pending ledger batch}, or {-1, 0} when the list
+// changed.
 var deleteScript = goredis.NewScript(`
 local cur = redis.call('HGET', KEYS[3], ARGV[1]) or ''
 if cur ~= ARGV[2] then return {-1, 0} end
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])
 end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[3], ARGV[1]) else redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
+if ARGV[6] ~= '' then
+  local now = tonumber(ARGV[4])
+  local last = redis.call('GET', KEYS[6])
+  if last then last = tonumber(last) else last = now - 1 end
+  for line in string.gmatch(ARGV[6], '[^\n]+') do
+    local d = now
+    if d <= last then d = last + 1 end
+    last = d
+    local ds = string.format('%.0f', d)
+    redis.call('ZADD', KEYS[7], ds, ds .. ' ' .. line)
+  end
+  redis.call('SET', KEYS[6], string.format('%.0f', last))
+end
 local lb = 0
 if ARGV[5] ~= '' then
   lb = redis.call('INCR', KEYS[5])
   redis.call('RPUSH', KEYS[4], lb .. ':' .. ARGV[4] .. '\n' .. ARGV[5])
 end
-return {#ARGV - 5, lb}
+return {#ARGV - 6, lb}
 `)
 
 // DeleteObject removes the selected versions of id.
@@ -402,7 +419,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 		}
 		var keep []versionEntry
 		now := s.clock().UnixMicro()
-		args := []any{id, cur, "", now, ""}
+		args := []any{id, cur, "", now, "", ""}
 		var doomed []versionEntry
 		for _, e := range es {
 			if chosen[e.da] {
@@ -413,16 +430,17 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			}
 		}
 		args[2] = formatVersions(keep)
-		lines, ins, err := s.deletedLines(ctx, collection, id, doomed)
+		lines, tombs, ins, err := s.deletedLines(ctx, collection, id, doomed)
 		if err != nil {
 			return 0, s.fail(op, err)
 		}
 		args[4] = strings.Join(lines, "\n")
+		args[5] = strings.Join(tombs, "\n")
 		if err := s.registerSource(ctx, collection); err != nil {
 			return 0, s.fail(op, err)
 		}
 		keys := []string{s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n"),
-			s.collKey(collection, "pl"), s.collKey(collection, "pln")}
+			s.collKey(collection, "pl"), s.collKey(collection, "pln"), s.collKey(collection, "last"), s.collKey(collection, "t")}
 		s.ledgerBegin(collection)
 		r, err := deleteScript.Run(ctx, s.c, keys, args...).Int64Slice()
 		var lb uint64
@@ -443,4 +461,43 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 		}
 	}
 	return 0, ctigate.E(op, ctigate.Unavailable, "object changing too fast to delete")
+}
+
+// Tombstones returns the collection's tombstones removed after after.
+func (s *Store) Tombstones(ctx context.Context, collection string, after time.Time, limit int) ([]store.Tombstone, bool, error) {
+	const op = "redis.Tombstones"
+	if err := store.ValidName("collection", collection); err != nil {
+		return nil, false, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if limit <= 0 {
+		limit = store.DefaultLimit
+	}
+	min := "-inf"
+	if !after.IsZero() {
+		min = "(" + strconv.FormatInt(after.UnixMicro(), 10)
+	}
+	ms, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
+		Key: s.collKey(collection, "t"), Start: min, Stop: "+inf", ByScore: true, Count: int64(limit) + 1,
+	}).Result()
+	if err != nil {
+		return nil, false, s.fail(op, err)
+	}
+	more := len(ms) > limit
+	if more {
+		ms = ms[:limit]
+	}
+	out := make([]store.Tombstone, 0, len(ms))
+	for _, m := range ms {
+		at, rest, ok := strings.Cut(m, " ")
+		us, err := strconv.ParseInt(at, 10, 64)
+		if !ok || err != nil {
+			return nil, false, ctigate.E(op, ctigate.Internal, "malformed tombstone")
+		}
+		t, err := store.DecodeTombstone([]byte(rest), time.UnixMicro(us))
+		if err != nil {
+			return nil, false, ctigate.E(op, ctigate.Internal, err)
+		}
+		out = append(out, t)
+	}
+	return out, more, nil
 }

@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DeleteSpecVersion", testDeleteSpecVersion},
 		{"DeleteNotFound", testDeleteNotFound},
 		{"DeleteThenReadd", testDeleteThenReadd},
+		{"Tombstones", testTombstones},
 		{"Status", testStatus},
 		{"StatusNotFound", testStatusNotFound},
 		{"InvalidInput", testInvalidInput},
