@@ -254,7 +254,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 			return total, err
 		}
 		if len(page.Objects) == 0 {
-			return total, nil
+			return total, w.retract(ctx, r, src)
 		}
 		if err := w.process(ctx, r, src, name, cp, page.Objects); err != nil {
 			if ctigate.KindOf(err) == ctigate.Conflict {
@@ -266,7 +266,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 		}
 		total += len(page.Objects)
 		if !page.More {
-			return total, nil
+			return total, w.retract(ctx, r, src)
 		}
 	}
 }
@@ -322,33 +322,41 @@ func record(d *policy.Decision) store.Decision {
 }
 
 // process evaluates objs (the source's versions after the checkpoint, in
-// date_added order) for r and writes the results with the new checkpoint.
+// date_added order) for r, withdraws the copies the decisions take back,
+// and writes the results with the new checkpoint.
 func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string, from time.Time, objs []store.Object) (err error) {
 	ctx, span := w.startBatch(ctx, r, src, objs)
 	defer func() { endSpan(span, err) }()
 	now := w.clock()
 	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, decider: &gateway.Decider{
 		Markings: w.markings, Route: r, Now: now, Holds: gateway.StoreHolds(ctx, w.st, r.ID(), ""),
+		Lookahead: w.lookahead(ctx, r, src, objs[len(objs)-1].DateAdded),
 	}}
 	_, eval := w.tracer.Start(ctx, spanEvaluate)
 	defer eval.End() // ended below on success; ending twice is harmless
+	gs := make([]gateway.Object, len(objs))
 	for i := range objs {
 		o := &objs[i]
 		// Producer is "" for versions stored before producers were
 		// recorded: routes with producers withhold them.
-		g := gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}
-		res, hash, err := b.decider.Resolve(g)
-		if err != nil {
-			w.log.Debug("fanout: withheld", "route", r.Name(), "policy_version", r.Version(), "id", o.ID,
-				"version", o.Version, "reason", policy.ReasonInvalid, "detail", err.Error())
-			b.decide(o, store.Decision{
-				Action: store.ActionWithheld, Reason: string(policy.ReasonInvalid), Detail: err.Error(),
-				OriginalSHA256: o.Hash,
-			})
-			continue
+		gs[i] = gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}
+	}
+	judged, err := b.decider.DecideAll(gs)
+	if err != nil {
+		return err
+	}
+	for i := range objs {
+		if j := &judged[i]; j.Invalid != nil {
+			j.Decision = policy.Decision{Action: policy.Withhold, Reason: policy.ReasonInvalid, Detail: j.Invalid.Error(), OriginalSHA256: objs[i].Hash}
 		}
-		d, err := b.decider.Evaluate(g, res, hash)
-		if err != nil {
+	}
+	if !r.KeepsSuperseded() {
+		supersede(objs, judged)
+	}
+	for i := range objs {
+		o := &objs[i]
+		d := judged[i].Decision
+		if err := b.withdrawFor(o, &d); err != nil {
 			return err
 		}
 		if d.Action == policy.Withhold {
@@ -382,13 +390,231 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 	}
 	for i, a := range res {
 		if a.Existed && a.Hash != b.out[i].Hash && a.Hash != ([32]byte{}) {
-			// Published earlier in another form (say, in full under an earlier
-			// policy version): the first copy stays.
-			w.log.Info("fanout: a different copy of this version was published earlier and stays",
+			// Written by another worker between withdrawFor and this write.
+			w.log.Info("fanout: a different copy of this version was published meanwhile and stays",
 				"route", r.Name(), "id", b.out[i].ID, "version", b.out[i].Version)
 		}
 	}
 	return nil
+}
+
+// supersede withholds, with ReasonSuperseded, each version in objs that
+// a route would publish although it withholds a newer version of the same
+// object from the same producer in objs, so that the order in which
+// versions arrive within a batch does not decide what stays the latest.
+func supersede(objs []store.Object, judged []gateway.Judged) {
+	type key struct{ id, producer string }
+	newest := map[key]int{} // the newest withheld version of each object
+	for i := range objs {
+		if r := judged[i].Decision.Reason; judged[i].Decision.Action != policy.Withhold || r == policy.ReasonInvalid || r == policy.ReasonMarkingDefinition {
+			continue
+		}
+		k := key{objs[i].ID, objs[i].Producer}
+		if j, ok := newest[k]; !ok || objs[i].Version.After(objs[j].Version) {
+			newest[k] = i
+		}
+	}
+	for i := range objs {
+		j, ok := newest[key{objs[i].ID, objs[i].Producer}]
+		if !ok || judged[i].Decision.Action == policy.Withhold || !objs[j].Version.After(objs[i].Version) {
+			continue
+		}
+		judged[i].Decision = policy.Decision{
+			Action: policy.Withhold, Reason: policy.ReasonSuperseded, OriginalSHA256: judged[i].Decision.OriginalSHA256,
+			Detail: fmt.Sprintf("the newer version %s is withheld (%s)", objs[j].Version.Format(time.RFC3339Nano), judged[j].Decision.Reason),
+		}
+	}
+}
+
+// Reasons a route withdraws a copy it published, besides the policy's
+// withholding reasons (Tombstone.Reason, the custody entry's reason).
+const (
+	ReasonRetracted = "retracted" // the producer deleted the source version
+	ReasonReplaced  = "replaced"  // the route now publishes a different copy of the same version
+)
+
+// withdrawFor withdraws, before the batch is written, what the decision d
+// about source version o takes back from the route's collection: when o is
+// withheld, the route's copy of o's version (the policy no longer
+// publishes it: narrowing) and, unless the route keeps superseded
+// versions, its copies of o's earlier versions from the same producer;
+// when o publishes, a different copy of o's version published before
+// (say, in full under a wider policy), which the new copy replaces. Only
+// copies from o's producer are touched.
+func (b *batch) withdrawFor(o *store.Object, d *policy.Decision) error {
+	if d.Reason == policy.ReasonMarkingDefinition {
+		return nil // published with the objects that use it, never on its own
+	}
+	held, err := b.decider.Holds(o.ID)
+	if err != nil || !held {
+		return err
+	}
+	p, err := b.w.st.Objects(b.ctx, b.route.ID(), store.Query{IDs: []string{o.ID}, Versions: []store.VersionMatch{{Kind: store.All}}})
+	if err != nil {
+		return err
+	}
+	for _, c := range p.Objects {
+		if c.Producer != o.Producer {
+			continue
+		}
+		var reason, detail string
+		switch {
+		case d.Action == policy.Withhold && c.Version.Equal(o.Version):
+			reason, detail = string(d.Reason), "policy "+b.route.Version()+" withholds this version: "+d.Detail
+		case d.Action == policy.Withhold && c.Version.Before(o.Version) && !b.route.KeepsSuperseded():
+			reason, detail = string(policy.ReasonSuperseded), fmt.Sprintf("the newer version %s is withheld (%s)", o.Version.Format(time.RFC3339Nano), d.Reason)
+		case d.Action != policy.Withhold && c.Version.Equal(o.Version) && c.Hash != d.PublishedSHA256 && c.Hash != ([32]byte{}):
+			reason, detail = ReasonReplaced, "policy "+b.route.Version()+" publishes a different copy of this version"
+		default:
+			continue
+		}
+		if err := b.w.withdraw(b.ctx, b.route, b.src, c, reason, detail); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withdraw removes the route's copy c, recording a withdrawn custody entry
+// and a tombstone (store.RemovalWithdrawn). A copy already gone is no
+// error: withdrawing is idempotent, so a batch done again after a crash
+// does it once.
+func (w *Worker) withdraw(ctx context.Context, r *policy.Route, src string, c store.Object, reason, detail string) error {
+	rctx := store.WithRemoval(ctx, store.Removal{
+		Kind: store.RemovalWithdrawn, Route: r.Name(), PolicyVersion: r.Version(), Source: src, Reason: reason, Detail: detail,
+	})
+	_, err := w.st.DeleteObject(rctx, r.ID(), c.ID, []store.VersionMatch{{Kind: store.At, At: c.Version}}, []string{c.SpecVersion})
+	if err != nil && ctigate.KindOf(err) != ctigate.NotFound {
+		w.metrics.StoreError(ctx, "withdraw")
+		return err
+	}
+	if err == nil {
+		w.metrics.Decision(ctx, r.Name(), store.RemovalWithdrawn, reason, 1)
+		w.log.Info("fanout: withdrew a published copy", "route", r.Name(), "id", c.ID, "version", c.Version, "reason", reason,
+			"detail", detail, "deliveries", "GET /api/v1/audit/entries?object_id="+c.ID)
+	}
+	return nil
+}
+
+// lookahead returns a Decider.Lookahead for route r: the newest version of
+// id that producer submitted to one of r's sources and r has not decided
+// yet (added after the route's checkpoint over that source; over src, the
+// batch under way, after upTo). Only versions whose producer is the
+// referring object's producer count.
+func (w *Worker) lookahead(ctx context.Context, r *policy.Route, src string, upTo time.Time) func(id, producer string) (gateway.Object, bool, error) {
+	cps := map[string]time.Time{src: upTo}
+	return func(id, producer string) (gateway.Object, bool, error) {
+		for _, s := range r.Sources() {
+			cp, ok := cps[s]
+			if !ok {
+				var err error
+				if cp, err = w.st.Checkpoint(ctx, CheckpointName(r, s)); err != nil {
+					return gateway.Object{}, false, err
+				}
+				cps[s] = cp
+			}
+			p, err := w.st.Objects(ctx, s, store.Query{IDs: []string{id}})
+			if err != nil {
+				return gateway.Object{}, false, err
+			}
+			for _, o := range p.Objects {
+				if o.Producer == producer && o.DateAdded.After(cp) && o.Type != "marking-definition" {
+					return gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}, true, nil
+				}
+			}
+		}
+		return gateway.Object{}, false, nil
+	}
+}
+
+// retract withdraws the copies r published from versions deleted from src
+// (the source's tombstones of kind deleted, followed with a checkpoint of
+// their own), unless another source of r still holds the same version and
+// r publishes it from there. Expired versions leave no tombstone: retention
+// is not retraction.
+func (w *Worker) retract(ctx context.Context, r *policy.Route, src string) error {
+	name := CheckpointName(r, src) + "/tombstones"
+	for {
+		cp, err := w.st.Checkpoint(ctx, name)
+		if err != nil {
+			return err
+		}
+		ts, more, err := w.st.Tombstones(ctx, src, cp, w.batch)
+		if err != nil {
+			w.metrics.StoreError(ctx, "tombstones")
+			return err
+		}
+		if len(ts) == 0 {
+			return nil
+		}
+		for _, t := range ts {
+			if t.Kind != store.RemovalDeleted {
+				continue
+			}
+			if err := w.retractOne(ctx, r, src, t); err != nil {
+				return err
+			}
+		}
+		_, err = w.st.AddObjectsCheckpoint(ctx, r.ID(), nil, nil, name, cp, ts[len(ts)-1].Removed)
+		if err != nil && ctigate.KindOf(err) != ctigate.Conflict {
+			return err
+		}
+		if err == nil && !more {
+			return nil
+		}
+	}
+}
+
+func (w *Worker) retractOne(ctx context.Context, r *policy.Route, src string, t store.Tombstone) error {
+	p, err := w.st.Objects(ctx, r.ID(), store.Query{IDs: []string{t.ID}, Versions: []store.VersionMatch{{Kind: store.At, At: t.Version}}})
+	if err != nil {
+		return err
+	}
+	for _, c := range p.Objects {
+		if c.Producer != t.Producer {
+			continue // another organisation's copy of the same version
+		}
+		kept, err := w.publishedElsewhere(ctx, r, src, c)
+		if err != nil || kept {
+			return err
+		}
+		by := t.Producer
+		if by == "" {
+			by = "its producer"
+		}
+		if err := w.withdraw(ctx, r, src, c, ReasonRetracted, "deleted from source collection "+src+" by "+by); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publishedElsewhere reports whether another source of r holds c's
+// version from c's producer and r would publish it.
+func (w *Worker) publishedElsewhere(ctx context.Context, r *policy.Route, src string, c store.Object) (bool, error) {
+	for _, s := range r.Sources() {
+		if s == src {
+			continue
+		}
+		p, err := w.st.Objects(ctx, s, store.Query{IDs: []string{c.ID}, Versions: []store.VersionMatch{{Kind: store.At, At: c.Version}}})
+		if err != nil {
+			return false, err
+		}
+		for _, o := range p.Objects {
+			if o.Producer != c.Producer {
+				continue
+			}
+			d := &gateway.Decider{Markings: w.markings, Route: r, Now: w.clock(), Holds: gateway.StoreHolds(ctx, w.st, r.ID(), "")}
+			j, err := d.DecideAll([]gateway.Object{{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}})
+			if err != nil {
+				return false, err
+			}
+			if j[0].Invalid == nil && j[0].Decision.Action != policy.Withhold {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // definitions publishes the non-TLP marking definitions raw refers to

@@ -19,6 +19,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -35,9 +36,11 @@ type Object struct {
 	Producer string // the submitting organisation ("": unknown; routes that list producers withhold it)
 }
 
-// Decider decides about object versions for one route, in order, as one
-// batch: an object published (or redacted) by an earlier decision counts
-// as published for the references of later ones.
+// Decider decides about object versions for one route. Evaluate decides
+// one object at a time: an object published (or redacted) by an earlier
+// decision counts as published for the references of later ones.
+// DecideAll decides a set of objects at once, so that what it publishes
+// does not depend on their order.
 type Decider struct {
 	Markings *stix.Markings // the registry; each object is resolved with its producer's (Markings.Of)
 	Route    *policy.Route
@@ -46,17 +49,46 @@ type Decider struct {
 	// id (nil: the route's state is unknown, as in an offline check, and
 	// nothing counts as held). An error makes Decide return it.
 	Holds func(id string) (bool, error)
+	// Lookahead, when set, lets DecideAll judge a reference to an id the
+	// route has not published by the referenced object itself: it returns
+	// the newest version of id that producer submitted and the route has
+	// not decided yet (ok false when there is none). It must look only at
+	// producer's own submissions, never another organisation's.
+	Lookahead func(id, producer string) (o Object, ok bool, err error)
 
 	batch map[string]bool // ids published by earlier decisions
 	err   error
+
+	// DecideAll's state.
+	assume map[string]int // id -> candidates with that id not (yet) withheld
+	cur    *candidate     // the candidate being evaluated
+	looked map[[2]string]bool
+	ghosts []*candidate // lookahead objects added this round
+	limit  int          // most lookahead objects per DecideAll
+	nghost int
 }
 
 // Published reports whether the route's collection holds id or an earlier
-// decision of this Decider published it.
+// decision of this Decider published it; during DecideAll, also whether
+// one of its objects, or a lookahead object, with that id may still be
+// published.
 func (d *Decider) Published(id string) bool {
 	if d.batch[id] {
 		return true
 	}
+	if d.assume != nil {
+		if d.assume[id] > 0 {
+			d.cur.deps = append(d.cur.deps, id)
+			return true
+		}
+	}
+	if d.held(id) {
+		return true
+	}
+	return d.lookahead(id)
+}
+
+func (d *Decider) held(id string) bool {
 	if d.Holds == nil || d.err != nil {
 		return false
 	}
@@ -66,6 +98,154 @@ func (d *Decider) Published(id string) bool {
 		return false
 	}
 	return ok
+}
+
+// lookahead adds the producer's own not-yet-decided object id, when there
+// is one, as a candidate that DecideAll judges with the others (without
+// publishing it: fan-out publishes it when it reaches it).
+func (d *Decider) lookahead(id string) bool {
+	if d.assume == nil || d.Lookahead == nil || d.cur == nil || d.cur.o.Producer == "" || d.nghost >= d.limit {
+		return false
+	}
+	k := [2]string{id, d.cur.o.Producer}
+	if d.looked[k] {
+		return false // looked for before: none, or withheld (else assume counts it)
+	}
+	d.looked[k] = true
+	o, ok, err := d.Lookahead(id, d.cur.o.Producer)
+	if err != nil {
+		d.err = err
+		return false
+	}
+	if !ok || o.ID != id || o.Producer != d.cur.o.Producer {
+		return false
+	}
+	res, hash, err := d.Resolve(o)
+	if err != nil {
+		return false
+	}
+	c := &candidate{o: o, index: -1, res: res, hash: hash}
+	d.ghosts = append(d.ghosts, c)
+	d.nghost++
+	d.assume[id]++
+	d.cur.deps = append(d.cur.deps, id)
+	return true
+}
+
+// candidate is one object DecideAll judges: one of its input (index >= 0)
+// or a lookahead object (index -1).
+type candidate struct {
+	o     Object
+	index int
+	res   stix.Resolution
+	hash  [32]byte
+	dec   policy.Decision
+	deps  []string // ids assumed published when dec was made
+	out   bool     // withheld, and no longer counted in assume
+}
+
+// Judged is what DecideAll says of one object.
+type Judged struct {
+	Res      stix.Resolution
+	Hash     [32]byte
+	Invalid  error // Resolve failed: the object cannot be judged (Decision unset)
+	Decision policy.Decision
+}
+
+// DecideAll decides about objs for the route as one set, so that the
+// result is the same for every order of objs: each object's references to
+// the others (and, through Lookahead, to the producer's objects the route
+// has not decided yet) are judged by what the route decides for those,
+// not by which came first. It computes the largest consistent set: every
+// object starts as publishable; an object withheld withdraws that
+// assumption, and the objects whose decisions relied on it are decided
+// again, until nothing changes. A reference is kept only to an object
+// the route holds or publishes in the final set (or, by lookahead, will
+// publish when it reaches it). Objects that publish count as published
+// for later decisions of d. An error is one of reading the route's state.
+func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
+	out := make([]Judged, len(objs))
+	d.assume, d.looked, d.ghosts, d.nghost = map[string]int{}, map[[2]string]bool{}, nil, 0
+	d.limit = 2*len(objs) + 64
+	defer func() { d.assume, d.looked, d.cur, d.ghosts = nil, nil, nil, nil }()
+	var cands []*candidate
+	for i := range objs {
+		res, hash, err := d.Resolve(objs[i])
+		out[i].Res, out[i].Hash, out[i].Invalid = res, hash, err
+		if err == nil {
+			cands = append(cands, &candidate{o: objs[i], index: i, res: res, hash: hash})
+			d.assume[objs[i].ID]++
+		}
+	}
+	todo := cands
+	for len(todo) > 0 {
+		var gone []string
+		for _, c := range todo {
+			if c.out {
+				continue
+			}
+			d.cur, c.deps = c, c.deps[:0]
+			c.dec = policy.Evaluate(policy.Input{
+				Raw: c.o.Raw, Type: c.o.Type, ID: c.o.ID, SHA256: c.hash, Markings: c.res,
+				Producer: c.o.Producer, Revoked: Revoked(c.o.Raw),
+				Received: d.received(c, cands), Published: d.Published,
+			}, d.Route, d.Now)
+			if d.err != nil {
+				err := d.err
+				d.err = nil
+				return nil, err
+			}
+			if c.dec.Action == policy.Withhold {
+				c.out = true
+				if d.assume[c.o.ID]--; d.assume[c.o.ID] == 0 {
+					gone = append(gone, c.o.ID)
+				}
+			}
+		}
+		cands = append(cands, d.ghosts...)
+		todo, d.ghosts = d.ghosts, nil
+		if len(gone) == 0 {
+			continue
+		}
+		for _, c := range cands {
+			if !c.out && c.dec.Action != policy.Withhold && slices.ContainsFunc(c.deps, func(id string) bool { return slices.Contains(gone, id) }) && !slices.Contains(todo, c) {
+				todo = append(todo, c)
+			}
+		}
+	}
+	for _, c := range cands {
+		if c.index < 0 {
+			continue
+		}
+		out[c.index].Decision = c.dec
+	}
+	for _, c := range cands {
+		if c.index >= 0 && c.dec.Action != policy.Withhold {
+			d.Mark(c.o.ID)
+		}
+	}
+	return out, nil
+}
+
+// received reports whether the route received c's object before: it holds
+// a version, an earlier decision of d published one, or an earlier input
+// object with the same id may still publish.
+func (d *Decider) received(c *candidate, cands []*candidate) bool {
+	if d.batch[c.o.ID] || d.held(c.o.ID) {
+		return true
+	}
+	if c.index < 0 {
+		return false
+	}
+	for _, o := range cands { // the input's candidates come first, in input order
+		if o.index < 0 || o.index >= c.index {
+			break
+		}
+		if o.o.ID == c.o.ID && !o.out {
+			return true
+		}
+	}
+	return false
 }
 
 // Mark records that id is published by this batch (e.g. a marking

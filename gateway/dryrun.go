@@ -72,8 +72,8 @@ func Words(decision string) string {
 // DryRun decides about items (a decoded envelope, in order) for d's route
 // as ingest and fan-out would, storing nothing: the bundle's marking
 // definitions are registered first, in a copy of producer's registry;
-// then each object is resolved and evaluated, an object published earlier
-// in the bundle counting as published. d.Holds, when set, is the route's
+// then the objects are decided as one set (Decider.DecideAll), so the
+// result does not depend on their order in the bundle. d.Holds, when set, is the route's
 // live state. An error is one of reading that state.
 func DryRun(items []stix.Item, d Decider, producer string) ([]Result, Summary, error) {
 	r := d.Route
@@ -95,6 +95,23 @@ func DryRun(items []stix.Item, d Decider, producer string) ([]Result, Summary, e
 			}
 		}
 	}
+	var objs []Object
+	var at []int // objs[k] is items[at[k]]
+	for i := range items {
+		it := &items[i]
+		if it.Err == nil && refused[i] == nil {
+			objs = append(objs, Object{Raw: it.Raw, Type: it.Object.Type, ID: it.Object.ID, Producer: producer})
+			at = append(at, i)
+		}
+	}
+	judged, err := d.DecideAll(objs)
+	if err != nil {
+		return nil, sum, err
+	}
+	byItem := make(map[int]*Judged, len(at))
+	for k, i := range at {
+		byItem[i] = &judged[k]
+	}
 	out := make([]Result, 0, len(items))
 	for i := range items {
 		it := &items[i]
@@ -103,20 +120,14 @@ func DryRun(items []stix.Item, d Decider, producer string) ([]Result, Summary, e
 		if rejected == nil {
 			rejected = refused[i]
 		}
-		if rejected == nil {
-			o := Object{Raw: it.Raw, Type: it.Object.Type, ID: it.Object.ID, Producer: producer}
-			m, hash, err := d.Resolve(o)
-			if err != nil {
-				rejected = err
+		if j := byItem[i]; rejected == nil && j != nil {
+			if j.Invalid != nil {
+				rejected = j.Invalid
 			} else {
-				dec, err := d.Evaluate(o, m, hash)
-				if err != nil {
-					return nil, sum, err
-				}
-				res.fill(&dec)
-				tlp := dec.TLP
+				res.fill(&j.Decision)
+				tlp := j.Decision.TLP
 				if !tlp.Known() {
-					tlp = m.TLP
+					tlp = j.Res.TLP
 				}
 				if tlp.Known() {
 					res.TLP = tlp.String()

@@ -62,6 +62,12 @@ type RouteConfig struct {
 	// Expiry says what happens to an object whose valid_until has passed:
 	// "withhold" (the default) or "ignore".
 	Expiry string `yaml:"expiry"`
+	// Superseded says what happens to the route's copies of earlier
+	// versions of an object when the route withholds a newer version from
+	// the same producer (say, one raised to TLP:RED): "withdraw" (the
+	// default: they leave the collection, so the stale version is no
+	// longer the latest) or "keep".
+	Superseded string `yaml:"superseded"`
 	// Minimise holds the data-minimisation rules.
 	Minimise Minimise `yaml:"minimise"`
 	// Condition is an optional CEL expression over the object that must
@@ -94,6 +100,9 @@ const (
 
 	ExpiryWithhold = "withhold"
 	ExpiryIgnore   = "ignore"
+
+	SupersededWithdraw = "withdraw"
+	SupersededKeep     = "keep"
 )
 
 // Route is a compiled, immutable route: what Evaluate applies. Make one
@@ -110,6 +119,7 @@ type Route struct {
 	dropProp map[string]bool
 	refs     string
 	expiry   bool
+	keepOld  bool // superseded: keep
 	prod     map[string]bool
 	cond     *condition
 }
@@ -122,6 +132,10 @@ func (r *Route) Name() string { return r.cfg.Name }
 
 // Sources returns the ids of the inbound collections the route reads.
 func (r *Route) Sources() []string { return slices.Clone(r.cfg.Sources) }
+
+// KeepsSuperseded reports whether the route keeps its copies of earlier
+// versions of an object whose newer version it withholds (RouteConfig.Superseded).
+func (r *Route) KeepsSuperseded() bool { return r.keepOld }
 
 // Ceiling returns the route's TLP ceiling.
 func (r *Route) Ceiling() stix.TLP { return r.ceiling }
@@ -323,6 +337,15 @@ func compile(rc RouteConfig, prefix string) (*Route, error) {
 	}
 	r.expiry = c.Expiry == ExpiryWithhold
 
+	switch c.Superseded {
+	case "":
+		c.Superseded = SupersededWithdraw
+	case SupersededWithdraw, SupersededKeep:
+	default:
+		bad("superseded", "%q is not one of %s, %s", c.Superseded, SupersededWithdraw, SupersededKeep)
+	}
+	r.keepOld = c.Superseded == SupersededKeep
+
 	for i, p := range c.Minimise.DropProperties {
 		key := fmt.Sprintf("minimise.drop_properties[%d]", i)
 		switch {
@@ -376,10 +399,11 @@ func versionOf(c RouteConfig) string {
 		Producers    []string `json:"producers"`
 		References   string   `json:"references"`
 		Expiry       string   `json:"expiry"`
+		Superseded   string   `json:"superseded,omitzero"` // absent for the default, withdraw
 		Minimise     minimise `json:"minimise"`
 		Condition    string   `json:"condition"`
 	}{policyFormat, c.ID, c.Name, c.Sources, c.Ceiling, c.Unmarked, c.AllowTypes, c.ExcludeTypes,
-		c.Producers, c.References, c.Expiry,
+		c.Producers, c.References, c.Expiry, keepOnly(c.Superseded),
 		minimise{c.Minimise.DropTypes, c.Minimise.DropProperties, c.Minimise.DropCustomProperties}, c.Condition}
 	b, err := json.Marshal(doc, json.FormatNilSliceAsNull(false))
 	if err != nil {
@@ -391,6 +415,15 @@ func versionOf(c RouteConfig) string {
 	}
 	sum := sha256.Sum256(canon)
 	return hex.EncodeToString(sum[:])
+}
+
+// keepOnly is superseded as the policy version spells it: the default
+// (withdraw) is left out, so routes that do not set it keep their versions.
+func keepOnly(superseded string) string {
+	if superseded == SupersededKeep {
+		return superseded
+	}
+	return ""
 }
 
 // sortedSet returns list sorted without repeats, never nil.

@@ -28,7 +28,7 @@ const (
 //	ctigate.objects.received   {organisation}          objects in POSTed envelopes
 //	ctigate.objects.accepted   {organisation}          stored (new or already stored)
 //	ctigate.objects.rejected   {organisation, reason}  listed as failures
-//	ctigate.fanout.decisions   {route, action, reason} published, redacted, withheld
+//	ctigate.fanout.decisions   {route, action, reason} published, redacted, withheld, withdrawn
 //	ctigate.fanout.lag         {route, source}         age of the oldest unprocessed source version, s
 //	ctigate.fanout.queue.depth {route, source}         source versions after the route's checkpoint
 //	ctigate.objects.served     {organisation}          objects returned to consumers
@@ -69,7 +69,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	m.rejected, errs[2] = m.meter.Int64Counter("ctigate.objects.rejected", metric.WithUnit("{object}"),
 		metric.WithDescription("Objects refused at ingest, by producer organisation and reason."))
 	m.decisions, errs[3] = m.meter.Int64Counter("ctigate.fanout.decisions", metric.WithUnit("{decision}"),
-		metric.WithDescription("Route decisions, by route, action (published, redacted, withheld) and reason."))
+		metric.WithDescription("Route decisions, by route, action (published, redacted, withheld, withdrawn) and reason."))
 	m.served, errs[4] = m.meter.Int64Counter("ctigate.objects.served", metric.WithUnit("{object}"),
 		metric.WithDescription("Objects returned to consumers, by organisation."))
 	m.storeErrors, errs[5] = m.meter.Int64Counter("ctigate.store.errors", metric.WithUnit("{error}"),
