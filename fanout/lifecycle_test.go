@@ -1,0 +1,251 @@
+package fanout
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/stix"
+	"github.com/ctigate/ctigate/store"
+)
+
+// produced returns objs as submitted by org.
+func produced(org string, objs ...store.Object) []store.Object {
+	out := slices.Clone(objs)
+	for i := range out {
+		out[i].Producer = org
+	}
+	return out
+}
+
+// newOrgEnv is newEnv whose statement marking is CERT-A's, the producer
+// of the objects the test adds.
+func newOrgEnv(t *testing.T) *env {
+	e := newEnv(t)
+	def := produced("CERT-A", statementDef())[0]
+	if err := e.markings.Of("CERT-A").Add(def.Raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.DeleteObject(context.Background(), inbound, def.ID, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.add(def)
+	return e
+}
+
+// versionOf returns o as a later version (modified v) with extra members
+// in place of its markings.
+func versionOf(o store.Object, v time.Time, markings string) store.Object {
+	raw := string(o.Raw)
+	if i := strings.Index(raw, `,"object_marking_refs"`); i >= 0 {
+		raw = raw[:i] + "}"
+	}
+	raw = strings.Replace(raw, `"modified":"2026-01-01T00:00:00.000Z"`, `"modified":"`+v.Format("2006-01-02T15:04:05.000Z")+`"`, 1)
+	raw = strings.TrimSuffix(raw, "}") + markings + "}"
+	n := obj(o.ID, o.Type, v, raw)
+	n.Producer = o.Producer
+	return n
+}
+
+// tombstones returns the reasons of coll's tombstones, by id.
+func (e *env) tombstones(coll string) map[string][]string {
+	e.t.Helper()
+	ts, _, err := e.st.Tombstones(context.Background(), coll, time.Time{}, 10000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, t := range ts {
+		out[t.ID] = append(out[t.ID], t.Kind+":"+t.Reason)
+	}
+	return out
+}
+
+func (e *env) withdrawnEntries(id string) []custody.Entry {
+	e.t.Helper()
+	es, err := e.st.LedgerEntries(context.Background(), store.LedgerQuery{ObjectID: id, Action: custody.Withdrawn})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return es
+}
+
+func (e *env) holds(coll, id string) []store.Object {
+	e.t.Helper()
+	var out []store.Object
+	for _, o := range e.all(coll) {
+		if o.ID == id {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func TestDeleteAtSourceWithdraws(t *testing.T) {
+	e := newOrgEnv(t)
+	e.add(produced("CERT-A", samples()...)...)
+	w := e.worker(nil)
+	e.runOnce(w)
+	if len(e.holds(lawColl, id(nGreen))) != 1 || len(e.holds(judiColl, id(nGreen))) != 1 {
+		t.Fatal("the GREEN indicator was not published to both routes")
+	}
+	ctx := store.WithActor(context.Background(), store.Actor{User: "cert-a", Org: "CERT-A"})
+	if _, err := e.st.DeleteObject(ctx, inbound, id(nGreen), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.runOnce(w)
+	for _, c := range []string{lawColl, judiColl} {
+		if got := e.holds(c, id(nGreen)); len(got) != 0 {
+			t.Errorf("%s still holds the deleted indicator", c)
+		}
+		if got := e.tombstones(c)[id(nGreen)]; !slices.Equal(got, []string{"withdrawn:retracted"}) {
+			t.Errorf("%s tombstones of the deleted indicator = %v, want one withdrawn:retracted", c, got)
+		}
+	}
+	es := e.withdrawnEntries(id(nGreen))
+	if len(es) != 2 {
+		t.Fatalf("withdrawn custody entries = %d, want 2 (one per route)", len(es))
+	}
+	for _, en := range es {
+		if en.Reason != ReasonRetracted || en.Source != inbound || en.Route == "" || en.SHA256 == "" {
+			t.Errorf("withdrawn entry %+v: want reason retracted, source, route and the copy's hash", en)
+		}
+	}
+	// Another pass, and a new worker over the same store (a restart),
+	// withdraw nothing twice; what else was published stays.
+	e.runOnce(w)
+	e.runOnce(e.worker(nil))
+	if n := len(e.withdrawnEntries(id(nGreen))); n != 2 {
+		t.Errorf("after more passes: %d withdrawn entries, want still 2", n)
+	}
+	if got, want := idsOf(e.all(judiColl)), ids(nClear, nWhite, nGreen1, nGranular, nStatement); !slices.Equal(got, want) {
+		t.Errorf("judiciary holds %v, want %v", got, want)
+	}
+	// Submitted again, it is published again.
+	e.add(produced("CERT-A", indicator(nGreen, marked(stix.TLP2Green)))...)
+	e.runOnce(w)
+	if len(e.holds(judiColl, id(nGreen))) != 1 {
+		t.Error("resubmitted after its deletion, the indicator was not published again")
+	}
+}
+
+func TestRetentionIsNotRetraction(t *testing.T) {
+	e := newOrgEnv(t)
+	e.add(produced("CERT-A", samples()...)...)
+	w := e.worker(nil)
+	e.runOnce(w)
+	ctx := store.WithRemoval(context.Background(), store.Removal{Kind: store.RemovalExpired})
+	if _, err := e.st.DeleteObject(ctx, inbound, id(nGreen), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.runOnce(w)
+	e.runOnce(e.worker(nil))
+	if len(e.holds(lawColl, id(nGreen))) != 1 || len(e.holds(judiColl, id(nGreen))) != 1 {
+		t.Error("a version expired at the source was withdrawn from a route")
+	}
+	if ts := e.tombstones(inbound)[id(nGreen)]; len(ts) != 0 {
+		t.Errorf("expiry left tombstones %v", ts)
+	}
+}
+
+func TestRaisedToRedWithdrawsEarlierVersions(t *testing.T) {
+	v2 := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	green := produced("CERT-A", indicator(nGreen, marked(stix.TLP2Green)))[0]
+	red := versionOf(green, v2, marked(stix.TLP2Red))
+	t.Run("later batch", func(t *testing.T) {
+		e := newOrgEnv(t)
+		e.add(green)
+		w := e.worker(nil)
+		e.runOnce(w)
+		e.add(red)
+		e.runOnce(w)
+		for _, c := range []string{lawColl, judiColl} {
+			if got := e.holds(c, green.ID); len(got) != 0 {
+				t.Errorf("%s still holds %d versions of an object whose newer version is TLP:RED", c, len(got))
+			}
+			if got := e.tombstones(c)[green.ID]; !slices.Equal(got, []string{"withdrawn:superseded"}) {
+				t.Errorf("%s tombstones = %v, want withdrawn:superseded", c, got)
+			}
+		}
+	})
+	for _, order := range [][]store.Object{{green, red}, {red, green}} {
+		t.Run("same batch, "+order[0].Version.Format("Jan"), func(t *testing.T) {
+			e := newOrgEnv(t)
+			e.add(order...)
+			e.runOnce(e.worker(nil))
+			if got := e.holds(lawColl, green.ID); len(got) != 0 {
+				t.Errorf("law-enforcement holds %d versions; want none (the newest is RED)", len(got))
+			}
+		})
+	}
+	t.Run("superseded: keep", func(t *testing.T) {
+		e := newOrgEnv(t)
+		e.routes = []*policy.Route{route(t, lawColl, "law-enforcement", "TLP:AMBER", func(rc *policy.RouteConfig) { rc.Superseded = "keep" })}
+		e.add(green)
+		w := e.worker(nil)
+		e.runOnce(w)
+		e.add(red)
+		e.runOnce(w)
+		if got := e.holds(lawColl, green.ID); len(got) != 1 || !got[0].Version.Equal(green.Version) {
+			t.Errorf("a route that keeps superseded versions holds %v", got)
+		}
+	})
+	t.Run("another producer's newer version", func(t *testing.T) {
+		e := newOrgEnv(t)
+		e.add(green)
+		w := e.worker(nil)
+		e.runOnce(w)
+		other := red
+		other.Producer = "CERT-B"
+		e.add(other)
+		e.runOnce(w)
+		if got := e.holds(lawColl, green.ID); len(got) != 1 {
+			t.Errorf("another organisation's RED version withdrew CERT-A's copy: route holds %d versions", len(got))
+		}
+	})
+}
+
+func TestNarrowingWithdrawsExactly(t *testing.T) {
+	e := newOrgEnv(t)
+	e.add(produced("CERT-A", samples()...)...)
+	e.runOnce(e.worker(nil))
+	before := e.all(lawColl)
+	// The law-enforcement ceiling is lowered from AMBER to GREEN.
+	e.routes[0] = route(t, lawColl, "law-enforcement", "TLP:GREEN", nil)
+	e.runOnce(e.worker(nil))
+	if got, want := idsOf(e.all(lawColl)), ids(judiWant...); !slices.Equal(got, want) {
+		t.Fatalf("narrowed route holds\n%v\nwant\n%v", got, want)
+	}
+	ts := e.tombstones(lawColl)
+	if len(ts) != 2 || ts[id(nAmber)] == nil || ts[id(nAmber1)] == nil {
+		t.Fatalf("narrowing withdrew %v; want exactly the two AMBER indicators", ts)
+	}
+	if got := ts[id(nAmber)]; !slices.Equal(got, []string{"withdrawn:" + string(policy.ReasonAboveCeiling)}) {
+		t.Errorf("AMBER indicator withdrawn with %v, want above_ceiling", got)
+	}
+	// Untouched copies keep their date_added: nothing else was republished.
+	kept := map[string]time.Time{}
+	for _, o := range e.all(lawColl) {
+		kept[o.ID] = o.DateAdded
+	}
+	for _, o := range before {
+		if d, ok := kept[o.ID]; ok && !d.Equal(o.DateAdded) {
+			t.Errorf("%s was republished (date_added %v, was %v)", o.ID, d, o.DateAdded)
+		}
+	}
+	// Narrowing by redaction: the copies published in full are replaced.
+	e.routes[0] = route(t, lawColl, "law-enforcement", "TLP:GREEN", func(rc *policy.RouteConfig) { rc.Minimise.DropProperties = []string{"description"} })
+	e.runOnce(e.worker(nil))
+	for _, o := range e.all(lawColl) {
+		if o.Type == "indicator" && strings.Contains(string(o.Raw), "secret detail") {
+			t.Errorf("%s still published with the description the route now drops", o.ID)
+		}
+	}
+	if got := e.tombstones(lawColl)[id(nGreen)]; !slices.Equal(got, []string{"withdrawn:" + ReasonReplaced}) {
+		t.Errorf("replaced copy tombstones = %v, want withdrawn:replaced", got)
+	}
+}
