@@ -33,6 +33,7 @@ type SearchHit struct {
 	TLP       string            `json:"tlp"`
 	Producer  string            `json:"producer,omitempty"`
 	Labels    []string          `json:"labels,omitempty"`
+	Revoked   bool              `json:"revoked,omitempty"`
 	FirstSeen string            `json:"first_seen"`
 	LastSeen  string            `json:"last_seen"`
 	Matched   []string          `json:"matched"`

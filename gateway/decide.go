@@ -17,12 +17,9 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"slices"
 	"time"
-
-	"github.com/go-json-experiment/json"
 
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
@@ -187,7 +184,7 @@ func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 			d.cur, c.deps = c, c.deps[:0]
 			c.dec = policy.Evaluate(policy.Input{
 				Raw: c.o.Raw, Type: c.o.Type, ID: c.o.ID, SHA256: c.hash, Markings: c.res,
-				Producer: c.o.Producer, Revoked: Revoked(c.o.Raw),
+				Producer: c.o.Producer, Revoked: stix.Revoked(c.o.Raw),
 				Received: d.received(c, cands), Published: d.Published,
 			}, d.Route, d.Now)
 			if d.err != nil {
@@ -271,7 +268,7 @@ func (d *Decider) Evaluate(o Object, res stix.Resolution, hash [32]byte) (policy
 	dec := policy.Evaluate(policy.Input{
 		Raw: o.Raw, Type: o.Type, ID: o.ID, SHA256: hash, Markings: res,
 		Producer: o.Producer,
-		Revoked:  Revoked(o.Raw),
+		Revoked:  stix.Revoked(o.Raw),
 		// Revoked versions of objects the route already received are
 		// always delivered.
 		Received:  d.Published(o.ID),
@@ -328,14 +325,3 @@ func StoreHolds(ctx context.Context, st interface {
 // Forget undoes Mark for an object that was decided but not stored (the
 // route guard refuses what a route would publish only redacted).
 func (d *Decider) Forget(id string) { delete(d.batch, id) }
-
-// Revoked reports whether raw has "revoked": true.
-func Revoked(raw []byte) bool {
-	if !bytes.Contains(raw, []byte(`"revoked"`)) {
-		return false
-	}
-	var v struct {
-		Revoked bool `json:"revoked"`
-	}
-	return json.Unmarshal(raw, &v) == nil && v.Revoked
-}

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -56,6 +57,9 @@ type Hit struct {
 	TLP        string    // of that version
 	Producer   string    // of that version
 	Labels     []string  // of that version
+	// Revoked: the newest version of the object the collection holds
+	// says "revoked": true (its producer revoked it).
+	Revoked bool
 	// FirstSeen and LastSeen are the date_added of the first and the last
 	// matching version in the collection.
 	FirstSeen, LastSeen time.Time
@@ -317,6 +321,12 @@ func (s *Searcher) hit(ctx context.Context, g *group) (Hit, bool, error) {
 	}
 	h.Collection, h.ID, h.Type, h.Version = newest.Collection, newest.ID, newest.Type, newest.Version
 	h.TLP, h.Producer, h.Labels = newest.TLP, newest.Producer, newest.Labels
+	// A revoked version need not mention the observable: read the newest.
+	p, err := s.st.Objects(ctx, g.key.coll, store.Query{IDs: []string{g.key.id}, Limit: 1})
+	if err != nil && ctigate.KindOf(err) != ctigate.NotFound {
+		return Hit{}, false, err
+	}
+	h.Revoked = len(p.Objects) > 0 && stix.Revoked(p.Objects[0].Raw)
 	return h, true, nil
 }
 

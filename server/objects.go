@@ -124,6 +124,9 @@ func (s *Server) deleteObject(c echo.Context) error {
 		return err
 	}
 	s.log.Info("object deleted", "collection", col.cfg.ID, "id", id, "versions", n, "user", u.Name)
+	if s.onIngest != nil {
+		s.onIngest(col.cfg.ID) // fan-out withdraws what routes published from it
+	}
 	return writeBody(c, http.StatusOK, nil)
 }
 

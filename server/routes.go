@@ -42,6 +42,9 @@ func (s *Server) routeTable() *echo.Echo {
 	// Decision record (policy admins and auditors; plain JSON).
 	e.GET("/api/v1/decisions", s.getDecisions, s.authenticate)
 
+	// What left a collection (its readers; plain JSON).
+	e.GET("/api/v1/collections/:collection/withdrawn", s.getWithdrawn, s.authenticate)
+
 	// Route dry run (producers and policy admins; plain JSON).
 	e.POST("/api/v1/routes/:route/dry-run", s.postDryRun, s.authenticate)
 

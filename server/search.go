@@ -50,6 +50,7 @@ type searchHitJSON struct {
 	TLP        string            `json:"tlp"`
 	Producer   string            `json:"producer,omitempty"`
 	Labels     []string          `json:"labels,omitempty"`
+	Revoked    bool              `json:"revoked,omitempty"`
 	FirstSeen  string            `json:"first_seen"`
 	LastSeen   string            `json:"last_seen"`
 	Matched    []string          `json:"matched"`
@@ -142,7 +143,7 @@ func (s *Server) getSearch(c echo.Context) error {
 			continue // a searcher returns only what was asked for; fail closed if not
 		}
 		j := searchHitJSON{
-			ID: h.ID, Type: h.Type, TLP: h.TLP, Producer: h.Producer, Labels: h.Labels,
+			ID: h.ID, Type: h.Type, TLP: h.TLP, Producer: h.Producer, Labels: h.Labels, Revoked: h.Revoked,
 			Collection: searchCollJSON{ID: col.cfg.ID, Title: col.cfg.Title, APIRoot: col.root.cfg.Name},
 			FirstSeen:  formatDateAdded(h.FirstSeen), LastSeen: formatDateAdded(h.LastSeen), Matched: h.Matched,
 			Links: map[string]string{"object": "/" + col.root.cfg.Name + "/collections/" + col.cfg.ID + "/objects/" + h.ID + "/"},

@@ -537,3 +537,14 @@ func quoteValue[S string | []byte](s S) string {
 	}
 	return fmt.Sprintf("%q…", s[:cut])
 }
+
+// Revoked reports whether raw, an object's JSON, has "revoked": true.
+func Revoked(raw []byte) bool {
+	if !bytes.Contains(raw, []byte(`"revoked"`)) {
+		return false
+	}
+	var v struct {
+		Revoked bool `json:"revoked"`
+	}
+	return json.Unmarshal(raw, &v) == nil && v.Revoked
+}

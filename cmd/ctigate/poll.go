@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ctigate/ctigate/client"
+	"github.com/ctigate/ctigate/stix"
 )
 
 const pollUsage = `Usage: ctigate poll --server URL --collection ID|ALIAS [flags]
@@ -29,6 +30,13 @@ interrupted poll resumes with no gap and no duplicate.
 Output: JSON Lines, appended (default), or one STIX bundle per run
 holding that run's objects (written when the run completes).
 
+Withdrawals: each run first asks the gateway what was withdrawn from the
+collection since the last run (GET /api/v1/collections/{id}/withdrawn:
+versions its producer deleted, or that the route no longer publishes),
+removes those versions from a JSON Lines output file (rewritten
+atomically), appends them to the --withdrawn file when given, and reports
+them. Standard TAXII clients cannot learn of withdrawals.
+
 Credentials: --user with $CTIGATE_PASSWORD, or a netrc file entry
 (machine HOST login U password P), or a bearer token in $CTIGATE_TOKEN.
 
@@ -40,6 +48,8 @@ type pollState struct {
 	Server     string `json:"server"`
 	Collection string `json:"collection"`
 	AddedAfter string `json:"added_after"`
+	// WithdrawnAfter is the withdrawn_at of the last withdrawal applied.
+	WithdrawnAfter string `json:"withdrawn_after,omitempty"`
 }
 
 // runPoll implements `ctigate poll`.
@@ -54,6 +64,7 @@ func runPoll(ctx context.Context, args []string, getenv func(string) string, std
 	follow := fs.Bool("follow", false, "poll again every --interval until interrupted")
 	interval := fs.Duration("interval", 10*time.Second, "interval between runs with --follow")
 	limit := fs.Int("limit", 1000, "objects per page")
+	withdrawn := fs.String("withdrawn", "", "append each withdrawal, as a JSON line, to this file")
 	fs.Usage = func() { fmt.Fprint(stderr, pollUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -84,7 +95,7 @@ func runPoll(ctx context.Context, args []string, getenv func(string) string, std
 			return fmt.Errorf("poll: %w", err)
 		}
 	}
-	p := &poller{c: c, collection: cf.collection, statePath: *statePath, out: *out, bundle: *format == "bundle", limit: *limit, stdout: stdout, stderr: stderr, state: st}
+	p := &poller{c: c, collection: cf.collection, statePath: *statePath, out: *out, bundle: *format == "bundle", limit: *limit, stdout: stdout, stderr: stderr, state: st, withdrawn: *withdrawn}
 	for {
 		n, err := p.runOnce(ctx)
 		if err != nil {
@@ -117,11 +128,15 @@ type poller struct {
 	stdout     io.Writer
 	stderr     io.Writer
 	state      pollState
+	withdrawn  string // file the withdrawals are appended to ("": none)
 }
 
 // runOnce pulls everything added since the state and returns how many
 // objects it wrote.
 func (p *poller) runOnce(ctx context.Context) (int, error) {
+	if err := p.applyWithdrawals(ctx); err != nil {
+		return 0, err
+	}
 	var (
 		next, last string
 		total      int
@@ -166,6 +181,138 @@ func (p *poller) runOnce(ctx context.Context) (int, error) {
 		}
 	}
 	return total, nil
+}
+
+// applyWithdrawals reads what was withdrawn from the collection since the
+// last run, removes those versions from a JSON Lines output file, appends
+// them to the withdrawn file, and then advances the state. A run
+// interrupted before the state is saved applies them again, which changes
+// nothing more. It runs before the objects are read: a version read after
+// it is in the collection, even if it was withdrawn and added again.
+func (p *poller) applyWithdrawals(ctx context.Context) error {
+	var all []client.Withdrawn
+	after := p.state.WithdrawnAfter
+	for {
+		page, err := p.c.Withdrawals(ctx, p.collection, after, 0)
+		if err != nil {
+			return fmt.Errorf("reading withdrawals: %w", err)
+		}
+		all = append(all, page.Withdrawn...)
+		if !page.More || page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	removed := 0
+	if !p.bundle && p.out != "-" {
+		var err error
+		if removed, err = removeWithdrawn(p.out, all); err != nil {
+			return fmt.Errorf("removing withdrawn objects from %s: %w", p.out, err)
+		}
+	}
+	if p.withdrawn != "" {
+		f, err := os.OpenFile(p.withdrawn, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriter(f)
+		for _, w := range all {
+			b, _ := json.Marshal(w)
+			bw.Write(b)
+			bw.WriteByte('\n')
+		}
+		if err := cmp.Or(bw.Flush(), f.Sync()); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(p.stderr, "poll: %d versions withdrawn from the collection since %s", len(all), cmp.Or(p.state.WithdrawnAfter, "the start"))
+	if !p.bundle && p.out != "-" {
+		fmt.Fprintf(p.stderr, "; %d lines removed from %s", removed, p.out)
+	}
+	fmt.Fprintln(p.stderr)
+	p.state.WithdrawnAfter = all[len(all)-1].WithdrawnAt
+	return p.saveState(p.state.AddedAfter)
+}
+
+// removeWithdrawn rewrites the JSON Lines file path (atomically: temp
+// file, fsync, rename) without the lines holding a withdrawn version, and
+// returns how many it removed. A missing file has nothing to remove.
+func removeWithdrawn(path string, ws []client.Withdrawn) (int, error) {
+	type key struct {
+		id string
+		v  time.Time
+	}
+	gone := map[key]bool{}
+	for _, w := range ws {
+		k := key{id: w.ID}
+		if w.Version != "" {
+			t, err := stix.ParseTimestamp(w.Version)
+			if err != nil {
+				return 0, fmt.Errorf("withdrawal of %s: version %q: %w", w.ID, w.Version, err)
+			}
+			k.v = t
+		}
+		gone[k] = true
+	}
+	in, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 64<<10), 256<<20)
+	bw := bufio.NewWriter(tmp)
+	removed := 0
+	for sc.Scan() {
+		line := sc.Bytes()
+		var o struct {
+			ID       string `json:"id"`
+			Modified string `json:"modified"`
+			Created  string `json:"created"`
+		}
+		if json.Unmarshal(line, &o) == nil {
+			k := key{id: o.ID}
+			if v := cmp.Or(o.Modified, o.Created); v != "" {
+				k.v, _ = stix.ParseTimestamp(v)
+			}
+			if gone[k] {
+				removed++
+				continue
+			}
+		}
+		bw.Write(line)
+		bw.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := cmp.Or(bw.Flush(), tmp.Sync()); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, err
+	}
+	if removed == 0 {
+		return 0, nil
+	}
+	return removed, os.Rename(tmp.Name(), path)
 }
 
 func (p *poller) open(flags int) (io.Writer, func() error, error) {

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/labstack/echo/v4"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/stix"
+	"github.com/ctigate/ctigate/store"
+)
+
+// Limits of GET /api/v1/collections/{id}/withdrawn.
+const (
+	defaultWithdrawnLimit = 1000
+	maxWithdrawnLimit     = 10000
+)
+
+// withdrawnPage is the response of GET /api/v1/collections/{id}/withdrawn.
+type withdrawnPage struct {
+	Collection string          `json:"collection"`
+	Withdrawn  []withdrawnJSON `json:"withdrawn"`
+	More       bool            `json:"more"`
+	// Next, when set, is the added_after value of the next page: the
+	// withdrawn_at of the last item.
+	Next string `json:"next,omitempty"`
+}
+
+// withdrawnJSON is one object version that left the collection.
+type withdrawnJSON struct {
+	ID          string `json:"id"`
+	Version     string `json:"version,omitempty"`
+	DateAdded   string `json:"date_added"`
+	WithdrawnAt string `json:"withdrawn_at"`
+	// Reason is "retracted" (its producer deleted it) or "withdrawn" (the
+	// route's policy no longer publishes it). Why the policy withholds it
+	// is not said: that a newer version is, say, TLP:RED is itself
+	// something the route does not publish.
+	Reason string `json:"reason"`
+}
+
+// getWithdrawn lists the object versions withdrawn from (or deleted in) a
+// collection the caller may read, oldest first, after a point on the
+// collection's date_added clock: ?added_after=<timestamp>&limit=<n>. A
+// consumer that remembers the last X-TAXII-Date-Added-Last it received
+// asks for what was withdrawn since, and removes those versions; a version
+// added again later comes back in the objects with a later date_added.
+func (s *Server) getWithdrawn(c echo.Context) error {
+	const op = "server.getWithdrawn"
+	u := userOf(c)
+	v := s.viewOf(c)
+	var col *collection
+	for _, r := range v.roots {
+		if k := r.byKey[c.Param("collection")]; k != nil {
+			col = k
+			break
+		}
+	}
+	if col == nil || u == nil || !v.access.CanRead(u, col.cfg.ID) {
+		return errNoCollection
+	}
+	var after time.Time
+	limit := defaultWithdrawnLimit
+	for k, vals := range c.QueryParams() {
+		val := vals[len(vals)-1]
+		switch k {
+		case "added_after":
+			t, err := stix.ParseTimestamp(val)
+			if err != nil {
+				return ctigate.E(op, ctigate.Invalid, "added_after is not a timestamp: "+err.Error())
+			}
+			after = t
+		case "limit":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 1 {
+				return ctigate.E(op, ctigate.Invalid, "limit must be a positive integer")
+			}
+			limit = min(n, maxWithdrawnLimit)
+		default:
+			return invalidf("unknown parameter %q", k)
+		}
+	}
+	ts, more, err := s.store.Tombstones(c.Request().Context(), col.cfg.ID, after, limit)
+	if err != nil {
+		return err
+	}
+	page := withdrawnPage{Collection: col.cfg.ID, Withdrawn: make([]withdrawnJSON, len(ts)), More: more}
+	for i, t := range ts {
+		j := withdrawnJSON{ID: t.ID, DateAdded: formatDateAdded(t.DateAdded), WithdrawnAt: formatDateAdded(t.Removed), Reason: "withdrawn"}
+		if !t.Version.IsZero() {
+			j.Version = stix.FormatTimestamp(t.Version)
+		}
+		if t.Kind == store.RemovalDeleted || t.Reason == "retracted" {
+			j.Reason = "retracted"
+		}
+		page.Withdrawn[i] = j
+	}
+	if more && len(ts) > 0 {
+		page.Next = formatDateAdded(ts[len(ts)-1].Removed)
+	}
+	b, err := json.Marshal(page)
+	if err != nil {
+		return ctigate.E(op, err)
+	}
+	h := c.Response().Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+}
