@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,6 +123,8 @@ type Worker struct {
 	mu     sync.Mutex      // held by a pass
 	warned map[string]bool // checkpoints whose re-evaluation was announced
 
+	released map[string]time.Time // checkpoint name -> the checkpoint when its parked objects were last looked at (under mu)
+
 	tracer  trace.Tracer
 	metrics *telemetry.Metrics
 	links   ingestLinks
@@ -134,7 +137,7 @@ func New(opts Options) *Worker {
 		st: opts.Store, routes: opts.Routes, current: opts.Current, markings: opts.Markings, log: opts.Logger,
 		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize,
 		lease: opts.Lease, leaseTTL: opts.LeaseTTL, publish: opts.OnPublish,
-		wake: make(chan struct{}, 1), warned: map[string]bool{},
+		wake: make(chan struct{}, 1), warned: map[string]bool{}, released: map[string]time.Time{},
 	}
 	if w.leaseTTL <= 0 {
 		w.leaseTTL = DefaultLeaseTTL
@@ -254,7 +257,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 			return total, err
 		}
 		if len(page.Objects) == 0 {
-			return total, w.retract(ctx, r, src)
+			return total, errors.Join(w.retract(ctx, r, src), w.release(ctx, r, src, name))
 		}
 		if err := w.process(ctx, r, src, name, cp, page.Objects); err != nil {
 			if ctigate.KindOf(err) == ctigate.Conflict {
@@ -266,7 +269,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 		}
 		total += len(page.Objects)
 		if !page.More {
-			return total, w.retract(ctx, r, src)
+			return total, errors.Join(w.retract(ctx, r, src), w.release(ctx, r, src, name))
 		}
 	}
 }
@@ -350,31 +353,20 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 			j.Decision = policy.Decision{Action: policy.Withhold, Reason: policy.ReasonInvalid, Detail: j.Invalid.Error(), OriginalSHA256: objs[i].Hash}
 		}
 	}
+	parked, err := w.park(ctx, r, name, objs, judged, now)
+	if err != nil {
+		return err
+	}
 	if !r.KeepsSuperseded() {
-		supersede(objs, judged)
+		supersede(objs, judged, parked)
 	}
 	for i := range objs {
-		o := &objs[i]
-		d := judged[i].Decision
-		if err := b.withdrawFor(o, &d); err != nil {
-			return err
-		}
-		if d.Action == policy.Withhold {
-			w.log.Debug("fanout: withheld", "route", r.Name(), "policy_version", r.Version(), "id", o.ID,
-				"version", o.Version, "reason", d.Reason, "detail", d.Detail)
-			b.decide(o, record(&d))
+		if parked[i] {
 			continue
 		}
-		// Marking definitions the published object refers to go first, so a
-		// reader meets a definition before its use.
-		if err := b.definitions(o.ID, d.Object); err != nil {
+		if err := b.apply(&objs[i], judged[i].Decision); err != nil {
 			return err
 		}
-		b.decide(o, record(&d))
-		b.publish(store.Object{
-			ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version,
-			Raw: d.Object, Hash: d.PublishedSHA256, Producer: o.Producer,
-		})
 	}
 	eval.End()
 	wctx, write := w.tracer.Start(ctx, spanWrite)
@@ -398,14 +390,43 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 	return nil
 }
 
+// apply carries out the decision d about source version o in the batch:
+// withdrawals it implies, its record, and the published copy with the
+// marking definitions it needs.
+func (b *batch) apply(o *store.Object, d policy.Decision) error {
+	if err := b.withdrawFor(o, &d); err != nil {
+		return err
+	}
+	if d.Action == policy.Withhold {
+		b.w.log.Debug("fanout: withheld", "route", b.route.Name(), "policy_version", b.route.Version(), "id", o.ID,
+			"version", o.Version, "reason", d.Reason, "detail", d.Detail)
+		b.decide(o, record(&d))
+		return nil
+	}
+	// Marking definitions the published object refers to go first, so a
+	// reader meets a definition before its use.
+	if err := b.definitions(o.ID, d.Object); err != nil {
+		return err
+	}
+	b.decide(o, record(&d))
+	b.publish(store.Object{
+		ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version,
+		Raw: d.Object, Hash: d.PublishedSHA256, Producer: o.Producer,
+	})
+	return nil
+}
+
 // supersede withholds, with ReasonSuperseded, each version in objs that
 // a route would publish although it withholds a newer version of the same
 // object from the same producer in objs, so that the order in which
 // versions arrive within a batch does not decide what stays the latest.
-func supersede(objs []store.Object, judged []gateway.Judged) {
+func supersede(objs []store.Object, judged []gateway.Judged, skip map[int]bool) {
 	type key struct{ id, producer string }
 	newest := map[key]int{} // the newest withheld version of each object
 	for i := range objs {
+		if skip[i] {
+			continue
+		}
 		if r := judged[i].Decision.Reason; judged[i].Decision.Action != policy.Withhold || r == policy.ReasonInvalid || r == policy.ReasonMarkingDefinition {
 			continue
 		}
@@ -416,7 +437,7 @@ func supersede(objs []store.Object, judged []gateway.Judged) {
 	}
 	for i := range objs {
 		j, ok := newest[key{objs[i].ID, objs[i].Producer}]
-		if !ok || judged[i].Decision.Action == policy.Withhold || !objs[j].Version.After(objs[i].Version) {
+		if !ok || skip[i] || judged[i].Decision.Action == policy.Withhold || !objs[j].Version.After(objs[i].Version) {
 			continue
 		}
 		judged[i].Decision = policy.Decision{
@@ -496,35 +517,277 @@ func (w *Worker) withdraw(ctx context.Context, r *policy.Route, src string, c st
 	return nil
 }
 
-// lookahead returns a Decider.Lookahead for route r: the newest version of
-// id that producer submitted to one of r's sources and r has not decided
-// yet (added after the route's checkpoint over that source; over src, the
-// batch under way, after upTo). Only versions whose producer is the
-// referring object's producer count.
-func (w *Worker) lookahead(ctx context.Context, r *policy.Route, src string, upTo time.Time) func(id, producer string) (gateway.Object, bool, error) {
+// lookahead returns a Decider.Lookahead for route r: the newest version
+// of id that producer submitted to one of r's sources and r has not
+// decided yet (added after the route's checkpoint over that source; over
+// src, the batch under way, after upTo; or waiting for references), or
+// whether producer submitted it at all. Only versions whose producer is
+// the referring object's producer count.
+func (w *Worker) lookahead(ctx context.Context, r *policy.Route, src string, upTo time.Time) func(id, producer string) (gateway.Object, bool, bool, error) {
 	cps := map[string]time.Time{src: upTo}
-	return func(id, producer string) (gateway.Object, bool, error) {
+	return func(id, producer string) (gateway.Object, bool, bool, error) {
+		known := false
 		for _, s := range r.Sources() {
 			cp, ok := cps[s]
 			if !ok {
 				var err error
 				if cp, err = w.st.Checkpoint(ctx, CheckpointName(r, s)); err != nil {
-					return gateway.Object{}, false, err
+					return gateway.Object{}, false, false, err
 				}
 				cps[s] = cp
 			}
 			p, err := w.st.Objects(ctx, s, store.Query{IDs: []string{id}})
 			if err != nil {
-				return gateway.Object{}, false, err
+				return gateway.Object{}, false, false, err
 			}
 			for _, o := range p.Objects {
-				if o.Producer == producer && o.DateAdded.After(cp) && o.Type != "marking-definition" {
-					return gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}, true, nil
+				if o.Producer != producer || o.Type == "marking-definition" {
+					continue
 				}
+				g := gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}
+				if o.DateAdded.After(cp) {
+					return g, true, true, nil
+				}
+				waiting, err := w.st.Objects(ctx, parkingOf(CheckpointName(r, s)), store.Query{IDs: []string{id}, WithoutRaw: true})
+				if err != nil {
+					return gateway.Object{}, false, false, err
+				}
+				if len(waiting.Objects) > 0 {
+					return g, true, true, nil
+				}
+				known = true
 			}
 		}
-		return gateway.Object{}, false, nil
+		return gateway.Object{}, false, known, nil
 	}
+}
+
+// Waiting for references. An object whose references name objects its
+// producer has not submitted yet is parked: it is not decided, the
+// route's checkpoint moves on without it, and an entry in a collection of
+// the fan-out's own (parkingOf the checkpoint's name, never served)
+// records it. Each pass releases the entries whose references have
+// arrived or whose route's reference_wait has passed: they are decided
+// then (unarrived references as unpublished). Entries are written before
+// the checkpoint moves and removed after their decisions are written, so
+// a crash loses none (one released twice has its decision recorded
+// twice, and its copy stored once). A producer has at most the route's
+// parked_limit entries per source; beyond it objects are decided at once.
+
+// parkingOf names the collection of the entries waiting under checkpoint
+// name.
+func parkingOf(name string) string { return "parked/" + name }
+
+// parkEntry is what a parking entry's bytes hold.
+type parkEntry struct {
+	DateAdded int64    `json:"date_added"` // the source version's, µs
+	Since     int64    `json:"since"`      // when it was parked, µs
+	Awaiting  []string `json:"awaiting"`
+}
+
+// awaits reports whether decision d may change when the references it
+// awaits arrive: it was published with references trimmed, or withheld
+// for its references (not for its markings, type or the like).
+func awaits(d *policy.Decision) bool {
+	if d.Action != policy.Withhold {
+		return true
+	}
+	return d.Reason == policy.ReasonReference || d.Reason == policy.ReasonRequiredRedacted
+}
+
+// park parks the objects whose decisions await references (up to the
+// route's parked_limit for the source) and returns which it parked.
+func (w *Worker) park(ctx context.Context, r *policy.Route, name string, objs []store.Object, judged []gateway.Judged, now time.Time) (map[int]bool, error) {
+	if r.ReferenceWait() <= 0 {
+		return nil, nil
+	}
+	var want []int
+	for i := range judged {
+		if len(judged[i].Awaiting) > 0 && judged[i].Invalid == nil && awaits(&judged[i].Decision) {
+			want = append(want, i)
+		}
+	}
+	if len(want) == 0 {
+		return nil, nil
+	}
+	waiting, err := w.parkedEntries(ctx, parkingOf(name))
+	if err != nil {
+		return nil, err
+	}
+	count := map[string]int{}
+	for _, e := range waiting {
+		count[e.Producer]++
+	}
+	parked := map[int]bool{}
+	var entries []store.Object
+	for _, i := range want {
+		o := &objs[i]
+		if count[o.Producer] >= r.ParkedLimit() {
+			d := &judged[i].Decision
+			d.Detail = strings.TrimPrefix(d.Detail+"; ", "; ") + fmt.Sprintf("decided without waiting for %s: %d objects of %s already wait for references on this route (parked_limit %d)",
+				strings.Join(judged[i].Awaiting, ", "), count[o.Producer], o.Producer, r.ParkedLimit())
+			w.log.Warn("fanout: parked_limit reached; deciding without waiting for references", "route", r.Name(), "producer", o.Producer, "limit", r.ParkedLimit(), "id", o.ID)
+			continue
+		}
+		count[o.Producer]++
+		raw, err := json.Marshal(parkEntry{DateAdded: o.DateAdded.UnixMicro(), Since: now.UnixMicro(), Awaiting: judged[i].Awaiting})
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version, Raw: raw, Producer: o.Producer})
+		parked[i] = true
+	}
+	if len(entries) > 0 {
+		if _, err := w.st.AddObjects(ctx, parkingOf(name), entries); err != nil {
+			w.metrics.StoreError(ctx, "park")
+			return nil, err
+		}
+		w.log.Debug("fanout: parked objects waiting for references", "route", r.Name(), "n", len(entries))
+	}
+	return parked, nil
+}
+
+// parkedEntries reads every entry of a parking collection (with bytes).
+func (w *Worker) parkedEntries(ctx context.Context, coll string) ([]store.Object, error) {
+	var out []store.Object
+	q := store.Query{Versions: []store.VersionMatch{{Kind: store.All}}}
+	for {
+		p, err := w.st.Objects(ctx, coll, q)
+		if err != nil {
+			if ctigate.KindOf(err) == ctigate.NotFound {
+				return out, nil
+			}
+			return nil, err
+		}
+		out = append(out, p.Objects...)
+		if !p.More {
+			return out, nil
+		}
+		q.Next = p.Next
+	}
+}
+
+// release decides the parked objects of r over src whose references
+// arrived or whose wait is over.
+func (w *Worker) release(ctx context.Context, r *policy.Route, src, name string) error {
+	coll := parkingOf(name)
+	if p, err := w.st.Objects(ctx, coll, store.Query{Limit: 1, WithoutRaw: true}); err != nil || len(p.Objects) == 0 {
+		if ctigate.KindOf(err) == ctigate.NotFound {
+			return nil
+		}
+		return err
+	}
+	entries, err := w.parkedEntries(ctx, coll)
+	if err != nil {
+		return err
+	}
+	now := w.clock()
+	cp, err := w.st.Checkpoint(ctx, name)
+	if err != nil {
+		return err
+	}
+	// Whether a reference arrived is worth asking only when the source
+	// grew since the last time.
+	grew := !w.released[name].Equal(cp)
+	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, decider: &gateway.Decider{
+		Markings: w.markings, Route: r, Now: now, Holds: gateway.StoreHolds(ctx, w.st, r.ID(), ""),
+		Lookahead: w.lookahead(ctx, r, src, cp),
+	}}
+	var due []store.Object // parking entries
+	expired := map[string]bool{}
+	for _, e := range entries {
+		var pe parkEntry
+		if err := json.Unmarshal(e.Raw, &pe); err != nil {
+			due, expired[e.ID+e.Version.String()] = append(due, e), true // unreadable: decide it now
+			continue
+		}
+		if now.Sub(time.UnixMicro(pe.Since)) >= r.ReferenceWait() {
+			due, expired[e.ID+e.Version.String()] = append(due, e), true
+			continue
+		}
+		if grew && w.arrived(b, pe.Awaiting, e.Producer) {
+			due = append(due, e)
+		}
+	}
+	w.released[name] = cp
+	if len(due) == 0 {
+		return nil
+	}
+	var objs []store.Object
+	var gone []store.Object // entries whose source version no longer exists
+	for _, e := range due {
+		p, err := w.st.Objects(ctx, src, store.Query{IDs: []string{e.ID}, Versions: []store.VersionMatch{{Kind: store.At, At: e.Version}}})
+		if err != nil {
+			return err
+		}
+		if len(p.Objects) == 0 {
+			gone = append(gone, e)
+			continue
+		}
+		objs = append(objs, p.Objects[0])
+	}
+	var decided []store.Object
+	if len(objs) > 0 {
+		gs := make([]gateway.Object, len(objs))
+		for i, o := range objs {
+			gs[i] = gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}
+		}
+		judged, err := b.decider.DecideAll(gs)
+		if err != nil {
+			return err
+		}
+		for i := range objs {
+			j := &judged[i]
+			o := &objs[i]
+			if j.Invalid != nil {
+				j.Decision = policy.Decision{Action: policy.Withhold, Reason: policy.ReasonInvalid, Detail: j.Invalid.Error(), OriginalSHA256: o.Hash}
+			}
+			if !expired[o.ID+o.Version.String()] && len(j.Awaiting) > 0 && awaits(&j.Decision) {
+				continue // some references arrived, not all: it waits on
+			}
+			if err := b.apply(o, j.Decision); err != nil {
+				return err
+			}
+			decided = append(decided, *o)
+		}
+	}
+	if len(decided) > 0 {
+		from, err := w.st.Checkpoint(ctx, name+"/released")
+		if err != nil {
+			return err
+		}
+		if _, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, b.ds, name+"/released", from, now); err != nil {
+			if ctigate.KindOf(err) == ctigate.Conflict {
+				return nil // another worker released them
+			}
+			return err
+		}
+		w.recordDecisions(ctx, trace.SpanFromContext(ctx), r, b.ds)
+		if len(b.out) > 0 && w.publish != nil {
+			w.publish(r.ID())
+		}
+	}
+	rctx := store.WithRemoval(ctx, store.Removal{Kind: store.RemovalReleased})
+	for _, e := range append(gone, decided...) {
+		if _, err := w.st.DeleteObject(rctx, coll, e.ID, []store.VersionMatch{{Kind: store.At, At: e.Version}}, nil); err != nil && ctigate.KindOf(err) != ctigate.NotFound {
+			return err
+		}
+	}
+	return nil
+}
+
+// arrived reports whether any of ids is now published by the route or
+// submitted by producer.
+func (w *Worker) arrived(b *batch, ids []string, producer string) bool {
+	for _, id := range ids {
+		if held, err := b.decider.Holds(id); err == nil && held {
+			return true
+		}
+		if _, pending, known, err := b.decider.Lookahead(id, producer); err == nil && (pending || known) {
+			return true
+		}
+	}
+	return false
 }
 
 // retract withdraws the copies r published from versions deleted from src

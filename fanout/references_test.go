@@ -108,23 +108,32 @@ func genRefRoute(t *rapid.T) *policy.Route {
 }
 
 // publishRun adds objs in envelopes of envelope objects each, then lets
-// fan-out (batches of batch) publish them, and returns what the route
-// holds: id -> published bytes.
-func publishRun(t *rapid.T, dir string, r *policy.Route, objs []store.Object, envelope, batch int) map[string]string {
+// fan-out (batches of batch) publish them — after each envelope too when
+// between is set — and returns what the route holds: id -> published
+// bytes.
+func publishRun(t *rapid.T, dir string, r *policy.Route, objs []store.Object, envelope, batch int, between bool) map[string]string {
 	st, err := bolt.Open(filepath.Join(dir, fmt.Sprintf("run-%d.db", time.Now().UnixNano())), bolt.Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	ctx := context.Background()
+	w := New(Options{Store: st, Routes: []*policy.Route{r}, Markings: stix.NewMarkings(), Clock: func() time.Time { return now }, BatchSize: batch})
 	for i := 0; i < len(objs); i += envelope {
 		if _, err := st.AddObjects(ctx, inbound, objs[i:min(i+envelope, len(objs))]); err != nil {
 			t.Fatal(err)
 		}
+		if between {
+			if _, err := w.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	w := New(Options{Store: st, Routes: []*policy.Route{r}, Markings: stix.NewMarkings(), Clock: func() time.Time { return now }, BatchSize: batch})
 	if _, err := w.RunOnce(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if p, err := st.Objects(ctx, parkingOf(CheckpointName(r, inbound)), store.Query{WithoutRaw: true}); err == nil && len(p.Objects) > 0 {
+		t.Fatalf("%d objects still wait for references that have all arrived", len(p.Objects))
 	}
 	p, err := st.Objects(ctx, lawColl, store.Query{Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 10000})
 	if err != nil {
@@ -142,10 +151,13 @@ var stixID = regexp.MustCompile(`"([a-z][a-z0-9-]+--[0-9a-f-]{36})"`)
 // TestReferencesOrderIndependent is the property that what a route
 // publishes does not depend on the order in which a producer's objects
 // arrive, nor on how they are split into envelopes and fan-out batches:
-// every permutation, every envelope size, every batch size publishes the
-// same objects with the same bytes (so the same references) as one
-// envelope decided in one batch. And every reference a published object
-// keeps is to an object the route published.
+// every permutation, every envelope size, every batch size, with fan-out
+// running after each envelope or only at the end (objects wait for the
+// references that have not arrived yet), publishes the same objects with
+// the same bytes (so the same references) as one envelope decided in one
+// batch, once everything has arrived within the route's reference_wait.
+// And every reference a published object keeps is to an object the route
+// published.
 //
 //	go test ./fanout -run TestReferencesOrderIndependent -rapid.checks=1000
 func TestReferencesOrderIndependent(t *testing.T) {
@@ -156,7 +168,7 @@ func TestReferencesOrderIndependent(t *testing.T) {
 		g := &refGen{}
 		objs := g.objects(t)
 		r := genRefRoute(t)
-		want := publishRun(t, dir, r, objs, len(objs), len(objs))
+		want := publishRun(t, dir, r, objs, len(objs), len(objs), false)
 		for id, raw := range want {
 			for _, m := range stixID.FindAllStringSubmatch(raw, -1) {
 				ref := m[1]
@@ -175,7 +187,8 @@ func TestReferencesOrderIndependent(t *testing.T) {
 		perm := rapid.Permutation(objs).Draw(t, "order")
 		envelope := rapid.IntRange(1, len(objs)).Draw(t, "envelope")
 		batch := rapid.IntRange(1, len(objs)).Draw(t, "batch")
-		got := publishRun(t, dir, r, perm, envelope, batch)
+		between := rapid.Bool().Draw(t, "fan-out between envelopes")
+		got := publishRun(t, dir, r, perm, envelope, batch, between)
 		if !maps.Equal(got, want) {
 			var diff []string
 			for _, id := range slices.Sorted(maps.Keys(want)) {
@@ -188,7 +201,7 @@ func TestReferencesOrderIndependent(t *testing.T) {
 					diff = append(diff, fmt.Sprintf("%s published only in this order: %s", id, got[id]))
 				}
 			}
-			t.Fatalf("envelopes of %d, batches of %d: the route publishes differently:\n%s", envelope, batch, strings.Join(diff, "\n"))
+			t.Fatalf("envelopes of %d, batches of %d, fan-out between envelopes %v: the route publishes differently:\n%s", envelope, batch, between, strings.Join(diff, "\n"))
 		}
 	})
 }

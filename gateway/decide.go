@@ -49,9 +49,13 @@ type Decider struct {
 	// Lookahead, when set, lets DecideAll judge a reference to an id the
 	// route has not published by the referenced object itself: it returns
 	// the newest version of id that producer submitted and the route has
-	// not decided yet (ok false when there is none). It must look only at
-	// producer's own submissions, never another organisation's.
-	Lookahead func(id, producer string) (o Object, ok bool, err error)
+	// not decided yet (pending), or else whether producer submitted id at
+	// all (known; a known id the route has not published was withheld).
+	// An id neither pending nor known is one the producer has not
+	// submitted (yet): Judged.Awaiting lists those a decision depended on.
+	// It must look only at producer's own submissions, never another
+	// organisation's.
+	Lookahead func(id, producer string) (o Object, pending, known bool, err error)
 
 	batch map[string]bool // ids published by earlier decisions
 	err   error
@@ -59,7 +63,7 @@ type Decider struct {
 	// DecideAll's state.
 	assume map[string]int // id -> candidates with that id not (yet) withheld
 	cur    *candidate     // the candidate being evaluated
-	looked map[[2]string]bool
+	looked map[[2]string]bool // looked up; true: the producer has not submitted it
 	ghosts []*candidate // lookahead objects added this round
 	limit  int          // most lookahead objects per DecideAll
 	nghost int
@@ -73,9 +77,11 @@ func (d *Decider) Published(id string) bool {
 	if d.batch[id] {
 		return true
 	}
-	if d.assume != nil {
-		if d.assume[id] > 0 {
-			d.cur.deps = append(d.cur.deps, id)
+	if n, ok := d.assume[id]; ok {
+		// One of the set: the decision relies on it either way (and
+		// waits for what it waits for).
+		d.cur.deps = append(d.cur.deps, id)
+		if n > 0 {
 			return true
 		}
 	}
@@ -101,20 +107,26 @@ func (d *Decider) held(id string) bool {
 // is one, as a candidate that DecideAll judges with the others (without
 // publishing it: fan-out publishes it when it reaches it).
 func (d *Decider) lookahead(id string) bool {
-	if d.assume == nil || d.Lookahead == nil || d.cur == nil || d.cur.o.Producer == "" || d.nghost >= d.limit {
-		return false
+	if d.assume == nil || d.Lookahead == nil || d.cur == nil || d.cur.o.Producer == "" || d.nghost >= d.limit || !stix.IsIdentifier(id) {
+		return false // not an identifier (say, ""): nothing will ever arrive under it
 	}
 	k := [2]string{id, d.cur.o.Producer}
-	if d.looked[k] {
-		return false // looked for before: none, or withheld (else assume counts it)
+	if absent, seen := d.looked[k]; seen {
+		if absent {
+			d.cur.absent = append(d.cur.absent, id)
+		}
+		return false // looked for before: absent, or withheld (else assume counts it)
 	}
-	d.looked[k] = true
-	o, ok, err := d.Lookahead(id, d.cur.o.Producer)
+	o, pending, known, err := d.Lookahead(id, d.cur.o.Producer)
 	if err != nil {
 		d.err = err
 		return false
 	}
-	if !ok || o.ID != id || o.Producer != d.cur.o.Producer {
+	d.looked[k] = !pending && !known
+	if !pending && !known {
+		d.cur.absent = append(d.cur.absent, id)
+	}
+	if !pending || o.ID != id || o.Producer != d.cur.o.Producer {
 		return false
 	}
 	res, hash, err := d.Resolve(o)
@@ -137,9 +149,15 @@ type candidate struct {
 	res   stix.Resolution
 	hash  [32]byte
 	dec   policy.Decision
-	deps  []string // ids assumed published when dec was made
-	out   bool     // withheld, and no longer counted in assume
+	deps   []string // ids assumed published when dec was made
+	absent []string // ids referenced that the producer has not submitted
+	out    bool     // withheld, and no longer counted in assume
 }
+
+// MaxLookahead bounds the objects one DecideAll looks ahead at (an
+// ATT&CK collection object alone refers to every object of its bundle);
+// references beyond it are judged as if unpublished.
+const MaxLookahead = 10_000
 
 // Judged is what DecideAll says of one object.
 type Judged struct {
@@ -147,6 +165,10 @@ type Judged struct {
 	Hash     [32]byte
 	Invalid  error // Resolve failed: the object cannot be judged (Decision unset)
 	Decision policy.Decision
+	// Awaiting lists the ids the object refers to that its producer has
+	// not submitted (with Lookahead set): the decision treated them as
+	// unpublished, and may change when they arrive.
+	Awaiting []string
 }
 
 // DecideAll decides about objs for the route as one set, so that the
@@ -163,7 +185,7 @@ type Judged struct {
 func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 	out := make([]Judged, len(objs))
 	d.assume, d.looked, d.ghosts, d.nghost = map[string]int{}, map[[2]string]bool{}, nil, 0
-	d.limit = 2*len(objs) + 64
+	d.limit = max(MaxLookahead, 2*len(objs))
 	defer func() { d.assume, d.looked, d.cur, d.ghosts = nil, nil, nil, nil }()
 	var cands []*candidate
 	for i := range objs {
@@ -181,7 +203,7 @@ func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 			if c.out {
 				continue
 			}
-			d.cur, c.deps = c, c.deps[:0]
+			d.cur, c.deps, c.absent = c, c.deps[:0], c.absent[:0]
 			c.dec = policy.Evaluate(policy.Input{
 				Raw: c.o.Raw, Type: c.o.Type, ID: c.o.ID, SHA256: c.hash, Markings: c.res,
 				Producer: c.o.Producer, Revoked: stix.Revoked(c.o.Raw),
@@ -210,11 +232,16 @@ func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 			}
 		}
 	}
+	byID := map[string][]*candidate{}
+	for _, c := range cands {
+		byID[c.o.ID] = append(byID[c.o.ID], c)
+	}
 	for _, c := range cands {
 		if c.index < 0 {
 			continue
 		}
 		out[c.index].Decision = c.dec
+		out[c.index].Awaiting = awaiting(c, byID)
 	}
 	for _, c := range cands {
 		if c.index >= 0 && c.dec.Action != policy.Withhold {
@@ -222,6 +249,30 @@ func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 		}
 	}
 	return out, nil
+}
+
+// awaiting returns the ids c waits for: those it refers to that the
+// producer has not submitted, and those the objects its decision relied on
+// wait for (transitively), sorted.
+func awaiting(c *candidate, byID map[string][]*candidate) []string {
+	var out []string
+	seen := map[*candidate]bool{c: true}
+	stack := []*candidate{c}
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		out = append(out, x.absent...)
+		for _, id := range x.deps {
+			for _, y := range byID[id] {
+				if !seen[y] {
+					seen[y] = true
+					stack = append(stack, y)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // received reports whether the route received c's object before: it holds

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-json-experiment/json"
 
@@ -62,6 +63,17 @@ type RouteConfig struct {
 	// Expiry says what happens to an object whose valid_until has passed:
 	// "withhold" (the default) or "ignore".
 	Expiry string `yaml:"expiry"`
+	// ReferenceWait is how long an object whose references name objects
+	// its producer has not submitted yet waits for them (parked, apart
+	// from the route's other objects) before it is decided as if they
+	// were withheld: a duration ("5m", the default) or "off". It does
+	// not change the policy version: it says when a decision is made,
+	// not what the policy is.
+	ReferenceWait string `yaml:"reference_wait"`
+	// ParkedLimit bounds how many objects of one producer may wait for
+	// references at once (default 10000); an object beyond it is decided
+	// at once, saying so.
+	ParkedLimit int `yaml:"parked_limit"`
 	// Superseded says what happens to the route's copies of earlier
 	// versions of an object when the route withholds a newer version from
 	// the same producer (say, one raised to TLP:RED): "withdraw" (the
@@ -120,6 +132,8 @@ type Route struct {
 	refs     string
 	expiry   bool
 	keepOld  bool // superseded: keep
+	wait     time.Duration
+	parked   int
 	prod     map[string]bool
 	cond     *condition
 }
@@ -132,6 +146,19 @@ func (r *Route) Name() string { return r.cfg.Name }
 
 // Sources returns the ids of the inbound collections the route reads.
 func (r *Route) Sources() []string { return slices.Clone(r.cfg.Sources) }
+
+// Defaults of RouteConfig.ReferenceWait and ParkedLimit.
+const (
+	DefaultReferenceWait = 5 * time.Minute
+	DefaultParkedLimit   = 10_000
+)
+
+// ReferenceWait returns how long an object waits for referenced objects
+// its producer has not submitted yet (0: it does not wait).
+func (r *Route) ReferenceWait() time.Duration { return r.wait }
+
+// ParkedLimit returns how many objects of one producer may wait at once.
+func (r *Route) ParkedLimit() int { return r.parked }
 
 // KeepsSuperseded reports whether the route keeps its copies of earlier
 // versions of an object whose newer version it withholds (RouteConfig.Superseded).
@@ -336,6 +363,26 @@ func compile(rc RouteConfig, prefix string) (*Route, error) {
 		bad("expiry", "%q is not one of %s, %s", c.Expiry, ExpiryWithhold, ExpiryIgnore)
 	}
 	r.expiry = c.Expiry == ExpiryWithhold
+
+	switch w := strings.TrimSpace(c.ReferenceWait); w {
+	case "":
+		r.wait = DefaultReferenceWait
+		c.ReferenceWait = r.wait.String()
+	case "off":
+	default:
+		d, err := time.ParseDuration(w)
+		if err != nil || d <= 0 || d > 7*24*time.Hour {
+			bad("reference_wait", "%q is neither \"off\" nor a duration between 1s and 168h (e.g. \"5m\")", c.ReferenceWait)
+		}
+		r.wait = d
+	}
+	switch {
+	case c.ParkedLimit == 0:
+		c.ParkedLimit = DefaultParkedLimit
+	case c.ParkedLimit < 0 || c.ParkedLimit > 1_000_000:
+		bad("parked_limit", "%d is not between 1 and 1000000", c.ParkedLimit)
+	}
+	r.parked = c.ParkedLimit
 
 	switch c.Superseded {
 	case "":

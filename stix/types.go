@@ -170,3 +170,7 @@ func isIdentifier(id []byte) bool {
 	typ, uuid, ok := splitID(id)
 	return ok && typeProblem(typ) == "" && uuidProblem(uuid) == ""
 }
+
+// IsIdentifier reports whether id is a syntactically valid STIX
+// identifier ("<type>--<UUID>").
+func IsIdentifier(id string) bool { return isIdentifier([]byte(id)) }

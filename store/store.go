@@ -156,7 +156,13 @@ const (
 	// RemovalExpired: retention removed the version. Housekeeping, not a
 	// retraction: no tombstone, and route copies stay.
 	RemovalExpired = "expired"
+	// RemovalReleased: fan-out removed an entry of its own bookkeeping (an
+	// object that waited for references was decided). No tombstone.
+	RemovalReleased = "released"
 )
+
+// Tombstoned reports whether a removal of kind leaves a tombstone.
+func Tombstoned(kind string) bool { return kind == RemovalDeleted || kind == RemovalWithdrawn }
 
 // Removal says why DeleteObject removes versions. It travels in the
 // context (WithRemoval); without one, the removal is RemovalDeleted.

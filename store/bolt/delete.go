@@ -108,7 +108,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 				return err
 			}
 			entries = append(entries, p)
-			if rm.Kind != store.RemovalExpired {
+			if store.Tombstoned(rm.Kind) {
 				tombs = append(tombs, t)
 			}
 		}
@@ -189,8 +189,8 @@ func removedEntry(actor store.Actor, rm store.Removal, id string, version time.T
 	switch rm.Kind {
 	case store.RemovalWithdrawn:
 		e.Action, e.Route, e.PolicyVersion, e.Source, e.Reason, e.Detail = custody.Withdrawn, rm.Route, rm.PolicyVersion, rm.Source, rm.Reason, rm.Detail
-	case store.RemovalExpired:
-		e.Reason = store.RemovalExpired
+	case store.RemovalExpired, store.RemovalReleased:
+		e.Reason = rm.Kind
 	}
 	return e
 }

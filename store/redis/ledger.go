@@ -947,8 +947,8 @@ func (s *Store) deletedLines(ctx context.Context, collection, id string, vs []ve
 		switch rm.Kind {
 		case store.RemovalWithdrawn:
 			e.Action, e.Route, e.PolicyVersion, e.Source, e.Reason, e.Detail = custody.Withdrawn, rm.Route, rm.PolicyVersion, rm.Source, rm.Reason, rm.Detail
-		case store.RemovalExpired:
-			e.Reason = store.RemovalExpired
+		case store.RemovalExpired, store.RemovalReleased:
+			e.Reason = rm.Kind
 		}
 		t := store.Tombstone{ID: id, DateAdded: time.UnixMicro(v.da).UTC(), Kind: rm.Kind, Reason: rm.Reason}
 		if k, err := hex.DecodeString(v.version); err == nil && len(k) == 12 {
@@ -966,7 +966,7 @@ func (s *Store) deletedLines(ctx context.Context, collection, id string, vs []ve
 			return nil, nil, nil, err
 		}
 		out[i], ins[i] = l, in
-		if rm.Kind != store.RemovalExpired {
+		if store.Tombstoned(rm.Kind) {
 			tombs = append(tombs, string(store.EncodeTombstone(&t)))
 		}
 	}
