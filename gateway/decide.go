@@ -61,11 +61,11 @@ type Decider struct {
 	err   error
 
 	// DecideAll's state.
-	assume map[string]int // id -> candidates with that id not (yet) withheld
-	cur    *candidate     // the candidate being evaluated
+	assume map[string]int     // id -> candidates with that id not (yet) withheld
+	cur    *candidate         // the candidate being evaluated
 	looked map[[2]string]bool // looked up; true: the producer has not submitted it
-	ghosts []*candidate // lookahead objects added this round
-	limit  int          // most lookahead objects per DecideAll
+	ghosts []*candidate       // lookahead objects added this round
+	limit  int                // most lookahead objects per DecideAll
 	nghost int
 }
 
@@ -144,11 +144,11 @@ func (d *Decider) lookahead(id string) bool {
 // candidate is one object DecideAll judges: one of its input (index >= 0)
 // or a lookahead object (index -1).
 type candidate struct {
-	o     Object
-	index int
-	res   stix.Resolution
-	hash  [32]byte
-	dec   policy.Decision
+	o      Object
+	index  int
+	res    stix.Resolution
+	hash   [32]byte
+	dec    policy.Decision
 	deps   []string // ids assumed published when dec was made
 	absent []string // ids referenced that the producer has not submitted
 	out    bool     // withheld, and no longer counted in assume
