@@ -26,6 +26,12 @@ type envelope struct {
 // one author).
 const benchIdentity stix2.Identifier = "identity--6a3e5b2c-0c2d-5d0e-9d1c-3f0f7b3a2c41"
 
+// benchIdentityJSON is that identity, TLP:CLEAR: the first object of the
+// first envelope, as a producer sends the identity its objects name (a
+// route publishes it, so the indicators keep their created_by_ref).
+const benchIdentityJSON = `{"type":"identity","spec_version":"2.1","id":"` + string(benchIdentity) + `","created":"2026-01-01T00:00:00.000Z","modified":"2026-01-01T00:00:00.000Z",` +
+	`"name":"CERT-A","identity_class":"organization","sectors":["government-national"],"object_marking_refs":["marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"]}`
+
 // TLP marking definitions (the fixed ids of TLP 2.0 and TLP 1.0), with the
 // share of generated indicators that carry each, in percent. Most CSIRT
 // output is GREEN or AMBER; some producers still send TLP 1.0.
@@ -48,7 +54,8 @@ var families = []string{"QakBot", "Emotet", "IcedID", "Cobalt Strike", "AgentTes
 
 var domainWords = []string{"secure", "login", "update", "account", "verify", "portal", "cloud", "mail", "support", "billing", "office", "docs", "auth", "service", "online", "bank"}
 
-// generate builds n indicators in envelopes of b objects, serialised, using
+// generate builds n objects (the producer's identity, then indicators) in
+// envelopes of b objects, serialised, using
 // workers goroutines. Ids are random UUIDv4 (stix2.NewIdentifier), so
 // they are distinct across runs too.
 func generate(ctx context.Context, n, b, workers int) ([]envelope, error) {
@@ -73,7 +80,7 @@ func generate(ctx context.Context, n, b, workers int) ([]envelope, error) {
 				}
 				count := min(b, n-e*b)
 				red := g.red
-				body, err := g.envelope(count)
+				body, err := g.envelope(count, e == 0)
 				if err != nil {
 					mu.Lock()
 					ferr = err
@@ -101,10 +108,17 @@ type generator struct {
 	now time.Time
 }
 
-func (g *generator) envelope(count int) ([]byte, error) {
+// envelope returns an envelope of count objects: indicators, after the
+// producer's identity when first.
+func (g *generator) envelope(count int, first bool) ([]byte, error) {
 	buf := bytes.NewBuffer(make([]byte, 0, 16+count*560))
 	buf.WriteString(`{"objects":[`)
-	for i := range count {
+	start := 0
+	if first && count > 0 {
+		buf.WriteString(benchIdentityJSON)
+		start = 1
+	}
+	for i := start; i < count; i++ {
 		if i > 0 {
 			buf.WriteByte(',')
 		}

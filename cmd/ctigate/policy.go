@@ -39,13 +39,14 @@ are listed as "rejected at ingest" with the validation error. A summary line
 (counts per decision and per reason, and the policy version) ends the output.
 
 The file is read as ingest would read it: its marking definitions are
-registered first, then the objects are evaluated in file order, and a
-reference counts as published when it points to an object published
-(possibly redacted) earlier in the same file. Offline (from --config), a
-reference to an object later in the file, or not in it, is to something
-the route has not published, and a revoked version is judged as if the
-route had never received the object: the route's state is not seen (a
-note says so). With --server the running gateway checks the file against
+registered first, then the objects are decided as one set, as fan-out
+decides them: a reference counts as published when it points to an object
+the route publishes (possibly redacted) from the same file, wherever it is
+in the file, so the order of the objects does not matter. Offline (from
+--config), a reference to an object not in the file is to something the
+route has not published (fan-out would wait for it for the route's
+reference_wait), and a revoked version is judged as if the route had never
+received the object: the route's state is not seen (a note says so). With --server the running gateway checks the file against
 the route's live state, deciding exactly as fan-out does, for your
 organisation (its marking definitions, and what the route published of
 its objects). Nothing is stored.

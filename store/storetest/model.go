@@ -143,8 +143,10 @@ func (m *model) query(name string, q store.Query) []store.Object {
 	return out
 }
 
-// delete applies DeleteObject and returns how many versions it removes.
-func (m *model) delete(name, id string, versions []store.VersionMatch, specs []string) int {
+// delete applies DeleteObject (a deletion: each version removed leaves a
+// tombstone on the collection's date_added clock) and returns how many
+// versions it removes.
+func (m *model) delete(name string, now time.Time, id string, versions []store.VersionMatch, specs []string) int {
 	c := m.colls[name]
 	if c == nil {
 		return 0
@@ -160,6 +162,7 @@ func (m *model) delete(name, id string, versions []store.VersionMatch, specs []s
 			c.objs = slices.DeleteFunc(c.objs, func(o store.Object) bool {
 				return o.ID == id && o.Version.Equal(vs[i].Version)
 			})
+			c.last = max(now.UnixMicro(), c.last+1)
 			n++
 		}
 	}

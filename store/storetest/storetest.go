@@ -1140,7 +1140,7 @@ func testModel(t *testing.T, e *env) {
 		case r < 5: // delete
 			id := allIDs[rng.IntN(len(allIDs))]
 			vm, sp := randVersions(), pickSome(specs, 1)
-			want := m.delete(c, id, vm, sp)
+			want := m.delete(c, e.clock.Now(), id, vm, sp)
 			n, err := e.s.DeleteObject(e.ctx, c, id, vm, sp)
 			if want == 0 {
 				if ctigate.KindOf(err) != ctigate.NotFound {
