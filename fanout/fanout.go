@@ -13,13 +13,29 @@ package fanout
 // and, since adds are idempotent, publishes nothing twice.
 //
 // A new policy version has a checkpoint of its own, so the whole source is
-// re-evaluated under it: widened permissions apply to history. Narrowed
-// permissions only stop further publication; what was already published
-// stays (the first copy of an (id, version) wins, so a version published
-// in full is not replaced by a redacted one).
+// re-evaluated under it, both ways: widened permissions publish history,
+// narrowed ones withdraw the copies the new version would not publish (or
+// would publish differently, say redacted where an earlier version
+// published in full: the copy is replaced). A version that returns (A, B,
+// then A again) starts over too (takeOver).
+//
+// What a route published can be taken back (withdrawn: removed from the
+// route's collection, with a custody entry and a tombstone that consumers
+// read at /api/v1/collections/{id}/withdrawn): when its producer deletes the
+// source version (fan-out follows the source's tombstones), when a newer
+// version from the same producer is withheld (unless the route keeps
+// superseded versions), and when the policy changes as above. Expiry at the
+// source (retention) is not a retraction and withdraws nothing.
+//
+// References are decided on the whole picture (gateway.Decider.DecideAll):
+// the objects of a batch as one set, and an object the route has not
+// decided yet, but its producer submitted, by what the route will decide
+// for it. An object that refers to objects its producer has not submitted
+// waits for them (parking, below).
 //
 // Every decision (published, redacted, withheld) is recorded as a
-// store.Decision in that same write, so it is recorded exactly once and
+// store.Decision in that same write (withdrawals in the write that removes
+// the copy), so it is recorded exactly once and
 // only if its effect happened: a batch whose write fails records nothing
 // and is evaluated again. Marking definitions published with the objects
 // that refer to them get a published decision of their own.
@@ -84,8 +100,8 @@ type Options struct {
 	BatchSize int
 	// Lease, when set, shares the routes among several workers (gateway
 	// replicas over one store): a worker drains a route's source only
-	// while it holds the lease named after the checkpoint, which it takes
-	// or renews for LeaseTTL before each batch. Lease reports whether it
+	// while it holds the lease of that route and source ("fanout/ROUTE-ID/
+	// SOURCE-ID", whatever the policy version), which it takes or renews for LeaseTTL before each batch. Lease reports whether it
 	// holds it. A lease its holder stops renewing (it died) passes to
 	// another worker after LeaseTTL. Without Lease every worker drains
 	// every route, which the store's checkpoint check keeps correct
@@ -223,21 +239,86 @@ func CheckpointName(r *policy.Route, src string) string {
 	return "fanout/" + r.ID() + "/" + src + "/" + r.Version()
 }
 
+// leaseName names the lease of route r over src: one per route and source,
+// whatever the policy version, so that two workers on different versions
+// (a reload under way) do not drain it at once.
+func leaseName(r *policy.Route, src string) string { return "fanout/" + r.ID() + "/" + src }
+
+// inForceName names the checkpoint that records which policy version last
+// drained r over src (versionMark).
+func inForceName(r *policy.Route, src string) string { return leaseName(r, src) + "/in-force" }
+
+// versionMark encodes a policy version as a checkpoint value (its first 48
+// bits, as microseconds: both backends keep those exactly).
+func versionMark(version string) time.Time {
+	var u int64
+	for i := 0; i < 12 && i < len(version); i++ {
+		c := version[i]
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		}
+		u = u<<4 | int64(c&0xf)
+	}
+	return time.UnixMicro(u + 1).UTC() // never the zero time
+}
+
+// takeOver starts r's policy version over src from the beginning when
+// another version drained it last: a policy that returns to an earlier
+// version (A, then B, then A again) must re-evaluate the history B
+// changed, not resume where A stopped. The version's checkpoints go back to
+// the start first, then the marker records it: a crash in between starts it
+// over again, which changes nothing more.
+func (w *Worker) takeOver(ctx context.Context, r *policy.Route, src string) error {
+	mark, err := w.st.Checkpoint(ctx, inForceName(r, src))
+	if err != nil {
+		return err
+	}
+	want := versionMark(r.Version())
+	if mark.Equal(want) {
+		return nil
+	}
+	if !mark.IsZero() {
+		for _, name := range []string{CheckpointName(r, src), CheckpointName(r, src) + "/tombstones"} {
+			cp, err := w.st.Checkpoint(ctx, name)
+			if err != nil {
+				return err
+			}
+			if cp.IsZero() {
+				continue
+			}
+			if _, err := w.st.AddObjectsCheckpoint(ctx, r.ID(), nil, nil, name, cp, time.Time{}); err != nil {
+				return err
+			}
+		}
+		delete(w.warned, CheckpointName(r, src))
+	}
+	_, err = w.st.AddObjectsCheckpoint(ctx, r.ID(), nil, nil, inForceName(r, src), mark, want)
+	return err
+}
+
 // drain processes batches of src for r until it has caught up.
 func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, error) {
 	name := CheckpointName(r, src)
 	total := 0
-	for {
+	for first := true; ; first = false {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
 		if w.lease != nil {
-			held, err := w.lease(ctx, name, w.leaseTTL)
+			held, err := w.lease(ctx, leaseName(r, src), w.leaseTTL)
 			if err != nil {
 				return total, err
 			}
 			if !held {
 				return total, nil // another worker drains it
+			}
+		}
+		if first {
+			if err := w.takeOver(ctx, r, src); err != nil {
+				return total, err
 			}
 		}
 		cp, err := w.st.Checkpoint(ctx, name)
@@ -342,7 +423,7 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 		o := &objs[i]
 		// Producer is "" for versions stored before producers were
 		// recorded: routes with producers withhold them.
-		gs[i] = gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}
+		gs[i] = gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}
 	}
 	judged, err := b.decider.DecideAll(gs)
 	if err != nil {
@@ -357,11 +438,14 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 	if err != nil {
 		return err
 	}
-	if !r.KeepsSuperseded() {
-		supersede(objs, judged, parked)
-	}
 	for i := range objs {
 		if parked[i] {
+			// Not decided yet; but a copy of this version that an earlier
+			// policy published, and this one would not publish as it is,
+			// goes now (narrowing does not wait).
+			if err := b.withdrawFor(&objs[i], &judged[i].Decision, true); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := b.apply(&objs[i], judged[i].Decision); err != nil {
@@ -394,7 +478,7 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 // withdrawals it implies, its record, and the published copy with the
 // marking definitions it needs.
 func (b *batch) apply(o *store.Object, d policy.Decision) error {
-	if err := b.withdrawFor(o, &d); err != nil {
+	if err := b.withdrawFor(o, &d, false); err != nil {
 		return err
 	}
 	if d.Action == policy.Withhold {
@@ -416,37 +500,6 @@ func (b *batch) apply(o *store.Object, d policy.Decision) error {
 	return nil
 }
 
-// supersede withholds, with ReasonSuperseded, each version in objs that
-// a route would publish although it withholds a newer version of the same
-// object from the same producer in objs, so that the order in which
-// versions arrive within a batch does not decide what stays the latest.
-func supersede(objs []store.Object, judged []gateway.Judged, skip map[int]bool) {
-	type key struct{ id, producer string }
-	newest := map[key]int{} // the newest withheld version of each object
-	for i := range objs {
-		if skip[i] {
-			continue
-		}
-		if r := judged[i].Decision.Reason; judged[i].Decision.Action != policy.Withhold || r == policy.ReasonInvalid || r == policy.ReasonMarkingDefinition {
-			continue
-		}
-		k := key{objs[i].ID, objs[i].Producer}
-		if j, ok := newest[k]; !ok || objs[i].Version.After(objs[j].Version) {
-			newest[k] = i
-		}
-	}
-	for i := range objs {
-		j, ok := newest[key{objs[i].ID, objs[i].Producer}]
-		if !ok || skip[i] || judged[i].Decision.Action == policy.Withhold || !objs[j].Version.After(objs[i].Version) {
-			continue
-		}
-		judged[i].Decision = policy.Decision{
-			Action: policy.Withhold, Reason: policy.ReasonSuperseded, OriginalSHA256: judged[i].Decision.OriginalSHA256,
-			Detail: fmt.Sprintf("the newer version %s is withheld (%s)", objs[j].Version.Format(time.RFC3339Nano), judged[j].Decision.Reason),
-		}
-	}
-}
-
 // Reasons a route withdraws a copy it published, besides the policy's
 // withholding reasons (Tombstone.Reason, the custody entry's reason).
 const (
@@ -461,8 +514,9 @@ const (
 // versions, its copies of o's earlier versions from the same producer;
 // when o publishes, a different copy of o's version published before
 // (say, in full under a wider policy), which the new copy replaces. Only
-// copies from o's producer are touched.
-func (b *batch) withdrawFor(o *store.Object, d *policy.Decision) error {
+// copies from o's producer are touched. With sameVersion, only the copy of
+// o's version is (d is provisional: o waits for references).
+func (b *batch) withdrawFor(o *store.Object, d *policy.Decision, sameVersion bool) error {
 	if d.Reason == policy.ReasonMarkingDefinition {
 		return nil // published with the objects that use it, never on its own
 	}
@@ -482,7 +536,7 @@ func (b *batch) withdrawFor(o *store.Object, d *policy.Decision) error {
 		switch {
 		case d.Action == policy.Withhold && c.Version.Equal(o.Version):
 			reason, detail = string(d.Reason), "policy "+b.route.Version()+" withholds this version: "+d.Detail
-		case d.Action == policy.Withhold && c.Version.Before(o.Version) && !b.route.KeepsSuperseded():
+		case d.Action == policy.Withhold && c.Version.Before(o.Version) && !b.route.KeepsSuperseded() && !sameVersion:
 			reason, detail = string(policy.ReasonSuperseded), fmt.Sprintf("the newer version %s is withheld (%s)", o.Version.Format(time.RFC3339Nano), d.Reason)
 		case d.Action != policy.Withhold && c.Version.Equal(o.Version) && c.Hash != d.PublishedSHA256 && c.Hash != ([32]byte{}):
 			reason, detail = ReasonReplaced, "policy "+b.route.Version()+" publishes a different copy of this version"
@@ -544,7 +598,7 @@ func (w *Worker) lookahead(ctx context.Context, r *policy.Route, src string, upT
 				if o.Producer != producer || o.Type == "marking-definition" {
 					continue
 				}
-				g := gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}
+				g := gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}
 				if o.DateAdded.After(cp) {
 					return g, true, true, nil
 				}
@@ -730,7 +784,7 @@ func (w *Worker) release(ctx context.Context, r *policy.Route, src, name string)
 	if len(objs) > 0 {
 		gs := make([]gateway.Object, len(objs))
 		for i, o := range objs {
-			gs[i] = gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}
+			gs[i] = gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}
 		}
 		judged, err := b.decider.DecideAll(gs)
 		if err != nil {
@@ -868,7 +922,7 @@ func (w *Worker) publishedElsewhere(ctx context.Context, r *policy.Route, src st
 				continue
 			}
 			d := &gateway.Decider{Markings: w.markings, Route: r, Now: w.clock(), Holds: gateway.StoreHolds(ctx, w.st, r.ID(), "")}
-			j, err := d.DecideAll([]gateway.Object{{Raw: o.Raw, Type: o.Type, ID: o.ID, Producer: o.Producer}})
+			j, err := d.DecideAll([]gateway.Object{{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}})
 			if err != nil {
 				return false, err
 			}

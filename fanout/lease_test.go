@@ -14,7 +14,7 @@ func TestLeaseSharesRoutes(t *testing.T) {
 	e := newEnv(t)
 	e.add(samples()...)
 	var mu sync.Mutex
-	holders := map[string]string{} // checkpoint name -> holder
+	holders := map[string]string{} // lease name -> holder
 	lease := func(holder string) func(context.Context, string, time.Duration) (bool, error) {
 		return func(_ context.Context, name string, ttl time.Duration) (bool, error) {
 			mu.Lock()
@@ -27,7 +27,7 @@ func TestLeaseSharesRoutes(t *testing.T) {
 		}
 	}
 	// b holds the judiciary route's lease; a gets the rest.
-	holders[CheckpointName(e.routes[1], inbound)] = "b"
+	holders[leaseName(e.routes[1], inbound)] = "b"
 	a := New(Options{Store: e.st, Routes: e.routes, Markings: e.markings, Clock: func() time.Time { return now }, Lease: lease("a")})
 	if n := e.runOnce(a); n != len(samples())+1 {
 		t.Fatalf("worker a evaluated %d versions, want %d (one route)", n, len(samples())+1)

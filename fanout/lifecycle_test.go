@@ -249,3 +249,24 @@ func TestNarrowingWithdrawsExactly(t *testing.T) {
 		t.Errorf("replaced copy tombstones = %v, want withdrawn:replaced", got)
 	}
 }
+
+// A policy that returns to an earlier version (AMBER, GREEN, AMBER again)
+// re-evaluates history under it: what the GREEN version withdrew is
+// published again, and a return to GREEN withdraws it again.
+func TestPolicyReturnsToEarlierVersion(t *testing.T) {
+	e := newOrgEnv(t)
+	e.add(produced("CERT-A", samples()...)...)
+	amber := route(t, lawColl, "law-enforcement", "TLP:AMBER", nil)
+	green := route(t, lawColl, "law-enforcement", "TLP:GREEN", nil)
+	for i, r := range []*policy.Route{amber, green, amber, green} {
+		e.routes = []*policy.Route{r}
+		e.runOnce(e.worker(nil))
+		want := ids(lawWant...)
+		if r == green {
+			want = ids(judiWant...)
+		}
+		if got := idsOf(e.all(lawColl)); !slices.Equal(got, want) {
+			t.Fatalf("step %d (%s): route holds\n%v\nwant\n%v", i, r.Ceiling(), got, want)
+		}
+	}
+}

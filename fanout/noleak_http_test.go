@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -221,6 +222,56 @@ func (g *nlGen) object(t *rapid.T, i int, ids []string) *nlObj {
 	return o
 }
 
+var (
+	nlTokenRE    = regexp.MustCompile(`tk[0-9]+q`)
+	nlModifiedRE = regexp.MustCompile(`"modified":"[^"]*"`)
+)
+
+// nlNewVersion returns a later version of o (modified on day step of June
+// 2024) with fresh tokens in place of every one of o's, and object-level
+// markings drawn anew (at least one when o had some: a granular marking
+// may select them).
+func (g *nlGen) nlNewVersion(t *rapid.T, o *nlObj, step int) *nlObj {
+	fresh := map[string]string{}
+	raw := nlTokenRE.ReplaceAllStringFunc(o.raw, func(tok string) string {
+		if n, ok := fresh[tok]; ok {
+			return n
+		}
+		fresh[tok] = g.token()
+		return fresh[tok]
+	})
+	swap := func(toks []string) []string {
+		out := make([]string, len(toks))
+		for i, tk := range toks {
+			out[i] = fresh[tk]
+		}
+		return out
+	}
+	n := &nlObj{id: o.id, typ: o.typ, granular: o.granular, expired: o.expired, indiv: o.indiv,
+		tokens: swap(o.tokens), custom: swap(o.custom), at: map[string][]string{}}
+	for k, v := range o.at {
+		n.at[k] = swap(v)
+	}
+	raw = nlModifiedRE.ReplaceAllString(raw, fmt.Sprintf(`"modified":"2024-06-%02dT00:00:00.000Z"`, step))
+	min := 0
+	if len(o.markings) > 0 {
+		min = 1
+	}
+	n.markings = rapid.SliceOfN(rapid.SampledFrom(nlMarkings), min, 3).Draw(t, "new_markings")
+	refs := ""
+	if len(n.markings) > 0 {
+		refs = `,"object_marking_refs":["` + strings.Join(n.markings, `","`) + `"]`
+	}
+	if i := strings.Index(raw, `,"object_marking_refs":[`); i >= 0 {
+		j := i + strings.Index(raw[i:], "]") + 1
+		raw = raw[:i] + refs + raw[j:]
+	} else {
+		raw = strings.TrimSuffix(raw, "}") + refs + "}"
+	}
+	n.raw = raw
+	return n
+}
+
 // nlLevel is the oracle's object-level reading of refs: the highest TLP
 // level, and whether a marking the gateway does not know is among them.
 func nlLevel(refs []string) (stix.TLP, bool) {
@@ -263,17 +314,25 @@ var nlUsers = []nlUser{{"producer", "CERT-A"}, {"consumer-0", "Org 0"}, {"consum
 // markings with random selectors and language entries, references between
 // them and to objects never posted). The producer posts it, the worker
 // runs, and each consumer reads everything it can: GET objects,
-// object-by-id and versions for every posted id, and the manifest. Then:
+// object-by-id and versions for every posted id, and the manifest. Then a
+// generated history follows — deletes at the source, new versions with
+// new markings (raised to RED, lowered, made unknown), route policy changes
+// (narrowing or widening) — with fan-out and the same reads after each
+// step. Each time, for every version ever posted:
 //
-//   - no object whose object-level TLP (read here from its refs) is above
+//   - no version whose object-level TLP (read here from its refs) is above
 //     the ceiling, RED, unmarked or unknown-marked under the withhold rule,
-//     expired (unless expiry is ignored) or minimised away is readable, and
-//     none of its values appears in any byte the consumer receives;
+//     expired (unless expiry is ignored) or minimised away under the route
+//     as it now stands, none deleted at the source, and none older than a
+//     version that is withheld for one of those reasons, is readable: none
+//     of its values appears in any byte the consumer receives;
 //   - no value a granular marking above the ceiling (or unknown, under the
 //     withhold rule) selects appears in any byte, nor an x_ value under
 //     drop_custom_properties;
 //   - every *_ref / *_refs in what the consumer receives names an object
-//     the consumer can read, unless the route allows dangling references;
+//     the consumer can read (or could before: withdrawing an object does
+//     not rewrite what refers to it), unless the route allows dangling
+//     references;
 //   - object-by-id, versions and manifest agree with GET objects.
 //
 // The default check count keeps `go test` fast; run it broadly with
@@ -368,189 +427,317 @@ func TestNoLeakHTTP(t *testing.T) {
 		do := func(method, path, user string, body []byte) (int, []byte) {
 			return serveTAXII(srv, method, path, body, func(r *http.Request) { r.SetBasicAuth(user, user+"-pw") })
 		}
-		code, body := do(http.MethodPost, "/exchange/collections/"+nlInbound+"/objects/", "producer",
-			[]byte(`{"objects":[`+strings.Join(raws, ",")+`]}`))
-		var status struct {
-			SuccessCount int `json:"success_count"`
-			Failures     []struct {
-				ID      string `json:"id"`
-				Message string `json:"message"`
-			} `json:"failures"`
+		post := func(raws []string) {
+			code, body := do(http.MethodPost, "/exchange/collections/"+nlInbound+"/objects/", "producer",
+				[]byte(`{"objects":[`+strings.Join(raws, ",")+`]}`))
+			var status struct {
+				SuccessCount int `json:"success_count"`
+				Failures     []struct {
+					ID      string `json:"id"`
+					Message string `json:"message"`
+				} `json:"failures"`
+			}
+			if code != http.StatusAccepted || json.Unmarshal(body, &status) != nil {
+				rt.Fatalf("POST: %d %s", code, body)
+			}
+			if len(status.Failures) > 0 {
+				rt.Fatalf("the gateway refused generated objects: %s\nenvelope: %s", body, raws)
+			}
 		}
-		if code != http.StatusAccepted || json.Unmarshal(body, &status) != nil {
-			rt.Fatalf("POST: %d %s", code, body)
-		}
-		if len(status.Failures) > 0 {
-			rt.Fatalf("the gateway refused generated objects: %s\nenvelope: %s", body, raws)
-		}
-		w := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Clock: func() time.Time { return nlNow }})
-		if _, err := w.RunOnce(context.Background()); err != nil {
-			rt.Fatalf("RunOnce: %v", err)
-		}
+		post(raws)
 		var indexed []string
 		for _, c := range colls {
 			indexed = append(indexed, c.ID)
 		}
 		ix := search.NewIndexer(search.IndexerOptions{Store: sst, Collections: indexed, Markings: markings})
-		if _, err := ix.RunOnce(context.Background()); err != nil {
-			rt.Fatalf("indexing: %v", err)
+		w := fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Clock: func() time.Time { return nlNow }})
+		run := func() {
+			if _, err := w.RunOnce(context.Background()); err != nil {
+				rt.Fatalf("RunOnce: %v", err)
+			}
+			if _, err := ix.RunOnce(context.Background()); err != nil {
+				rt.Fatalf("indexing: %v", err)
+			}
 		}
 
-		for i, r := range routes {
-			user := nlUsers[i+1].name
-			base := "/exchange/collections/" + r.ID() + "/"
-			rc := r.Config()
-			unmarked := stix.TLPNone
-			if rc.Unmarked != "" && rc.Unmarked != policy.UnmarkedWithhold {
-				unmarked, _ = stix.ParseTLP(rc.Unmarked)
-			}
-			ceiling := r.Ceiling()
+		// The history: every version posted (one per id at first), and
+		// whether it was deleted at the source since.
+		type nlVer struct {
+			o       *nlObj
+			step    int
+			deleted bool
+		}
+		var hist []*nlVer
+		for _, o := range objs {
+			hist = append(hist, &nlVer{o: o})
+		}
+		seen := make([]map[string]bool, len(nlRouteColls)) // ids each consumer has read so far
+		for i := range seen {
+			seen[i] = map[string]bool{}
+		}
 
-			// Read everything.
-			var received [][]byte
-			get := func(path string) (int, []byte) {
-				code, b := do(http.MethodGet, path, user, nil)
-				received = append(received, b)
-				return code, b
-			}
-			code, b := get(base + "objects/?match[version]=all")
-			if code != http.StatusOK {
-				rt.Fatalf("%s: GET objects: %d %s", r.Name(), code, b)
-			}
-			readable := nlDecode(rt, b)
-			code, b = get(base + "manifest/?match[version]=all")
-			var man struct {
-				Objects []struct {
-					ID string `json:"id"`
-				} `json:"objects"`
-			}
-			if code != http.StatusOK || json.Unmarshal(b, &man) != nil {
-				rt.Fatalf("%s: manifest: %d %s", r.Name(), code, b)
-			}
-			var manIDs []string
-			for _, e := range man.Objects {
-				manIDs = append(manIDs, e.ID)
-			}
-			slices.Sort(manIDs)
-			if got := slices.Sorted(nlKeys(readable)); !slices.Equal(manIDs, got) {
-				rt.Fatalf("%s: manifest lists %v, objects %v", r.Name(), manIDs, got)
-			}
-			for _, id := range append(slices.Clone(ids), nlStatement) {
-				c1, b1 := get(base + "objects/" + id + "/")
-				c2, _ := get(base + "objects/" + id + "/versions/")
-				_, ok := readable[id]
-				switch {
-				case ok && (c1 != http.StatusOK || c2 != http.StatusOK):
-					rt.Fatalf("%s: %s is in GET objects, yet by id %d, versions %d", r.Name(), id, c1, c2)
-				case !ok && (c1 != http.StatusNotFound || c2 != http.StatusNotFound):
-					rt.Fatalf("%s: %s is not in GET objects, yet by id %d, versions %d: %s", r.Name(), id, c1, c2, b1)
-				case ok:
-					if one := nlDecode(rt, b1); len(one) != 1 || !bytes.Equal(one[id], readable[id]) {
-						rt.Fatalf("%s: %s by id differs: %s", r.Name(), id, b1)
+		check := func(phase string) {
+			for i, r := range routes {
+				user := nlUsers[i+1].name
+				base := "/exchange/collections/" + r.ID() + "/"
+				rc := r.Config()
+				unmarked := stix.TLPNone
+				if rc.Unmarked != "" && rc.Unmarked != policy.UnmarkedWithhold {
+					unmarked, _ = stix.ParseTLP(rc.Unmarked)
+				}
+				ceiling := r.Ceiling()
+				hidden := func(o *nlObj) string {
+					level, unknown := nlLevel(o.markings)
+					switch {
+					case nlHidden(level, unknown, ceiling, unmarked):
+						return fmt.Sprintf("%s has markings %q", o.id, o.markings)
+					case o.expired && rc.Expiry != policy.ExpiryIgnore:
+						return o.id + " expired"
+					case o.indiv && slices.Contains(rc.Minimise.DropTypes, "identity:individual"):
+						return o.id + " is an individual"
+					}
+					return ""
+				}
+
+				// Read everything.
+				var received [][]byte
+				get := func(path string) (int, []byte) {
+					code, b := do(http.MethodGet, path, user, nil)
+					received = append(received, b)
+					return code, b
+				}
+				code, b := get(base + "objects/?match[version]=all")
+				if code != http.StatusOK {
+					rt.Fatalf("%s: %s: GET objects: %d %s", phase, r.Name(), code, b)
+				}
+				readable, versions := nlDecode(rt, b), nlVersions(rt, b)
+				code, b = get(base + "manifest/?match[version]=all")
+				var man struct {
+					Objects []struct {
+						ID string `json:"id"`
+					} `json:"objects"`
+				}
+				if code != http.StatusOK || json.Unmarshal(b, &man) != nil {
+					rt.Fatalf("%s: %s: manifest: %d %s", phase, r.Name(), code, b)
+				}
+				var manIDs []string
+				for _, e := range man.Objects {
+					manIDs = append(manIDs, e.ID)
+				}
+				slices.Sort(manIDs)
+				manIDs = slices.Compact(manIDs)
+				if got := slices.Sorted(nlKeys(readable)); !slices.Equal(manIDs, got) {
+					rt.Fatalf("%s: %s: manifest lists %v, objects %v", phase, r.Name(), manIDs, got)
+				}
+				for _, id := range append(slices.Clone(ids), nlStatement) {
+					c1, b1 := get(base + "objects/" + id + "/?match[version]=all")
+					c2, _ := get(base + "objects/" + id + "/versions/")
+					_, ok := readable[id]
+					switch {
+					case ok && (c1 != http.StatusOK || c2 != http.StatusOK):
+						rt.Fatalf("%s: %s: %s is in GET objects, yet by id %d, versions %d", phase, r.Name(), id, c1, c2)
+					case !ok && (c1 != http.StatusNotFound || c2 != http.StatusNotFound):
+						rt.Fatalf("%s: %s: %s is not in GET objects, yet by id %d, versions %d: %s", phase, r.Name(), id, c1, c2, b1)
+					case ok:
+						if one := nlVersions(rt, b1); !slices.EqualFunc(one[id], versions[id], bytes.Equal) {
+							rt.Fatalf("%s: %s: %s by id differs: %s", phase, r.Name(), id, b1)
+						}
 					}
 				}
-			}
-			// Search (the consumers are analysts too): every indicator's
-			// domain, across what the user may read. Only the hits count
-			// as received (the response repeats the query value).
-			for _, o := range objs {
-				if o.typ != "indicator" {
-					continue
+				// Search (the consumers are analysts too): every indicator
+				// version's domain, across what the user may read. Only the
+				// hits count as received (the response repeats the value).
+				for _, v := range hist {
+					o := v.o
+					if o.typ != "indicator" {
+						continue
+					}
+					tok := o.at["pattern"][0]
+					code, b := do(http.MethodGet, "/api/v1/search?value="+tok+".example", user, nil)
+					var res struct {
+						Hits []struct {
+							ID         string `json:"id"`
+							TLP        string `json:"tlp"`
+							Collection struct {
+								ID string `json:"id"`
+							} `json:"collection"`
+						} `json:"hits"`
+					}
+					if code != http.StatusOK || json.Unmarshal(b, &res) != nil {
+						rt.Fatalf("%s: %s: search: %d %s", phase, r.Name(), code, b)
+					}
+					for _, h := range res.Hits {
+						if _, ok := readable[h.ID]; !ok || h.Collection.ID != r.ID() || h.TLP == stix.TLPRed.String() {
+							rt.Fatalf("%s: %s: search for %s returned %+v, which %s cannot read", phase, r.Name(), o.id, h, user)
+						}
+					}
+					if slices.ContainsFunc(versions[o.id], func(raw []byte) bool { return bytes.Contains(raw, []byte(tok)) }) && len(res.Hits) != 1 {
+						rt.Fatalf("%s: %s: a readable version of %s holds %s, yet search returned %s", phase, r.Name(), o.id, tok, b)
+					}
+					hits, _ := json.Marshal(res.Hits)
+					received = append(received, hits)
 				}
-				code, b := do(http.MethodGet, "/api/v1/search?value="+o.at["pattern"][0]+".example", user, nil)
-				var res struct {
-					Hits []struct {
-						ID         string `json:"id"`
-						TLP        string `json:"tlp"`
-						Collection struct {
-							ID string `json:"id"`
-						} `json:"collection"`
-					} `json:"hits"`
-				}
-				if code != http.StatusOK || json.Unmarshal(b, &res) != nil {
-					rt.Fatalf("%s: search: %d %s", r.Name(), code, b)
-				}
-				for _, h := range res.Hits {
-					if _, ok := readable[h.ID]; !ok || h.Collection.ID != r.ID() || h.TLP == stix.TLPRed.String() {
-						rt.Fatalf("%s: search for %s returned %+v, which %s cannot read", r.Name(), o.id, h, user)
+				all := string(bytes.Join(received, []byte("\n")))
+
+				// The oracle.
+				forbid := func(tok, why string) {
+					if strings.Contains(all, tok) {
+						rt.Fatalf("%s: %s (ceiling %s, unmarked %s, refs %q): %s, yet %q reached %s:\n%s",
+							phase, r.Name(), ceiling, unmarked, rc.References, why, tok, user, all)
 					}
 				}
-				if _, ok := readable[o.id]; ok && len(res.Hits) != 1 {
-					rt.Fatalf("%s: %s is readable, yet search returned %s", r.Name(), o.id, b)
+				if defRed {
+					forbid(defToken, "the statement marking definition is TLP:RED")
 				}
-				hits, _ := json.Marshal(res.Hits)
-				received = append(received, hits)
-			}
-			all := string(bytes.Join(received, []byte("\n")))
-
-			// The oracle.
-			forbid := func(tok, why string) {
-				if strings.Contains(all, tok) {
-					rt.Fatalf("%s (ceiling %s, unmarked %s, refs %q): %s, yet %q reached %s:\n%s",
-						r.Name(), ceiling, unmarked, rc.References, why, tok, user, all)
-				}
-			}
-			if defRed {
-				forbid(defToken, "the statement marking definition is TLP:RED")
-			}
-			for _, o := range objs {
-				level, unknown := nlLevel(o.markings)
-				why := ""
-				switch {
-				case nlHidden(level, unknown, ceiling, unmarked):
-					why = fmt.Sprintf("%s has markings %q", o.id, o.markings)
-				case o.expired && rc.Expiry != policy.ExpiryIgnore:
-					why = o.id + " expired"
-				case o.indiv && slices.Contains(rc.Minimise.DropTypes, "identity:individual"):
-					why = o.id + " is an individual"
-				}
-				if why != "" {
-					stats["withheld"]++
+				mayRead := map[string]bool{} // ids with a version the consumer may read
+				for _, v := range hist {
+					o := v.o
+					why := ""
+					switch {
+					case v.deleted:
+						why = o.id + " was deleted at the source"
+					case hidden(o) != "":
+						why = hidden(o)
+					default:
+						for _, u := range hist {
+							if u.o.id == o.id && u.step > v.step && !u.deleted && hidden(u.o) != "" {
+								why = fmt.Sprintf("%s: a newer version is withheld (%s)", o.id, hidden(u.o))
+							}
+						}
+					}
+					if why != "" {
+						stats["withheld"]++
+						for _, tok := range o.tokens {
+							forbid(tok, why)
+						}
+						continue
+					}
+					mayRead[o.id] = true
 					if _, ok := readable[o.id]; ok {
-						rt.Fatalf("%s: %s, yet %s can read it: %s", r.Name(), why, user, readable[o.id])
+						stats["readable"]++
 					}
-					for _, tok := range o.tokens {
-						forbid(tok, why)
+					for _, gm := range o.granular {
+						if gm.ref == "" {
+							continue
+						}
+						l, known := stix.StandardTLP(gm.ref)
+						hidden := known && !l.Within(ceiling) ||
+							!known && gm.ref != nlStatement && unmarked == stix.TLPNone
+						if !hidden {
+							continue
+						}
+						for _, sel := range gm.selectors {
+							for _, tok := range o.at[sel] {
+								forbid(tok, fmt.Sprintf("%s: granular %s selects %s", o.id, gm.ref, sel))
+							}
+						}
 					}
+					if rc.Minimise.DropCustomProperties {
+						for _, tok := range o.custom {
+							forbid(tok, o.id+": x_ properties are dropped")
+						}
+					}
+				}
+				for id, raw := range readable {
+					if !mayRead[id] && id != nlStatement {
+						rt.Fatalf("%s: %s: no version of %s may be read, yet %s can read %s", phase, r.Name(), id, user, raw)
+					}
+				}
+				// References in what is received name what the consumer can
+				// read, or read before (a reference to an object withdrawn
+				// since reveals nothing new).
+				if rc.References != policy.ReferencesAllowDangling {
+					for id, raws := range versions {
+						for _, raw := range raws {
+							for _, ref := range nlRefs(rt, raw) {
+								if _, ok := readable[ref]; !ok && !seen[i][ref] {
+									rt.Fatalf("%s: %s: %s refers to %s, which %s cannot read and never could: %s", phase, r.Name(), id, ref, user, raw)
+								}
+							}
+						}
+					}
+				}
+				for id := range readable {
+					seen[i][id] = true
+				}
+			}
+		}
+		run()
+		check("the first envelope")
+
+		// Then a history: deletes at the source, new versions (whose
+		// markings may rise to RED, or fall), and route policy changes
+		// (narrowing or widening), each followed by fan-out and the checks.
+		steps := rapid.IntRange(0, 3).Draw(rt, "history")
+		for step := 1; step <= steps; step++ {
+			latest := map[string]*nlVer{}
+			for _, v := range hist {
+				if !v.deleted && (latest[v.o.id] == nil || v.step > latest[v.o.id].step) {
+					latest[v.o.id] = v
+				}
+			}
+			var newer []string
+			for _, id := range ids {
+				v := latest[id]
+				if v == nil {
 					continue
 				}
-				if _, ok := readable[o.id]; ok {
-					stats["readable"]++
-				}
-				for _, gm := range o.granular {
-					if gm.ref == "" {
-						continue
+				switch rapid.IntRange(0, 3).Draw(rt, "op") {
+				case 0:
+					if code, b := do(http.MethodDelete, "/exchange/collections/"+nlInbound+"/objects/"+id+"/", "producer", nil); code != http.StatusOK {
+						rt.Fatalf("DELETE %s: %d %s", id, code, b)
 					}
-					l, known := stix.StandardTLP(gm.ref)
-					hidden := known && !l.Within(ceiling) ||
-						!known && gm.ref != nlStatement && unmarked == stix.TLPNone
-					if !hidden {
-						continue
-					}
-					for _, sel := range gm.selectors {
-						for _, tok := range o.at[sel] {
-							forbid(tok, fmt.Sprintf("%s: granular %s selects %s", o.id, gm.ref, sel))
+					for _, u := range hist {
+						if u.o.id == id {
+							u.deleted = true
 						}
 					}
-				}
-				if rc.Minimise.DropCustomProperties {
-					for _, tok := range o.custom {
-						forbid(tok, o.id+": x_ properties are dropped")
-					}
-				}
-			}
-			// References in what is received.
-			if rc.References != policy.ReferencesAllowDangling {
-				for id, raw := range readable {
-					for _, ref := range nlRefs(rt, raw) {
-						if _, ok := readable[ref]; !ok {
-							rt.Fatalf("%s: %s refers to %s, which %s cannot read: %s", r.Name(), id, ref, user, raw)
-						}
-					}
+				case 1:
+					n := g.nlNewVersion(rt, v.o, step)
+					hist = append(hist, &nlVer{o: n, step: step})
+					newer = append(newer, n.raw)
 				}
 			}
+			if len(newer) > 0 {
+				post(newer)
+			}
+			if rapid.Bool().Draw(rt, "policy_change") {
+				for i := range rcs {
+					rc := nlRoute(rt)
+					rc.ID, rc.Name, rc.Sources = rcs[i].ID, rcs[i].Name, rcs[i].Sources
+					rcs[i] = rc
+				}
+				if routes, err = policy.CompileRoutes(rcs); err != nil {
+					rt.Fatal(err)
+				}
+				w = fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Clock: func() time.Time { return nlNow }})
+			}
+			run()
+			check(fmt.Sprintf("after history step %d", step))
 		}
 	})
+}
+
+// nlVersions decodes an envelope's objects: id -> every version's bytes,
+// in the order given.
+func nlVersions(t *rapid.T, b []byte) map[string][][]byte {
+	var env struct {
+		Objects []jsontext.Value `json:"objects"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+	out := map[string][][]byte{}
+	for _, o := range env.Objects {
+		var x struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(o, &x); err != nil {
+			t.Fatal(err)
+		}
+		out[x.ID] = append(out[x.ID], o)
+	}
+	return out
 }
 
 // serveTAXII sends one request to h in-process, as a TAXII client would

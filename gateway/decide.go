@@ -18,6 +18,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -30,7 +31,8 @@ import (
 type Object struct {
 	Raw      []byte
 	Type, ID string
-	Producer string // the submitting organisation ("": unknown; routes that list producers withhold it)
+	Version  time.Time // modified, else created (zero: unknown; DecideAll then supersedes nothing with it)
+	Producer string    // the submitting organisation ("": unknown; routes that list producers withhold it)
 }
 
 // Decider decides about object versions for one route. Evaluate decides
@@ -223,6 +225,7 @@ func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 		}
 		cands = append(cands, d.ghosts...)
 		todo, d.ghosts = d.ghosts, nil
+		gone = append(gone, d.supersede(cands)...)
 		if len(gone) == 0 {
 			continue
 		}
@@ -249,6 +252,43 @@ func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 		}
 	}
 	return out, nil
+}
+
+// supersede withholds, with policy.ReasonSuperseded, each candidate that
+// would publish although the route withholds a newer version of the same
+// object from the same producer (unless the route keeps superseded
+// versions), and returns the ids no candidate may publish any more.
+func (d *Decider) supersede(cands []*candidate) []string {
+	if d.Route.KeepsSuperseded() {
+		return nil
+	}
+	type key struct{ id, producer string }
+	newest := map[key]*candidate{}
+	for _, c := range cands {
+		if !c.out || c.o.Version.IsZero() || c.dec.Reason == policy.ReasonInvalid || c.dec.Reason == policy.ReasonMarkingDefinition {
+			continue
+		}
+		k := key{c.o.ID, c.o.Producer}
+		if n := newest[k]; n == nil || c.o.Version.After(n.o.Version) {
+			newest[k] = c
+		}
+	}
+	var gone []string
+	for _, c := range cands {
+		n := newest[key{c.o.ID, c.o.Producer}]
+		if c.out || n == nil || !n.o.Version.After(c.o.Version) {
+			continue
+		}
+		c.dec = policy.Decision{
+			Action: policy.Withhold, Reason: policy.ReasonSuperseded, OriginalSHA256: c.hash,
+			Detail: fmt.Sprintf("the newer version %s is withheld (%s)", n.o.Version.Format(time.RFC3339Nano), n.dec.Reason),
+		}
+		c.out = true
+		if d.assume[c.o.ID]--; d.assume[c.o.ID] == 0 {
+			gone = append(gone, c.o.ID)
+		}
+	}
+	return gone
 }
 
 // awaiting returns the ids c waits for: those it refers to that the

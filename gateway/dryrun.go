@@ -100,7 +100,9 @@ func DryRun(items []stix.Item, d Decider, producer string) ([]Result, Summary, e
 	for i := range items {
 		it := &items[i]
 		if it.Err == nil && refused[i] == nil {
-			objs = append(objs, Object{Raw: it.Raw, Type: it.Object.Type, ID: it.Object.ID, Producer: producer})
+			o := Object{Raw: it.Raw, Type: it.Object.Type, ID: it.Object.ID, Producer: producer}
+			o.Version, _ = stix.ParseTimestamp(it.Version) // zero when unversioned
+			objs = append(objs, o)
 			at = append(at, i)
 		}
 	}

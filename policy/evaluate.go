@@ -83,7 +83,7 @@ const (
 	ReasonReference         Reason = "unpublished_reference"      // refers to an object the route has not published (references: withhold)
 	ReasonRequiredRedacted  Reason = "required_property_redacted" // redaction would leave an invalid object
 	ReasonMarkingSelected   Reason = "marking_property_redacted"  // a granular marking above the ceiling selects the object's markings
-	ReasonSuperseded        Reason = "superseded"                 // a newer version from the same producer is withheld (decided by fan-out, not Evaluate; superseded: withdraw)
+	ReasonSuperseded        Reason = "superseded"                 // a newer version from the same producer is withheld (decided by gateway.Decider, not Evaluate; superseded: withdraw)
 )
 
 // Reasons a property is removed (Removal.Reason).

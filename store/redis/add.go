@@ -19,7 +19,7 @@ import (
 // KEYS: 1 z, 2 unused, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 unused, 9 mv,
 // 10 pl, 11 pln
 // ARGV: 1 clock (µs), 2 checkpoint name ("" for none), 3 checkpoint time
-// (µs), 4 decision batch ("" for none), 5 unused,
+// (µs; "" to remove it: back to the start), 4 decision batch ("" for none), 5 unused,
 // 6 the pending ledger batch number through which pl may be trimmed (they
 // are chained), 7 the checkpoint the write starts from ("" for none), 8
 // the decisions' ledger entries (lines; "" for none), 9 and 10 unused, 11 the
@@ -97,7 +97,9 @@ if ARGV[4] ~= '' then
   local b = redis.call('INCR', KEYS[7])
   redis.call('RPUSH', KEYS[6], b .. ':' .. ARGV[4])
 end
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[5], ARGV[2], ARGV[3]) end
+if ARGV[2] ~= '' then
+  if ARGV[3] == '' then redis.call('HDEL', KEYS[5], ARGV[2]) else redis.call('HSET', KEYS[5], ARGV[2], ARGV[3]) end
+end
 if ARGV[11] ~= '' then
   if allnew then
     led[1] = ARGV[11]
@@ -189,6 +191,9 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	args[1], args[2], args[3] = cpName, int64(0), batch
 	if cpName != "" {
 		args[2] = at.UnixMicro()
+		if at.IsZero() {
+			args[2] = "" // set back to the start: no value, as before the first write
+		}
 		// Where Checkpoint(name) finds it; harmless if the script fails.
 		if err := s.c.HSet(ctx, s.prefix+":{k}:where", cpName, collection).Err(); err != nil {
 			return nil, s.fail(op, err)

@@ -77,6 +77,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CheckpointAtomic", testCheckpointAtomic},
 		{"CheckpointRestart", testCheckpointRestart},
 		{"CheckpointConflict", testCheckpointConflict},
+		{"CheckpointReset", testCheckpointReset},
 		{"DecisionsRoundTrip", testDecisionsRoundTrip},
 		{"DecisionsAtomic", testDecisionsAtomic},
 		{"DecisionsSeqRestart", testDecisionsSeqRestart},
@@ -1258,6 +1259,27 @@ func testCheckpointRestart(t *testing.T, e *env) {
 // point or over a shorter batch, the write changes nothing, records no
 // decision and is a Conflict; the writer re-reads the checkpoint and goes
 // on from there. So work done twice is recorded once.
+// testCheckpointReset: a checkpoint set back to the zero time reads as
+// never set, and the next write from the zero time succeeds.
+func testCheckpointReset(t *testing.T, e *env) {
+	at := t0.Add(time.Hour)
+	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, "cp", time.Time{}, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, "cp", at, time.Time{}); err != nil {
+		t.Fatalf("setting a checkpoint back to the start: %v", err)
+	}
+	if got, err := e.s.Checkpoint(e.ctx, "cp"); err != nil || !got.IsZero() {
+		t.Fatalf("Checkpoint after the reset = %v, %v; want the zero time", got, err)
+	}
+	if _, err := e.s.AddObjectsCheckpoint(e.ctx, coll, nil, nil, "cp", time.Time{}, at); err != nil {
+		t.Fatalf("writing from the start after a reset: %v", err)
+	}
+	if got, _ := e.s.Checkpoint(e.ctx, "cp"); !got.Equal(at) {
+		t.Fatalf("Checkpoint = %v, want %v", got, at)
+	}
+}
+
 func testCheckpointConflict(t *testing.T, e *env) {
 	const name = "fanout/conflict"
 	short, long := t0.Add(time.Second), t0.Add(2*time.Second)
