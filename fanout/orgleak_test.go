@@ -70,13 +70,18 @@ func (u olUser) token() string { return "tok-" + u.name + "-0123456789abcdef" }
 // posts to its inbound collection; fan-out and the indexer run. Then every
 // user sends every GET request the route table (server.Routes) has, with
 // every collection, object, status and search value filled in, and tries
-// to DELETE every object everywhere. The property, for every user:
+// to DELETE every object everywhere. Up to two more rounds follow, each
+// after a history step: each organisation posts new versions (new values,
+// new markings) of what it still holds, the routes' policies may change,
+// fan-out (withdrawing what deletes, newer versions and narrower policies
+// take back) and the indexer run. The property, for every user and round:
 //
 //   - no byte of any response holds an id or value of an object submitted
 //     only by other organisations, unless a route published it into a
 //     collection whose readers name the user or the user's organisation
-//     (by user, org:ORG or role:ROLE@ORG) and the value is in what was
-//     published;
+//     (by user, org:ORG or role:ROLE@ORG) and the value is in what is
+//     published there now (or, for an id, was: the withdrawn list names
+//     what was withdrawn);
 //   - no other organisation's object version is removed by the user;
 //   - every receipt says "added" for every object the organisation
 //     submits for the first time, whoever else submitted it.
@@ -179,11 +184,13 @@ func TestNoLeakOrganisations(t *testing.T) {
 		tokens := map[string][]string{}           // id -> its values
 		envelopes := make([]string, nProd)
 		var allIDs, searchValues []string
+		latest := make([][]*nlObj, nProd) // each organisation's objects, newest versions
 		for i := range nProd {
 			org := "CERT-" + strconv.Itoa(i)
 			var ids, raws []string
 			for k := range rapid.IntRange(1, 3).Draw(rt, "objects") {
 				o := g.object(rt, i*100+k, ids)
+				latest[i] = append(latest[i], o)
 				ids = append(ids, o.id)
 				raws = append(raws, o.raw)
 				tokens[o.id] = o.tokens
@@ -335,86 +342,146 @@ func TestNoLeakOrganisations(t *testing.T) {
 				return olEach(searchValues, func(v string) string { return "/api/v1/search?value=" + url.QueryEscape(v) })
 			},
 		}
-		var gets []string
-		for _, r := range srv.Routes() {
-			switch r.Method {
-			case http.MethodGet:
-				f := fill[r.Path]
-				if f == nil {
-					rt.Fatalf("GET %s is not covered by this property: add it to fill", r.Path)
+		// Rounds: the first as posted; each later one after a history
+		// step (new versions from each organisation of what it still
+		// holds, maybe a policy change, fan-out and indexing).
+		rounds := rapid.IntRange(1, 3).Draw(rt, "rounds")
+		for round := range rounds {
+			if round > 0 {
+				for i := range nProd {
+					var raws []string
+					for k, o := range latest[i] {
+						p, err := st.Objects(context.Background(), olInbound[i], store.Query{IDs: []string{o.id}, WithoutRaw: true})
+						if err != nil {
+							rt.Fatal(err)
+						}
+						if len(p.Objects) == 0 || !rapid.Bool().Draw(rt, "new_version") {
+							continue // deleted by its organisation, or left as it is
+						}
+						n := g.nlNewVersion(rt, o, round)
+						latest[i][k] = n
+						tokens[n.id] = append(tokens[n.id], n.tokens...)
+						raws = append(raws, n.raw)
+						if n.typ == "indicator" {
+							searchValues = append(searchValues, n.at["pattern"][0]+".example")
+						}
+					}
+					if len(raws) == 0 {
+						continue
+					}
+					p := user("producer-" + strconv.Itoa(i))
+					if code, b := do(http.MethodPost, "/exchange/collections/"+olInbound[i]+"/objects/", p, []byte(`{"objects":[`+strings.Join(raws, ",")+`]}`)); code != http.StatusAccepted || strings.Contains(string(b), `"failures"`) {
+						rt.Fatalf("%s POST of new versions: %d %s", p.name, code, b)
+					}
 				}
-				gets = append(gets, f()...)
-			case http.MethodPost, http.MethodDelete:
-				// POST is the producers' above, DELETE every user's below.
-			default:
-				if r.Method != "echo_route_not_found" {
-					rt.Fatalf("%s %s is not covered by this property", r.Method, r.Path)
+				if rapid.Bool().Draw(rt, "policy_change") {
+					for j := range rcs {
+						rcs[j].Ceiling = rapid.SampledFrom([]stix.TLP{stix.TLPGreen, stix.TLPAmber, stix.TLPAmberStrict}).Draw(rt, "ceiling").String()
+						rcs[j].Unmarked = rapid.SampledFrom([]string{"", stix.TLPGreen.String()}).Draw(rt, "unmarked")
+					}
+					if routes, err = policy.CompileRoutes(rcs); err != nil {
+						rt.Fatal(err)
+					}
+					w = fanout.New(fanout.Options{Store: st, Routes: routes, Markings: markings, Clock: func() time.Time { return nlNow }})
+				}
+				if _, err := w.RunOnce(context.Background()); err != nil {
+					rt.Fatalf("RunOnce: %v", err)
+				}
+				if _, err := ix.RunOnce(context.Background()); err != nil {
+					rt.Fatalf("indexing: %v", err)
+				}
+				stored = versions()
+			}
+			var gets []string
+			for _, r := range srv.Routes() {
+				switch r.Method {
+				case http.MethodGet:
+					f := fill[r.Path]
+					if f == nil {
+						rt.Fatalf("GET %s is not covered by this property: add it to fill", r.Path)
+					}
+					gets = append(gets, f()...)
+				case http.MethodPost, http.MethodDelete:
+					// POST is the producers' above, DELETE every user's below.
+				default:
+					if r.Method != "echo_route_not_found" {
+						rt.Fatalf("%s %s is not covered by this property", r.Method, r.Path)
+					}
 				}
 			}
-		}
 
-		for _, u := range users {
-			// What routes published into collections naming u's
-			// organisation u may receive, and its organisation's own.
-			var allowed bytes.Buffer
-			for i, c := range colls {
-				if i < nProd || !olNames(u, c.Readers, users) {
-					continue
-				}
-				p, err := st.Objects(context.Background(), c.ID, store.Query{Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 10000})
-				if err != nil {
-					rt.Fatal(err)
-				}
-				for _, o := range p.Objects {
-					allowed.Write(o.Raw)
-					allowed.WriteString(o.ID + "\n")
-				}
-			}
-			var received bytes.Buffer
-			for _, path := range gets {
-				_, b := do(http.MethodGet, path, u, nil)
-				if strings.HasPrefix(path, "/api/v1/search") {
-					// Only the hits: the response repeats the value asked for.
-					var res struct {
-						Hits jsontext.Value `json:"hits"`
+			for _, u := range users {
+				// What routes published into collections naming u's
+				// organisation u may receive, and its organisation's own.
+				var allowed bytes.Buffer
+				for i, c := range colls {
+					if i < nProd || !olNames(u, c.Readers, users) {
+						continue
 					}
-					_ = json.Unmarshal(b, &res)
-					b = res.Hits
+					p, err := st.Objects(context.Background(), c.ID, store.Query{Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 10000})
+					if err != nil {
+						rt.Fatal(err)
+					}
+					// What it withdrew was published to it: the id (and
+					// version) of each, which the withdrawn list gives.
+					ts, _, err := st.Tombstones(context.Background(), c.ID, time.Time{}, 10000)
+					if err != nil {
+						rt.Fatal(err)
+					}
+					for _, t := range ts {
+						allowed.WriteString(t.ID + "\n")
+					}
+					for _, o := range p.Objects {
+						allowed.Write(o.Raw)
+						allowed.WriteString(o.ID + "\n")
+					}
 				}
-				received.Write(b)
-				received.WriteByte('\n')
-			}
-			for _, id := range allIDs {
-				for _, c := range collIDs {
-					_, b := do(http.MethodDelete, "/exchange/collections/"+c+"/objects/"+id+"/", u, nil)
+				var received bytes.Buffer
+				for _, path := range gets {
+					_, b := do(http.MethodGet, path, u, nil)
+					if strings.HasPrefix(path, "/api/v1/search") {
+						// Only the hits: the response repeats the value asked for.
+						var res struct {
+							Hits jsontext.Value `json:"hits"`
+						}
+						_ = json.Unmarshal(b, &res)
+						b = res.Hits
+					}
 					received.Write(b)
+					received.WriteByte('\n')
 				}
-			}
-			got := received.String()
-			for id, orgs := range submitted {
-				if orgs[u.org] {
-					continue // its organisation submitted it too
-				}
-				for _, v := range append([]string{id}, tokens[id]...) {
-					if strings.Contains(got, v) && !bytes.Contains(allowed.Bytes(), []byte(v)) {
-						i := strings.Index(got, v)
-						rt.Fatalf("%s (%s) received %q of %s, submitted by %v only, not published to a collection naming it:\n…%s…",
-							u.name, u.org, v, id, slices.Sorted(olKeys(orgs)), got[max(0, i-300):min(len(got), i+200)])
+				for _, id := range allIDs {
+					for _, c := range collIDs {
+						_, b := do(http.MethodDelete, "/exchange/collections/"+c+"/objects/"+id+"/", u, nil)
+						received.Write(b)
 					}
 				}
-			}
-			// Deletes: only versions its own organisation submitted may go
-			// (re-read after each user, then restored by nothing: a user
-			// who deleted its own organisation's objects changes what the
-			// next users see, which the property allows).
-			after := versions()
-			for k, n := range stored {
-				id, coll, _ := strings.Cut(k, "@")
-				if after[k] < n && !olOwnDelete(u, coll, id, submitted, colls, nProd) {
-					rt.Fatalf("%s (%s) deleted %s from %s", u.name, u.org, id, coll)
+				got := received.String()
+				for id, orgs := range submitted {
+					if orgs[u.org] {
+						continue // its organisation submitted it too
+					}
+					for _, v := range append([]string{id}, tokens[id]...) {
+						if strings.Contains(got, v) && !bytes.Contains(allowed.Bytes(), []byte(v)) {
+							i := strings.Index(got, v)
+							rt.Fatalf("%s (%s) received %q of %s, submitted by %v only, not published to a collection naming it:\n…%s…",
+								u.name, u.org, v, id, slices.Sorted(olKeys(orgs)), got[max(0, i-300):min(len(got), i+200)])
+						}
+					}
 				}
+				// Deletes: only versions its own organisation submitted may go
+				// (re-read after each user, then restored by nothing: a user
+				// who deleted its own organisation's objects changes what the
+				// next users see, which the property allows).
+				after := versions()
+				for k, n := range stored {
+					id, coll, _ := strings.Cut(k, "@")
+					if after[k] < n && !olOwnDelete(u, coll, id, submitted, colls, nProd) {
+						rt.Fatalf("%s (%s) deleted %s from %s", u.name, u.org, id, coll)
+					}
+				}
+				stored = after
 			}
-			stored = after
 		}
 	})
 }
