@@ -49,6 +49,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +61,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
@@ -140,6 +143,7 @@ type Worker struct {
 	warned map[string]bool // checkpoints whose re-evaluation was announced
 
 	released map[string]time.Time // checkpoint name -> the checkpoint when its parked objects were last looked at (under mu)
+	narrowed []narrowed           // copies a policy change withdrew in the pass under way (under mu)
 
 	tracer  trace.Tracer
 	metrics *telemetry.Metrics
@@ -221,6 +225,12 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 				errs = append(errs, fmt.Errorf("route %q, source %s: %w", r.Name(), src, err))
 			}
 		}
+	}
+	if len(w.narrowed) > 0 {
+		if err := w.reportDeliveries(ctx, w.narrowed); err != nil {
+			w.log.Warn("fanout: reading whom withdrawn copies had been delivered to", "err", err)
+		}
+		w.narrowed = nil
 	}
 	return total, errors.Join(errs...)
 }
@@ -550,6 +560,69 @@ func (b *batch) withdrawFor(o *store.Object, d *policy.Decision, sameVersion boo
 	return nil
 }
 
+// narrowed is a copy a policy change withdrew.
+type narrowed struct {
+	route       *policy.Route
+	id, version string
+}
+
+// reportDeliveries tells the operator, for each copy a policy change
+// withdrew, whether it had already been delivered, and to whom (from the
+// custody ledger's delivered entries for the route's collection): one
+// warning per copy delivered, naming the organisations and users and how
+// many times. What was delivered cannot be taken back; the consumers'
+// withdrawn list tells their tools.
+func (w *Worker) reportDeliveries(ctx context.Context, copies []narrowed) error {
+	led, ok := w.st.(store.Ledger)
+	if !ok {
+		return nil
+	}
+	type key struct{ coll, id, version string }
+	want := map[key]*narrowed{}
+	byColl := map[string]bool{}
+	for i := range copies {
+		c := &copies[i]
+		want[key{c.route.ID(), c.id, c.version}] = c
+		byColl[c.route.ID()] = true
+	}
+	to := map[key]map[string]int{} // copy -> "organisation (user)" -> deliveries
+	for coll := range byColl {
+		q := store.LedgerQuery{Action: custody.Delivered, Collection: coll, Limit: store.MaxLedgerLimit}
+		for {
+			es, err := led.LedgerEntries(ctx, q)
+			if err != nil {
+				return err
+			}
+			for _, e := range es {
+				q.After = e.Seq
+				for _, it := range e.Items {
+					k := key{coll, it.ID, it.Version}
+					if want[k] == nil {
+						continue
+					}
+					if to[k] == nil {
+						to[k] = map[string]int{}
+					}
+					to[k][e.Org+" ("+e.User+")"]++
+				}
+			}
+			if len(es) < q.Limit {
+				break
+			}
+		}
+	}
+	for k, who := range to {
+		c := want[k]
+		var list []string
+		for _, name := range slices.Sorted(maps.Keys(who)) {
+			list = append(list, fmt.Sprintf("%s ×%d", name, who[name]))
+		}
+		w.log.Warn("fanout: the route's new policy withdrew a copy that had already been delivered; consumers learn of it from the collection's withdrawn list",
+			"route", c.route.Name(), "policy_version", c.route.Version(), "id", c.id, "version", c.version, "delivered_to", strings.Join(list, ", "))
+	}
+	return nil
+}
+
 // withdraw removes the route's copy c, recording a withdrawn custody entry
 // and a tombstone (store.RemovalWithdrawn). A copy already gone is no
 // error: withdrawing is idempotent, so a batch done again after a crash
@@ -564,6 +637,9 @@ func (w *Worker) withdraw(ctx context.Context, r *policy.Route, src string, c st
 		return err
 	}
 	if err == nil {
+		if reason != ReasonRetracted && reason != string(policy.ReasonSuperseded) {
+			w.narrowed = append(w.narrowed, narrowed{route: r, id: c.ID, version: custody.FormatVersion(c.Version)})
+		}
 		w.metrics.Decision(ctx, r.Name(), store.RemovalWithdrawn, reason, 1)
 		w.log.Info("fanout: withdrew a published copy", "route", r.Name(), "id", c.ID, "version", c.Version, "reason", reason,
 			"detail", detail, "deliveries", "GET /api/v1/audit/entries?object_id="+c.ID)

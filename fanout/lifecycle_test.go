@@ -1,7 +1,9 @@
 package fanout
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -214,9 +216,26 @@ func TestNarrowingWithdrawsExactly(t *testing.T) {
 	e.add(produced("CERT-A", samples()...)...)
 	e.runOnce(e.worker(nil))
 	before := e.all(lawColl)
+	// The police received the TLP:AMBER indicator (one page, twice).
+	amber := e.holds(lawColl, id(nAmber))[0]
+	page := custody.Entry{Action: custody.Delivered, User: "police", Org: "National Police", Collection: lawColl,
+		Items: []custody.Item{{ID: amber.ID, Version: custody.FormatVersion(amber.Version)}}}
+	if _, err := e.st.AppendEntries(context.Background(), []custody.Entry{page, page}); err != nil {
+		t.Fatal(err)
+	}
 	// The law-enforcement ceiling is lowered from AMBER to GREEN.
 	e.routes[0] = route(t, lawColl, "law-enforcement", "TLP:GREEN", nil)
-	e.runOnce(e.worker(nil))
+	var logs bytes.Buffer
+	w := New(Options{Store: e.st, Routes: e.routes, Markings: e.markings, Clock: func() time.Time { return now },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	e.runOnce(w)
+	// The operator is told what had been delivered, and to whom.
+	if !strings.Contains(logs.String(), "id="+amber.ID) || !strings.Contains(logs.String(), `delivered_to="National Police (police) ×2"`) {
+		t.Errorf("the operator was not told that %s had been delivered to the police:\n%s", amber.ID, logs.String())
+	}
+	if strings.Count(logs.String(), "already been delivered") != 1 {
+		t.Errorf("want one warning (only the AMBER indicator had been delivered):\n%s", logs.String())
+	}
 	if got, want := idsOf(e.all(lawColl)), ids(judiWant...); !slices.Equal(got, want) {
 		t.Fatalf("narrowed route holds\n%v\nwant\n%v", got, want)
 	}
