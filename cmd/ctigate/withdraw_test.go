@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -292,5 +294,59 @@ func TestATTACKReferencesKept(t *testing.T) {
 	slices.Sort(differ)
 	if len(differ) > 0 {
 		t.Fatalf("posted in two envelopes in reverse order, %d objects differ, e.g. %s:\n%s\n%s", len(differ), differ[0], whole[differ[0]], reversed[differ[0]])
+	}
+}
+
+// TestPollAppliesWithdrawals: `ctigate poll` with a state file and a JSON
+// Lines output removes what the gateway withdrew since the last run,
+// reports it, and appends it to the --withdrawn file; a second run changes
+// nothing more.
+func TestPollAppliesWithdrawals(t *testing.T) {
+	gw := startServe(t, nil, "--config", demoConfig, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+	client := &http.Client{Timeout: 20 * time.Second}
+	const (
+		gone = "indicator--7e1d0000-0000-4000-8000-00000000000a"
+		kept = "indicator--7e1d0000-0000-4000-8000-00000000000b"
+	)
+	body := `{"objects":[` + isoIndicator(gone, "poll-gone.example", tlpGreen) + `,` + isoIndicator(kept, "poll-kept.example", tlpGreen) + `]}`
+	if res, b, err := request(t, client, "POST", gw.base+inboundPath+"objects/", "cert-a", []byte(body)); err != nil || res.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST: %v %v %s", res, err, b)
+	}
+	waitFor(t, "the police read both", 10*time.Second, func() bool {
+		return visible(t, client, gw.base, lawEnforcementPath, "police", gone) && visible(t, client, gw.base, lawEnforcementPath, "police", kept)
+	})
+	dir := t.TempDir()
+	out, state, withdrawn := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "state.json"), filepath.Join(dir, "withdrawn.jsonl")
+	env := map[string]string{"CTIGATE_PASSWORD": "police-demo"}
+	poll := func() string {
+		t.Helper()
+		_, errs, err := ctl(context.Background(), env, nil, nil, "poll", "--server", gw.base, "--collection", "law-enforcement", "--user", "police",
+			"--state", state, "--out", out, "--withdrawn", withdrawn)
+		if err != nil {
+			t.Fatalf("poll: %v\n%s", err, errs)
+		}
+		return errs
+	}
+	poll()
+	if b, _ := os.ReadFile(out); !strings.Contains(string(b), gone) || !strings.Contains(string(b), kept) {
+		t.Fatalf("first poll wrote %s", b)
+	}
+	if res, b, err := request(t, client, "DELETE", gw.base+inboundPath+"objects/"+gone+"/", "cert-a", nil); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE: %v %v %s", res, err, b)
+	}
+	waitFor(t, "the route withdraws it", 5*time.Second, func() bool { return !visible(t, client, gw.base, lawEnforcementPath, "police", gone) })
+	errs := poll()
+	if !strings.Contains(errs, "1 versions withdrawn") || !strings.Contains(errs, "1 lines removed from "+out) {
+		t.Errorf("second poll reported:\n%s", errs)
+	}
+	b, _ := os.ReadFile(out)
+	if strings.Contains(string(b), gone) || !strings.Contains(string(b), kept) {
+		t.Errorf("after the withdrawal the output holds:\n%s", b)
+	}
+	if w, _ := os.ReadFile(withdrawn); !strings.Contains(string(w), gone) || !strings.Contains(string(w), `"reason":"retracted"`) {
+		t.Errorf("withdrawn file: %s", w)
+	}
+	if errs := poll(); strings.Contains(errs, "withdrawn") {
+		t.Errorf("a third poll reported withdrawals again:\n%s", errs)
 	}
 }
