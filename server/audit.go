@@ -157,10 +157,12 @@ func visiblePage[T any](after uint64, limit int, read func(after uint64) ([]T, e
 	return out, after, nil
 }
 
+// writePlainJSON answers 200 with v as plain JSON, neither sniffed nor
+// cached (the gateway's own API, not TAXII).
 func writePlainJSON(c echo.Context, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return ctigate.E("server.audit", err)
+		return ctigate.E("server", err)
 	}
 	h := c.Response().Header()
 	h.Set("X-Content-Type-Options", "nosniff")

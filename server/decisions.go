@@ -2,10 +2,8 @@ package server
 
 import (
 	"encoding/hex"
-	"net/http"
 	"strconv"
 
-	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v4"
 
 	"github.com/ctigate/ctigate"
@@ -100,12 +98,5 @@ func (s *Server) getDecisions(c echo.Context) error {
 	if next > 0 {
 		page.Next = strconv.FormatUint(next, 10)
 	}
-	b, err := json.Marshal(page)
-	if err != nil {
-		return ctigate.E(op, err)
-	}
-	h := c.Response().Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+	return writePlainJSON(c, page)
 }

@@ -1,11 +1,9 @@
 package server
 
 import (
-	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v4"
 
 	"github.com/ctigate/ctigate"
@@ -101,12 +99,5 @@ func (s *Server) getWithdrawn(c echo.Context) error {
 	if more && len(ts) > 0 {
 		page.Next = formatDateAdded(ts[len(ts)-1].Removed)
 	}
-	b, err := json.Marshal(page)
-	if err != nil {
-		return ctigate.E(op, err)
-	}
-	h := c.Response().Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+	return writePlainJSON(c, page)
 }
