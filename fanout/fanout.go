@@ -422,12 +422,22 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 	ctx, span := w.startBatch(ctx, r, src, objs)
 	defer func() { endSpan(span, err) }()
 	now := w.clock()
+	holds := gateway.NewHolds(ctx, w.st, r.ID(), "")
 	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, decider: &gateway.Decider{
-		Markings: w.markings, Route: r, Now: now, Holds: gateway.StoreHolds(ctx, w.st, r.ID(), ""),
+		Markings: w.markings, Route: r, Now: now, Holds: holds.Holds,
 		Lookahead: w.lookahead(ctx, r, src, objs[len(objs)-1].DateAdded),
 	}}
 	_, eval := w.tracer.Start(ctx, spanEvaluate)
 	defer eval.End() // ended below on success; ending twice is harmless
+	// Which of the batch's objects the route holds a version of (earlier
+	// versions it may withdraw, copies it may replace): one read.
+	ids := make([]string, len(objs))
+	for i := range objs {
+		ids[i] = objs[i].ID
+	}
+	if err := holds.Prefetch(ids); err != nil {
+		return err
+	}
 	gs := make([]gateway.Object, len(objs))
 	for i := range objs {
 		o := &objs[i]

@@ -190,11 +190,14 @@ func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 	d.limit = max(MaxLookahead, 2*len(objs))
 	defer func() { d.assume, d.looked, d.cur, d.ghosts = nil, nil, nil, nil }()
 	var cands []*candidate
+	byID := map[string][]*candidate{}
 	for i := range objs {
 		res, hash, err := d.Resolve(objs[i])
 		out[i].Res, out[i].Hash, out[i].Invalid = res, hash, err
 		if err == nil {
-			cands = append(cands, &candidate{o: objs[i], index: i, res: res, hash: hash})
+			c := &candidate{o: objs[i], index: i, res: res, hash: hash}
+			cands = append(cands, c)
+			byID[c.o.ID] = append(byID[c.o.ID], c)
 			d.assume[objs[i].ID]++
 		}
 	}
@@ -209,7 +212,7 @@ func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 			c.dec = policy.Evaluate(policy.Input{
 				Raw: c.o.Raw, Type: c.o.Type, ID: c.o.ID, SHA256: c.hash, Markings: c.res,
 				Producer: c.o.Producer, Revoked: stix.Revoked(c.o.Raw),
-				Received: d.received(c, cands), Published: d.Published,
+				Received: d.received(c, byID), Published: d.Published,
 			}, d.Route, d.Now)
 			if d.err != nil {
 				err := d.err
@@ -224,6 +227,9 @@ func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 			}
 		}
 		cands = append(cands, d.ghosts...)
+		for _, g := range d.ghosts {
+			byID[g.o.ID] = append(byID[g.o.ID], g)
+		}
 		todo, d.ghosts = d.ghosts, nil
 		gone = append(gone, d.supersede(cands)...)
 		if len(gone) == 0 {
@@ -234,10 +240,6 @@ func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 				todo = append(todo, c)
 			}
 		}
-	}
-	byID := map[string][]*candidate{}
-	for _, c := range cands {
-		byID[c.o.ID] = append(byID[c.o.ID], c)
 	}
 	for _, c := range cands {
 		if c.index < 0 {
@@ -295,6 +297,9 @@ func (d *Decider) supersede(cands []*candidate) []string {
 // producer has not submitted, and those the objects its decision relied on
 // wait for (transitively), sorted.
 func awaiting(c *candidate, byID map[string][]*candidate) []string {
+	if len(c.absent) == 0 && len(c.deps) == 0 {
+		return nil
+	}
 	var out []string
 	seen := map[*candidate]bool{c: true}
 	stack := []*candidate{c}
@@ -318,18 +323,18 @@ func awaiting(c *candidate, byID map[string][]*candidate) []string {
 // received reports whether the route received c's object before: it holds
 // a version, an earlier decision of d published one, or an earlier input
 // object with the same id may still publish.
-func (d *Decider) received(c *candidate, cands []*candidate) bool {
+func (d *Decider) received(c *candidate, byID map[string][]*candidate) bool {
 	if d.batch[c.o.ID] || d.held(c.o.ID) {
 		return true
 	}
 	if c.index < 0 {
 		return false
 	}
-	for _, o := range cands { // the input's candidates come first, in input order
+	for _, o := range byID[c.o.ID] { // in input order
 		if o.index < 0 || o.index >= c.index {
 			break
 		}
-		if o.o.ID == c.o.ID && !o.out {
+		if !o.out {
 			return true
 		}
 	}
@@ -380,37 +385,83 @@ func (d *Decider) Evaluate(o Object, res stix.Resolution, hash [32]byte) (policy
 // remembering each answer (one decider, one batch). With org set, only
 // versions that organisation submitted count: what a dry run for one
 // organisation may see of a route's state.
-func StoreHolds(ctx context.Context, st interface {
+func StoreHolds(ctx context.Context, st Objects, collection, org string) func(id string) (bool, error) {
+	return NewHolds(ctx, st, collection, org).Holds
+}
+
+// Objects reads a collection's object versions (store.Store.Objects).
+type Objects interface {
 	Objects(ctx context.Context, collection string, q store.Query) (store.Page, error)
-}, collection, org string) func(id string) (bool, error) {
-	known := map[string]bool{}
-	return func(id string) (bool, error) {
-		if v, ok := known[id]; ok {
-			return v, nil
-		}
-		q := store.Query{IDs: []string{id}, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 1, WithoutRaw: true}
-		if org != "" {
-			q.Limit, q.WithoutRaw = store.DefaultLimit, false // the producer comes with the bytes
-		}
-		for {
-			p, err := st.Objects(ctx, collection, q)
-			if err != nil {
-				return false, err
-			}
-			for _, o := range p.Objects {
-				if org == "" || o.Producer == org {
-					known[id] = true
-					return true, nil
-				}
-			}
-			if !p.More {
-				break
-			}
-			q.Next = p.Next
-		}
-		known[id] = false
-		return false, nil
+}
+
+// Holds answers whether a collection holds some version of an id,
+// remembering each answer; Prefetch answers many ids in one read.
+type Holds struct {
+	ctx             context.Context
+	st              Objects
+	collection, org string
+	known           map[string]bool
+}
+
+// NewHolds returns the Holds of collection in st (see StoreHolds).
+func NewHolds(ctx context.Context, st Objects, collection, org string) *Holds {
+	return &Holds{ctx: ctx, st: st, collection: collection, org: org, known: map[string]bool{}}
+}
+
+// Prefetch reads, in one query, which of ids the collection holds (for
+// org "" only; otherwise it does nothing).
+func (h *Holds) Prefetch(ids []string) error {
+	if h.org != "" || len(ids) == 0 {
+		return nil
 	}
+	q := store.Query{IDs: ids, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: store.DefaultLimit, WithoutRaw: true}
+	found := map[string]bool{}
+	for {
+		p, err := h.st.Objects(h.ctx, h.collection, q)
+		if err != nil {
+			return err
+		}
+		for _, o := range p.Objects {
+			found[o.ID] = true
+		}
+		if !p.More {
+			break
+		}
+		q.Next = p.Next
+	}
+	for _, id := range ids {
+		h.known[id] = found[id]
+	}
+	return nil
+}
+
+// Holds reports whether the collection holds some version of id.
+func (h *Holds) Holds(id string) (bool, error) {
+	if v, ok := h.known[id]; ok {
+		return v, nil
+	}
+	q := store.Query{IDs: []string{id}, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 1, WithoutRaw: true}
+	if h.org != "" {
+		q.Limit, q.WithoutRaw = store.DefaultLimit, false // the producer comes with the bytes
+	}
+	for {
+		p, err := h.st.Objects(h.ctx, h.collection, q)
+		if err != nil {
+			return false, err
+		}
+		for _, o := range p.Objects {
+			if h.org == "" || o.Producer == h.org {
+				h.known[id] = true
+				return true, nil
+			}
+		}
+		if !p.More {
+			break
+		}
+		q.Next = p.Next
+	}
+	h.known[id] = false
+	return false, nil
 }
 
 // Forget undoes Mark for an object that was decided but not stored (the
