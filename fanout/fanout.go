@@ -144,6 +144,8 @@ type Worker struct {
 
 	released map[string]time.Time // checkpoint name -> the checkpoint when its parked objects were last looked at (under mu)
 	narrowed []narrowed           // copies a policy change withdrew in the pass under way (under mu)
+	inForce  map[string]bool      // checkpoint names this worker has made the version in force (takeOver; under mu)
+	fresh    map[string]bool      // checkpoint names whose route holds no copy an earlier version made (under mu)
 
 	tracer  trace.Tracer
 	metrics *telemetry.Metrics
@@ -158,6 +160,7 @@ func New(opts Options) *Worker {
 		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize,
 		lease: opts.Lease, leaseTTL: opts.LeaseTTL, publish: opts.OnPublish,
 		wake: make(chan struct{}, 1), warned: map[string]bool{}, released: map[string]time.Time{},
+		inForce: map[string]bool{}, fresh: map[string]bool{},
 	}
 	if w.leaseTTL <= 0 {
 		w.leaseTTL = DefaultLeaseTTL
@@ -304,6 +307,7 @@ func (w *Worker) takeOver(ctx context.Context, r *policy.Route, src string) erro
 			}
 		}
 		delete(w.warned, CheckpointName(r, src))
+		delete(w.fresh, CheckpointName(r, src))
 	}
 	_, err = w.st.AddObjectsCheckpoint(ctx, r.ID(), nil, nil, inForceName(r, src), mark, want)
 	return err
@@ -323,13 +327,16 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 				return total, err
 			}
 			if !held {
-				return total, nil // another worker drains it
+				delete(w.inForce, name) // another worker drains it, maybe under another version
+				delete(w.fresh, name)
+				return total, nil
 			}
 		}
-		if first {
+		if first && !w.inForce[name] {
 			if err := w.takeOver(ctx, r, src); err != nil {
 				return total, err
 			}
+			w.inForce[name] = true
 		}
 		cp, err := w.st.Checkpoint(ctx, name)
 		if err != nil {
@@ -340,6 +347,20 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 			w.announce(ctx, r, src)
 			w.warned[name] = true
 		}
+		if _, ok := w.fresh[name]; !ok {
+			// Whether the route's collection may hold copies this version
+			// did not make (an earlier version's, to replace): unknown
+			// until this worker has caught up once, unless the version
+			// starts on an empty collection.
+			w.fresh[name] = false
+			if cp.IsZero() {
+				p, err := w.st.Objects(ctx, r.ID(), store.Query{Limit: 1, WithoutRaw: true})
+				if err != nil {
+					return total, err
+				}
+				w.fresh[name] = len(p.Objects) == 0
+			}
+		}
 		page, err := w.st.Objects(ctx, src, store.Query{
 			AddedAfter: cp, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: w.batch,
 		})
@@ -348,6 +369,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 			return total, err
 		}
 		if len(page.Objects) == 0 {
+			w.fresh[name] = true // caught up: every source version was decided under this version
 			return total, errors.Join(w.retract(ctx, r, src), w.release(ctx, r, src, name))
 		}
 		if err := w.process(ctx, r, src, name, cp, page.Objects); err != nil {
@@ -360,6 +382,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 		}
 		total += len(page.Objects)
 		if !page.More {
+			w.fresh[name] = true
 			return total, errors.Join(w.retract(ctx, r, src), w.release(ctx, r, src, name))
 		}
 	}
@@ -388,6 +411,9 @@ type batch struct {
 	ds      []store.Decision // the decisions of the batch, in order
 	now     time.Time
 	decider *gateway.Decider
+	// fresh: the route holds no copy of these versions that another policy
+	// version made, so a published decision replaces nothing.
+	fresh bool
 }
 
 func (b *batch) publish(o store.Object) {
@@ -423,20 +449,23 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 	defer func() { endSpan(span, err) }()
 	now := w.clock()
 	holds := gateway.NewHolds(ctx, w.st, r.ID(), "")
-	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, decider: &gateway.Decider{
+	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, fresh: w.fresh[name], decider: &gateway.Decider{
 		Markings: w.markings, Route: r, Now: now, Holds: holds.Holds,
 		Lookahead: w.lookahead(ctx, r, src, objs[len(objs)-1].DateAdded),
 	}}
 	_, eval := w.tracer.Start(ctx, spanEvaluate)
 	defer eval.End() // ended below on success; ending twice is harmless
 	// Which of the batch's objects the route holds a version of (earlier
-	// versions it may withdraw, copies it may replace): one read.
-	ids := make([]string, len(objs))
-	for i := range objs {
-		ids[i] = objs[i].ID
-	}
-	if err := holds.Prefetch(ids); err != nil {
-		return err
+	// versions it may withdraw, copies it may replace): one read for a
+	// batch of some size, rather than one per object.
+	if len(objs) >= 8 {
+		ids := make([]string, len(objs))
+		for i := range objs {
+			ids[i] = objs[i].ID
+		}
+		if err := holds.Prefetch(ids); err != nil {
+			return err
+		}
 	}
 	gs := make([]gateway.Object, len(objs))
 	for i := range objs {
@@ -539,6 +568,9 @@ const (
 func (b *batch) withdrawFor(o *store.Object, d *policy.Decision, sameVersion bool) error {
 	if d.Reason == policy.ReasonMarkingDefinition {
 		return nil // published with the objects that use it, never on its own
+	}
+	if d.Action != policy.Withhold && b.fresh {
+		return nil // nothing to replace, and publishing withdraws nothing
 	}
 	held, err := b.decider.Holds(o.ID)
 	if err != nil || !held {
