@@ -151,6 +151,8 @@ type Worker struct {
 	metrics *telemetry.Metrics
 	links   ingestLinks
 	running atomic.Bool
+	started chan struct{} // closed when Run starts
+	once    sync.Once
 }
 
 // New returns a Worker; start it with Run.
@@ -159,7 +161,7 @@ func New(opts Options) *Worker {
 		st: opts.Store, routes: opts.Routes, current: opts.Current, markings: opts.Markings, log: opts.Logger,
 		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize,
 		lease: opts.Lease, leaseTTL: opts.LeaseTTL, publish: opts.OnPublish,
-		wake: make(chan struct{}, 1), warned: map[string]bool{}, released: map[string]time.Time{},
+		wake: make(chan struct{}, 1), warned: map[string]bool{}, started: make(chan struct{}), released: map[string]time.Time{},
 		inForce: map[string]bool{}, fresh: map[string]bool{},
 	}
 	if w.leaseTTL <= 0 {
@@ -192,12 +194,17 @@ func (w *Worker) Notify() {
 	}
 }
 
+// Started is closed once Run has started (Running is then nil until it
+// returns): a server waits for it before it says it serves.
+func (w *Worker) Started() <-chan struct{} { return w.started }
+
 // Run makes passes every Interval, and whenever Notify is called, until
 // ctx is done; then it returns nil once the pass under way has stopped.
 // Errors of a pass are logged and the pass retried at the next tick.
 func (w *Worker) Run(ctx context.Context) error {
 	w.running.Store(true)
 	defer w.running.Store(false)
+	w.once.Do(func() { close(w.started) })
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
 	for {

@@ -215,8 +215,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	url := fmt.Sprintf("%s://%s/taxii2/", scheme, ln.Addr())
-	log.Info("ctigate listening", "discovery", url, "data", cfg.DataDir)
-	fmt.Fprintf(stdout, "ctigate: serving TAXII 2.1 at %s\n", url)
 
 	// Serve is a group of parts, stopped in this order when SIGINT/SIGTERM
 	// arrives or any of them fails: configuration reloads (SIGHUP) stop;
@@ -228,6 +226,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	rl := &reloader{load: loadConfig, path: *cfgPath, current: current, authn: authn, ledger: st, signer: signer, log: log}
 	g.add("reload", rl.Run)
 	g.add("http", func(ctx context.Context) error {
+		// Serving is announced once fan-out runs, so /readyz says ready
+		// from the first request.
+		select {
+		case <-fan.Started():
+		case <-ctx.Done():
+			return nil
+		}
+		log.Info("ctigate listening", "discovery", url, "data", cfg.DataDir)
+		fmt.Fprintf(stdout, "ctigate: serving TAXII 2.1 at %s\n", url)
 		errc := make(chan error, 1)
 		go func() { errc <- hs.Serve(ln) }()
 		select {
