@@ -481,7 +481,11 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 		// recorded: routes with producers withhold them.
 		gs[i] = gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}
 	}
-	judged, err := b.decider.DecideAll(gs)
+	newer, err := w.newerVersions(ctx, src, objs)
+	if err != nil {
+		return err
+	}
+	judged, err := b.decider.DecideAll(gs, newer...)
 	if err != nil {
 		return err
 	}
@@ -528,6 +532,45 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 		}
 	}
 	return nil
+}
+
+// newerVersions returns, for the objects of a batch, the newest version
+// of each that src holds when it is newer than every version of it in the
+// batch and from the same producer: an older version arriving after a
+// newer one is decided with it, so that it is superseded when the route
+// withholds the newer (as it would have been had they arrived in order).
+func (w *Worker) newerVersions(ctx context.Context, src string, objs []store.Object) ([]gateway.Object, error) {
+	newest := map[string]store.Object{} // id -> the batch's newest version
+	ids := make([]string, 0, len(objs))
+	for _, o := range objs {
+		if n, ok := newest[o.ID]; !ok || o.Version.After(n.Version) {
+			if !ok {
+				ids = append(ids, o.ID)
+			}
+			newest[o.ID] = o
+		}
+	}
+	p, err := w.st.Objects(ctx, src, store.Query{IDs: ids, Limit: len(ids) + 1, WithoutRaw: true}) // the last version of each
+	if err != nil {
+		return nil, err
+	}
+	var out []gateway.Object
+	for _, v := range p.Objects {
+		n := newest[v.ID]
+		if !v.Version.After(n.Version) {
+			continue
+		}
+		q, err := w.st.Objects(ctx, src, store.Query{IDs: []string{v.ID}, Versions: []store.VersionMatch{{Kind: store.At, At: v.Version}}})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range q.Objects {
+			if o.Producer == n.Producer {
+				out = append(out, gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer})
+			}
+		}
+	}
+	return out, nil
 }
 
 // apply carries out the decision d about source version o in the batch:

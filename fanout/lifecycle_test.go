@@ -290,3 +290,27 @@ func TestPolicyReturnsToEarlierVersion(t *testing.T) {
 		}
 	}
 }
+
+// An older version arriving after a newer one the route withheld is not
+// published either: it is superseded as it would have been in order.
+func TestOlderVersionAfterWithheldNewer(t *testing.T) {
+	v2 := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	green := produced("CERT-A", indicator(nGreen, marked(stix.TLP2Green)))[0]
+	red := versionOf(green, v2, marked(stix.TLP2Red))
+	e := newOrgEnv(t)
+	w := e.worker(nil)
+	e.add(red)
+	e.runOnce(w)
+	e.add(green)
+	e.runOnce(w)
+	if got := e.holds(lawColl, green.ID); len(got) != 0 {
+		t.Fatalf("the older GREEN version, arriving after the RED one, was published: %d versions", len(got))
+	}
+	ds, err := e.st.Decisions(context.Background(), store.DecisionQuery{ObjectID: green.ID, Route: "law-enforcement", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 || ds[1].Reason != string(policy.ReasonSuperseded) {
+		t.Errorf("decisions %+v; want the GREEN version withheld as superseded", ds)
+	}
+}

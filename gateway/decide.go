@@ -184,7 +184,11 @@ type Judged struct {
 // the route holds or publishes in the final set (or, by lookahead, will
 // publish when it reaches it). Objects that publish count as published
 // for later decisions of d. An error is one of reading the route's state.
-func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
+//
+// Objects in also are decided with objs but not returned (say, a newer
+// version of one of them that the route decided before: if it is
+// withheld, the older ones in objs are superseded).
+func (d *Decider) DecideAll(objs []Object, also ...Object) ([]Judged, error) {
 	out := make([]Judged, len(objs))
 	d.assume, d.looked, d.ghosts, d.nghost = map[string]int{}, map[[2]string]bool{}, nil, 0
 	d.limit = max(MaxLookahead, 2*len(objs))
@@ -200,6 +204,16 @@ func (d *Decider) DecideAll(objs []Object) ([]Judged, error) {
 			byID[c.o.ID] = append(byID[c.o.ID], c)
 			d.assume[objs[i].ID]++
 		}
+	}
+	for _, o := range also {
+		res, hash, err := d.Resolve(o)
+		if err != nil {
+			continue
+		}
+		c := &candidate{o: o, index: -1, res: res, hash: hash}
+		cands = append(cands, c)
+		byID[o.ID] = append(byID[o.ID], c)
+		d.assume[o.ID]++
 	}
 	todo := cands
 	for len(todo) > 0 {
