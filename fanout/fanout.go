@@ -1014,9 +1014,10 @@ func (w *Worker) arrived(b *batch, ids []string, producer string) bool {
 
 // retract withdraws the copies r published from versions deleted from src
 // (the source's tombstones of kind deleted, followed with a checkpoint of
-// their own), unless another source of r still holds the same version and
-// r publishes it from there. Expired versions leave no tombstone: retention
-// is not retraction.
+// their own). A copy stays when a source of r holds the same version from
+// the same producer again (another source, or re-added) and r publishes it
+// as it is; when r would publish it differently now, the copy is replaced.
+// Expired versions leave no tombstone: retention is not retraction.
 func (w *Worker) retract(ctx context.Context, r *policy.Route, src string) error {
 	name := CheckpointName(r, src) + "/tombstones"
 	for {
@@ -1032,26 +1033,39 @@ func (w *Worker) retract(ctx context.Context, r *policy.Route, src string) error
 		if len(ts) == 0 {
 			return nil
 		}
+		now := w.clock()
+		b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, decider: &gateway.Decider{
+			Markings: w.markings, Route: r, Now: now, Holds: gateway.StoreHolds(ctx, w.st, r.ID(), ""),
+		}}
 		for _, t := range ts {
 			if t.Kind != store.RemovalDeleted {
 				continue
 			}
-			if err := w.retractOne(ctx, r, src, t); err != nil {
+			if err := b.retractOne(t); err != nil {
 				return err
 			}
 		}
-		_, err = w.st.AddObjectsCheckpoint(ctx, r.ID(), nil, nil, name, cp, ts[len(ts)-1].Removed)
+		_, err = w.st.AddObjectsCheckpoint(ctx, r.ID(), b.out, b.ds, name, cp, ts[len(ts)-1].Removed)
 		if err != nil && ctigate.KindOf(err) != ctigate.Conflict {
 			return err
 		}
-		if err == nil && !more {
-			return nil
+		if err == nil {
+			w.recordDecisions(ctx, trace.SpanFromContext(ctx), r, b.ds)
+			if len(b.out) > 0 && w.publish != nil {
+				w.publish(r.ID())
+			}
+			if !more {
+				return nil
+			}
 		}
 	}
 }
 
-func (w *Worker) retractOne(ctx context.Context, r *policy.Route, src string, t store.Tombstone) error {
-	p, err := w.st.Objects(ctx, r.ID(), store.Query{IDs: []string{t.ID}, Versions: []store.VersionMatch{{Kind: store.At, At: t.Version}}})
+// retractOne withdraws the route's copy of the version tombstone t
+// records, unless a source holds that version again (see retract).
+func (b *batch) retractOne(t store.Tombstone) error {
+	w, r := b.w, b.route
+	p, err := w.st.Objects(b.ctx, r.ID(), store.Query{IDs: []string{t.ID}, Versions: []store.VersionMatch{{Kind: store.At, At: t.Version}}})
 	if err != nil {
 		return err
 	}
@@ -1059,47 +1073,60 @@ func (w *Worker) retractOne(ctx context.Context, r *policy.Route, src string, t 
 		if c.Producer != t.Producer {
 			continue // another organisation's copy of the same version
 		}
-		kept, err := w.publishedElsewhere(ctx, r, src, c)
-		if err != nil || kept {
+		o, from, dec, held, err := b.heldAgain(c)
+		if err != nil {
 			return err
+		}
+		if held && dec.Action != policy.Withhold && dec.PublishedSHA256 == c.Hash {
+			continue // still published from a source that holds it
 		}
 		by := t.Producer
 		if by == "" {
 			by = "its producer"
 		}
-		if err := w.withdraw(ctx, r, src, c, ReasonRetracted, "deleted from source collection "+src+" by "+by); err != nil {
+		if err := w.withdraw(b.ctx, r, b.src, c, ReasonRetracted, "deleted from source collection "+b.src+" by "+by); err != nil {
 			return err
+		}
+		if held && dec.Action != policy.Withhold {
+			// Published anew from the source that holds it now, with its
+			// decision recorded against that source.
+			src := b.src
+			b.src = from
+			err := b.apply(&o, dec)
+			b.src = src
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// publishedElsewhere reports whether another source of r holds c's
-// version from c's producer and r would publish it.
-func (w *Worker) publishedElsewhere(ctx context.Context, r *policy.Route, src string, c store.Object) (bool, error) {
+// heldAgain looks for c's version from c's producer in the route's sources
+// (one that holds it again, or another): the version found, its source,
+// and the route's decision about it now.
+func (b *batch) heldAgain(c store.Object) (store.Object, string, policy.Decision, bool, error) {
+	w, r := b.w, b.route
 	for _, s := range r.Sources() {
-		if s == src {
-			continue
-		}
-		p, err := w.st.Objects(ctx, s, store.Query{IDs: []string{c.ID}, Versions: []store.VersionMatch{{Kind: store.At, At: c.Version}}})
+		p, err := w.st.Objects(b.ctx, s, store.Query{IDs: []string{c.ID}, Versions: []store.VersionMatch{{Kind: store.At, At: c.Version}}})
 		if err != nil {
-			return false, err
+			return store.Object{}, "", policy.Decision{}, false, err
 		}
 		for _, o := range p.Objects {
 			if o.Producer != c.Producer {
 				continue
 			}
-			d := &gateway.Decider{Markings: w.markings, Route: r, Now: w.clock(), Holds: gateway.StoreHolds(ctx, w.st, r.ID(), "")}
-			j, err := d.DecideAll([]gateway.Object{{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}})
+			j, err := b.decider.DecideAll([]gateway.Object{{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}})
 			if err != nil {
-				return false, err
+				return store.Object{}, "", policy.Decision{}, false, err
 			}
-			if j[0].Invalid == nil && j[0].Decision.Action != policy.Withhold {
-				return true, nil
+			if j[0].Invalid != nil {
+				return o, s, policy.Decision{Action: policy.Withhold, Reason: policy.ReasonInvalid}, true, nil
 			}
+			return o, s, j[0].Decision, true, nil
 		}
 	}
-	return false, nil
+	return store.Object{}, "", policy.Decision{}, false, nil
 }
 
 // definitions publishes the non-TLP marking definitions raw refers to

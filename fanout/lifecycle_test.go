@@ -314,3 +314,33 @@ func TestOlderVersionAfterWithheldNewer(t *testing.T) {
 		t.Errorf("decisions %+v; want the GREEN version withheld as superseded", ds)
 	}
 }
+
+// Deleted and submitted again before fan-out ran: the same bytes stay
+// published (nothing withdrawn); other bytes under the same version replace
+// the copy (what was deleted does not stay published).
+func TestDeletedThenResubmitted(t *testing.T) {
+	green := produced("CERT-A", indicator(nGreen, marked(stix.TLP2Green)))[0]
+	for _, same := range []bool{true, false} {
+		e := newOrgEnv(t)
+		w := e.worker(nil)
+		e.add(green)
+		e.runOnce(w)
+		if _, err := e.st.DeleteObject(context.Background(), inbound, green.ID, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		again := green
+		if !same {
+			again = obj(green.ID, green.Type, green.Version, strings.Replace(string(green.Raw), "secret detail", "corrected detail", 1))
+			again.Producer = green.Producer
+		}
+		e.add(again)
+		e.runOnce(w)
+		got := e.holds(lawColl, green.ID)
+		if len(got) != 1 || string(got[0].Raw) != string(again.Raw) {
+			t.Fatalf("same bytes %v: the route holds %v; want the resubmitted version", same, got)
+		}
+		if n := len(e.withdrawnEntries(green.ID)); (n == 0) != same {
+			t.Errorf("same bytes %v: %d withdrawn entries", same, n)
+		}
+	}
+}
