@@ -1077,8 +1077,8 @@ func (b *batch) retractOne(t store.Tombstone) error {
 		if err != nil {
 			return err
 		}
-		if held && dec.Action != policy.Withhold && dec.PublishedSHA256 == c.Hash {
-			continue // still published from a source that holds it
+		if held && dec.Action != policy.Withhold && dec.PublishedSHA256 == c.Hash && o.Producer == c.Producer {
+			continue // submitted again: still published as it is
 		}
 		by := t.Producer
 		if by == "" {
@@ -1102,28 +1102,35 @@ func (b *batch) retractOne(t store.Tombstone) error {
 	return nil
 }
 
-// heldAgain looks for c's version from c's producer in the route's sources
-// (one that holds it again, or another): the version found, its source,
-// and the route's decision about it now.
+// heldAgain looks for c's version in the route's sources that the route
+// publishes now: c's producer's (submitted again) first, else another
+// submitter's; it returns that version, its source and the route's
+// decision about it (held false when there is none).
 func (b *batch) heldAgain(c store.Object) (store.Object, string, policy.Decision, bool, error) {
 	w, r := b.w, b.route
+	var found []store.Object
+	var from []string
 	for _, s := range r.Sources() {
 		p, err := w.st.Objects(b.ctx, s, store.Query{IDs: []string{c.ID}, Versions: []store.VersionMatch{{Kind: store.At, At: c.Version}}})
 		if err != nil {
 			return store.Object{}, "", policy.Decision{}, false, err
 		}
 		for _, o := range p.Objects {
-			if o.Producer != c.Producer {
-				continue
+			if o.Producer == c.Producer {
+				found, from = append([]store.Object{o}, found...), append([]string{s}, from...)
+			} else {
+				found, from = append(found, o), append(from, s)
 			}
-			j, err := b.decider.DecideAll([]gateway.Object{{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}})
-			if err != nil {
-				return store.Object{}, "", policy.Decision{}, false, err
-			}
-			if j[0].Invalid != nil {
-				return o, s, policy.Decision{Action: policy.Withhold, Reason: policy.ReasonInvalid}, true, nil
-			}
-			return o, s, j[0].Decision, true, nil
+		}
+	}
+	// The first the route publishes: the producer's own, else another's.
+	for i, o := range found {
+		j, err := b.decider.DecideAll([]gateway.Object{{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}})
+		if err != nil {
+			return store.Object{}, "", policy.Decision{}, false, err
+		}
+		if j[0].Invalid == nil && j[0].Decision.Action != policy.Withhold {
+			return o, from[i], j[0].Decision, true, nil
 		}
 	}
 	return store.Object{}, "", policy.Decision{}, false, nil

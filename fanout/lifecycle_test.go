@@ -344,3 +344,39 @@ func TestDeletedThenResubmitted(t *testing.T) {
 		}
 	}
 }
+
+// Two organisations submitted the same version through two sources of a
+// route; the one whose copy the route published deletes it: the other's
+// version still publishes the object, now as the other's.
+func TestRetractedButAnotherSubmitterHoldsIt(t *testing.T) {
+	e := newOrgEnv(t)
+	const second = "5b6b0f0e-3c2a-4c38-9f0e-7a1d2c3b4e5f"
+	e.routes = []*policy.Route{route(t, lawColl, "law-enforcement", "TLP:AMBER", func(rc *policy.RouteConfig) { rc.Sources = []string{inbound, second} })}
+	a := produced("CERT-A", indicator(nGreen, marked(stix.TLP2Green)))[0]
+	b := a
+	b.Producer = "CERT-B"
+	e.add(a)
+	if _, err := e.st.AddObjects(context.Background(), second, []store.Object{b}); err != nil {
+		t.Fatal(err)
+	}
+	w := e.worker(nil)
+	e.runOnce(w)
+	if got := e.holds(lawColl, a.ID); len(got) != 1 || got[0].Producer != "CERT-A" {
+		t.Fatalf("route holds %+v; want CERT-A's copy", got)
+	}
+	if _, err := e.st.DeleteObject(context.Background(), inbound, a.ID, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.runOnce(w)
+	if got := e.holds(lawColl, a.ID); len(got) != 1 || got[0].Producer != "CERT-B" {
+		t.Fatalf("after CERT-A's delete the route holds %+v; want CERT-B's copy", got)
+	}
+	// CERT-B deletes too: nothing publishes it any more.
+	if _, err := e.st.DeleteObject(context.Background(), second, a.ID, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.runOnce(w)
+	if got := e.holds(lawColl, a.ID); len(got) != 0 {
+		t.Fatalf("after both deletes the route holds %+v", got)
+	}
+}
