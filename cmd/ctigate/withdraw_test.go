@@ -199,7 +199,19 @@ func refsOf(v any, name string, out map[string]bool) {
 // data as TLP:GREEN: every reference whose target the route published is
 // kept. Posted in two envelopes in reverse order (the second half
 // first), the route publishes exactly the same bytes.
-func TestATTACKReferencesKept(t *testing.T) {
+func TestATTACKReferencesKept(t *testing.T) { testATTACKReferences(t, nil) }
+
+// TestRedisATTACKReferencesKept is the same over Redis, where the objects
+// posted second-half-first wait for their references in Redis.
+func TestRedisATTACKReferencesKept(t *testing.T) {
+	u := redistest.URL(t)
+	opts, _ := goredis.ParseURL(u)
+	admin := goredis.NewClient(opts)
+	t.Cleanup(func() { admin.Close() })
+	testATTACKReferences(t, func() func(string) string { return redisEnv(u, nil, redistest.Prefix(t, admin)) })
+}
+
+func testATTACKReferences(t *testing.T, backend func() func(string) string) {
 	raw, err := os.ReadFile(shared.Path(t, "attack", "ics-attack-18.1.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +230,11 @@ func TestATTACKReferencesKept(t *testing.T) {
 	})
 	half := len(bundle.Objects) / 2
 	run := func(envelopes ...[]jsontext.Value) map[string]jsontext.Value {
-		gw := startServe(t, nil, "--config", config, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+		var getenv func(string) string
+		if backend != nil {
+			getenv = backend() // a fresh key prefix each run
+		}
+		gw := startServe(t, getenv, "--config", config, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
 		client := &http.Client{Timeout: 60 * time.Second}
 		for _, objs := range envelopes {
 			env, _ := json.Marshal(map[string]any{"objects": objs})
