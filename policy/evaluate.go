@@ -227,10 +227,11 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 			return withhold(ReasonTypeNotAllowed, "type %s is not in the route's allow_types", in.Type)
 		case r.exclude[in.Type]:
 			return withhold(ReasonTypeExcluded, "type %s is in the route's exclude_types", in.Type)
-		case r.drop[in.Type]:
+		case r.drop[strings.ToLower(strings.TrimSpace(in.Type))]:
 			return withhold(ReasonMinimisedType, "type %s is dropped for data minimisation", in.Type)
-		case r.dropIndi && in.Type == "identity" && isIndividual(root):
-			return withhold(ReasonMinimisedType, "individual identities are dropped for data minimisation")
+		case r.dropIndi && in.Type == "identity" && !r.idClass[identityClassOf(root)]:
+			return withhold(ReasonMinimisedType, "identity_class %q is not one the route publishes (%s): identities other than those are dropped for data minimisation",
+				identityClassOf(root), strings.Join(r.cfg.Minimise.IdentityClasses, ", "))
 		case len(r.prod) > 0 && !r.prod[in.Producer]:
 			return withhold(ReasonProducer, "producer %q is not in the route's producers", in.Producer)
 		}
@@ -289,13 +290,13 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 		}
 	}
 	for i, name := range root.names {
-		if r.dropProp[name] {
+		if r.dropProp[strings.ToLower(name)] {
 			remove(root.kids[i], name, ReasonMinimisedProperty, "minimise.drop_properties")
 		}
 	}
 	if r.cfg.Minimise.DropCustomProperties {
 		walkMembers(root, "", func(n *node, parent, name string) {
-			if strings.HasPrefix(name, "x_") {
+			if len(name) >= 2 && strings.EqualFold(name[:2], "x_") {
 				remove(n, joinPath(parent, name), ReasonMinimisedProperty, "minimise.drop_custom_properties")
 			}
 		})
@@ -409,11 +410,11 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 	return d
 }
 
-// isIndividual reports whether the identity root has identity_class
-// "individual".
-func isIndividual(root *node) bool {
+// identityClassOf is the identity root's identity_class as minimisation
+// compares it ("" when missing or not a string).
+func identityClassOf(root *node) string {
 	s, _ := root.member("identity_class").str()
-	return s == "individual"
+	return IdentityClass(s)
 }
 
 // walkMembers calls f for every member of every object in n that is not

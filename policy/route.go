@@ -91,9 +91,16 @@ type RouteConfig struct {
 // Minimise holds a route's data-minimisation rules.
 type Minimise struct {
 	// DropTypes lists object types withheld for data minimisation, such
-	// as "email-addr" or "user-account"; "identity:individual" is the
-	// identity objects whose identity_class is "individual".
+	// as "email-addr" or "user-account"; "identity:individual" withholds
+	// every identity whose identity_class is not in IdentityClasses
+	// (individuals, misspelt or unknown classes, and a missing class: an
+	// allow-list, so that no spelling gets a person through).
 	DropTypes []string `yaml:"drop_types"`
+	// IdentityClasses are the identity classes a route that drops
+	// individuals publishes, compared without regard to case or spaces.
+	// Default: organization, class, system (not group: a group of
+	// individuals).
+	IdentityClasses []string `yaml:"identity_classes"`
 	// DropProperties lists top-level property names removed from every
 	// published object (the object is then published redacted).
 	DropProperties []string `yaml:"drop_properties"`
@@ -127,7 +134,8 @@ type Route struct {
 	allow    map[string]bool
 	exclude  map[string]bool
 	drop     map[string]bool
-	dropIndi bool // drop identity objects of identity_class "individual"
+	dropIndi bool // publish identity objects only of the classes in idClass
+	idClass  map[string]bool
 	dropProp map[string]bool
 	refs     string
 	expiry   bool
@@ -160,6 +168,16 @@ func (r *Route) ReferenceWait() time.Duration { return r.wait }
 // ParkedLimit returns how many objects of one producer may wait at once.
 func (r *Route) ParkedLimit() int { return r.parked }
 
+// DefaultIdentityClasses are the identity classes published by a route
+// that drops individuals, unless it lists its own.
+var DefaultIdentityClasses = []string{"class", "organization", "system"}
+
+// IdentityClass is an identity_class as minimisation compares it:
+// lower-case, without white space.
+func IdentityClass(s string) string {
+	return strings.Join(strings.Fields(strings.ToLower(s)), "")
+}
+
 // KeepsSuperseded reports whether the route keeps its copies of earlier
 // versions of an object whose newer version it withholds (RouteConfig.Superseded).
 func (r *Route) KeepsSuperseded() bool { return r.keepOld }
@@ -180,6 +198,7 @@ func (r *Route) Config() RouteConfig {
 	c.Producers = slices.Clone(c.Producers)
 	c.Minimise.DropTypes = slices.Clone(c.Minimise.DropTypes)
 	c.Minimise.DropProperties = slices.Clone(c.Minimise.DropProperties)
+	c.Minimise.IdentityClasses = slices.Clone(c.Minimise.IdentityClasses)
 	return c
 }
 
@@ -337,6 +356,28 @@ func compile(rc RouteConfig, prefix string) (*Route, error) {
 	}
 	r.allow, r.exclude, r.drop = setOf(c.AllowTypes), setOf(c.ExcludeTypes), setOf(c.Minimise.DropTypes)
 	r.dropIndi = r.drop["identity:individual"]
+	for i, cl := range c.Minimise.IdentityClasses {
+		if IdentityClass(cl) == "" {
+			bad(fmt.Sprintf("minimise.identity_classes[%d]", i), "must not be empty")
+		}
+		if IdentityClass(cl) == "individual" {
+			bad(fmt.Sprintf("minimise.identity_classes[%d]", i), "individuals are what dropping identity:individual withholds")
+		}
+	}
+	switch {
+	case !r.dropIndi && len(c.Minimise.IdentityClasses) > 0:
+		bad("minimise.identity_classes", "applies only with identity:individual in minimise.drop_types")
+	case r.dropIndi && len(c.Minimise.IdentityClasses) == 0:
+		c.Minimise.IdentityClasses = DefaultIdentityClasses
+	}
+	if r.dropIndi {
+		classes := make([]string, len(c.Minimise.IdentityClasses))
+		for i, cl := range c.Minimise.IdentityClasses {
+			classes[i] = IdentityClass(cl)
+		}
+		c.Minimise.IdentityClasses = sortedSet(classes)
+		r.idClass = setOf(c.Minimise.IdentityClasses)
+	}
 
 	for i, p := range c.Producers {
 		if strings.TrimSpace(p) == "" {
@@ -433,6 +474,7 @@ func versionOf(c RouteConfig) string {
 		DropTypes            []string `json:"drop_types"`
 		DropProperties       []string `json:"drop_properties"`
 		DropCustomProperties bool     `json:"drop_custom_properties"`
+		IdentityClasses      []string `json:"identity_classes,omitzero"` // with identity:individual only
 	}
 	doc := struct {
 		Format       int      `json:"policy_format"`
@@ -451,7 +493,9 @@ func versionOf(c RouteConfig) string {
 		Condition    string   `json:"condition"`
 	}{policyFormat, c.ID, c.Name, c.Sources, c.Ceiling, c.Unmarked, c.AllowTypes, c.ExcludeTypes,
 		c.Producers, c.References, c.Expiry, keepOnly(c.Superseded),
-		minimise{c.Minimise.DropTypes, c.Minimise.DropProperties, c.Minimise.DropCustomProperties}, c.Condition}
+		minimise{c.Minimise.DropTypes, c.Minimise.DropProperties, c.Minimise.DropCustomProperties, c.Minimise.IdentityClasses}, c.Condition}
+	// (IdentityClasses is nil, so absent, unless individuals are dropped:
+	// routes that do not drop them keep their versions.)
 	b, err := json.Marshal(doc, json.FormatNilSliceAsNull(false))
 	if err != nil {
 		panic("policy: marshal route: " + err.Error()) // plain strings and lists cannot fail
