@@ -39,13 +39,17 @@ func (g *routeGuard) check(it *stix.Item, res stix.Resolution, hash [32]byte) er
 	if err != nil {
 		return err
 	}
-	if d.Action != policy.Publish {
+	unchanged := d.Action == policy.Publish && d.PublishedSHA256 == d.OriginalSHA256
+	if !unchanged {
 		g.decider.Forget(it.Object.ID) // refused: not stored
 	}
-	switch d.Action {
-	case policy.Publish:
+	switch {
+	case unchanged:
 		return nil
-	case policy.PublishRedacted:
+	case d.Action == policy.Publish:
+		return ctigate.Errorf(ctigate.Forbidden, "route %q (policy %.12s) would publish this object only with the %s marking it assumes for unmarked objects; mark it, or post it to the route's source collection",
+			g.route.Name(), g.route.Version(), d.TLP)
+	case d.Action == policy.PublishRedacted:
 		return ctigate.Errorf(ctigate.Forbidden, "route %q (policy %.12s) would publish this object only redacted (%s); post it to the route's source collection instead",
 			g.route.Name(), g.route.Version(), removals(d.Removed))
 	default:

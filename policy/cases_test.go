@@ -112,8 +112,8 @@ func describe(r gateway.Result) string {
 	for _, x := range r.Removed {
 		lines = append(lines, fmt.Sprintf("removed %s (%s)", x.Path, x.Reason))
 	}
-	if r.Decision == gateway.DecisionRejected {
-		lines = append(lines, "detail "+r.Detail)
+	if r.Decision == gateway.DecisionRejected || r.Decision == gateway.DecisionPublish && r.Detail != "" {
+		lines = append(lines, "detail "+r.Detail) // why rejected; what publishing adds (an assumed marking)
 	}
 	return strings.Join(lines, "\n")
 }

@@ -135,7 +135,16 @@ type Decision struct {
 //	  "redacted_properties": ["description", "external_references.[1]"]
 //	}
 //
-// listing the selectors (in the original object) of what was removed.
+// listing the selectors (in the original object) of what was removed. An
+// object without a TLP marking published under a route's unmarked level
+// carries that level's TLP 2.0 marking in object_marking_refs, and the
+// same extension says which level was assumed:
+//
+//	"extension-definition--c7a5b4e1-5f0e-4a43-9d0c-2f7de3a1b6d9": {
+//	  "extension_type": "property-extension",
+//	  "assumed_tlp": "TLP:GREEN"
+//	}
+//
 // A redacted object keeps its id and modified: it is the producer's version
 // with less in it, not a new version (only the creator may version an
 // object), so a consumer that also sees the full version elsewhere can tell
@@ -336,8 +345,20 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 		}
 	}
 
+	// An object without a TLP marking that the route treats as carrying
+	// its unmarked level says so: the published copy carries that level's
+	// marking, and the extension names it as assumed.
+	assumed := stix.TLPNone
+	if m.TLP == stix.TLPNone && r.unmarked != stix.TLPNone {
+		assumed = r.unmarked
+	}
 	out := in.Raw
-	if len(removed) > 0 {
+	if len(removed) > 0 || assumed != stix.TLPNone {
+		if assumed != stix.TLPNone {
+			if problem := stampMarking(root, assumed.MarkingID()); problem != "" {
+				return withhold(ReasonInvalid, "%s", problem)
+			}
+		}
 		collapse(root, "", func(path string) {
 			removed = append(removed, Removal{Path: path, Reason: ReasonEmptiedList, Detail: "all its items were removed"})
 		})
@@ -365,7 +386,7 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 				gm.gone = true
 			}
 		}
-		if problem := addRedactionExtension(root, removed); problem != "" {
+		if problem := addRedactionExtension(root, removed, assumed); problem != "" {
 			return withhold(ReasonInvalid, "%s", problem)
 		}
 		out = root.appendTo(make([]byte, 0, len(in.Raw)+128))
@@ -385,7 +406,7 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 		}
 	}
 
-	if len(removed) == 0 {
+	if len(removed) == 0 && assumed == stix.TLPNone {
 		d.Action, d.Object, d.PublishedSHA256 = Publish, in.Raw, d.OriginalSHA256
 		return d
 	}
@@ -407,7 +428,30 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 		return withhold(ReasonInvalid, "%v", err)
 	}
 	d.Action, d.Object, d.Removed, d.PublishedSHA256 = PublishRedacted, out, removed, h
+	if len(removed) == 0 {
+		d.Action = Publish // with the assumed marking stamped: nothing removed
+		d.Detail = "published with the assumed " + level.String() + " marking (unmarked: " + r.unmarked.String() + ")"
+	}
 	return d
+}
+
+// stampMarking adds the marking definition id to root's object_marking_refs
+// (making the list when there is none).
+func stampMarking(root *node, id string) string {
+	q, _ := jsontext.AppendQuote(nil, id)
+	ref := &node{kind: '"', raw: q}
+	refs := root.member("object_marking_refs")
+	if refs == nil {
+		root.names = append(root.names, "object_marking_refs")
+		root.kids = append(root.kids, &node{kind: '[', kids: []*node{ref}})
+		return ""
+	}
+	if refs.kind != '[' || refs.raw != nil && len(refs.kids) == 0 {
+		return "object_marking_refs is not a list"
+	}
+	refs.kids = append(refs.kids, ref)
+	refs.raw = nil
+	return ""
 }
 
 // identityClassOf is the identity root's identity_class as minimisation
@@ -442,16 +486,24 @@ func walkMembers(n *node, parent string, f func(n *node, parent, name string)) {
 
 // addRedactionExtension adds the RedactionExtension, listing removed, to
 // the object root's extensions. It returns a problem, or "".
-func addRedactionExtension(root *node, removed []Removal) string {
+func addRedactionExtension(root *node, removed []Removal, assumed stix.TLP) string {
 	var ext []byte
-	ext = append(ext, `{"extension_type":"property-extension","redacted_properties":[`...)
-	for i, x := range removed {
-		if i > 0 {
-			ext = append(ext, ',')
+	ext = append(ext, `{"extension_type":"property-extension"`...)
+	if len(removed) > 0 {
+		ext = append(ext, `,"redacted_properties":[`...)
+		for i, x := range removed {
+			if i > 0 {
+				ext = append(ext, ',')
+			}
+			ext, _ = jsontext.AppendQuote(ext, x.Path)
 		}
-		ext, _ = jsontext.AppendQuote(ext, x.Path)
+		ext = append(ext, ']')
 	}
-	ext = append(ext, "]}"...)
+	if assumed != stix.TLPNone {
+		ext = append(ext, `,"assumed_tlp":`...)
+		ext, _ = jsontext.AppendQuote(ext, assumed.String())
+	}
+	ext = append(ext, '}')
 	value := &node{kind: '{', raw: ext}
 
 	exts := root.member("extensions")

@@ -208,6 +208,15 @@ func TestEvaluate(t *testing.T) {
 				}
 				return
 			case Publish:
+				if in.Markings.TLP == stix.TLPNone && r.Config().Unmarked != UnmarkedWithhold {
+					// Unmarked, published at the route's assumed level: the copy
+					// says so.
+					id := d.TLP.MarkingID()
+					if !bytes.Contains(d.Object, []byte(`"`+id+`"]`)) || !bytes.Contains(d.Object, []byte(`"assumed_tlp":"`+d.TLP.String()+`"`)) || d.PublishedSHA256 == d.OriginalSHA256 || d.Removed != nil {
+						t.Errorf("published %s with hash %x and removals %v, want the original with %s stamped", d.Object, d.PublishedSHA256, d.Removed, id)
+					}
+					break
+				}
 				if !bytes.Equal(d.Object, in.Raw) || d.PublishedSHA256 != d.OriginalSHA256 || d.Removed != nil {
 					t.Errorf("published %s with hash %x and removals %v, want the original", d.Object, d.PublishedSHA256, d.Removed)
 				}

@@ -131,6 +131,14 @@ func TestNoLeak(t *testing.T) {
 		// Form.
 		switch d.Action {
 		case Publish:
+			if level == stix.TLPNone && r.unmarked != stix.TLPNone {
+				// Published at the assumed level, which the copy carries.
+				got, err := reg.Resolve(d.Object)
+				if err != nil || got.TLP != r.unmarked || !strings.Contains(out, `"assumed_tlp":"`+r.unmarked.String()+`"`) {
+					t.Fatalf("an unmarked object published under unmarked %s carries %s (%v):\n%s", r.unmarked, got.TLP, err, out)
+				}
+				break
+			}
 			if !bytes.Equal(d.Object, raw) {
 				t.Fatalf("published bytes differ from the original")
 			}

@@ -115,6 +115,24 @@ const (
 	TLP2Red         = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
 )
 
+// MarkingID returns the id of t's TLP 2.0 marking definition ("" for
+// TLPNone).
+func (t TLP) MarkingID() string {
+	switch t {
+	case TLPClear:
+		return TLP2Clear
+	case TLPGreen:
+		return TLP2Green
+	case TLPAmber:
+		return TLP2Amber
+	case TLPAmberStrict:
+		return TLP2AmberStrict
+	case TLPRed:
+		return TLP2Red
+	}
+	return ""
+}
+
 // markingTLP2Extension is the id of the TLP 2.0 extension definition
 // (validation and marking resolution both use it).
 const markingTLP2Extension = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
