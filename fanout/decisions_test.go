@@ -5,6 +5,10 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/go-json-experiment/json"
+
+	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -35,6 +39,18 @@ func TestRecordsEveryDecision(t *testing.T) {
 	src := map[string]store.Object{}
 	for _, o := range append(samples(), statementDef()) {
 		src[o.ID] = o
+	}
+	for _, raw := range policy.GatewayObjects() { // published with the redacted copy
+		var head struct {
+			ID       string `json:"id"`
+			Type     string `json:"type"`
+			Modified string `json:"modified"`
+		}
+		if err := json.Unmarshal(raw, &head); err != nil {
+			t.Fatal(err)
+		}
+		v, _ := stix.ParseTimestamp(head.Modified)
+		src[head.ID] = obj(head.ID, head.Type, v, string(raw))
 	}
 	type key struct{ route, id, action string }
 	got := map[key]int{}

@@ -45,6 +45,7 @@ package fanout
 // withheld by such routes (fail closed).
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -587,9 +588,15 @@ func (b *batch) apply(o *store.Object, d policy.Decision) error {
 		return nil
 	}
 	// Marking definitions the published object refers to go first, so a
-	// reader meets a definition before its use.
+	// reader meets a definition before its use; so does the gateway's
+	// extension definition (and its creator) for a copy that uses it.
 	if err := b.definitions(o.ID, d.Object); err != nil {
 		return err
+	}
+	if bytes.Contains(d.Object, []byte(policy.RedactionExtension)) {
+		if err := b.gatewayObjects(o.ID); err != nil {
+			return err
+		}
 	}
 	b.decide(o, record(&d))
 	b.publish(store.Object{
@@ -1181,6 +1188,45 @@ func (b *batch) definitions(referrer string, raw []byte) error {
 				})
 			}
 		}
+	}
+	return nil
+}
+
+// gatewayObjects publishes the gateway's own objects (policy.GatewayObjects:
+// its identity and the extension definition that marks modified copies)
+// that the route has not published yet, each with a published decision
+// naming referrer.
+func (b *batch) gatewayObjects(referrer string) error {
+	for _, raw := range policy.GatewayObjects() {
+		var head struct {
+			ID       string `json:"id"`
+			Type     string `json:"type"`
+			Modified string `json:"modified"`
+		}
+		if err := json.Unmarshal(raw, &head); err != nil {
+			return err
+		}
+		held, err := b.decider.Holds(head.ID)
+		if err != nil {
+			return err
+		}
+		if held || b.decider.Published(head.ID) {
+			continue
+		}
+		v, err := stix.ParseTimestamp(head.Modified)
+		if err != nil {
+			return err
+		}
+		h, err := stix.Hash(raw)
+		if err != nil {
+			return err
+		}
+		o := store.Object{ID: head.ID, Type: head.Type, SpecVersion: "2.1", Version: v, Raw: raw, Hash: h, Producer: custody.GatewayOrg}
+		b.publish(o)
+		b.decide(&o, store.Decision{
+			Action: store.ActionPublished, Detail: "the gateway's own object, published with " + referrer,
+			OriginalSHA256: h, PublishedSHA256: h,
+		})
 	}
 	return nil
 }

@@ -107,10 +107,17 @@ func statementDef() store.Object {
 
 func id(n int) string { return indicator(n, "").ID }
 
+// ids returns the ids a route holds when it published the samples ns: those,
+// the statement marking definition, and, with the redacted nGranular, the
+// gateway's own objects (its identity and the extension definition the
+// redacted copy uses).
 func ids(ns ...int) []string {
 	out := []string{statement}
 	for _, n := range ns {
 		out = append(out, id(n))
+		if n == nGranular {
+			out = append(out, policy.GatewayIdentity, policy.RedactionExtension)
+		}
 	}
 	slices.Sort(out)
 	return out
