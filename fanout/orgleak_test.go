@@ -332,6 +332,9 @@ func TestNoLeakOrganisations(t *testing.T) {
 				return append([]string{"/api/v1/audit/entries?limit=10000"}, olEach(allIDs, func(id string) string { return "/api/v1/audit/entries?object=" + id })...)
 			},
 			"/api/v1/audit/export": func() []string { return []string{"/api/v1/audit/export"} },
+			"/api/v1/statuses/:status/decisions": func() []string {
+				return olEach(statuses, func(s string) string { return "/api/v1/statuses/" + s + "/decisions" })
+			},
 			"/api/v1/collections/:collection/withdrawn": func() []string {
 				return olEach(collIDs, func(c string) string { return "/api/v1/collections/" + c + "/withdrawn" })
 			},

@@ -42,6 +42,10 @@ func (s *Server) routeTable() *echo.Echo {
 	// Decision record (policy admins and auditors; plain JSON).
 	e.GET("/api/v1/decisions", s.getDecisions, s.authenticate)
 
+	// What routes decided about a request's objects (its requester and the
+	// collection's writers; plain JSON).
+	e.GET("/api/v1/statuses/:status/decisions", s.getFeedback, s.authenticate)
+
 	// What left a collection (its readers; plain JSON).
 	e.GET("/api/v1/collections/:collection/withdrawn", s.getWithdrawn, s.authenticate)
 

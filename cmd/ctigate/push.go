@@ -203,6 +203,13 @@ them into envelopes under the API root's max_content_length and adds them
 to the collection. Retries on 429, 5xx and network errors with backoff.
 Exits non-zero when any object was rejected or not sent.
 
+With --wait, it then waits (up to --wait-timeout) until every route that
+reads the collection has decided about every object it sent, and prints
+for each route how many it published, redacted and withheld, and why
+(GET /api/v1/statuses/{id}/decisions); objects still undecided, say
+waiting for objects they refer to, are counted as pending. With
+--fail-withheld, an object a route withheld makes the exit status 3.
+
 Credentials: --user with $CTIGATE_PASSWORD, or a netrc file entry
 (machine HOST login U password P), or a bearer token in $CTIGATE_TOKEN.
 
@@ -218,6 +225,9 @@ func runPush(ctx context.Context, args []string, getenv func(string) string, std
 	var cf clientFlags
 	cf.register(fs)
 	every := fs.Duration("progress", 5*time.Second, "interval between progress lines on stderr")
+	wait := fs.Bool("wait", false, "wait for the routes' decisions and print them per route")
+	waitTimeout := fs.Duration("wait-timeout", time.Minute, "with --wait: how long to wait for decisions")
+	failWithheld := fs.Bool("fail-withheld", false, "with --wait: exit 3 when a route withheld an object")
 	fs.Usage = func() { fmt.Fprint(stderr, pushUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -251,6 +261,7 @@ func runPush(ctx context.Context, args []string, getenv func(string) string, std
 		sent, accepted, envsDone int
 		rejected                 []rejection
 		failed                   int
+		statuses                 []string
 	)
 	for _, i := range tooBig {
 		rejected = append(rejected, rejection{client.ObjectID(objs[i]), fmt.Sprintf("object is %d bytes, larger than max_content_length (%d) allows; not sent", len(objs[i]), limit)})
@@ -274,6 +285,9 @@ func runPush(ctx context.Context, args []string, getenv func(string) string, std
 			// The server answered; a status still pending after polling
 			// counts its pending objects as failed.
 			accepted += st.SuccessCount
+			if st.ID != "" && st.SuccessCount > 0 {
+				statuses = append(statuses, st.ID)
+			}
 			for _, f := range st.Failures {
 				rejected = append(rejected, rejection{f.ID, f.Message})
 			}
@@ -309,13 +323,101 @@ func runPush(ctx context.Context, args []string, getenv func(string) string, std
 	for _, r := range rejected {
 		fmt.Fprintf(stdout, "rejected %s: %s\n", r.id, r.reason)
 	}
+	withheld := 0
+	if *wait && fatal == nil && len(statuses) > 0 {
+		var err error
+		if withheld, err = waitForDecisions(ctx, c, statuses, *waitTimeout, stdout); err != nil {
+			return fmt.Errorf("push: %w", err)
+		}
+	}
 	switch {
 	case fatal != nil:
 		return fmt.Errorf("push: %w", fatal)
 	case len(rejected) > 0 || failed > 0 || notSent > 0:
 		return fmt.Errorf("push: %d rejected, %d failed, %d not sent", len(rejected), failed, notSent)
+	case *failWithheld && withheld > 0:
+		return errWithheld{withheld}
 	}
 	return nil
+}
+
+// errWithheld is push --fail-withheld's failure: exit status 3.
+type errWithheld struct{ n int }
+
+func (e errWithheld) Error() string { return fmt.Sprintf("push: routes withheld %d object versions", e.n) }
+func (errWithheld) ExitCode() int   { return 3 }
+
+// waitForDecisions polls the routes' decisions about the objects of
+// statuses until none is pending or timeout passes, prints them per route
+// (published, redacted, withheld with reasons, pending), and returns how
+// many versions routes withheld.
+func waitForDecisions(ctx context.Context, c *client.Client, statuses []string, timeout time.Duration, stdout io.Writer) (int, error) {
+	deadline := time.Now().Add(timeout)
+	var fbs []*client.Feedback
+	for {
+		fbs = fbs[:0]
+		pending := 0
+		for _, id := range statuses {
+			fb, err := c.Feedback(ctx, id)
+			if err != nil {
+				return 0, fmt.Errorf("reading the routes' decisions: %w", err)
+			}
+			fbs = append(fbs, fb)
+			for _, r := range fb.Routes {
+				pending += r.Pending
+			}
+		}
+		if pending == 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	sum := map[string]*client.RouteFeedback{}
+	var names []string
+	for _, fb := range fbs {
+		for _, r := range fb.Routes {
+			t := sum[r.Route]
+			if t == nil {
+				t = &client.RouteFeedback{Route: r.Route, Reasons: map[string]int{}}
+				sum[r.Route] = t
+				names = append(names, r.Route)
+			}
+			t.Published += r.Published
+			t.Redacted += r.Redacted
+			t.Withheld += r.Withheld
+			t.Pending += r.Pending
+			for k, n := range r.Reasons {
+				t.Reasons[k] += n
+			}
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		fmt.Fprintln(stdout, "no route reads this collection")
+	}
+	withheld := 0
+	for _, name := range names {
+		t := sum[name]
+		withheld += t.Withheld
+		line := fmt.Sprintf("route %s: published %d, redacted %d, withheld %d", name, t.Published, t.Redacted, t.Withheld)
+		if len(t.Reasons) > 0 {
+			var rs []string
+			for k, n := range t.Reasons {
+				rs = append(rs, fmt.Sprintf("%s %d", k, n))
+			}
+			sort.Strings(rs)
+			line += " (" + strings.Join(rs, ", ") + ")"
+		}
+		if t.Pending > 0 {
+			line += fmt.Sprintf(", pending %d (not decided within %s: fan-out behind, or waiting for objects they refer to)", t.Pending, timeout)
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	return withheld, nil
 }
 
 // readInputs reads objects from each FILE, DIR (*.json, *.jsonl) or "-".

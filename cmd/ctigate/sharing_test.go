@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json"
+
+	"github.com/ctigate/ctigate/internal/shared"
 )
 
 // TestAssumedTLPVisible: an unmarked indicator through a route that treats
@@ -61,4 +66,49 @@ func TestAssumedTLPVisible(t *testing.T) {
 	if hits.Hits[0].TLP != "TLP:GREEN" {
 		t.Errorf("search shows %s, want TLP:GREEN", hits.Hits[0].TLP)
 	}
+}
+
+// TestPushWaitATTACK: `ctigate push --wait` of ATT&CK ICS 18.1 into the
+// demo (whose routes withhold unmarked objects) prints, per route, how many
+// were published, redacted and withheld and why: no more silent
+// withholding; --fail-withheld makes that exit status 3. Through routes
+// that treat unmarked objects as TLP:GREEN it reports them published.
+func TestPushWaitATTACK(t *testing.T) {
+	file := shared.Path(t, "attack", "ics-attack-18.1.json")
+	gw := startServe(t, nil, "--config", demoVariant(t, func(cfg map[string]any) {
+		cfgList(cfg, "api_roots")[0].(map[string]any)["max_content_length"] = 16 << 20
+	}), "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+	out, errs, err := ctl(context.Background(), pushEnv, nil, nil, "push", "--server", gw.base, "--collection", "cert-a-inbound", "--user", "cert-a",
+		"--wait", "--fail-withheld", file)
+	var coded interface{ ExitCode() int }
+	if !errors.As(err, &coded) || coded.ExitCode() != 3 {
+		t.Fatalf("push --wait --fail-withheld of unmarked ATT&CK: %v (want exit status 3)\n%s%s", err, out, errs)
+	}
+	// Everything is unmarked but the statement marking definition, which
+	// goes out only with an object that uses it.
+	for _, want := range []string{"route law-enforcement: published 0, redacted 0, withheld 1826 (marking_definition 1, unmarked 1825)", "route judiciary: published 0, redacted 0, withheld 1826 (marking_definition 1, unmarked 1825)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("push --wait printed:\n%s\nwant a line %q", out, want)
+		}
+	}
+
+	green := startServe(t, nil, "--config", demoVariant(t, func(cfg map[string]any) {
+		cfgList(cfg, "api_roots")[0].(map[string]any)["max_content_length"] = 16 << 20
+		for _, r := range cfgList(cfg, "routes") {
+			r.(map[string]any)["unmarked"] = "TLP:GREEN"
+		}
+	}), "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+	out, errs, err = ctl(context.Background(), pushEnv, nil, nil, "push", "--server", green.base, "--collection", "cert-a-inbound", "--user", "cert-a",
+		"--wait", "--fail-withheld", file)
+	if err != nil && !errors.As(err, &coded) {
+		t.Fatalf("push --wait: %v\n%s%s", err, out, errs)
+	}
+	// Law enforcement publishes all (five redacted: an empty
+	// x_mitre_data_source_ref, which names nothing, trimmed), judiciary
+	// redacts (it drops x_ properties).
+	if !regexp.MustCompile(`route law-enforcement: published 18\d\d, redacted \d, withheld 0\n`).MatchString(out) ||
+		!regexp.MustCompile(`route judiciary: published \d+, redacted 18\d\d, withheld 0\n`).MatchString(out) {
+		t.Errorf("push --wait through routes publishing unmarked data as GREEN printed:\n%s", out)
+	}
+	t.Logf("push --wait printed:\n%s", out)
 }
