@@ -344,8 +344,10 @@ func runPush(ctx context.Context, args []string, getenv func(string) string, std
 // errWithheld is push --fail-withheld's failure: exit status 3.
 type errWithheld struct{ n int }
 
-func (e errWithheld) Error() string { return fmt.Sprintf("push: routes withheld %d object versions", e.n) }
-func (errWithheld) ExitCode() int   { return 3 }
+func (e errWithheld) Error() string {
+	return fmt.Sprintf("push: routes withheld %d object versions", e.n)
+}
+func (errWithheld) ExitCode() int { return 3 }
 
 // waitForDecisions polls the routes' decisions about the objects of
 // statuses until none is pending or timeout passes, prints them per route
