@@ -417,6 +417,7 @@ type batch struct {
 	src     string
 	out     []store.Object
 	ds      []store.Decision // the decisions of the batch, in order
+	orgs    []string         // orgs[i]: the producing organisation of ds[i]'s object
 	now     time.Time
 	decider *gateway.Decider
 	// fresh: the route holds no copy of these versions that another policy
@@ -435,6 +436,7 @@ func (b *batch) decide(o *store.Object, d store.Decision) {
 	d.Route, d.Collection, d.PolicyVersion = b.route.Name(), b.route.ID(), b.route.Version()
 	d.ObjectID, d.ObjectVersion, d.Source = o.ID, o.Version, b.src
 	b.ds = append(b.ds, d)
+	b.orgs = append(b.orgs, o.Producer)
 }
 
 // record turns a policy decision into its record.
@@ -521,7 +523,7 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 		w.metrics.StoreError(ctx, "add_objects_checkpoint")
 		return err
 	}
-	w.recordDecisions(ctx, span, r, b.ds)
+	w.recordDecisions(ctx, span, r, b.ds, b.orgs)
 	if len(b.out) > 0 && w.publish != nil {
 		w.publish(r.ID())
 	}
@@ -739,7 +741,7 @@ func (w *Worker) withdraw(ctx context.Context, r *policy.Route, src string, c st
 		if reason != ReasonRetracted && reason != string(policy.ReasonSuperseded) {
 			w.narrowed = append(w.narrowed, narrowed{route: r, id: c.ID, version: custody.FormatVersion(c.Version)})
 		}
-		w.metrics.Decision(ctx, r.Name(), store.RemovalWithdrawn, reason, 1)
+		w.metrics.Decision(ctx, r.Name(), store.RemovalWithdrawn, reason, "", 1)
 		w.log.Info("fanout: withdrew a published copy", "route", r.Name(), "id", c.ID, "version", c.Version, "reason", reason,
 			"detail", detail, "deliveries", "GET /api/v1/audit/entries?object_id="+c.ID)
 	}
@@ -991,7 +993,7 @@ func (w *Worker) release(ctx context.Context, r *policy.Route, src, name string)
 			}
 			return err
 		}
-		w.recordDecisions(ctx, trace.SpanFromContext(ctx), r, b.ds)
+		w.recordDecisions(ctx, trace.SpanFromContext(ctx), r, b.ds, b.orgs)
 		if len(b.out) > 0 && w.publish != nil {
 			w.publish(r.ID())
 		}
@@ -1057,7 +1059,7 @@ func (w *Worker) retract(ctx context.Context, r *policy.Route, src string) error
 			return err
 		}
 		if err == nil {
-			w.recordDecisions(ctx, trace.SpanFromContext(ctx), r, b.ds)
+			w.recordDecisions(ctx, trace.SpanFromContext(ctx), r, b.ds, b.orgs)
 			if len(b.out) > 0 && w.publish != nil {
 				w.publish(r.ID())
 			}

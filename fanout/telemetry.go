@@ -128,15 +128,25 @@ func (w *Worker) startBatch(ctx context.Context, r *policy.Route, src string, ob
 }
 
 // recordDecisions counts the decisions of a written batch.
-func (w *Worker) recordDecisions(ctx context.Context, span trace.Span, r *policy.Route, ds []store.Decision) {
-	type key struct{ action, reason string }
+// recordDecisions counts a batch's decisions in the metrics (withheld ones
+// by the producing organisation too: orgs[i] is ds[i]'s) and on its span.
+func (w *Worker) recordDecisions(ctx context.Context, span trace.Span, r *policy.Route, ds []store.Decision, orgs []string) {
+	type key struct{ action, reason, org string }
 	counts := map[key]int{}
+	perAction := map[string]int{}
 	for i := range ds {
-		counts[key{ds[i].Action, ds[i].Reason}]++
+		k := key{action: ds[i].Action, reason: ds[i].Reason}
+		if ds[i].Action == store.ActionWithheld && i < len(orgs) {
+			k.org = orgs[i]
+		}
+		counts[k]++
+		perAction[ds[i].Action]++
 	}
 	for k, n := range counts {
-		w.metrics.Decision(ctx, r.Name(), k.action, k.reason, n)
-		span.SetAttributes(attribute.Int("ctigate.decisions."+k.action, n))
+		w.metrics.Decision(ctx, r.Name(), k.action, k.reason, k.org, n)
+	}
+	for a, n := range perAction {
+		span.SetAttributes(attribute.Int("ctigate.decisions."+a, n))
 	}
 }
 

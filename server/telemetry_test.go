@@ -379,6 +379,7 @@ func TestTelemetryMetricsScenario(t *testing.T) {
 		{"ctigate.objects.rejected", []attribute.KeyValue{org}, 1},
 		{"ctigate.fanout.decisions", []attribute.KeyValue{route, telemetry.AttrAction.String("published")}, 2},
 		{"ctigate.fanout.decisions", []attribute.KeyValue{route, telemetry.AttrAction.String("withheld"), telemetry.AttrReason.String("tlp_red")}, 1},
+		{"ctigate.fanout.decisions", []attribute.KeyValue{route, telemetry.AttrAction.String("withheld"), org}, 1}, // by producing organisation
 		{"ctigate.fanout.decisions", []attribute.KeyValue{route}, 3},
 		{"ctigate.objects.served", []attribute.KeyValue{police}, 3}, // the first round's object too
 		{"http.server.request.duration", []attribute.KeyValue{attribute.String("http.route", postRoute), attribute.String("http.request.method", "POST")}, 1},

@@ -28,7 +28,7 @@ const (
 //	ctigate.objects.received   {organisation}          objects in POSTed envelopes
 //	ctigate.objects.accepted   {organisation}          stored (new or already stored)
 //	ctigate.objects.rejected   {organisation, reason}  listed as failures
-//	ctigate.fanout.decisions   {route, action, reason} published, redacted, withheld, withdrawn
+//	ctigate.fanout.decisions   {route, action, reason, organisation (withheld: the producer's)} published, redacted, withheld, withdrawn
 //	ctigate.fanout.lag         {route, source}         age of the oldest unprocessed source version, s
 //	ctigate.fanout.queue.depth {route, source}         source versions after the route's checkpoint
 //	ctigate.objects.served     {organisation}          objects returned to consumers
@@ -116,14 +116,20 @@ func (m *Metrics) Ingest(ctx context.Context, org string, received, accepted int
 }
 
 // Decision records n decisions of a route with one action and reason
-// ("" for publications).
-func (m *Metrics) Decision(ctx context.Context, route, action, reason string, n int) {
+// ("" for publications), about objects of the producing organisation org
+// ("" when not recorded: withheld decisions carry it, so producers' and
+// operators' dashboards can see why each organisation's objects do not go
+// out).
+func (m *Metrics) Decision(ctx context.Context, route, action, reason, org string, n int) {
 	if m == nil || n == 0 {
 		return
 	}
 	attrs := []attribute.KeyValue{AttrRoute.String(route), AttrAction.String(action)}
 	if reason != "" {
 		attrs = append(attrs, AttrReason.String(reason))
+	}
+	if org != "" {
+		attrs = append(attrs, AttrOrganisation.String(org))
 	}
 	m.decisions.Add(ctx, int64(n), metric.WithAttributes(attrs...))
 }
