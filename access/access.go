@@ -35,9 +35,10 @@ import (
 // Policy answers access questions for one configuration. It is immutable
 // and safe for concurrent use.
 type Policy struct {
-	colls   map[string]*collection
-	users   map[string]string // user name -> organisation
-	allOrgs []string          // principals reading every organisation's custody records
+	colls     map[string]*collection
+	users     map[string]string // user name -> organisation
+	allOrgs   []string          // principals reading every organisation's custody records
+	protected map[string]bool   // collections of routes that protect their sources
 }
 
 type collection struct {
@@ -47,7 +48,12 @@ type collection struct {
 
 // New returns the Policy of a validated configuration.
 func New(cfg *config.Config) *Policy {
-	p := &Policy{colls: map[string]*collection{}, users: map[string]string{}, allOrgs: cfg.Custody.AllOrganisations}
+	p := &Policy{colls: map[string]*collection{}, users: map[string]string{}, allOrgs: cfg.Custody.AllOrganisations, protected: map[string]bool{}}
+	for _, r := range cfg.Routes {
+		if r.ProtectSource {
+			p.protected[r.ID] = true
+		}
+	}
 	owners := cfg.ContentOrganisations()
 	for _, r := range cfg.APIRoots {
 		for _, c := range r.Collections {
@@ -59,6 +65,12 @@ func New(cfg *config.Config) *Policy {
 	}
 	return p
 }
+
+// HidesProducer reports whether collection id is a route's that protects
+// its sources: its readers must not learn which organisation produced
+// what it holds (search hits name no producer, and cannot be filtered by
+// one).
+func (p *Policy) HidesProducer(id string) bool { return p.protected[id] }
 
 // CanRead reports whether u may read collection id (see the package
 // comment). Unknown collections are readable by no one.
@@ -154,7 +166,9 @@ func (p *Policy) SeesRecord(u *auth.User, r Record) bool {
 	case custody.Checkpoint, custody.ConfigLoaded:
 		return true // no object in them; they anchor the chain
 	case custody.Published, custody.Redacted, custody.Withdrawn:
-		return p.ownsSource(r.Source, org) || p.orgReads(r.Collection, org)
+		// A route that protects its sources does not tell its readers
+		// where its objects came from: its records are the producers'.
+		return p.ownsSource(r.Source, org) || !p.protected[r.Collection] && p.orgReads(r.Collection, org)
 	case custody.Withheld:
 		// The reader of the route's collection never received it: only
 		// the submitting organisation learns of it.

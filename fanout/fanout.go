@@ -1241,6 +1241,11 @@ func (b *batch) gatewayObjects(referrer string) error {
 // ceiling (never TLP:RED). Otherwise the referring objects keep a
 // reference the consumer cannot resolve, which reveals only an id.
 func (b *batch) definitionAllowed(d store.Object) bool {
+	if b.route.ProtectsSource() {
+		// A statement ("Copyright CERT-A") may name the producer.
+		b.w.log.Debug("fanout: marking definition withheld: the route protects its sources", "route", b.route.Name(), "id", d.ID)
+		return false
+	}
 	res, err := b.w.markings.Of(d.Producer).Resolve(d.Raw)
 	switch {
 	case err != nil, len(res.Unknown) > 0, len(res.Granular) > 0, res.TLP == stix.TLPRed:

@@ -83,6 +83,7 @@ const (
 	ReasonReference         Reason = "unpublished_reference"      // refers to an object the route has not published (references: withhold)
 	ReasonRequiredRedacted  Reason = "required_property_redacted" // redaction would leave an invalid object
 	ReasonMarkingSelected   Reason = "marking_property_redacted"  // a granular marking above the ceiling selects the object's markings
+	ReasonSourceProtected   Reason = "source_protected"           // an identity object, under a route that protects its sources
 	ReasonSuperseded        Reason = "superseded"                 // a newer version from the same producer is withheld (decided by gateway.Decider, not Evaluate; superseded: withdraw)
 )
 
@@ -243,6 +244,8 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 				identityClassOf(root), strings.Join(r.cfg.Minimise.IdentityClasses, ", "))
 		case len(r.prod) > 0 && !r.prod[in.Producer]:
 			return withhold(ReasonProducer, "producer %q is not in the route's producers", in.Producer)
+		case r.protect && in.Type == "identity":
+			return withhold(ReasonSourceProtected, "the route protects its sources: identity objects are not published")
 		}
 		if r.expiry {
 			if v := root.member("valid_until"); v != nil {
@@ -310,9 +313,18 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 			}
 		})
 	}
+	// Source protection: the copy names the gateway as its creator.
+	protected := false
+	if by := root.member("created_by_ref"); r.protect && by != nil && by.kind == '"' {
+		q, _ := jsontext.AppendQuote(nil, GatewayIdentity)
+		if s, _ := by.str(); s != GatewayIdentity {
+			by.raw, protected = q, true
+		}
+	}
 	if r.refs != ReferencesAllowDangling {
 		published := func(id string) bool {
-			return id == in.ID || (in.Published != nil && in.Published(id))
+			// The gateway's identity goes out with the copy that names it.
+			return id == in.ID || protected && id == GatewayIdentity || (in.Published != nil && in.Published(id))
 		}
 		var dangling, danglingPath string
 		visit := func(n *node, pathOf func() string) {
@@ -353,7 +365,7 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 		assumed = r.unmarked
 	}
 	out := in.Raw
-	if len(removed) > 0 || assumed != stix.TLPNone {
+	if len(removed) > 0 || assumed != stix.TLPNone || protected {
 		if assumed != stix.TLPNone {
 			if problem := stampMarking(root, assumed.MarkingID()); problem != "" {
 				return withhold(ReasonInvalid, "%s", problem)
@@ -386,7 +398,7 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 				gm.gone = true
 			}
 		}
-		if problem := addRedactionExtension(root, removed, assumed); problem != "" {
+		if problem := addRedactionExtension(root, removed, assumed, protected); problem != "" {
 			return withhold(ReasonInvalid, "%s", problem)
 		}
 		out = root.appendTo(make([]byte, 0, len(in.Raw)+128))
@@ -406,7 +418,7 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 		}
 	}
 
-	if len(removed) == 0 && assumed == stix.TLPNone {
+	if len(removed) == 0 && assumed == stix.TLPNone && !protected {
 		d.Action, d.Object, d.PublishedSHA256 = Publish, in.Raw, d.OriginalSHA256
 		return d
 	}
@@ -429,8 +441,15 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 	}
 	d.Action, d.Object, d.Removed, d.PublishedSHA256 = PublishRedacted, out, removed, h
 	if len(removed) == 0 {
-		d.Action = Publish // with the assumed marking stamped: nothing removed
-		d.Detail = "published with the assumed " + level.String() + " marking (unmarked: " + r.unmarked.String() + ")"
+		d.Action = Publish // with the assumed marking stamped, or the source protected: nothing removed
+		var what []string
+		if assumed != stix.TLPNone {
+			what = append(what, "with the assumed "+level.String()+" marking (unmarked: "+r.unmarked.String()+")")
+		}
+		if protected {
+			what = append(what, "with the gateway as its creator (protect_source)")
+		}
+		d.Detail = "published " + strings.Join(what, " and ")
 	}
 	return d
 }
@@ -486,7 +505,7 @@ func walkMembers(n *node, parent string, f func(n *node, parent, name string)) {
 
 // addRedactionExtension adds the RedactionExtension, listing removed, to
 // the object root's extensions. It returns a problem, or "".
-func addRedactionExtension(root *node, removed []Removal, assumed stix.TLP) string {
+func addRedactionExtension(root *node, removed []Removal, assumed stix.TLP, protected bool) string {
 	var ext []byte
 	ext = append(ext, `{"extension_type":"property-extension"`...)
 	if len(removed) > 0 {
@@ -502,6 +521,9 @@ func addRedactionExtension(root *node, removed []Removal, assumed stix.TLP) stri
 	if assumed != stix.TLPNone {
 		ext = append(ext, `,"assumed_tlp":`...)
 		ext, _ = jsontext.AppendQuote(ext, assumed.String())
+	}
+	if protected {
+		ext = append(ext, `,"source_protected":true`...)
 	}
 	ext = append(ext, '}')
 	value := &node{kind: '{', raw: ext}

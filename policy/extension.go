@@ -19,9 +19,9 @@ var (
 	extensionJSON = `{"type":"extension-definition","spec_version":"2.1","id":"` + RedactionExtension + `",` +
 		`"created_by_ref":"` + GatewayIdentity + `","created":"2026-12-01T00:00:00.000Z","modified":"2026-12-01T00:00:00.000Z",` +
 		`"name":"ctigate gateway-modified copy",` +
-		`"description":"Marks an object the sharing gateway published in a form other than its producer's: the producer's version with properties removed, or with a TLP marking the route assumed for an unmarked object. The object keeps its id and modified; the producer's own hash stays in the gateway's custody ledger.",` +
-		`"schema":"A property extension with these members, each optional: redacted_properties (list of STIX 2.1 selectors, section 7.2.3.1, into the producer's object: what was removed); assumed_tlp (string, a TLP 2.0 label such as TLP:GREEN: the level the route assumed for an object without a TLP marking, whose marking the copy carries in object_marking_refs).",` +
-		`"version":"1.1.0","extension_types":["property-extension"],"object_marking_refs":["` + stix.TLP2Clear + `"]}`
+		`"description":"Marks an object the sharing gateway published in a form other than its producer's: the producer's version with properties removed, with a TLP marking the route assumed for an unmarked object, or naming the gateway as its creator to protect the producer. The object keeps its id and modified; the producer's own hash stays in the gateway's custody ledger.",` +
+		`"schema":"A property extension with these members, each optional: redacted_properties (list of STIX 2.1 selectors, section 7.2.3.1, into the producer's object: what was removed); assumed_tlp (string, a TLP 2.0 label such as TLP:GREEN: the level the route assumed for an object without a TLP marking, whose marking the copy carries in object_marking_refs); source_protected (boolean: created_by_ref names the gateway instead of the producer, whom the route does not reveal).",` +
+		`"version":"1.2.0","extension_types":["property-extension"],"object_marking_refs":["` + stix.TLP2Clear + `"]}`
 )
 
 // GatewayObjects returns the gateway's own objects to publish with a copy

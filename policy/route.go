@@ -74,6 +74,12 @@ type RouteConfig struct {
 	// references at once (default 10000); an object beyond it is decided
 	// at once, saying so.
 	ParkedLimit int `yaml:"parked_limit"`
+	// ProtectSource publishes without revealing the producing
+	// organisation: each copy's created_by_ref names the gateway's own
+	// identity (GatewayIdentity) instead, identity objects are withheld,
+	// and the gateway keeps the producer out of what the route's readers
+	// see of the collection (search hits, decision and custody records).
+	ProtectSource bool `yaml:"protect_source"`
 	// Superseded says what happens to the route's copies of earlier
 	// versions of an object when the route withholds a newer version from
 	// the same producer (say, one raised to TLP:RED): "withdraw" (the
@@ -140,6 +146,7 @@ type Route struct {
 	refs     string
 	expiry   bool
 	keepOld  bool // superseded: keep
+	protect  bool // protect_source
 	wait     time.Duration
 	parked   int
 	prod     map[string]bool
@@ -177,6 +184,10 @@ var DefaultIdentityClasses = []string{"class", "organization", "system"}
 func IdentityClass(s string) string {
 	return strings.Join(strings.Fields(strings.ToLower(s)), "")
 }
+
+// ProtectsSource reports whether the route hides its producers
+// (RouteConfig.ProtectSource).
+func (r *Route) ProtectsSource() bool { return r.protect }
 
 // KeepsSuperseded reports whether the route keeps its copies of earlier
 // versions of an object whose newer version it withholds (RouteConfig.Superseded).
@@ -433,6 +444,7 @@ func compile(rc RouteConfig, prefix string) (*Route, error) {
 		bad("superseded", "%q is not one of %s, %s", c.Superseded, SupersededWithdraw, SupersededKeep)
 	}
 	r.keepOld = c.Superseded == SupersededKeep
+	r.protect = c.ProtectSource
 
 	for i, p := range c.Minimise.DropProperties {
 		key := fmt.Sprintf("minimise.drop_properties[%d]", i)
@@ -489,10 +501,11 @@ func versionOf(c RouteConfig) string {
 		References   string   `json:"references"`
 		Expiry       string   `json:"expiry"`
 		Superseded   string   `json:"superseded,omitzero"` // absent for the default, withdraw
+		Protect      bool     `json:"protect_source,omitzero"`
 		Minimise     minimise `json:"minimise"`
 		Condition    string   `json:"condition"`
 	}{policyFormat, c.ID, c.Name, c.Sources, c.Ceiling, c.Unmarked, c.AllowTypes, c.ExcludeTypes,
-		c.Producers, c.References, c.Expiry, keepOnly(c.Superseded),
+		c.Producers, c.References, c.Expiry, keepOnly(c.Superseded), c.ProtectSource,
 		minimise{c.Minimise.DropTypes, c.Minimise.DropProperties, c.Minimise.DropCustomProperties, c.Minimise.IdentityClasses}, c.Condition}
 	// (IdentityClasses is nil, so absent, unless individuals are dropped:
 	// routes that do not drop them keep their versions.)

@@ -120,9 +120,12 @@ func (s *Server) getSearch(c echo.Context) error {
 		q.Limit = min(n, search.MaxLimit)
 	}
 	colls := map[string]*collection{}
+	acc := s.viewOf(c).access
 	for _, r := range s.viewOf(c).roots {
 		for _, col := range r.collections {
-			if s.viewOf(c).access.CanRead(u, col.cfg.ID) {
+			// A collection that hides its producers cannot be searched by
+			// producer: that would tell them.
+			if acc.CanRead(u, col.cfg.ID) && !(len(q.Producers) > 0 && acc.HidesProducer(col.cfg.ID)) {
 				q.Collections = append(q.Collections, col.cfg.ID)
 				colls[col.cfg.ID] = col
 			}
@@ -150,6 +153,9 @@ func (s *Server) getSearch(c echo.Context) error {
 		}
 		if !h.Version.IsZero() {
 			j.Version = stix.FormatTimestamp(h.Version)
+		}
+		if acc.HidesProducer(h.Collection) {
+			j.Producer = ""
 		}
 		page.Hits = append(page.Hits, j)
 	}
