@@ -2,11 +2,7 @@ package client
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"net/url"
-
-	"github.com/go-json-experiment/json"
 )
 
 // Feedback is GET /api/v1/statuses/{id}/decisions: what each route decided
@@ -40,13 +36,9 @@ type Withheld struct {
 
 // Feedback reads what the routes decided about the objects of status.
 func (c *Client) Feedback(ctx context.Context, status string) (*Feedback, error) {
-	_, b, err := c.Do(ctx, http.MethodGet, c.Base+"/api/v1/statuses/"+url.PathEscape(status)+"/decisions", nil)
-	if err != nil {
-		return nil, err
-	}
 	var f Feedback
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("reading decisions: %w", err)
+	if err := c.getJSON(ctx, c.Base+"/api/v1/statuses/"+url.PathEscape(status)+"/decisions", "decisions", &f); err != nil {
+		return nil, err
 	}
 	return &f, nil
 }

@@ -44,13 +44,22 @@ type SearchHit struct {
 // parameters of GET /api/v1/search (value, type, label, tlp, producer,
 // added_after, added_before, limit, next).
 func (c *Client) Search(ctx context.Context, params url.Values) (*SearchResult, error) {
-	_, b, err := c.Do(ctx, http.MethodGet, c.Base+"/api/v1/search?"+params.Encode(), nil)
-	if err != nil {
+	var r SearchResult
+	if err := c.getJSON(ctx, c.Base+"/api/v1/search?"+params.Encode(), "search results", &r); err != nil {
 		return nil, err
 	}
-	var r SearchResult
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("reading search results: %w", err)
-	}
 	return &r, nil
+}
+
+// getJSON reads the plain-JSON resource at u (what names it in errors)
+// into v.
+func (c *Client) getJSON(ctx context.Context, u, what string, v any) error {
+	_, b, err := c.Do(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("reading %s: %w", what, err)
+	}
+	return nil
 }

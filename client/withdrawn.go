@@ -2,12 +2,8 @@ package client
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
-
-	"github.com/go-json-experiment/json"
 )
 
 // WithdrawnPage is one page of GET /api/v1/collections/{id}/withdrawn.
@@ -42,13 +38,9 @@ func (c *Client) Withdrawals(ctx context.Context, collection, addedAfter string,
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	_, b, err := c.Do(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
 	var p WithdrawnPage
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("reading withdrawals: %w", err)
+	if err := c.getJSON(ctx, u, "withdrawals", &p); err != nil {
+		return nil, err
 	}
 	return &p, nil
 }
