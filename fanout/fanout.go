@@ -104,9 +104,10 @@ type Options struct {
 	BatchSize int
 	// Lease, when set, shares the routes among several workers (gateway
 	// replicas over one store): a worker drains a route's source only
-	// while it holds the lease of that route and source ("fanout/ROUTE-ID/
-	// SOURCE-ID", whatever the policy version), which it takes or renews for LeaseTTL before each batch. Lease reports whether it
-	// holds it. A lease its holder stops renewing (it died) passes to
+	// while it holds the lease of that route and source
+	// ("fanout/ROUTE-ID/SOURCE-ID", whatever the policy version), which it
+	// takes or renews for LeaseTTL before each batch. Lease reports whether
+	// it holds it. A lease its holder stops renewing (it died) passes to
 	// another worker after LeaseTTL. Without Lease every worker drains
 	// every route, which the store's checkpoint check keeps correct
 	// (store.Store.AddObjectsCheckpoint), at the cost of duplicated work.
@@ -529,8 +530,10 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 	}
 	for i, a := range res {
 		if a.Existed && a.Hash != b.out[i].Hash && a.Hash != ([32]byte{}) {
-			// Written by another worker between withdrawFor and this write.
-			w.log.Info("fanout: a different copy of this version was published meanwhile and stays",
+			// Published from another source first (another submitter's
+			// copy of the same version), or by another worker meanwhile:
+			// the first copy stays.
+			w.log.Info("fanout: a different copy of this version is published and stays",
 				"route", r.Name(), "id", b.out[i].ID, "version", b.out[i].Version)
 		}
 	}
