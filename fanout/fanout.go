@@ -256,10 +256,9 @@ func (w *Worker) liveRoutes() []*policy.Route {
 	return w.routes
 }
 
-// CheckpointName is the name of the checkpoint of route r over source src.
-func CheckpointName(r *policy.Route, src string) string {
-	return "fanout/" + r.ID() + "/" + src + "/" + r.Version()
-}
+// CheckpointName is the name of the checkpoint of route r over source src
+// (gateway.CheckpointName).
+func CheckpointName(r *policy.Route, src string) string { return gateway.CheckpointName(r, src) }
 
 // leaseName names the lease of route r over src: one per route and source,
 // whatever the policy version, so that two workers on different versions
@@ -462,7 +461,7 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 	holds := gateway.NewHolds(ctx, w.st, r.ID(), "")
 	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, fresh: w.fresh[name], decider: &gateway.Decider{
 		Markings: w.markings, Route: r, Now: now, Holds: holds.Holds,
-		Lookahead: w.lookahead(ctx, r, src, objs[len(objs)-1].DateAdded),
+		Lookahead: gateway.SourceLookahead(ctx, w.st, r, src, objs[len(objs)-1].DateAdded),
 	}}
 	_, eval := w.tracer.Start(ctx, spanEvaluate)
 	defer eval.End() // ended below on success; ending twice is harmless
@@ -751,51 +750,6 @@ func (w *Worker) withdraw(ctx context.Context, r *policy.Route, src string, c st
 	return nil
 }
 
-// lookahead returns a Decider.Lookahead for route r: the newest version
-// of id that producer submitted to one of r's sources and r has not
-// decided yet (added after the route's checkpoint over that source; over
-// src, the batch under way, after upTo; or waiting for references), or
-// whether producer submitted it at all. Only versions whose producer is
-// the referring object's producer count.
-func (w *Worker) lookahead(ctx context.Context, r *policy.Route, src string, upTo time.Time) func(id, producer string) (gateway.Object, bool, bool, error) {
-	cps := map[string]time.Time{src: upTo}
-	return func(id, producer string) (gateway.Object, bool, bool, error) {
-		known := false
-		for _, s := range r.Sources() {
-			cp, ok := cps[s]
-			if !ok {
-				var err error
-				if cp, err = w.st.Checkpoint(ctx, CheckpointName(r, s)); err != nil {
-					return gateway.Object{}, false, false, err
-				}
-				cps[s] = cp
-			}
-			p, err := w.st.Objects(ctx, s, store.Query{IDs: []string{id}})
-			if err != nil {
-				return gateway.Object{}, false, false, err
-			}
-			for _, o := range p.Objects {
-				if o.Producer != producer || o.Type == "marking-definition" {
-					continue
-				}
-				g := gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}
-				if o.DateAdded.After(cp) {
-					return g, true, true, nil
-				}
-				waiting, err := w.st.Objects(ctx, parkingOf(CheckpointName(r, s)), store.Query{IDs: []string{id}, WithoutRaw: true})
-				if err != nil {
-					return gateway.Object{}, false, false, err
-				}
-				if len(waiting.Objects) > 0 {
-					return g, true, true, nil
-				}
-				known = true
-			}
-		}
-		return gateway.Object{}, false, known, nil
-	}
-}
-
 // Waiting for references. An object whose references name objects its
 // producer has not submitted yet is parked: it is not decided, the
 // route's checkpoint moves on without it, and an entry in a collection of
@@ -809,8 +763,8 @@ func (w *Worker) lookahead(ctx context.Context, r *policy.Route, src string, upT
 // parked_limit entries per source; beyond it objects are decided at once.
 
 // parkingOf names the collection of the entries waiting under checkpoint
-// name.
-func parkingOf(name string) string { return "parked/" + name }
+// name (gateway.ParkingOf).
+func parkingOf(name string) string { return gateway.ParkingOf(name) }
 
 // parkEntry is what a parking entry's bytes hold.
 type parkEntry struct {
@@ -925,7 +879,7 @@ func (w *Worker) release(ctx context.Context, r *policy.Route, src, name string)
 	grew := !w.released[name].Equal(cp)
 	b := &batch{w: w, ctx: ctx, route: r, src: src, now: now, decider: &gateway.Decider{
 		Markings: w.markings, Route: r, Now: now, Holds: gateway.StoreHolds(ctx, w.st, r.ID(), ""),
-		Lookahead: w.lookahead(ctx, r, src, cp),
+		Lookahead: gateway.SourceLookahead(ctx, w.st, r, src, cp),
 	}}
 	var due []store.Object // parking entries
 	expired := map[string]bool{}

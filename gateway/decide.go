@@ -478,6 +478,73 @@ func (h *Holds) Holds(id string) (bool, error) {
 	return false, nil
 }
 
+// RouteState is what a lookahead reads: the route's sources and
+// checkpoints.
+type RouteState interface {
+	Objects
+	Checkpoint(ctx context.Context, name string) (time.Time, error)
+}
+
+// CheckpointName is the name of the fan-out checkpoint of route r over
+// source src: the date_added up to which r's policy version has decided
+// src's versions.
+func CheckpointName(r *policy.Route, src string) string {
+	return "fanout/" + r.ID() + "/" + src + "/" + r.Version()
+}
+
+// ParkingOf names the collection of the objects waiting for references
+// under checkpoint name (fan-out's own, never served).
+func ParkingOf(name string) string { return "parked/" + name }
+
+// SourceLookahead returns a Decider.Lookahead over r's sources in st, as
+// fan-out reads them: the newest version of id that producer submitted is
+// pending (judged by what r will decide for it) when r has not decided it
+// yet — added after r's checkpoint over its source (over upToSrc, after
+// upTo, when upToSrc is set: the batch under way), or waiting for
+// references — and known (r decided it: r holds it, or withheld it)
+// otherwise. Another organisation's versions are never returned.
+func SourceLookahead(ctx context.Context, st RouteState, r *policy.Route, upToSrc string, upTo time.Time) func(id, producer string) (Object, bool, bool, error) {
+	cps := map[string]time.Time{}
+	if upToSrc != "" {
+		cps[upToSrc] = upTo
+	}
+	return func(id, producer string) (Object, bool, bool, error) {
+		known := false
+		for _, s := range r.Sources() {
+			cp, ok := cps[s]
+			if !ok {
+				var err error
+				if cp, err = st.Checkpoint(ctx, CheckpointName(r, s)); err != nil {
+					return Object{}, false, false, err
+				}
+				cps[s] = cp
+			}
+			p, err := st.Objects(ctx, s, store.Query{IDs: []string{id}})
+			if err != nil {
+				return Object{}, false, false, err
+			}
+			for _, o := range p.Objects {
+				if o.Producer != producer || o.Type == "marking-definition" {
+					continue
+				}
+				g := Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}
+				if o.DateAdded.After(cp) {
+					return g, true, true, nil
+				}
+				waiting, err := st.Objects(ctx, ParkingOf(CheckpointName(r, s)), store.Query{IDs: []string{id}, WithoutRaw: true})
+				if err != nil {
+					return Object{}, false, false, err
+				}
+				if len(waiting.Objects) > 0 {
+					return g, true, true, nil
+				}
+				known = true
+			}
+		}
+		return Object{}, false, known, nil
+	}
+}
+
 // Forget undoes Mark for an object that was decided but not stored (the
 // route guard refuses what a route would publish only redacted).
 func (d *Decider) Forget(id string) { delete(d.batch, id) }

@@ -31,6 +31,11 @@ type Result struct {
 	TLP      string    `json:"tlp,omitempty"`
 	Removed  []Removal `json:"removed,omitempty"`
 	SHA256   string    `json:"sha256,omitempty"`
+	// Awaiting lists the ids the object refers to that neither the bundle
+	// nor the producer's earlier submissions hold (live dry runs only):
+	// fan-out would wait up to the route's reference_wait for them before
+	// deciding as above.
+	Awaiting []string `json:"awaiting,omitempty"`
 }
 
 // Removal is one property a redaction removes.
@@ -127,6 +132,9 @@ func DryRun(items []stix.Item, d Decider, producer string) ([]Result, Summary, e
 				rejected = j.Invalid
 			} else {
 				res.fill(&j.Decision)
+				if d.Lookahead != nil && len(j.Awaiting) > 0 && r.ReferenceWait() > 0 {
+					res.Awaiting = j.Awaiting
+				}
 				tlp := j.Decision.TLP
 				if !tlp.Known() {
 					tlp = j.Res.TLP

@@ -2,6 +2,7 @@ package server
 
 import (
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -62,6 +63,9 @@ func (s *Server) postDryRun(c echo.Context) error {
 	results, sum, err := gateway.DryRun(items, gateway.Decider{
 		Markings: s.markings, Route: route, Now: s.now(),
 		Holds: gateway.StoreHolds(ctx, s.store, route.ID(), seen),
+		// References to the producer's earlier submissions are judged by
+		// what the route decides for them, as fan-out does.
+		Lookahead: gateway.SourceLookahead(ctx, s.store, route, "", time.Time{}),
 	}, producer)
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ type Store interface {
 	Objects(ctx context.Context, collection string, q store.Query) (store.Page, error)
 	DeleteObject(ctx context.Context, collection, id string, versions []store.VersionMatch, specVersions []string) (int, error)
 	Tombstones(ctx context.Context, collection string, after time.Time, limit int) ([]store.Tombstone, bool, error)
+	Checkpoint(ctx context.Context, name string) (time.Time, error)
 	PutStatus(ctx context.Context, s store.Status) error
 	Status(ctx context.Context, id string) (store.Status, error)
 	Decisions(ctx context.Context, q store.DecisionQuery) ([]store.Decision, error)

@@ -48,8 +48,10 @@ route has not published (fan-out would wait for it for the route's
 reference_wait), and a revoked version is judged as if the route had never
 received the object: the route's state is not seen (a note says so). With --server the running gateway checks the file against
 the route's live state, deciding exactly as fan-out does, for your
-organisation (its marking definitions, and what the route published of
-its objects). Nothing is stored.
+organisation (its marking definitions, what the route published of its
+objects, and its earlier submissions a reference names); an object that
+refers to something neither the file nor your earlier submissions hold is
+marked as one fan-out would first wait for. Nothing is stored.
 
 The exit status is 0 whenever the check ran, whatever the decisions; it is
 1 for a bad route name, an unreadable file or a file that is not an envelope.
@@ -276,6 +278,9 @@ func (t *textCheck) result(r *gateway.Result) error {
 		line += "  removed " + strings.Join(removed, "; ")
 	case gateway.DecisionWithhold:
 		line += fmt.Sprintf("  %s: %s", r.Reason, r.Detail)
+	}
+	if len(r.Awaiting) > 0 {
+		line += "  (fan-out would first wait for " + strings.Join(r.Awaiting, ", ") + ")"
 	}
 	t.w.WriteString(strings.TrimRight(line, " "))
 	return t.w.WriteByte('\n')
