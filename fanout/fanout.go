@@ -753,7 +753,7 @@ func (w *Worker) withdraw(ctx context.Context, r *policy.Route, src string, c st
 // Waiting for references. An object whose references name objects its
 // producer has not submitted yet is parked: it is not decided, the
 // route's checkpoint moves on without it, and an entry in a collection of
-// the fan-out's own (parkingOf the checkpoint's name, never served)
+// the fan-out's own (gateway.ParkingOf the checkpoint's name, never served)
 // records it. Each pass releases the entries whose references have
 // arrived or whose route's reference_wait has passed: they are decided
 // then (unarrived references as unpublished). Entries are written before
@@ -761,10 +761,6 @@ func (w *Worker) withdraw(ctx context.Context, r *policy.Route, src string, c st
 // a crash loses none (one released twice has its decision recorded
 // twice, and its copy stored once). A producer has at most the route's
 // parked_limit entries per source; beyond it objects are decided at once.
-
-// parkingOf names the collection of the entries waiting under checkpoint
-// name (gateway.ParkingOf).
-func parkingOf(name string) string { return gateway.ParkingOf(name) }
 
 // parkEntry is what a parking entry's bytes hold.
 type parkEntry struct {
@@ -798,7 +794,7 @@ func (w *Worker) park(ctx context.Context, r *policy.Route, name string, objs []
 	if len(want) == 0 {
 		return nil, nil
 	}
-	waiting, err := w.parkedEntries(ctx, parkingOf(name))
+	waiting, err := w.parkedEntries(ctx, gateway.ParkingOf(name))
 	if err != nil {
 		return nil, err
 	}
@@ -826,7 +822,7 @@ func (w *Worker) park(ctx context.Context, r *policy.Route, name string, objs []
 		parked[i] = true
 	}
 	if len(entries) > 0 {
-		if _, err := w.st.AddObjects(ctx, parkingOf(name), entries); err != nil {
+		if _, err := w.st.AddObjects(ctx, gateway.ParkingOf(name), entries); err != nil {
 			w.metrics.StoreError(ctx, "park")
 			return nil, err
 		}
@@ -858,7 +854,7 @@ func (w *Worker) parkedEntries(ctx context.Context, coll string) ([]store.Object
 // release decides the parked objects of r over src whose references
 // arrived or whose wait is over.
 func (w *Worker) release(ctx context.Context, r *policy.Route, src, name string) error {
-	coll := parkingOf(name)
+	coll := gateway.ParkingOf(name)
 	if p, err := w.st.Objects(ctx, coll, store.Query{Limit: 1, WithoutRaw: true}); err != nil || len(p.Objects) == 0 {
 		if ctigate.KindOf(err) == ctigate.NotFound {
 			return nil

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
@@ -38,7 +39,7 @@ func greenIdentity(n int) store.Object {
 
 func (e *parkEnv) parked() int {
 	e.t.Helper()
-	p, err := e.st.Objects(context.Background(), parkingOf(CheckpointName(e.routes[0], inbound)), store.Query{Versions: []store.VersionMatch{{Kind: store.All}}, WithoutRaw: true})
+	p, err := e.st.Objects(context.Background(), gateway.ParkingOf(CheckpointName(e.routes[0], inbound)), store.Query{Versions: []store.VersionMatch{{Kind: store.All}}, WithoutRaw: true})
 	if err != nil {
 		e.t.Fatal(err)
 	}

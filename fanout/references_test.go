@@ -13,6 +13,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
@@ -132,7 +133,7 @@ func publishRun(t *rapid.T, dir string, r *policy.Route, objs []store.Object, en
 	if _, err := w.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := st.Objects(ctx, parkingOf(CheckpointName(r, inbound)), store.Query{WithoutRaw: true}); err == nil && len(p.Objects) > 0 {
+	if p, err := st.Objects(ctx, gateway.ParkingOf(CheckpointName(r, inbound)), store.Query{WithoutRaw: true}); err == nil && len(p.Objects) > 0 {
 		t.Fatalf("%d objects still wait for references that have all arrived", len(p.Objects))
 	}
 	p, err := st.Objects(ctx, lawColl, store.Query{Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 10000})

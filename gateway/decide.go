@@ -223,16 +223,11 @@ func (d *Decider) DecideAll(objs []Object, also ...Object) ([]Judged, error) {
 				continue
 			}
 			d.cur, c.deps, c.absent = c, c.deps[:0], c.absent[:0]
-			c.dec = policy.Evaluate(policy.Input{
-				Raw: c.o.Raw, Type: c.o.Type, ID: c.o.ID, SHA256: c.hash, Markings: c.res,
-				Producer: c.o.Producer, Revoked: stix.Revoked(c.o.Raw),
-				Received: d.received(c, byID), Published: d.Published,
-			}, d.Route, d.Now)
-			if d.err != nil {
-				err := d.err
-				d.err = nil
+			dec, err := d.evaluate(c.o, c.res, c.hash, d.received(c, byID))
+			if err != nil {
 				return nil, err
 			}
+			c.dec = dec
 			if c.dec.Action == policy.Withhold {
 				c.out = true
 				if d.assume[c.o.ID]--; d.assume[c.o.ID] == 0 {
@@ -375,22 +370,30 @@ func (d *Decider) Resolve(o Object) (stix.Resolution, [32]byte, error) {
 // Resolve returned. An error is one of reading the route's state; the
 // decision is then unset.
 func (d *Decider) Evaluate(o Object, res stix.Resolution, hash [32]byte) (policy.Decision, error) {
+	// Revoked versions of objects the route already received are always
+	// delivered.
+	dec, err := d.evaluate(o, res, hash, d.Published(o.ID))
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	if dec.Action != policy.Withhold {
+		d.Mark(o.ID)
+	}
+	return dec, nil
+}
+
+// evaluate is policy.Evaluate of o for d's route, references answered by
+// d.Published; an error is one of reading the route's state.
+func (d *Decider) evaluate(o Object, res stix.Resolution, hash [32]byte, received bool) (policy.Decision, error) {
 	dec := policy.Evaluate(policy.Input{
 		Raw: o.Raw, Type: o.Type, ID: o.ID, SHA256: hash, Markings: res,
-		Producer: o.Producer,
-		Revoked:  stix.Revoked(o.Raw),
-		// Revoked versions of objects the route already received are
-		// always delivered.
-		Received:  d.Published(o.ID),
-		Published: d.Published,
+		Producer: o.Producer, Revoked: stix.Revoked(o.Raw),
+		Received: received, Published: d.Published,
 	}, d.Route, d.Now)
 	if d.err != nil {
 		err := d.err
 		d.err = nil
 		return policy.Decision{}, err
-	}
-	if dec.Action != policy.Withhold {
-		d.Mark(o.ID)
 	}
 	return dec, nil
 }
