@@ -22,6 +22,11 @@
 //     submitted, what it did, or what a route published to a collection
 //     it may read; never a withholding of another organisation's object.
 //     Principals in custody.all_organisations read them all.
+//   - Changes in access the ledger records (users added and removed,
+//     permissions and roles granted and revoked, tokens created and
+//     revoked) are read by the auditors of the user's organisation and,
+//     for a permission on a collection, of the organisations that read
+//     the collection; custody.all_organisations read them all.
 package access
 
 import (
@@ -143,7 +148,7 @@ func (p *Policy) AuditsCollection(u *auth.User, id string) bool {
 // Record is what SeesRecord needs of a custody entry or decision.
 type Record struct {
 	Action     string // a custody action
-	Org        string // the acting organisation; "" for the gateway itself
+	Org        string // the acting organisation ("" for the gateway itself); for access changes, the user's
 	Collection string // where it happened (for decisions: the route's collection)
 	Source     string // for decisions: the collection the object was read from
 }
@@ -178,6 +183,10 @@ func (p *Policy) SeesRecord(u *auth.User, r Record) bool {
 			return r.Org == org
 		}
 		return p.orgReads(r.Collection, org) // retention: whoever reads the collection
+	case custody.UserAdded, custody.UserRemoved, custody.AccessGranted, custody.AccessRevoked,
+		custody.TokenCreated, custody.TokenRevoked:
+		// Org is the organisation of the user concerned.
+		return org != "" && r.Org == org || r.Collection != "" && p.orgReads(r.Collection, org)
 	}
 	return false // an action this build does not know: fail closed
 }

@@ -52,8 +52,16 @@ type Config struct {
 type Custody struct {
 	// SigningKeyFile is the PEM (PKCS #8) Ed25519 key that signs
 	// checkpoints (`ctigate audit keygen`). Empty: serve makes an
-	// ephemeral key, warns loudly, and listens on loopback only.
+	// ephemeral key, warns loudly, and listens on loopback only. Serve
+	// refuses a key inside DataDir or one its group or others may read
+	// or write.
 	SigningKeyFile string `yaml:"signing_key_file"`
+	// TrustedKeys are the Ed25519 public keys (base64, as `ctigate audit
+	// keygen` prints them) checkpoints may be signed by: the signing
+	// key's and, after a rotation, the earlier ones, so that the whole
+	// ledger verifies against them (`ctigate audit verify --data`). When
+	// set, serve refuses a signing key that is not among them.
+	TrustedKeys []string `yaml:"trusted_keys"`
 	// The chain head is signed every CheckpointEvery entries or every
 	// CheckpointInterval, whichever comes first.
 	CheckpointEvery    int           `yaml:"checkpoint_every"`
@@ -248,6 +256,7 @@ var envKeys = []struct {
 	{"CTIGATE_REDIS_TLS_CA_FILE", "redis.tls.ca_file", func(c *Config, v string) error { c.Redis.TLS.CAFile = v; return nil }},
 	{"CTIGATE_OPS_LISTEN", "ops.listen", func(c *Config, v string) error { c.Ops.Listen = v; return nil }},
 	{"CTIGATE_CUSTODY_SIGNING_KEY_FILE", "custody.signing_key_file", func(c *Config, v string) error { c.Custody.SigningKeyFile = v; return nil }},
+	{"CTIGATE_CUSTODY_TRUSTED_KEYS", "custody.trusted_keys", func(c *Config, v string) error { c.Custody.TrustedKeys = strings.Split(v, ","); return nil }},
 	{"CTIGATE_PAGING_MAX_LIMIT", "paging.max_limit", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		c.Paging.MaxLimit = n
@@ -342,6 +351,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Custody.CheckpointInterval < time.Second {
 		bad("custody.checkpoint_interval", "must be at least 1s")
+	}
+	for i, k := range c.Custody.TrustedKeys {
+		if _, err := ParsePublicKey(k); err != nil {
+			bad(fmt.Sprintf("custody.trusted_keys[%d]", i), "%v", err)
+		}
 	}
 
 	users := map[string]bool{}

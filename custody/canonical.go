@@ -1,7 +1,9 @@
 package custody
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"strconv"
@@ -23,7 +25,8 @@ type Prepared struct {
 
 var errBadUTF8 = errors.New("entry holds invalid UTF-8")
 
-// Prepare encodes e (its Seq, Prev, Time and Hash are ignored).
+// Prepare encodes e (its Seq, Prev, Time and Hash are ignored). It sets
+// e.Nonce when empty (but for checkpoints).
 func Prepare(e *Entry) (*Prepared, error) {
 	if e.Action == "" {
 		return nil, errors.New("entry without action")
@@ -31,12 +34,11 @@ func Prepare(e *Entry) (*Prepared, error) {
 	if !validUTF8(e) {
 		return nil, errBadUTF8
 	}
-	p := &Prepared{e: *e}
-	n := 256 + len(e.Detail)
-	for _, it := range e.Items {
-		n += len(`{"id":"","sha256":"","version":""},`) + len(it.ID) + len(it.Version) + len(it.SHA256)
+	if e.Nonce == "" && e.Action != Checkpoint {
+		e.Nonce = newNonce() // set on e, so that its JSON form carries it too
 	}
-	b := make([]byte, 0, n)
+	p := &Prepared{e: *e}
+	b := make([]byte, 0, 384+len(e.Detail))
 	b = append(b, '{')
 	str := func(k, v string) {
 		if v != "" {
@@ -46,31 +48,22 @@ func Prepare(e *Entry) (*Prepared, error) {
 	}
 	str("action", e.Action)
 	str("collection", e.Collection)
-	str("detail", e.Detail)
-	if len(e.Items) > 0 {
-		b = appendKey(b, "items")
-		b = append(b, '[')
-		for i, it := range e.Items {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"id":`...)
-			b = appendJCSString(b, it.ID)
-			if it.SHA256 != "" {
-				b = append(b, `,"sha256":`...)
-				b = appendJCSString(b, it.SHA256)
-			}
-			if it.Version != "" {
-				b = append(b, `,"version":`...)
-				b = appendJCSString(b, it.Version)
-			}
-			b = append(b, '}')
-		}
-		b = append(b, ']')
+	if e.Count != 0 {
+		b = appendKey(b, "count")
+		b = strconv.AppendInt(b, int64(e.Count), 10)
 	}
+	str("date_added", e.DateAdded)
+	str("detail", e.Detail)
+	str("filter", e.Filter)
+	str("first_added", e.FirstAdded)
+	str("grants_sha256", e.GrantsSHA256)
+	str("items_root", e.ItemsRoot)
+	str("last_added", e.LastAdded)
+	str("nonce", e.Nonce)
 	str("object_id", e.ObjectID)
 	str("object_version", e.ObjectVersion)
 	str("org", e.Org)
+	str("permission", e.Permission)
 	str("policy_version", e.PolicyVersion)
 	p.cutPrev = len(b)
 	str("public_key", e.PublicKey)
@@ -87,6 +80,8 @@ func Prepare(e *Entry) (*Prepared, error) {
 		}
 		b = append(b, ']')
 	}
+	str("role", e.Role)
+	str("root", e.Root)
 	str("route", e.Route)
 	p.cutSeq = len(b)
 	str("sha256", e.SHA256)
@@ -98,7 +93,9 @@ func Prepare(e *Entry) (*Prepared, error) {
 	}
 	str("source", e.Source)
 	p.cutTime = len(b)
+	str("token_id", e.TokenID)
 	str("user", e.User)
+	str("view", e.View)
 	b = append(b, '}')
 	p.canon = b
 	return p, nil
@@ -116,18 +113,15 @@ func appendKey(b []byte, k string) []byte {
 
 func validUTF8(e *Entry) bool {
 	for _, s := range []string{e.Action, e.User, e.Org, e.ObjectID, e.ObjectVersion, e.SHA256, e.Collection, e.Source, e.Route,
-		e.PolicyVersion, e.Reason, e.Detail, e.PublishedSHA256, e.SignedHash, e.PublicKey, e.Signature} {
+		e.PolicyVersion, e.Reason, e.Detail, e.PublishedSHA256, e.SignedHash, e.PublicKey, e.Signature,
+		e.DateAdded, e.FirstAdded, e.LastAdded, e.Filter, e.View, e.ItemsRoot, e.Nonce, e.Root,
+		e.Permission, e.Role, e.TokenID, e.GrantsSHA256} {
 		if !utf8.ValidString(s) {
 			return false
 		}
 	}
 	for _, s := range e.Removed {
 		if !utf8.ValidString(s) {
-			return false
-		}
-	}
-	for _, it := range e.Items {
-		if !utf8.ValidString(it.ID) || !utf8.ValidString(it.Version) || !utf8.ValidString(it.SHA256) {
 			return false
 		}
 	}
@@ -219,4 +213,11 @@ func (p *Prepared) Seal(prev Head, ts string) ([]byte, Entry) {
 	out = append(out, e.Hash...)
 	out = append(out, '"', '}')
 	return out, e
+}
+
+// newNonce returns 16 random bytes, base64 (Entry.Nonce).
+func newNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return base64.RawStdEncoding.EncodeToString(b[:])
 }

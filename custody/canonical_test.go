@@ -27,7 +27,7 @@ func randString(r *rand.Rand) string {
 
 func randEntry(r *rand.Rand) Entry {
 	e := Entry{
-		Action: []string{Received, Delivered, Checkpoint, Withheld}[r.IntN(4)],
+		Action: []string{Received, Delivered, Checkpoint, Withheld, AccessGranted, TokenRevoked}[r.IntN(6)],
 		User:   randString(r), Org: randString(r), ObjectID: randString(r), ObjectVersion: randString(r), SHA256: randString(r),
 		Collection: randString(r), Source: randString(r), Route: randString(r), PolicyVersion: randString(r), Reason: randString(r),
 		Detail: randString(r), PublishedSHA256: randString(r), SignedHash: randString(r), PublicKey: randString(r), Signature: randString(r),
@@ -38,8 +38,17 @@ func randEntry(r *rand.Rand) Entry {
 	for range r.IntN(3) {
 		e.Removed = append(e.Removed, randString(r))
 	}
-	for range r.IntN(3) {
-		e.Items = append(e.Items, Item{ID: randString(r), Version: randString(r), SHA256: randString(r)})
+	if r.IntN(2) == 0 {
+		e.Count = r.IntN(1 << 20)
+	}
+	for _, f := range []*string{&e.DateAdded, &e.FirstAdded, &e.LastAdded, &e.Filter, &e.View, &e.ItemsRoot, &e.Root,
+		&e.Permission, &e.Role, &e.TokenID, &e.GrantsSHA256} {
+		if r.IntN(2) == 0 {
+			*f = randString(r)
+		}
+	}
+	if r.IntN(3) == 0 {
+		e.Nonce = randString(r)
 	}
 	return e
 }

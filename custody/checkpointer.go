@@ -22,6 +22,9 @@ type Checkpointer struct {
 	Poll     time.Duration // how often the head is looked at; 0 means min(Interval, 200ms)
 	Logger   *slog.Logger
 	Clock    func() time.Time // when a checkpoint is due by Interval; default time.Now
+	// Root returns the Merkle tree hash (hex) of entries 1..size, building
+	// what the backend stores of the tree first.
+	Root func(ctx context.Context, size uint64) (string, error)
 }
 
 // Sign appends a checkpoint over the current head unless the head is a
@@ -35,7 +38,11 @@ func (c *Checkpointer) Sign(ctx context.Context) (Head, error) {
 	if err != nil || last {
 		return head, err
 	}
-	out, err := c.Chain.AppendEntries(ctx, []Entry{c.Signer.Checkpoint(head)})
+	root, err := c.Root(ctx, head.Seq)
+	if err != nil {
+		return head, err
+	}
+	out, err := c.Chain.AppendEntries(ctx, []Entry{c.Signer.Checkpoint(head, root)})
 	if err != nil {
 		return head, err
 	}

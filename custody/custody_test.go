@@ -21,13 +21,14 @@ func chain(t *testing.T, n int, s *Signer) [][]byte {
 	t.Helper()
 	var head Head
 	var lines [][]byte
+	var tree Compact
 	at := time.Date(2026, 11, 28, 13, 0, 0, 0, time.UTC)
 	for i := 0; len(lines) < n; i++ {
 		e := Entry{Action: Received, User: "cert-a", Org: "CERT-A", ObjectID: fmt.Sprintf("indicator--%d", i),
 			ObjectVersion: "2026-01-01T00:00:00.000Z", SHA256: strings.Repeat("ab", 32), Collection: "inbound",
 			Detail: "Zürich \u2028 \"quoted\" \x01"}
 		if s != nil && i%4 == 3 {
-			e = s.Checkpoint(head)
+			e = s.Checkpoint(head, HexRoot(tree.Root()))
 		}
 		e.Time = FormatTime(at.Add(time.Duration(i) * time.Millisecond))
 		line, err := SealJSON(&e, head)
@@ -36,6 +37,11 @@ func chain(t *testing.T, n int, s *Signer) [][]byte {
 		}
 		lines = append(lines, line)
 		head = Head{Seq: e.Seq, Hash: e.Hash}
+		leaf, err := LeafHash(e.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tree.Append(leaf)
 	}
 	return lines
 }
@@ -224,14 +230,17 @@ func FuzzVerifyJSONL(f *testing.F) {
 func chainF(s *Signer) [][]byte {
 	var head Head
 	var lines [][]byte
+	var tree Compact
 	for i := range 4 {
 		e := Entry{Action: Received, ObjectID: fmt.Sprint("indicator--", i), Time: FormatTime(time.Unix(0, 0))}
 		if i == 3 {
-			e = s.Checkpoint(head)
+			e = s.Checkpoint(head, HexRoot(tree.Root()))
 		}
 		line, _ := SealJSON(&e, head)
 		lines = append(lines, line)
 		head = Head{Seq: e.Seq, Hash: e.Hash}
+		leaf, _ := LeafHash(e.Hash)
+		tree.Append(leaf)
 	}
 	return lines
 }

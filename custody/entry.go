@@ -17,10 +17,12 @@
 // # Checkpoints
 //
 // A checkpoint is an entry with action "checkpoint" whose signed_seq and
-// signed_hash name an earlier entry, with an Ed25519 signature (base64,
-// standard encoding) by public_key over the bytes of
+// signed_hash name an earlier entry and whose root is the Merkle tree hash
+// of entries 1..signed_seq (see "The Merkle tree of the ledger" in
+// merkle.go), with an Ed25519 signature (base64, standard encoding) by
+// public_key over the bytes of
 //
-//	"ctigate custody checkpoint v1\n" + decimal signed_seq + "\n" + signed_hash
+//	"ctigate custody checkpoint v2\n" + decimal signed_seq + "\n" + signed_hash + "\n" + root
 //
 // The checkpoint is itself chained like any entry.
 package custody
@@ -55,11 +57,34 @@ const (
 	Checkpoint   = "checkpoint"    // a signature over the chain head
 )
 
-// Item is one object version in a delivered page.
-type Item struct {
-	ID      string `json:"id"`
-	Version string `json:"version,omitempty"`
-	SHA256  string `json:"sha256,omitempty"`
+// Access changes: what a configuration put in force changed in who may do
+// what, recorded with its config-loaded entry (just before it). User is
+// the user concerned and Org their organisation; the configuration is the
+// actor. They never hold a password, a token or a token's hash.
+const (
+	UserAdded     = "user-added"     // User (of Org) became known to the gateway
+	UserRemoved   = "user-removed"   // User (of Org) is no longer known
+	AccessGranted = "access-granted" // User gained Permission (on Collection) or Role
+	AccessRevoked = "access-revoked" // User lost Permission (on Collection) or Role
+	TokenCreated  = "token-created"  // a bearer token of User, named by TokenID, became valid
+	TokenRevoked  = "token-revoked"  // the bearer token TokenID of User is no longer valid
+)
+
+// Permissions (Entry.Permission) of access-granted and access-revoked
+// entries.
+const (
+	PermRead    = "read"              // reading Collection
+	PermWrite   = "write"             // writing to Collection
+	PermAllOrgs = "all-organisations" // reading every organisation's custody entries and decisions
+)
+
+// AccessChange reports whether action is one of the access changes.
+func AccessChange(action string) bool {
+	switch action {
+	case UserAdded, UserRemoved, AccessGranted, AccessRevoked, TokenCreated, TokenRevoked:
+		return true
+	}
+	return false
 }
 
 // Entry is one ledger entry. Empty members are omitted from its JSON form.
@@ -83,10 +108,43 @@ type Entry struct {
 	Removed         []string `json:"removed,omitempty"`          // redacted: selectors of what was removed
 	PublishedSHA256 string   `json:"published_sha256,omitempty"` // published/redacted: hash of what was published
 
-	Items []Item `json:"items,omitempty"` // delivered: the versions in the page
+	// DateAdded is, for deleted and withdrawn entries, the removed
+	// version's date_added in Collection (FormatTime).
+	DateAdded string `json:"date_added,omitempty"`
+
+	// Delivered: a page of Count versions of Collection, the first added
+	// at FirstAdded and the last at LastAdded, read with the query whose
+	// digest is Filter, under the access configuration View (the SHA-256
+	// of the configuration file). ItemsRoot is the RFC 9162 Merkle tree
+	// hash of the page's items in page order (see Deliveries). The page
+	// itself is not copied: it is a range of the collection's immutable
+	// date_added order.
+	Count      int    `json:"count,omitzero"`
+	FirstAdded string `json:"first_added,omitempty"`
+	LastAdded  string `json:"last_added,omitempty"`
+	Filter     string `json:"filter,omitempty"`
+	View       string `json:"view,omitempty"`
+	ItemsRoot  string `json:"items_root,omitempty"`
+
+	// Access changes (see AccessChange): the permission or role granted
+	// or revoked, and the identifier of the token created or revoked
+	// (never the token or its hash). GrantsSHA256, on config-loaded
+	// entries, is the digest of the whole access state the configuration
+	// gives, which the access changes recorded since the ledger's start
+	// add up to.
+	Permission   string `json:"permission,omitempty"`
+	Role         string `json:"role,omitempty"`
+	TokenID      string `json:"token_id,omitempty"`
+	GrantsSHA256 string `json:"grants_sha256,omitempty"`
+
+	// Nonce is 16 random bytes (base64) the ledger adds to every entry
+	// but checkpoints, so that an entry's hash, which proofs disclose,
+	// cannot be confirmed by guessing the entry's content.
+	Nonce string `json:"nonce,omitempty"`
 
 	SignedSeq  uint64 `json:"signed_seq,omitzero"` // checkpoint: the entry signed
 	SignedHash string `json:"signed_hash,omitempty"`
+	Root       string `json:"root,omitempty"`       // checkpoint: Merkle tree hash (hex) of entries 1..signed_seq
 	PublicKey  string `json:"public_key,omitempty"` // checkpoint: Ed25519 public key, base64
 	Signature  string `json:"signature,omitempty"`  // checkpoint: base64
 
@@ -226,12 +284,31 @@ func (e *Entry) Valid() error {
 		}
 	case Rejected, ConfigLoaded:
 	case Delivered:
-		if len(e.Items) == 0 {
-			return fmt.Errorf("delivered entry without items")
+		if e.Count <= 0 || e.ItemsRoot == "" || e.FirstAdded == "" || e.LastAdded == "" || e.Collection == "" {
+			return fmt.Errorf("delivered entry without collection, count, items_root, first_added or last_added")
 		}
 	case Checkpoint:
-		if e.SignedSeq == 0 || e.Signature == "" || e.PublicKey == "" {
-			return fmt.Errorf("checkpoint without signed_seq, signature or public_key")
+		if e.SignedSeq == 0 || e.Signature == "" || e.PublicKey == "" || e.Root == "" {
+			return fmt.Errorf("checkpoint without signed_seq, root, signature or public_key")
+		}
+	case UserAdded, UserRemoved:
+		if e.User == "" || e.Org == "" {
+			return fmt.Errorf("%s entry without user or org", e.Action)
+		}
+	case AccessGranted, AccessRevoked:
+		if e.User == "" || e.Org == "" {
+			return fmt.Errorf("%s entry without user or org", e.Action)
+		}
+		switch {
+		case e.Role != "" && e.Permission == "" && e.Collection == "":
+		case (e.Permission == PermRead || e.Permission == PermWrite) && e.Role == "" && e.Collection != "":
+		case e.Permission == PermAllOrgs && e.Role == "" && e.Collection == "":
+		default:
+			return fmt.Errorf("%s entry needs a role, permission %s or %s with a collection, or permission %s", e.Action, PermRead, PermWrite, PermAllOrgs)
+		}
+	case TokenCreated, TokenRevoked:
+		if e.User == "" || e.Org == "" || e.TokenID == "" {
+			return fmt.Errorf("%s entry without user, org or token_id", e.Action)
 		}
 	default:
 		return fmt.Errorf("unknown action %q", e.Action)
@@ -239,19 +316,10 @@ func (e *Entry) Valid() error {
 	return nil
 }
 
-// Touches reports whether e concerns the object id: as its subject or as
-// an item of a delivered page.
-func (e *Entry) Touches(id string) bool {
-	if e.ObjectID == id {
-		return true
-	}
-	for _, it := range e.Items {
-		if it.ID == id {
-			return true
-		}
-	}
-	return false
-}
+// Touches reports whether e is about the object id (its subject).
+// Deliveries name no object: the pages holding a version are found by
+// their ranges (see Deliveries).
+func (e *Entry) Touches(id string) bool { return e.ObjectID == id }
 
 // SealJSON is Seal that also returns the JSON text of the sealed entry,
 // as an export line holds it (without the newline).

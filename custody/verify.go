@@ -17,11 +17,12 @@ import (
 )
 
 // checkpointDomain prefixes the message a checkpoint signs.
-const checkpointDomain = "ctigate custody checkpoint v1\n"
+const checkpointDomain = "ctigate custody checkpoint v2\n"
 
-// CheckpointMessage is what a checkpoint over (seq, hash) signs.
-func CheckpointMessage(seq uint64, hash string) []byte {
-	return []byte(checkpointDomain + strconv.FormatUint(seq, 10) + "\n" + hash)
+// CheckpointMessage is what a checkpoint over the entry (seq, hash) and
+// the Merkle tree of entries 1..seq (root, hex) signs.
+func CheckpointMessage(seq uint64, hash, root string) []byte {
+	return []byte(checkpointDomain + strconv.FormatUint(seq, 10) + "\n" + hash + "\n" + root)
 }
 
 // Signer makes checkpoint entries with one Ed25519 key.
@@ -38,11 +39,12 @@ func NewSigner(key ed25519.PrivateKey) *Signer {
 // PublicKey returns the signer's public key, base64.
 func (s *Signer) PublicKey() string { return s.pub }
 
-// Checkpoint returns an unsealed checkpoint entry signing head.
-func (s *Signer) Checkpoint(head Head) Entry {
-	sig := ed25519.Sign(s.key, CheckpointMessage(head.Seq, head.Hash))
+// Checkpoint returns an unsealed checkpoint entry signing head and root,
+// the tree hash of entries 1..head.Seq (hex).
+func (s *Signer) Checkpoint(head Head, root string) Entry {
+	sig := ed25519.Sign(s.key, CheckpointMessage(head.Seq, head.Hash, root))
 	return Entry{
-		Action: Checkpoint, User: "ctigate", SignedSeq: head.Seq, SignedHash: head.Hash,
+		Action: Checkpoint, User: "ctigate", SignedSeq: head.Seq, SignedHash: head.Hash, Root: root,
 		PublicKey: s.pub, Signature: base64.StdEncoding.EncodeToString(sig),
 	}
 }
@@ -67,6 +69,10 @@ type Report struct {
 	SignedThrough uint64   // highest seq covered by a verified checkpoint
 	Elided        int      // entries shown only by their place in the chain (Elided)
 	Keys          []string // checkpoint public keys seen, base64
+	// RootsChecked counts the checkpoints whose Merkle root was
+	// recomputed from the entries (an export read from seq 1); an export
+	// of a range checks signatures only.
+	RootsChecked int
 }
 
 // Error names the first entry that does not verify.
@@ -93,6 +99,7 @@ type Verifier struct {
 	line   int
 	prev   Head
 	hashes map[uint64]string // hashes of entries a later checkpoint may sign
+	tree   Compact           // the tree of entries 1..tree.Size() (from seq 1 only)
 	failed error
 }
 
@@ -221,16 +228,29 @@ func (v *Verifier) checkpoint(e *Entry) error {
 	if want != e.SignedHash {
 		return fmt.Errorf("checkpoint signs hash %s for seq %d, but the chain has %s", e.SignedHash, e.SignedSeq, want)
 	}
-	pub, err := base64.StdEncoding.DecodeString(e.PublicKey)
-	if err != nil || len(pub) != ed25519.PublicKeySize {
-		return errors.New("checkpoint public_key is not a base64 Ed25519 key")
+	if _, err := ParseRoot(e.Root); err != nil {
+		return fmt.Errorf("checkpoint root: %v", err)
 	}
-	if len(v.opts.Keys) > 0 && !slices.ContainsFunc(v.opts.Keys, func(k ed25519.PublicKey) bool { return bytes.Equal(k, pub) }) {
-		return fmt.Errorf("checkpoint signed by key %s, which is not pinned", e.PublicKey)
+	// Read from seq 1, the tree is known: its root at signed_seq must be
+	// the one signed.
+	if !v.opts.Anchored || v.rep.First == 1 {
+		if v.tree.Size() > e.SignedSeq {
+			return fmt.Errorf("checkpoint signs tree size %d after one of size %d", e.SignedSeq, v.tree.Size())
+		}
+		for seq := v.tree.Size() + 1; seq <= e.SignedSeq; seq++ {
+			leaf, err := LeafHash(v.hashes[seq])
+			if err != nil {
+				return err
+			}
+			v.tree.Append(leaf)
+		}
+		if got := HexRoot(v.tree.Root()); got != e.Root {
+			return fmt.Errorf("checkpoint signs root %s for tree size %d, but the entries give %s", e.Root, e.SignedSeq, got)
+		}
+		v.rep.RootsChecked++
 	}
-	sig, err := base64.StdEncoding.DecodeString(e.Signature)
-	if err != nil || !ed25519.Verify(pub, CheckpointMessage(e.SignedSeq, e.SignedHash), sig) {
-		return errors.New("checkpoint signature does not verify")
+	if err := checkSignature(e, v.opts.Keys); err != nil {
+		return err
 	}
 	v.rep.Checkpoints++
 	// A checkpoint covers the entries it signs and, directly after them,
@@ -248,6 +268,23 @@ func (v *Verifier) checkpoint(e *Entry) error {
 		if s < e.SignedSeq {
 			delete(v.hashes, s)
 		}
+	}
+	return nil
+}
+
+// checkSignature checks a checkpoint's signature, and that its key is
+// one of keys when keys is not empty.
+func checkSignature(e *Entry, keys []ed25519.PublicKey) error {
+	pub, err := base64.StdEncoding.DecodeString(e.PublicKey)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return errors.New("checkpoint public_key is not a base64 Ed25519 key")
+	}
+	if len(keys) > 0 && !slices.ContainsFunc(keys, func(k ed25519.PublicKey) bool { return bytes.Equal(k, pub) }) {
+		return fmt.Errorf("checkpoint signed by key %s, which is not pinned", e.PublicKey)
+	}
+	sig, err := base64.StdEncoding.DecodeString(e.Signature)
+	if err != nil || !ed25519.Verify(pub, CheckpointMessage(e.SignedSeq, e.SignedHash, e.Root), sig) {
+		return errors.New("checkpoint signature does not verify")
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/fanout"
 	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
@@ -107,20 +108,21 @@ func (g *drGateway) dryRun(t interface{ Fatalf(string, ...any) }, objs []string)
 	return resp.Results
 }
 
-// decisions returns fan-out's recorded decisions after seq, by "id
-// version", leaving out marking definitions published along with objects.
-func (g *drGateway) decisions(t interface{ Fatalf(string, ...any) }, after uint64) (map[string]store.Decision, uint64) {
-	ds, err := g.st.Decisions(context.Background(), store.DecisionQuery{After: after, Limit: store.MaxDecisionLimit})
+// decisions returns fan-out's decisions recorded in the custody ledger
+// after seq, by "id version", leaving out marking definitions published
+// along with objects, and the seq of the last.
+func (g *drGateway) decisions(t interface{ Fatalf(string, ...any) }, after uint64) (map[string]custody.Entry, uint64) {
+	ds, err := g.st.LedgerEntries(context.Background(), store.LedgerQuery{After: after, Actions: store.DecisionActions(), Limit: store.MaxLedgerLimit})
 	if err != nil {
 		t.Fatalf("decisions: %v", err)
 	}
-	out := map[string]store.Decision{}
+	out := map[string]custody.Entry{}
 	for _, d := range ds {
 		after = d.Seq
 		if strings.HasPrefix(d.Detail, "marking definition published with ") {
 			continue
 		}
-		out[d.ObjectID+" "+stix.FormatTimestamp(d.ObjectVersion)] = d
+		out[d.ObjectID+" "+d.ObjectVersion] = d
 	}
 	return out, after
 }
@@ -209,8 +211,8 @@ func TestDryRunAgreesWithFanOut(t *testing.T) {
 			for _, x := range r.Removed {
 				removed = append(removed, x.Path)
 			}
-			if strings.Join(removed, " ") != strings.Join(d.Removed, " ") || r.SHA256 != fmt.Sprintf("%x", d.OriginalSHA256) {
-				rt.Fatalf("%s: dry run removes %v (sha256 %s), fan-out %v (%x)", r.ID, removed, r.SHA256, d.Removed, d.OriginalSHA256)
+			if strings.Join(removed, " ") != strings.Join(d.Removed, " ") || r.SHA256 != d.SHA256 {
+				rt.Fatalf("%s: dry run removes %v (sha256 %s), fan-out %v (%s)", r.ID, removed, r.SHA256, d.Removed, d.SHA256)
 			}
 		}
 	})

@@ -667,6 +667,7 @@ func (b *batch) withdrawFor(o *store.Object, d *policy.Decision, sameVersion boo
 type narrowed struct {
 	route       *policy.Route
 	id, version string
+	dateAdded   time.Time // the copy's date_added in the route's collection
 }
 
 // reportDeliveries tells the operator, for each copy a policy change
@@ -676,42 +677,26 @@ type narrowed struct {
 // many times. What was delivered cannot be taken back; the consumers'
 // withdrawn list tells their tools.
 func (w *Worker) reportDeliveries(ctx context.Context, copies []narrowed) error {
-	led, ok := w.st.(store.Ledger)
+	led, ok := w.st.(gateway.DeliveryLedger)
 	if !ok {
 		return nil
 	}
 	type key struct{ coll, id, version string }
 	want := map[key]*narrowed{}
-	byColl := map[string]bool{}
+	to := map[key]map[string]int{} // copy -> "organisation (user)" -> deliveries
 	for i := range copies {
 		c := &copies[i]
-		want[key{c.route.ID(), c.id, c.version}] = c
-		byColl[c.route.ID()] = true
-	}
-	to := map[key]map[string]int{} // copy -> "organisation (user)" -> deliveries
-	for coll := range byColl {
-		q := store.LedgerQuery{Action: custody.Delivered, Collection: coll, Limit: store.MaxLedgerLimit}
-		for {
-			es, err := led.LedgerEntries(ctx, q)
-			if err != nil {
-				return err
+		k := key{c.route.ID(), c.id, c.version}
+		want[k] = c
+		es, err := gateway.DeliveriesOf(ctx, led, c.route.ID(), c.dateAdded, 0)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if to[k] == nil {
+				to[k] = map[string]int{}
 			}
-			for _, e := range es {
-				q.After = e.Seq
-				for _, it := range e.Items {
-					k := key{coll, it.ID, it.Version}
-					if want[k] == nil {
-						continue
-					}
-					if to[k] == nil {
-						to[k] = map[string]int{}
-					}
-					to[k][e.Org+" ("+e.User+")"]++
-				}
-			}
-			if len(es) < q.Limit {
-				break
-			}
+			to[k][e.Org+" ("+e.User+")"]++
 		}
 	}
 	for k, who := range to {
@@ -741,7 +726,7 @@ func (w *Worker) withdraw(ctx context.Context, r *policy.Route, src string, c st
 	}
 	if err == nil {
 		if reason != ReasonRetracted && reason != string(policy.ReasonSuperseded) {
-			w.narrowed = append(w.narrowed, narrowed{route: r, id: c.ID, version: custody.FormatVersion(c.Version)})
+			w.narrowed = append(w.narrowed, narrowed{route: r, id: c.ID, version: custody.FormatVersion(c.Version), dateAdded: c.DateAdded})
 		}
 		w.metrics.Decision(ctx, r.Name(), store.RemovalWithdrawn, reason, "", 1)
 		w.log.Info("fanout: withdrew a published copy", "route", r.Name(), "id", c.ID, "version", c.Version, "reason", reason,
@@ -979,7 +964,9 @@ func (w *Worker) arrived(b *batch, ids []string, producer string) bool {
 // their own). A copy stays when a source of r holds the same version from
 // the same producer again (another source, or re-added) and r publishes it
 // as it is; when r would publish it differently now, the copy is replaced.
-// Expired versions leave no tombstone: retention is not retraction.
+// Other tombstones are passed over, the checkpoint moving past them: an
+// expired version's (retention is not retraction, store.Retracts) and a
+// withdrawn one's (a copy another route took back).
 func (w *Worker) retract(ctx context.Context, r *policy.Route, src string) error {
 	name := CheckpointName(r, src) + "/tombstones"
 	for {
@@ -1001,7 +988,7 @@ func (w *Worker) retract(ctx context.Context, r *policy.Route, src string) error
 		}}
 		for _, t := range ts {
 			if t.Kind != store.RemovalDeleted {
-				continue
+				continue // not a deletion: expired (not retracted) or withdrawn
 			}
 			if err := b.retractOne(t); err != nil {
 				return err

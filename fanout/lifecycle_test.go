@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/retention"
@@ -150,8 +152,15 @@ func TestRetentionIsNotRetraction(t *testing.T) {
 	e.runOnce(w)
 	e.runOnce(e.worker(nil))
 	e.check("after retention emptied the source") // the routes hold all they published
-	if ts := e.tombstones(inbound)[id(nGreen)]; len(ts) != 0 {
-		t.Errorf("expiry left tombstones %v", ts)
+	// Expiry leaves a tombstone of its own kind, which retraction passes
+	// over (the routes still hold their copies, checked above).
+	if ts := e.tombstones(inbound)[id(nGreen)]; !slices.Equal(ts, []string{store.RemovalExpired + ":"}) {
+		t.Errorf("expiry left tombstones %v, want one of kind expired", ts)
+	}
+	for _, c := range []string{lawColl, judiColl} {
+		if ts := e.tombstones(c); len(ts) != 0 {
+			t.Errorf("%s: tombstones %v after the source expired; want none (nothing withdrawn)", c, ts)
+		}
 	}
 }
 
@@ -219,10 +228,21 @@ func TestNarrowingWithdrawsExactly(t *testing.T) {
 	before := e.all(lawColl)
 	// The police received the TLP:AMBER indicator (one page, twice).
 	amber := e.holds(lawColl, id(nAmber))[0]
-	page := custody.Entry{Action: custody.Delivered, User: "police", Org: "National Police", Collection: lawColl,
-		Items: []custody.Item{{ID: amber.ID, Version: custody.FormatVersion(amber.Version)}}}
-	if _, err := e.st.AppendEntries(context.Background(), []custody.Entry{page, page}); err != nil {
+	salter, err := e.st.DeliverySalter(context.Background())
+	if err != nil {
 		t.Fatal(err)
+	}
+	item := custody.Item{ID: amber.ID, Version: custody.FormatVersion(amber.Version), SHA256: custody.HexHash(amber.Hash), Salt: salter.Salt(lawColl, amber.DateAdded)}
+	leaf, err := item.Leaf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := custody.Entry{Action: custody.Delivered, User: "police", Org: "National Police", Collection: lawColl, Count: 1,
+		FirstAdded: custody.FormatTime(amber.DateAdded), LastAdded: custody.FormatTime(amber.DateAdded), ItemsRoot: custody.HexRoot(custody.TreeRoot([]tlog.Hash{leaf}))}
+	for range 2 {
+		if _, err := e.st.RecordDelivery(context.Background(), page, custody.EncodeManifest([]time.Time{amber.DateAdded})); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The law-enforcement ceiling is lowered from AMBER to GREEN.
 	e.routes[0] = route(t, lawColl, "law-enforcement", "TLP:GREEN", nil)
@@ -306,7 +326,7 @@ func TestOlderVersionAfterWithheldNewer(t *testing.T) {
 	if got := e.holds(lawColl, green.ID); len(got) != 0 {
 		t.Fatalf("the older GREEN version, arriving after the RED one, was published: %d versions", len(got))
 	}
-	ds, err := e.st.Decisions(context.Background(), store.DecisionQuery{ObjectID: green.ID, Route: "law-enforcement", Limit: 10})
+	ds, err := e.st.LedgerEntries(context.Background(), store.LedgerQuery{ObjectID: green.ID, Route: "law-enforcement", Actions: store.DecisionActions(), Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/gateway"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
@@ -46,9 +47,10 @@ func (e *parkEnv) parked() int {
 	return len(p.Objects)
 }
 
-func (e *parkEnv) decisions(objectID string) []store.Decision {
+// decisions returns the decision entries of the ledger about objectID.
+func (e *parkEnv) decisions(objectID string) []custody.Entry {
 	e.t.Helper()
-	ds, err := e.st.Decisions(context.Background(), store.DecisionQuery{ObjectID: objectID, Limit: 100})
+	ds, err := e.st.LedgerEntries(context.Background(), store.LedgerQuery{ObjectID: objectID, Actions: store.DecisionActions(), Limit: 100})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,11 +1,15 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/config"
@@ -50,51 +54,55 @@ func LoadMarkings(ctx context.Context, st interface {
 type EvidenceSource struct {
 	Store interface {
 		Objects(ctx context.Context, collection string, q store.Query) (store.Page, error)
+		ResolveAdded(ctx context.Context, collection string, das []time.Time) ([]store.AddedVersion, error)
 	}
-	Ledger interface {
-		LedgerEntries(ctx context.Context, q store.LedgerQuery) ([]custody.Entry, error)
-	}
+	Ledger DeliveryLedger
 	Config *config.Config
-	// Checkpoints, when set, signs the head first, so that the package's
-	// entries are covered by a checkpoint.
+	// Checkpoints, when set, signs the head first, so that the package
+	// covers every entry so far; otherwise the newest checkpoint in the
+	// ledger is the tree head.
 	Checkpoints interface {
 		Sign(ctx context.Context) (custody.Head, error)
 	}
 	Now func() time.Time
 	// Sees, when set, says which entries the package's reader may see
-	// (access.Policy.SeesEntry): the others are left out of the relevant
-	// entries and appear in the segment only in their elided form.
-	// Collections, when set, says in which collections the versions are
-	// listed. Nil: everything (the offline package of whoever holds the
-	// data).
+	// (access.Policy.SeesEntry): the others are left out. Collections,
+	// when set, says in which collections the versions are listed. Nil:
+	// everything (the offline package of whoever holds the data).
 	Sees        func(*custody.Entry) bool
 	Collections func(id string) bool
 }
 
-// BuildEvidence assembles the evidence package of object id: its versions
-// in every configured collection (with their original bytes when
-// withContent), the ledger segment from its first entry to the first
-// checkpoint after its last, and the routes that decided about it.
+// BuildEvidence assembles the evidence package of object id (see
+// custody.Evidence): its versions in every configured collection (with
+// their original bytes when withContent), the entries about it and the
+// deliveries of pages that held one of its versions, each proven against
+// a signed tree head, and the routes that decided about it. Nothing in it
+// concerns another object.
 func BuildEvidence(ctx context.Context, src EvidenceSource, id string, withContent bool) (*custody.Evidence, error) {
 	const op = "gateway.BuildEvidence"
 	if id == "" || len(id) > 1024 {
 		return nil, ctigate.E(op, ctigate.Invalid, "bad object id")
 	}
-	if src.Checkpoints != nil {
-		if _, err := src.Checkpoints.Sign(ctx); err != nil {
-			return nil, err
-		}
+	th, err := treeHead(ctx, src)
+	if err != nil {
+		return nil, err
 	}
-	// The entries touching id.
+	size := th.SignedSeq
+	if _, err := store.IndexLedger(ctx, src.Ledger, size); err != nil {
+		return nil, err
+	}
+	sees := func(e *custody.Entry) bool { return src.Sees == nil || src.Sees(e) }
+	// The entries about id.
 	var relevant []custody.Entry
-	q := store.LedgerQuery{ObjectID: id, Limit: store.MaxLedgerLimit}
+	q := store.LedgerQuery{ObjectID: id, Through: size, Limit: store.MaxLedgerLimit}
 	for {
 		es, err := src.Ledger.LedgerEntries(ctx, q)
 		if err != nil {
 			return nil, err
 		}
 		for _, e := range es {
-			if src.Sees == nil || src.Sees(&e) {
+			if sees(&e) {
 				relevant = append(relevant, e)
 			}
 		}
@@ -106,51 +114,22 @@ func BuildEvidence(ctx context.Context, src EvidenceSource, id string, withConte
 	if len(relevant) == 0 {
 		return nil, ctigate.E(op, ctigate.NotFound, "the custody ledger has no entry about this object")
 	}
-	// The segment: from the first relevant entry to the first checkpoint
-	// signing the last one.
-	last := relevant[len(relevant)-1].Seq
-	var segment []custody.Entry
-	q = store.LedgerQuery{After: relevant[0].Seq - 1, Limit: store.MaxLedgerLimit}
-	for done := false; !done; {
-		es, err := src.Ledger.LedgerEntries(ctx, q)
-		if err != nil {
-			return nil, err
+	// Where its versions were: stored ones from the store, removed ones
+	// from their deleted or withdrawn entries.
+	type place struct {
+		collection string
+		at         time.Time
+	}
+	var places []place
+	seen := map[place]bool{}
+	addPlace := func(p place) {
+		if !seen[p] {
+			seen[p] = true
+			places = append(places, p)
 		}
-		for _, e := range es {
-			segment = append(segment, e)
-			if e.Action == custody.Checkpoint && e.SignedSeq >= last {
-				done = true
-				break
-			}
-		}
-		if len(es) < q.Limit {
-			break
-		}
-		q.After = es[len(es)-1].Seq
 	}
 	var versions []custody.Version
-	routes := map[string]bool{}
-	var policies []custody.Policy
-	for _, e := range relevant {
-		if e.Route != "" && !routes[e.Route+"\x00"+e.PolicyVersion] {
-			routes[e.Route+"\x00"+e.PolicyVersion] = true
-			policies = append(policies, custody.Policy{Route: e.Route, PolicyVersion: e.PolicyVersion})
-		}
-	}
 	if src.Config != nil {
-		// The configuration of a route is attached when the gateway still
-		// runs the version that decided.
-		current, _ := policy.CompileRoutes(src.Config.Routes)
-		for i := range policies {
-			for _, r := range current {
-				if r.Name() != policies[i].Route || r.Version() != policies[i].PolicyVersion {
-					continue
-				}
-				if b, err := json.Marshal(r.Config()); err == nil {
-					policies[i].Config = jsontext.Value(b)
-				}
-			}
-		}
 		for _, r := range src.Config.APIRoots {
 			for _, col := range r.Collections {
 				if src.Collections != nil && !src.Collections(col.ID) {
@@ -171,6 +150,7 @@ func BuildEvidence(ctx context.Context, src EvidenceSource, id string, withConte
 							v.Raw = o.Raw
 						}
 						versions = append(versions, v)
+						addPlace(place{col.ID, o.DateAdded})
 					}
 					if !page.More {
 						break
@@ -180,13 +160,287 @@ func BuildEvidence(ctx context.Context, src EvidenceSource, id string, withConte
 			}
 		}
 	}
+	for _, e := range relevant {
+		if (e.Action == custody.Deleted || e.Action == custody.Withdrawn) && e.DateAdded != "" {
+			if t, err := custody.ParseTime(e.DateAdded); err == nil && (src.Collections == nil || src.Collections(e.Collection)) {
+				addPlace(place{e.Collection, t})
+			}
+		}
+	}
+	// The deliveries of pages that held one of them.
+	pages := newPageProver(ctx, src)
+	var proofs []custody.DeliveryProof
+	var delivered []custody.Entry
+	for _, p := range places {
+		es, err := DeliveriesOf(ctx, src.Ledger, p.collection, p.at, size)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			if !sees(&e) {
+				continue
+			}
+			dp, ok, err := pages.prove(&e, p.at)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				proofs = append(proofs, dp)
+				delivered = append(delivered, e)
+			}
+		}
+	}
+	// Every entry, in seq order, with its inclusion proof.
+	all := append(relevant, delivered...)
+	slices.SortFunc(all, func(a, b custody.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	all = slices.CompactFunc(all, func(a, b custody.Entry) bool { return a.Seq == b.Seq })
+	slices.SortFunc(proofs, func(a, b custody.DeliveryProof) int { return cmp.Compare(a.Seq, b.Seq) })
+	tree := store.TreeReader(ctx, src.Ledger)
+	ev := &custody.Evidence{Format: custody.EvidenceFormat, ObjectID: id, Versions: versions, Deliveries: proofs}
+	if ev.Versions == nil {
+		ev.Versions = []custody.Version{}
+	}
+	if ev.TreeHead, err = json.Marshal(th); err != nil {
+		return nil, err
+	}
+	for i := range all {
+		p, err := tlog.ProveRecord(int64(size), int64(all[i].Seq-1), tree)
+		if err != nil {
+			return nil, ctigate.E(op, fmt.Errorf("proving entry %d: %w", all[i].Seq, err))
+		}
+		b, err := json.Marshal(&all[i])
+		if err != nil {
+			return nil, err
+		}
+		ev.Entries = append(ev.Entries, custody.ProvenEntry{Entry: b, Proof: custody.EncodeProof(p)})
+	}
+	ev.Policies = policiesOf(src.Config, relevant)
 	now := time.Now
 	if src.Now != nil {
 		now = src.Now
 	}
-	var elide func(*custody.Entry) bool
-	if src.Sees != nil {
-		elide = func(e *custody.Entry) bool { return !src.Sees(e) }
+	ev.Created = custody.FormatTime(now())
+	return ev, nil
+}
+
+// treeHead returns the checkpoint entry the package is proven against.
+func treeHead(ctx context.Context, src EvidenceSource) (*custody.Entry, error) {
+	const op = "gateway.BuildEvidence"
+	if src.Checkpoints != nil {
+		h, err := src.Checkpoints.Sign(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if h.Seq > 0 {
+			e, err := src.Ledger.LedgerEntry(ctx, h.Seq)
+			if err != nil {
+				return nil, err
+			}
+			if e.Action == custody.Checkpoint {
+				return &e, nil
+			}
+		}
 	}
-	return custody.BuildEvidence(id, custody.FormatTime(now()), segment, versions, policies, elide)
+	// The newest checkpoint in the ledger.
+	var last *custody.Entry
+	q := store.LedgerQuery{Action: custody.Checkpoint, Limit: store.MaxLedgerLimit}
+	for {
+		es, err := src.Ledger.LedgerEntries(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		if len(es) > 0 {
+			last = &es[len(es)-1]
+			q.After = last.Seq
+		}
+		if len(es) < q.Limit {
+			break
+		}
+	}
+	if last == nil {
+		return nil, ctigate.E(op, ctigate.Unavailable, "the custody ledger has no signed checkpoint yet")
+	}
+	return last, nil
+}
+
+// policiesOf lists the routes and policy versions that decided about the
+// object, with a route's configuration when the gateway still runs the
+// version that decided.
+func policiesOf(cfg *config.Config, relevant []custody.Entry) []custody.Policy {
+	routes := map[string]bool{}
+	var policies []custody.Policy
+	for _, e := range relevant {
+		if e.Route != "" && !routes[e.Route+"\x00"+e.PolicyVersion] {
+			routes[e.Route+"\x00"+e.PolicyVersion] = true
+			policies = append(policies, custody.Policy{Route: e.Route, PolicyVersion: e.PolicyVersion})
+		}
+	}
+	if cfg == nil {
+		return policies
+	}
+	current, _ := policy.CompileRoutes(cfg.Routes)
+	for i := range policies {
+		for _, r := range current {
+			if r.Name() != policies[i].Route || r.Version() != policies[i].PolicyVersion {
+				continue
+			}
+			if b, err := json.Marshal(r.Config()); err == nil {
+				policies[i].Config = jsontext.Value(b)
+			}
+		}
+	}
+	return policies
+}
+
+// pageProver rebuilds delivered pages from their manifests and the store
+// (ResolveAdded), once per page, to prove which of their items were an
+// object's.
+type pageProver struct {
+	ctx    context.Context
+	src    EvidenceSource
+	salter *custody.Salter
+	trees  map[string]*provenPage // by collection and items root
+}
+
+type provenPage struct {
+	tree *custody.MemoryTree
+	das  []time.Time
+	item []custody.Item
+}
+
+func newPageProver(ctx context.Context, src EvidenceSource) *pageProver {
+	return &pageProver{ctx: ctx, src: src, trees: map[string]*provenPage{}}
+}
+
+// prove returns the proof that delivery e's page held the version added
+// at at, ok false when the page did not hold it.
+func (p *pageProver) prove(e *custody.Entry, at time.Time) (custody.DeliveryProof, bool, error) {
+	const op = "gateway.BuildEvidence"
+	key := e.Collection + "\x00" + e.ItemsRoot
+	pg := p.trees[key]
+	if pg == nil {
+		m, err := p.src.Ledger.Manifest(p.ctx, e.Collection, e.ItemsRoot)
+		if err != nil {
+			return custody.DeliveryProof{}, false, ctigate.E(op, fmt.Errorf("delivery %d: its page's manifest: %w", e.Seq, err))
+		}
+		das, err := custody.DecodeManifest(m)
+		if err != nil || len(das) != e.Count {
+			return custody.DeliveryProof{}, false, ctigate.E(op, ctigate.Internal, fmt.Sprintf("delivery %d: its page's manifest does not match the entry", e.Seq))
+		}
+		pg = &provenPage{das: das}
+		p.trees[key] = pg
+	}
+	if _, found := slices.BinarySearchFunc(pg.das, at, func(a, b time.Time) int { return a.Compare(b) }); !found {
+		// Its range held at, its items did not.
+		return custody.DeliveryProof{}, false, nil
+	}
+	if pg.tree == nil {
+		if err := p.rebuild(e, pg); err != nil {
+			return custody.DeliveryProof{}, false, err
+		}
+	}
+	i, found := slices.BinarySearchFunc(pg.das, at, func(a, b time.Time) int { return a.Compare(b) })
+	if !found {
+		return custody.DeliveryProof{}, false, nil
+	}
+	proof, err := pg.tree.Prove(int64(i))
+	if err != nil {
+		return custody.DeliveryProof{}, false, err
+	}
+	return custody.DeliveryProof{Seq: e.Seq, Position: int64(i), Item: pg.item[i], Proof: proof}, true, nil
+}
+
+// rebuild makes the tree of a delivered page from the store and checks
+// it against the entry's items_root. A page read with content commits to
+// each item's hash; a manifest (metadata only) to none: the one whose
+// root matches is the page.
+func (p *pageProver) rebuild(e *custody.Entry, pg *provenPage) error {
+	const op = "gateway.BuildEvidence"
+	if p.salter == nil {
+		var err error
+		if p.salter, err = p.src.Ledger.DeliverySalter(p.ctx); err != nil {
+			return err
+		}
+	}
+	vs, err := p.src.Store.ResolveAdded(p.ctx, e.Collection, pg.das)
+	if err != nil {
+		return err
+	}
+	for _, withHash := range []bool{true, false} {
+		leaves := make([]tlog.Hash, len(pg.das))
+		items := make([]custody.Item, len(pg.das))
+		for i, v := range vs {
+			if !v.Found {
+				return ctigate.E(op, ctigate.Internal, fmt.Sprintf("delivery %d: no version of %s was added at %s", e.Seq, e.Collection, custody.FormatTime(pg.das[i])))
+			}
+			items[i] = custody.Item{ID: v.ID, Version: custody.FormatVersion(v.Version), Salt: p.salter.Salt(e.Collection, pg.das[i])}
+			if withHash {
+				items[i].SHA256 = custody.HexHash(v.Hash)
+			}
+			if leaves[i], err = items[i].Leaf(); err != nil {
+				return ctigate.E(op, err)
+			}
+		}
+		if custody.HexRoot(custody.TreeRoot(leaves)) != e.ItemsRoot {
+			continue
+		}
+		if pg.tree, err = custody.NewMemoryTree(leaves); err != nil {
+			return err
+		}
+		pg.item = items
+		return nil
+	}
+	return ctigate.E(op, ctigate.Internal, fmt.Sprintf("delivery %d: the page rebuilt from the store does not hash to the entry's items_root: the store was altered", e.Seq))
+}
+
+// DeliveryLedger is a ledger that records deliveries by reference.
+type DeliveryLedger interface {
+	store.IndexedLedger
+	store.Deliveries
+}
+
+// DeliveriesOf returns the delivered entries, through seq through (0: the
+// head), whose pages held the version added to collection at at: the
+// deliveries whose ranges hold at (the ledger's index, built first), kept
+// when their manifests list at.
+func DeliveriesOf(ctx context.Context, l DeliveryLedger, collection string, at time.Time, through uint64) ([]custody.Entry, error) {
+	through, err := store.IndexLedger(ctx, l, through)
+	if err != nil {
+		return nil, err
+	}
+	var out []custody.Entry
+	manifests := map[string][]time.Time{}
+	for after := uint64(0); ; {
+		seqs, err := l.DeliveriesContaining(ctx, collection, at, after, store.MaxLedgerLimit)
+		if err != nil {
+			return nil, err
+		}
+		for _, seq := range seqs {
+			if seq > through {
+				continue
+			}
+			e, err := l.LedgerEntry(ctx, seq)
+			if err != nil {
+				return nil, err
+			}
+			das, ok := manifests[e.ItemsRoot]
+			if !ok {
+				m, err := l.Manifest(ctx, collection, e.ItemsRoot)
+				if err != nil {
+					return nil, fmt.Errorf("delivery %d: its page's manifest: %w", seq, err)
+				}
+				if das, err = custody.DecodeManifest(m); err != nil {
+					return nil, fmt.Errorf("delivery %d: %w", seq, err)
+				}
+				manifests[e.ItemsRoot] = das
+			}
+			if _, found := slices.BinarySearchFunc(das, at, func(a, b time.Time) int { return a.Compare(b) }); found {
+				out = append(out, e)
+			}
+		}
+		if len(seqs) < store.MaxLedgerLimit {
+			return out, nil
+		}
+		after = seqs[len(seqs)-1]
+	}
 }

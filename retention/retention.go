@@ -40,7 +40,8 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	if s.Clock != nil {
 		now = s.Clock
 	}
-	// Expiry is housekeeping, not a retraction: no tombstone, and routes
+	// Expiry is housekeeping, not a retraction: the tombstones it leaves
+	// are of kind expired, which fan-out and consumers pass over, so routes
 	// keep what they published from expired source versions.
 	ctx = store.WithRemoval(store.WithActor(ctx, Actor), store.Removal{Kind: store.RemovalExpired})
 	total := 0

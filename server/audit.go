@@ -2,13 +2,14 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/custody"
@@ -16,10 +17,12 @@ import (
 	"github.com/ctigate/ctigate/store"
 )
 
-// Ledger is what the server needs from the custody ledger.
+// Ledger is what the server needs from the custody ledger: its entries,
+// its index (evidence packages prove entries against its Merkle tree) and
+// deliveries recorded by reference.
 type Ledger interface {
-	AppendEntries(ctx context.Context, entries []custody.Entry) ([]custody.Entry, error)
-	LedgerEntries(ctx context.Context, q store.LedgerQuery) ([]custody.Entry, error)
+	store.IndexedLedger
+	store.Deliveries
 }
 
 // auditRole may read the custody ledger: hashes and metadata, never
@@ -234,25 +237,89 @@ func (s *Server) getEvidence(c echo.Context) error {
 	return writePlainJSON(c, ev)
 }
 
-// recordDelivery appends the delivered entry of a page read from col,
-// before the page is sent: no delivery without its record.
-func (s *Server) recordDelivery(c echo.Context, col *collection, page *store.Page) error {
+// recordDelivery appends the delivered entry of a page read from col
+// with q, before the page is sent: no delivery without its record. The
+// entry names the page by reference (custody, "Deliveries"): its
+// date_added range, count, query digest, the access configuration in
+// force, and the Merkle root of its items; the store keeps the page's
+// manifest once.
+func (s *Server) recordDelivery(c echo.Context, col *collection, q *store.Query, page *store.Page) error {
 	if s.ledger == nil || len(page.Objects) == 0 {
 		return nil
 	}
-	u := userOf(c)
-	e := custody.Entry{Action: custody.Delivered, Collection: col.cfg.ID, Detail: c.Request().Method + " " + c.Request().URL.Path,
-		Items: make([]custody.Item, len(page.Objects))}
-	if u != nil {
-		e.User, e.Org = u.Name, u.Organisation
+	ctx := c.Request().Context()
+	salter, err := s.ledger.DeliverySalter(ctx)
+	if err != nil {
+		return err
 	}
+	n := len(page.Objects)
+	leaves := make([]tlog.Hash, n)
+	das := make([]time.Time, n)
 	for i := range page.Objects {
 		o := &page.Objects[i]
-		// (collection, id, version) names one stored copy (the first copy
-		// wins), whose hash its received or published entry holds; the
-		// hashes are not repeated here, to keep a page's record small.
-		e.Items[i] = custody.Item{ID: o.ID, Version: custody.FormatVersion(o.Version)}
+		it := custody.Item{ID: o.ID, Version: custody.FormatVersion(o.Version), SHA256: custody.HexHash(o.Hash), Salt: salter.Salt(col.cfg.ID, o.DateAdded)}
+		if leaves[i], err = it.Leaf(); err != nil {
+			return ctigate.E("server.recordDelivery", err)
+		}
+		das[i] = o.DateAdded
 	}
-	_, err := s.ledger.AppendEntries(c.Request().Context(), []custody.Entry{e})
+	e := custody.Entry{
+		Action: custody.Delivered, Collection: col.cfg.ID, Detail: c.Request().Method + " " + endpointName(c.Path()),
+		Count: n, FirstAdded: custody.FormatTime(das[0]), LastAdded: custody.FormatTime(das[n-1]),
+		Filter: queryDigest(c.Path(), q), View: s.viewOf(c).accessDigest, ItemsRoot: custody.HexRoot(custody.TreeRoot(leaves)),
+	}
+	if u := userOf(c); u != nil {
+		e.User, e.Org = u.Name, u.Organisation
+	}
+	_, err = s.ledger.RecordDelivery(ctx, e, custody.EncodeManifest(das))
 	return err
+}
+
+// endpointName names a read endpoint by its path template's last segment:
+// objects, manifest, versions, or object (one object's versions).
+func endpointName(template string) string {
+	segs := strings.Split(strings.Trim(template, "/"), "/")
+	last := segs[len(segs)-1]
+	if strings.HasPrefix(last, ":") {
+		return "object"
+	}
+	return last
+}
+
+// queryDigest is the filter member of a delivered entry: the endpoint and
+// the query as the store ran it (the first 128 bits of custody.FilterDigest).
+func queryDigest(endpoint string, q *store.Query) string {
+	ps := []string{"endpoint=" + endpoint}
+	if !q.AddedAfter.IsZero() {
+		ps = append(ps, "added_after="+custody.FormatTime(q.AddedAfter))
+	}
+	ps = append(ps, "limit="+strconv.Itoa(q.Limit))
+	if q.Next != "" {
+		ps = append(ps, "next="+q.Next)
+	}
+	for _, id := range q.IDs {
+		ps = append(ps, "match[id]="+id)
+	}
+	for _, t := range q.Types {
+		ps = append(ps, "match[type]="+t)
+	}
+	for _, v := range q.Versions {
+		switch v.Kind {
+		case store.Last:
+			ps = append(ps, "match[version]=last")
+		case store.First:
+			ps = append(ps, "match[version]=first")
+		case store.All:
+			ps = append(ps, "match[version]=all")
+		default:
+			ps = append(ps, "match[version]="+custody.FormatVersion(v.At))
+		}
+	}
+	for _, sv := range q.SpecVersions {
+		ps = append(ps, "match[spec_version]="+sv)
+	}
+	if q.WithoutRaw {
+		ps = append(ps, "manifest")
+	}
+	return custody.FilterDigest(ps)[:32]
 }

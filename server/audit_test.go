@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/server"
+	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/bolt"
 )
 
@@ -42,7 +44,9 @@ func auditGateway(t *testing.T) (*gateway, ed25519.PublicKey) {
 		t.Fatal(err)
 	}
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
-	cp := &custody.Checkpointer{Chain: st, Signer: custody.NewSigner(key)}
+	cp := &custody.Checkpointer{Chain: st, Signer: custody.NewSigner(key), Root: func(ctx context.Context, size uint64) (string, error) {
+		return store.TreeRoot(ctx, st, size)
+	}}
 	srv := server.New(server.Options{Config: cfg, Store: st, Auth: a, Ledger: st, Checkpoints: cp})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {
@@ -100,10 +104,13 @@ func TestAuditLedger(t *testing.T) {
 	if all[1].ObjectID != "indicator--"+uuidN(2) || all[1].Reason != "invalid" || all[1].Detail != "status "+st.ID {
 		t.Errorf("rejected entry %+v, want reason invalid and status %s", all[1], st.ID)
 	}
-	if it := all[2].Items; len(it) != 1 || it[0].ID != all[0].ObjectID || it[0].Version != all[0].ObjectVersion {
-		t.Errorf("delivered entry %+v, want the received version", all[2])
+	if d := all[2]; d.Count != 1 || d.FirstAdded == "" || d.FirstAdded != d.LastAdded || len(d.ItemsRoot) != 64 || len(d.Filter) != 32 || len(d.View) != 32 || d.Detail != "GET objects" || d.Org != "CERT-A" {
+		t.Errorf("delivered entry %+v, want a page of one version by reference", d)
 	}
-	if !strings.Contains(all[3].Detail, "/manifest/") {
+	if bytes.Contains(mustJSON(t, all[2]), []byte(uuidN(1))) {
+		t.Errorf("delivered entry names the object: %+v", all[2])
+	}
+	if all[3].Detail != "GET manifest" {
 		t.Errorf("manifest delivery %+v", all[3])
 	}
 
@@ -111,8 +118,8 @@ func TestAuditLedger(t *testing.T) {
 	if es := entriesOf(t, g, "?action=delivered&limit=1"); len(es) != 1 || es[0].Seq != 3 {
 		t.Errorf("action=delivered&limit=1: %+v", es)
 	}
-	if es := entriesOf(t, g, "?object=indicator--"+uuidN(1)); len(es) != 3 {
-		t.Errorf("object filter: %d entries, want 3", len(es))
+	if es := entriesOf(t, g, "?object=indicator--"+uuidN(1)); len(es) != 1 || es[0].Action != custody.Received {
+		t.Errorf("object filter: %+v, want the received entry (deliveries name no object)", es)
 	}
 
 	// Only auditors.
@@ -161,7 +168,22 @@ func TestAuditLedger(t *testing.T) {
 		t.Fatalf("delete: %d %s", r.Status, r.Body)
 	}
 	es := entriesOf(t, g, "?action=deleted")
-	if len(es) != 1 || es[0].SHA256 != all[0].SHA256 || es[0].User != "cert-a" {
+	if len(es) != 1 || es[0].SHA256 != all[0].SHA256 || es[0].User != "cert-a" || es[0].DateAdded == "" {
 		t.Fatalf("deleted entries %+v", es)
 	}
+	// And the deliveries of the deleted version stay provable.
+	r = g.get("/api/v1/audit/evidence/indicator--"+uuidN(1), "auditor")
+	erep, err = custody.VerifyEvidence(bytes.NewReader(r.Body), custody.VerifyOptions{Keys: []ed25519.PublicKey{pub}})
+	if err != nil || strings.Join(erep.Actions, ",") != "received,delivered,delivered,deleted" || erep.Deliveries != 2 {
+		t.Fatalf("evidence after the delete: %+v, %v\n%s", erep, err, r.Body)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
@@ -44,8 +45,9 @@ type withheldJSON struct {
 }
 
 // getFeedback tells a producer what each route decided about the objects
-// one of its requests submitted: the requester, or a writer of the
-// collection, reads it (as the status itself); other users get 404.
+// one of its requests submitted, from the decisions' entries in the
+// custody ledger: the requester, or a writer of the collection, reads it
+// (as the status itself); other users get 404.
 // Only the routes that read that collection, and only their decisions
 // about the versions in it, are reported: another organisation's objects
 // never appear. Each route's current policy version counts.
@@ -72,16 +74,16 @@ func (s *Server) getFeedback(c echo.Context) error {
 	}
 	slices.SortFunc(routes, func(a, b *routeFeedbackJSON) int { return cmp.Compare(a.Route, b.Route) })
 	for _, d := range st.Successes {
-		latest := map[string]store.Decision{}
-		q := store.DecisionQuery{ObjectID: d.ID, Limit: store.MaxDecisionLimit}
+		latest := map[string]custody.Entry{}
+		q := store.LedgerQuery{ObjectID: d.ID, Actions: store.DecisionActions(), Limit: store.MaxLedgerLimit}
 		for {
-			ds, err := s.store.Decisions(ctx, q)
+			es, err := s.store.LedgerEntries(ctx, q)
 			if err != nil {
 				return err
 			}
-			for _, x := range ds {
+			for _, x := range es {
 				q.After = x.Seq
-				if x.Source != st.Collection || versions[x.Route] != x.PolicyVersion || !sameVersion(x, d.Version) {
+				if x.Source != st.Collection || versions[x.Route] != x.PolicyVersion || !sameVersion(&x, d.Version) {
 					continue
 				}
 				if prev, ok := latest[x.Route]; ok && prev.Action != store.ActionWithheld && x.Reason == string(policy.ReasonMarkingDefinition) {
@@ -89,7 +91,7 @@ func (s *Server) getFeedback(c echo.Context) error {
 				}
 				latest[x.Route] = x // in seq order: the last is the latest
 			}
-			if len(ds) < q.Limit {
+			if len(es) < q.Limit {
 				break
 			}
 		}
@@ -117,12 +119,16 @@ func (s *Server) getFeedback(c echo.Context) error {
 	return writePlainJSON(c, out)
 }
 
-// sameVersion reports whether decision d is about the version a status
-// names (unversioned objects: any).
-func sameVersion(d store.Decision, version string) bool {
-	if d.ObjectVersion.IsZero() {
+// sameVersion reports whether the decision entry e is about the version
+// a status names (unversioned objects: any).
+func sameVersion(e *custody.Entry, version string) bool {
+	if e.ObjectVersion == "" {
 		return true
 	}
+	v, err := stix.ParseTimestamp(e.ObjectVersion)
+	if err != nil {
+		return false
+	}
 	t, err := stix.ParseTimestamp(version)
-	return err == nil && t.Equal(d.ObjectVersion)
+	return err == nil && t.Equal(v)
 }

@@ -46,7 +46,7 @@ func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query
 		s.metrics.StoreError(c.Request().Context(), "objects")
 		return col, page, err
 	}
-	return col, page, s.recordDelivery(c, col, &page)
+	return col, page, s.recordDelivery(c, col, &q, &page)
 }
 
 // readObjectPage is readPage for the endpoints of one object: 404 when the

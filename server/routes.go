@@ -39,7 +39,7 @@ func (s *Server) routeTable() *echo.Echo {
 	e.DELETE("/:root/collections/:collection/objects/:object/", s.deleteObject, t...)
 	e.GET("/:root/collections/:collection/objects/:object/versions/", s.getVersions, t...)
 
-	// Decision record (policy admins and auditors; plain JSON).
+	// Decisions, read from the custody ledger (policy admins and auditors; plain JSON).
 	e.GET("/api/v1/decisions", s.getDecisions, s.authenticate)
 
 	// What routes decided about a request's objects (its requester and the

@@ -5,13 +5,18 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
@@ -32,12 +37,16 @@ import (
 type Store interface {
 	AddObjects(ctx context.Context, collection string, objs []store.Object) ([]store.AddResult, error)
 	Objects(ctx context.Context, collection string, q store.Query) (store.Page, error)
+	ResolveAdded(ctx context.Context, collection string, das []time.Time) ([]store.AddedVersion, error)
 	DeleteObject(ctx context.Context, collection, id string, versions []store.VersionMatch, specVersions []string) (int, error)
 	Tombstones(ctx context.Context, collection string, after time.Time, limit int) ([]store.Tombstone, bool, error)
 	Checkpoint(ctx context.Context, name string) (time.Time, error)
 	PutStatus(ctx context.Context, s store.Status) error
 	Status(ctx context.Context, id string) (store.Status, error)
-	Decisions(ctx context.Context, q store.DecisionQuery) ([]store.Decision, error)
+	// LedgerEntries reads the store's custody ledger (store.Ledger), the
+	// record of the routes' decisions: the decisions API and producer
+	// feedback read them there.
+	LedgerEntries(ctx context.Context, q store.LedgerQuery) ([]custody.Entry, error)
 	Ping(ctx context.Context) error
 }
 
@@ -128,6 +137,11 @@ type view struct {
 	routes    map[string]*policy.Route // by the id of the collection a route publishes into
 	access    *access.Policy           // who may read and write what: every handler asks it
 	ingest    *gateway.Ingester        // what happens to what is posted
+	// accessDigest identifies the access configuration in force (the
+	// view member of delivered entries): the first 128 bits of the
+	// SHA-256 of the collections and of the users' organisations and
+	// roles, secrets left out (hex).
+	accessDigest string
 }
 
 type apiRoot struct {
@@ -209,6 +223,7 @@ func (s *Server) view() *view {
 	for _, r := range snap.Routes {
 		v.routes[r.ID()] = r
 	}
+	v.accessDigest = accessDigest(cfg)
 	v.ingest = &gateway.Ingester{Store: s.store, Markings: s.markings, Routes: v.routes, Clock: s.now, Tracer: s.tracer,
 		Stored: func(ctx context.Context, collection string, res []store.AddResult) {
 			s.ingestSpan(ctx, collection, res) // before waking fan-out, so that it can link to this request
@@ -249,3 +264,29 @@ func (s *Server) Routes() []Route {
 
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// accessDigest returns view.accessDigest for cfg.
+func accessDigest(cfg *config.Config) string {
+	type user struct {
+		Name, Organisation string
+		Roles              []string
+	}
+	a := struct {
+		APIRoots []config.APIRoot
+		Users    []user
+	}{APIRoots: cfg.APIRoots}
+	for _, u := range cfg.Users {
+		a.Users = append(a.Users, user{u.Name, u.Organisation, u.Roles})
+	}
+	// Durations as nanoseconds: the encoding is only hashed.
+	b, err := json.Marshal(a, json.WithMarshalers(json.MarshalFunc(func(d time.Duration) ([]byte, error) {
+		return strconv.AppendInt(nil, int64(d), 10), nil
+	})))
+	if err != nil {
+		// A configuration that validated always encodes; fail closed
+		// with a digest no configuration has.
+		return strings.Repeat("0", 32)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -23,7 +24,8 @@ type withdrawnPage struct {
 	Withdrawn  []withdrawnJSON `json:"withdrawn"`
 	More       bool            `json:"more"`
 	// Next, when set, is the added_after value of the next page: the
-	// withdrawn_at of the last item.
+	// withdrawn_at of the last item, or later when the removals of
+	// expired versions after it were passed over.
 	Next string `json:"next,omitempty"`
 }
 
@@ -81,23 +83,52 @@ func (s *Server) getWithdrawn(c echo.Context) error {
 			return invalidf("unknown parameter %q", k)
 		}
 	}
-	ts, more, err := s.store.Tombstones(c.Request().Context(), col.cfg.ID, after, limit)
+	page, err := s.withdrawnSince(c.Request().Context(), col.cfg.ID, after, limit)
 	if err != nil {
 		return err
 	}
-	page := withdrawnPage{Collection: col.cfg.ID, Withdrawn: make([]withdrawnJSON, len(ts)), More: more}
-	for i, t := range ts {
-		j := withdrawnJSON{ID: t.ID, DateAdded: formatDateAdded(t.DateAdded), WithdrawnAt: formatDateAdded(t.Removed), Reason: "withdrawn"}
-		if !t.Version.IsZero() {
-			j.Version = stix.FormatTimestamp(t.Version)
-		}
-		if t.Kind == store.RemovalDeleted || t.Reason == "retracted" {
-			j.Reason = "retracted"
-		}
-		page.Withdrawn[i] = j
-	}
-	if more && len(ts) > 0 {
-		page.Next = formatDateAdded(ts[len(ts)-1].Removed)
-	}
 	return writePlainJSON(c, page)
+}
+
+// withdrawnReads bounds the tombstone pages one withdrawn request reads
+// while it passes over those of expired versions.
+const withdrawnReads = 8
+
+// withdrawnSince returns up to limit versions withdrawn from (or deleted
+// in) collection after after. Tombstones of removals that retract nothing
+// (store.Retracts: expired versions) are passed over: a consumer keeps
+// what merely aged out of the collection. Next then moves past them too,
+// so a page may hold fewer than limit items, or none, with More set.
+func (s *Server) withdrawnSince(ctx context.Context, collection string, after time.Time, limit int) (withdrawnPage, error) {
+	page := withdrawnPage{Collection: collection, Withdrawn: []withdrawnJSON{}}
+	var last time.Time // the Removed of the last tombstone passed, listed or not
+	for range withdrawnReads {
+		ts, more, err := s.store.Tombstones(ctx, collection, after, limit-len(page.Withdrawn))
+		if err != nil {
+			return withdrawnPage{}, err
+		}
+		for _, t := range ts {
+			last = t.Removed
+			if !store.Retracts(t.Kind) {
+				continue
+			}
+			j := withdrawnJSON{ID: t.ID, DateAdded: formatDateAdded(t.DateAdded), WithdrawnAt: formatDateAdded(t.Removed), Reason: "withdrawn"}
+			if !t.Version.IsZero() {
+				j.Version = stix.FormatTimestamp(t.Version)
+			}
+			if t.Kind == store.RemovalDeleted || t.Reason == "retracted" {
+				j.Reason = "retracted"
+			}
+			page.Withdrawn = append(page.Withdrawn, j)
+		}
+		page.More = more
+		if !more || len(page.Withdrawn) == limit {
+			break
+		}
+		after = last
+	}
+	if page.More && !last.IsZero() {
+		page.Next = formatDateAdded(last)
+	}
+	return page, nil
 }

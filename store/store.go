@@ -86,17 +86,19 @@ type Store interface {
 	AddObjects(ctx context.Context, collection string, objs []Object) ([]AddResult, error)
 
 	// AddObjectsCheckpoint is AddObjects into collection that also
-	// appends decisions to the decision record and sets the checkpoint
+	// records decisions in the custody ledger and sets the checkpoint
 	// name to at, in the same atomic write: either the objects are stored,
 	// the decisions recorded and the checkpoint moved, or none of it. objs
 	// and decisions may be empty, to move the checkpoint alone. A consumer
 	// of a collection's date_added order (fan-out) keeps its position this
 	// way, so that a crash at any point neither loses nor repeats its work,
 	// and each decision is recorded exactly once, iff its effect happened.
-	// The store assigns each decision's Seq (the caller's are ignored) and
-	// its Time when zero; decisions[i].Seq is the next after
-	// decisions[i-1].Seq. An invalid decision is Invalid and fails the
-	// whole write.
+	//
+	// The ledger is the only record of decisions: each is one published,
+	// redacted or withheld entry (see Ledger), in decisions order, that
+	// LedgerEntries reads back (with LedgerQuery.Actions). Every backend
+	// therefore implements Ledger. An invalid decision (Decision.Validate)
+	// is Invalid and fails the whole write.
 	//
 	// from is the checkpoint the caller read before the work it writes
 	// (the zero time when none was set). When the stored checkpoint is no
@@ -104,11 +106,6 @@ type Store interface {
 	// first: nothing is written and the error is Conflict, so that work
 	// done twice is recorded once; the caller reads the checkpoint again.
 	AddObjectsCheckpoint(ctx context.Context, collection string, objs []Object, decisions []Decision, name string, from, at time.Time) ([]AddResult, error)
-
-	// Decisions returns recorded decisions matching q in ascending Seq
-	// order: at most q.Limit (DefaultDecisionLimit when <= 0, capped at
-	// MaxDecisionLimit), all with Seq > q.After.
-	Decisions(ctx context.Context, q DecisionQuery) ([]Decision, error)
 
 	// Checkpoint returns the time last set under name by
 	// AddObjectsCheckpoint, or the zero time when none was set. Checkpoints
@@ -123,15 +120,25 @@ type Store interface {
 	// DeleteObject removes the versions of id selected by versions and
 	// specVersions (empty versions means All) and returns how many were
 	// removed. Removing none is NotFound. The context says why
-	// (WithRemoval; a deletion by default): unless the versions expired,
-	// each removed version leaves a Tombstone in the collection, written
-	// in the same atomic write.
+	// (WithRemoval; a deletion by default): unless the removal is
+	// RemovalReleased (Tombstoned), each removed version leaves a
+	// Tombstone in the collection, kept for good and indexed by the
+	// version's date_added too (ResolveAdded), written in the same atomic
+	// write.
 	DeleteObject(ctx context.Context, collection, id string, versions []VersionMatch, specVersions []string) (int, error)
 
 	// Tombstones returns up to limit (DefaultLimit when <= 0) tombstones
 	// of collection with Removed after after, in ascending Removed
 	// order, and whether more follow.
 	Tombstones(ctx context.Context, collection string, after time.Time, limit int) ([]Tombstone, bool, error)
+
+	// ResolveAdded returns, for each date_added in das, the version that
+	// was added to collection at that instant (date_added is unique per
+	// collection): the one stored, or the one removed since (from its
+	// tombstone). out[i] answers das[i]; Found is false when no version
+	// ever had that date_added (or it left by RemovalReleased). A delivery
+	// record names its versions this way (see custody, Deliveries).
+	ResolveAdded(ctx context.Context, collection string, das []time.Time) ([]AddedVersion, error)
 
 	// PutStatus creates or replaces a status resource.
 	PutStatus(ctx context.Context, s Status) error
@@ -154,15 +161,33 @@ const (
 	// route's policy no longer publishes it).
 	RemovalWithdrawn = "withdrawn"
 	// RemovalExpired: retention removed the version. Housekeeping, not a
-	// retraction: no tombstone, and route copies stay.
+	// retraction (Retracts): its tombstone keeps the version provable,
+	// but route copies stay and consumers are not told it was withdrawn.
 	RemovalExpired = "expired"
 	// RemovalReleased: fan-out removed an entry of its own bookkeeping (an
 	// object that waited for references was decided). No tombstone.
 	RemovalReleased = "released"
 )
 
-// Tombstoned reports whether a removal of kind leaves a tombstone.
-func Tombstoned(kind string) bool { return kind == RemovalDeleted || kind == RemovalWithdrawn }
+// Tombstoned reports whether a removal of kind leaves a tombstone: every
+// removal from a collection readers may read (all but RemovalReleased),
+// so that a delivered page stays provable after its versions left the
+// collection (see ResolveAdded).
+func Tombstoned(kind string) bool { return kind != RemovalReleased }
+
+// Retracts reports whether a removal of kind retracts the version: routes
+// withdraw what they published from it, and readers of the collection are
+// told (deleted, withdrawn). An expired version is not retracted.
+func Retracts(kind string) bool { return kind == RemovalDeleted || kind == RemovalWithdrawn }
+
+// AddedVersion is what ResolveAdded tells of one date_added.
+type AddedVersion struct {
+	Found   bool
+	Removed bool // no longer stored: known from its tombstone
+	ID      string
+	Version time.Time // zero when unversioned
+	Hash    [32]byte  // canonical hash of the bytes stored (zero when unknown)
+}
 
 // Removal says why DeleteObject removes versions. It travels in the
 // context (WithRemoval); without one, the removal is RemovalDeleted.
@@ -192,10 +217,13 @@ func RemovalFrom(ctx context.Context) Removal {
 }
 
 // Tombstone is the durable record that an object version left a
-// collection by deletion or withdrawal. Fan-out follows the tombstones of
-// inbound collections to withdraw what routes published from retracted
+// collection: by deletion, withdrawal or expiry (every removal but
+// RemovalReleased, see Tombstoned). Fan-out follows the tombstones of
+// inbound collections to withdraw what routes published from deleted
 // versions; consumers read those of published collections to learn what
-// was withdrawn.
+// was withdrawn. Both skip tombstones whose Kind does not retract the
+// version (Retracts: expired). ResolveAdded reads them all, to prove what
+// a delivered page held.
 type Tombstone struct {
 	ID        string
 	Version   time.Time // the removed version (modified, else created)
@@ -206,7 +234,7 @@ type Tombstone struct {
 	// that a reader can ask for what was removed since a date_added it
 	// has seen.
 	Removed  time.Time
-	Kind     string   // RemovalDeleted or RemovalWithdrawn
+	Kind     string   // RemovalDeleted, RemovalWithdrawn or RemovalExpired
 	Reason   string   // for RemovalWithdrawn: why (Removal.Reason)
 	Hash     [32]byte // the removed version's canonical hash (zero when unknown)
 	Producer string   // the removed version's producing organisation ("" when unknown)
@@ -259,23 +287,28 @@ type tombstoneJSON struct {
 	Producer  string `json:"p,omitzero"`
 }
 
-// Decision actions (Decision.Action).
+// Decision actions (Decision.Action), the actions of their ledger entries
+// (custody.Published, custody.Redacted, custody.Withheld).
 const (
 	ActionPublished = "published" // published as received
 	ActionRedacted  = "redacted"  // published with properties removed (Decision.Removed)
 	ActionWithheld  = "withheld"  // not published (Decision.Reason)
 )
 
-// Decision is the record of one policy decision: what the gateway decided
-// for one source object version and one route, under which policy version,
-// and why. Decisions are append-only and numbered by Seq, which the store
-// assigns: strictly increasing and gap-free over the store's life, so a
-// missing record is detectable. Each decision is also a custody ledger
-// entry (package custody), written in the same transaction; decisions
-// carry hashes and metadata, never content.
+// DecisionActions returns the decision actions: the LedgerQuery.Actions
+// that select the decisions among ledger entries.
+func DecisionActions() []string { return []string{ActionPublished, ActionRedacted, ActionWithheld} }
+
+// Decision is one policy decision as AddObjectsCheckpoint records it:
+// what the gateway decided for one source object version and one route,
+// under which policy version, and why. It is recorded as a custody ledger
+// entry (package custody) whose Action is the decision's, written in the
+// same transaction as the decision's effect; the entry's Seq and Time are
+// the ledger's. Decisions carry hashes and metadata, never content.
 type Decision struct {
-	Seq           uint64    // assigned by the store: 1, 2, 3, …
-	Time          time.Time // when decided; set by the store when zero
+	// Time is when the decision was made. The ledger entry records when
+	// it was written instead (custody.Entry.Time).
+	Time          time.Time
 	Route         string    // the route's name
 	Collection    string    // the id of the collection the route publishes into
 	PolicyVersion string    // the route's policy version
@@ -354,19 +387,16 @@ func (d *Decision) Validate() error {
 	return nil
 }
 
-// DecisionQuery selects recorded decisions.
-type DecisionQuery struct {
-	ObjectID string // only decisions about this STIX id; "" for all
-	Route    string // only decisions of this route (name); "" for all
-	After    uint64 // only decisions with Seq > After (the paging cursor)
-	Limit    int    // at most this many; <= 0 means DefaultDecisionLimit
+// ValidateDecisions reports why a decision of ds cannot be recorded,
+// naming it by its index; nil when every one can.
+func ValidateDecisions(ds []Decision) error {
+	for i := range ds {
+		if err := ds[i].Validate(); err != nil {
+			return fmt.Errorf("decision %d: %v", i, err)
+		}
+	}
+	return nil
 }
-
-// Limits of DecisionQuery.Limit.
-const (
-	DefaultDecisionLimit = 100
-	MaxDecisionLimit     = 1000
-)
 
 // Status is a TAXII status resource, with the fields the gateway needs to
 // authorise access to it.

@@ -29,10 +29,14 @@ import (
 )
 
 const auditUsage = `Usage:
-  ctigate audit keygen --out FILE
-        write a new Ed25519 checkpoint signing key (PEM, PKCS #8) to FILE and
-        its public key (base64) to FILE.pub
-  ctigate audit verify [--key KEY]... [--anchored] FILE|-
+  ctigate audit keygen [--out FILE] [--config FILE]
+        write a new Ed25519 checkpoint signing key (PEM, PKCS #8) to FILE,
+        readable by its owner only, and its public key (base64) to FILE.pub;
+        prints the public key to pin. FILE defaults to
+        checkpoint-signing.pem in the user's configuration directory
+        (ctigate/ under $XDG_CONFIG_HOME or ~/.config); one inside the
+        configuration's data_dir is refused, as serve would refuse it
+  ctigate audit verify [--key KEY]... [--config FILE] [--anchored] FILE|-
         verify a JSON Lines ledger export: the hash chain and the checkpoint
         signatures; names the first entry that does not verify
   ctigate audit verify --evidence [--key KEY]... FILE|-
@@ -46,9 +50,12 @@ const auditUsage = `Usage:
         make the evidence package of one object from the data file (gateway
         stopped), with the original bytes of every version still held
 
-KEY is a base64 Ed25519 public key or a file holding one (FILE.pub of keygen).
-Without --key, checkpoints are checked against the key each one carries, and
-the keys are printed, to be compared with a trusted copy.
+KEY is a base64 Ed25519 public key or a file of them (FILE.pub of keygen, or
+one key a line, # comments); --key repeats. Checkpoints must be signed by a
+pinned key: after a key rotation, pin the earlier keys too. With --config,
+the configuration's custody.trusted_keys are pinned as well (with --data,
+always). Without pinned keys, checkpoints are checked against the key each
+one carries, and the keys are printed, to be compared with a trusted copy.
 `
 
 func runAudit(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -58,9 +65,9 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	switch args[0] {
 	case "keygen":
-		return runAuditKeygen(args[1:], stdout, stderr)
+		return runAuditKeygen(args[1:], getenv, stdout, stderr)
 	case "verify":
-		return runAuditVerify(args[1:], stdin, stdout, stderr)
+		return runAuditVerify(args[1:], getenv, stdin, stdout, stderr)
 	case "export":
 		return runAuditExport(ctx, args[1:], getenv, stdout, stderr)
 	case "evidence":
@@ -73,13 +80,41 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	return errUsage
 }
 
-func runAuditKeygen(args []string, stdout, stderr io.Writer) error {
+func runAuditKeygen(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", "", "file to write the private key to")
-	if err := fs.Parse(args); err != nil || *out == "" || fs.NArg() > 0 {
+	out := fs.String("out", "", "file to write the private key to (default: checkpoint-signing.pem in the user's configuration directory)")
+	cfgPath := fs.String("config", "configs/ctigate.yaml", "configuration whose data_dir the key must stay out of (ignored when the default is absent)")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		fmt.Fprint(stderr, auditUsage)
 		return errUsage
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	path := *out
+	if path == "" {
+		p, err := defaultKeyFile()
+		if err != nil {
+			return fmt.Errorf("audit keygen: %w", err)
+		}
+		path = p
+	}
+	// The key's place is checked against the data directory of the
+	// configuration, as serve will check it.
+	if cfg, err := config.Load(*cfgPath, getenv); err == nil {
+		inside, err := within(path, cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("audit keygen: %w", err)
+		}
+		if inside {
+			return fmt.Errorf("audit keygen: %s lies inside data_dir %s of %s: serve refuses a signing key there; write it elsewhere (--out)", path, cfg.DataDir, *cfgPath)
+		}
+	} else if explicit {
+		return fmt.Errorf("audit keygen: %w", err)
+	}
+	// A directory made here is its owner's only.
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("audit keygen: %w", err)
 	}
 	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -89,8 +124,13 @@ func runAuditKeygen(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
+		return fmt.Errorf("audit keygen: %w", err)
+	}
+	// Exactly 0600, whatever the umask (O_EXCL: nothing is overwritten).
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
 		return fmt.Errorf("audit keygen: %w", err)
 	}
 	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
@@ -101,10 +141,12 @@ func runAuditKeygen(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	p := base64.StdEncoding.EncodeToString(pub)
-	if err := os.WriteFile(*out+".pub", []byte(p+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(path+".pub", []byte(p+"\n"), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "private key: %s\npublic key:  %s (also in %s.pub)\n", *out, p, *out)
+	fmt.Fprintf(stdout, "private key: %s (mode 0600: custody.signing_key_file, outside data_dir)\n", path)
+	fmt.Fprintf(stdout, "public key:  %s (also in %s.pub)\n", p, path)
+	fmt.Fprintf(stdout, "pin it:      ctigate audit verify --key %s …, or custody.trusted_keys: [%s]\n", p, p)
 	return nil
 }
 
@@ -129,29 +171,11 @@ func loadSigningKey(path string) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
-// keysFlag collects --key values.
-type keysFlag []ed25519.PublicKey
-
-func (k *keysFlag) String() string { return fmt.Sprint(len(*k), " keys") }
-
-func (k *keysFlag) Set(v string) error {
-	s := strings.TrimSpace(v)
-	if b, err := os.ReadFile(v); err == nil {
-		s = strings.TrimSpace(string(b))
-	}
-	pub, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(pub) != ed25519.PublicKeySize {
-		return fmt.Errorf("%q is neither a base64 Ed25519 public key nor a file holding one", v)
-	}
-	*k = append(*k, pub)
-	return nil
-}
-
-func runAuditVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func runAuditVerify(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var keys keysFlag
-	fs.Var(&keys, "key", "pinned checkpoint public key (base64 or file); repeatable")
+	fs.Var(&keys, "key", "pinned checkpoint public key (base64, or a file of them); repeatable")
 	evidence := fs.Bool("evidence", false, "FILE is an evidence package")
 	anchored := fs.Bool("anchored", false, "the export is a range: accept a first entry other than seq 1")
 	dataDir := fs.String("data", "", "verify the data file in this directory instead of an export")
@@ -162,6 +186,17 @@ func runAuditVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	}
 	if *dataDir != "" {
 		return verifyData(*cfgPath, *dataDir, keys, stdout, stderr)
+	}
+	// An export is verified against the trusted keys of a configuration
+	// only when one is named.
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	if explicit {
+		cfg, err := config.Load(*cfgPath, getenv)
+		if err != nil {
+			return fmt.Errorf("audit verify: %w", err)
+		}
+		keys = append(keys, cfg.Custody.PublicKeys()...)
 	}
 	var r io.Reader = stdin
 	if name := fs.Arg(0); name != "-" {
@@ -178,12 +213,9 @@ func runAuditVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 		if err != nil {
 			return fmt.Errorf("audit verify: evidence does not verify: %w", err)
 		}
-		fmt.Fprintf(stdout, "OK: evidence package verifies: %d ledger entries (seq %d–%d), %d about the object (%s), %d original versions re-hashed, signed through seq %d\n",
-			rep.Chain.Entries, rep.Chain.First, rep.Chain.Last, rep.Relevant, strings.Join(rep.Actions, ", "), rep.Versions, rep.Chain.SignedThrough)
-		if rep.Chain.Elided > 0 {
-			fmt.Fprintf(stdout, "note: %d entries about other organisations are elided (their place in the chain checked, not their content)\n", rep.Chain.Elided)
-		}
-		printKeys(stdout, rep.Chain, len(keys) > 0)
+		fmt.Fprintf(stdout, "OK: evidence package verifies: %d ledger entries (%s) proven in the signed tree of %d entries, %d deliveries proven to have held the object, %d original versions re-hashed\n",
+			rep.Entries, strings.Join(rep.Actions, ", "), rep.TreeSize, rep.Deliveries, rep.Versions)
+		printKeys(stdout, custody.Report{Keys: []string{rep.Key}}, len(keys) > 0)
 		return nil
 	}
 	rep, err := custody.VerifyJSONL(r, opts)
@@ -204,11 +236,12 @@ func runAuditVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 
 // verifyData verifies the ledger of a data file and the stored objects.
 func verifyData(cfgPath, dataDir string, keys keysFlag, stdout, stderr io.Writer) error {
-	_, st, _, err := openOffline([]string{"--config", cfgPath, "--data", dataDir}, "audit verify", func(string) string { return "" }, stderr, func(*flag.FlagSet) {})
+	cfg, st, _, err := openOffline([]string{"--config", cfgPath, "--data", dataDir}, "audit verify", func(string) string { return "" }, stderr, func(*flag.FlagSet) {})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	keys = append(keys, cfg.Custody.PublicKeys()...)
 	ctx := context.Background()
 	v := custody.NewVerifier(custody.VerifyOptions{Keys: keys})
 	oc := custody.NewObjectChecker()
@@ -265,8 +298,7 @@ func printKeys(w io.Writer, rep custody.Report, pinned bool) {
 // commands.
 type auditStore interface {
 	store.Store
-	store.Ledger
-	LedgerLines(ctx context.Context, after, through uint64, fn func(seq uint64, line []byte) error) error
+	ledgerLines
 }
 
 // openOffline opens the data file named by the configuration (the gateway
@@ -376,7 +408,7 @@ func runAuditEvidence(ctx context.Context, args []string, getenv func(string) st
 		if err != nil {
 			return err
 		}
-		src.Checkpoints = &custody.Checkpointer{Chain: st, Signer: custody.NewSigner(key)}
+		src.Checkpoints = newCheckpointer(st, custody.NewSigner(key))
 	} else {
 		fmt.Fprintln(stderr, "audit evidence: no custody.signing_key_file: the package is covered only by checkpoints already in the ledger")
 	}

@@ -139,7 +139,7 @@ func TestCustodyEndToEnd(t *testing.T) {
 	if fmt.Sprint(decisions) != fmt.Sprint(wantDecisions) {
 		t.Fatalf("decisions %v, want %v", decisions, wantDecisions)
 	}
-	if len(deliveries[0].Items) != 2 || len(deliveries[1].Items) != 1 || deliveries[1].Items[0].ID != green || deliveries[1].Org != "Prosecution Service" {
+	if deliveries[0].Count != 2 || deliveries[1].Count != 1 || deliveries[1].Org != "Prosecution Service" || bytes.Contains(export, []byte(`"items"`)) {
 		t.Fatalf("deliveries %+v", deliveries)
 	}
 

@@ -35,7 +35,7 @@ const usage = `ctigate — TAXII 2.1 gateway between CSIRTs and criminal-justice
 Usage:
   ctigate serve  [--config FILE] [--data DIR] [--listen ADDR]   run the gateway
   ctigate passwd [--token]                                      hash a password (read from stdin) or make a bearer token
-  ctigate health [--url URL] [--insecure]                       check a gateway's /healthz (container health checks)
+  ctigate health [--url URL] [--insecure] [--wait D]            check a gateway's /healthz (container health checks)
   ctigate bench  [flags]                                        load-test a gateway (see ctigate bench -h)
   ctigate push --server URL --collection ID|ALIAS FILE|DIR|-    add STIX bundles, envelopes or JSON Lines (see ctigate push -h)
   ctigate poll --server URL --collection ID|ALIAS [--state FILE] [--follow]

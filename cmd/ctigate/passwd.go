@@ -11,11 +11,13 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/ctigate/ctigate/access"
 	"github.com/ctigate/ctigate/auth"
 )
 
 // runPasswd prints an argon2id hash of a password read from stdin (without
-// echo on a terminal), or with --token a new bearer token and its digest.
+// echo on a terminal), or with --token a new bearer token, its digest and
+// the identifier the custody ledger records it by.
 func runPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("passwd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -28,7 +30,7 @@ func runPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "token:        %s\ntoken_sha256: %s\n", tok, digest)
+		fmt.Fprintf(stdout, "token:        %s\ntoken_sha256: %s\ntoken_id:     %s (how the custody ledger names it)\n", tok, digest, access.TokenID(digest))
 		return nil
 	}
 	pw, err := readPassword(stdin, stderr)

@@ -63,7 +63,9 @@ type decisionsPage struct {
 	Next string `json:"next"`
 }
 
-// allDecisions reads every decision through the decisions API.
+// allDecisions reads every decision through the decisions API, which
+// lists the decision entries of the custody ledger: their seqs are ledger
+// seqs, increasing, with gaps where the ledger's other entries are.
 func allDecisions(t *testing.T, client *http.Client, base string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
@@ -83,8 +85,8 @@ func allDecisions(t *testing.T, client *http.Client, base string) map[string]int
 			t.Fatalf("decisions: %v: %s", err, b)
 		}
 		for _, d := range p.Decisions {
-			if d.Seq != last+1 {
-				t.Fatalf("decision seq %d after %d: not gap-free", d.Seq, last)
+			if d.Seq <= last {
+				t.Fatalf("decision seq %d after %d: not increasing", d.Seq, last)
 			}
 			last = d.Seq
 			out[d.Route+" "+d.ObjectID+" "+d.ObjectVersion]++

@@ -75,17 +75,16 @@ func restartKeys(old, cfg *config.Config) []string {
 // the snapshot server and fan-out read, and the users. What it cannot
 // change without a restart is refused, naming the keys; a configuration
 // that does not validate is refused and the one in force stays. Each
-// reload is recorded in the custody ledger (config-loaded).
+// reload is recorded in the custody ledger (config-loaded, after the
+// changes in access it makes).
 type reloader struct {
 	load    func() (*config.Config, error) // reads the file as serve did
 	path    string
 	current *gateway.Current
 	authn   *authn
-	ledger  interface {
-		AppendEntries(ctx context.Context, entries []custody.Entry) ([]custody.Entry, error)
-	}
-	signer *custody.Signer
-	log    *slog.Logger
+	grants  *grantsLedger // records the configuration and its access changes
+	signer  *custody.Signer
+	log     *slog.Logger
 }
 
 // Run reloads on every SIGHUP until ctx ends.
@@ -126,6 +125,9 @@ func (r *reloader) reload(ctx context.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := checkTrustedSigner(cfg, r.signer.PublicKey()); err != nil {
+		return err
+	}
 	users, err := buildAuth(cfg) // checked before anything changes
 	if err != nil {
 		return err
@@ -137,7 +139,7 @@ func (r *reloader) reload(ctx context.Context) error {
 	r.authn.p.Store(users)
 	entry, err := configLoaded(r.path, snap.Routes, r.signer)
 	if err == nil {
-		_, err = r.ledger.AppendEntries(ctx, []custody.Entry{entry})
+		_, err = r.grants.record(ctx, cfg, entry)
 	}
 	if err != nil {
 		r.log.Error("custody: recording the reloaded configuration", "err", err)

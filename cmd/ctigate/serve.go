@@ -120,6 +120,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	// The checkpoint key, checked before anything is opened.
+	signer, err := checkpointSigner(cfg, host, stderr, log)
+	if err != nil {
+		return err
+	}
 
 	st, err := openStore(ctx, cfg, log, tel)
 	if err != nil {
@@ -133,21 +138,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	routes := current.Load().Routes
 	// The custody ledger, which every backend keeps (a gateway never runs
-	// without its record): record the configuration, then sign the chain
-	// head periodically until the end.
-	signer, err := checkpointSigner(cfg, host, stderr, log)
-	if err != nil {
-		return err
-	}
+	// without its record): record the configuration and what it changes
+	// in access since the one the ledger last recorded, then sign the
+	// chain head periodically until the end.
+	grants := newGrantsLedger(st, log)
 	loaded, err := configLoaded(*cfgPath, routes, signer)
 	if err != nil {
 		return fmt.Errorf("custody: %w", err)
 	}
-	if _, err := st.AppendEntries(ctx, []custody.Entry{loaded}); err != nil {
+	if _, err := grants.record(ctx, cfg, loaded); err != nil {
 		return fmt.Errorf("custody: recording the configuration: %w", err)
 	}
-	checkpoints := &custody.Checkpointer{Chain: st, Signer: signer, Every: uint64(cfg.Custody.CheckpointEvery),
-		Interval: cfg.Custody.CheckpointInterval, Logger: log}
+	checkpoints := newCheckpointer(st, signer)
+	checkpoints.Every, checkpoints.Interval, checkpoints.Logger = uint64(cfg.Custody.CheckpointEvery), cfg.Custody.CheckpointInterval, log
 
 	// The search indexer keeps the observable index of every collection;
 	// ingest and fan-out wake it. Fan-out publishes what producers post
@@ -223,7 +226,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// retention sweeper stop; the checkpointer signs the final head. Then the index, the telemetry and
 	// the store close.
 	g := &group{log: log}
-	rl := &reloader{load: loadConfig, path: *cfgPath, current: current, authn: authn, ledger: st, signer: signer, log: log}
+	rl := &reloader{load: loadConfig, path: *cfgPath, current: current, authn: authn, grants: grants, signer: signer, log: log}
 	g.add("reload", rl.Run)
 	g.add("http", func(ctx context.Context) error {
 		// Serving is announced once fan-out runs, so /readyz says ready
@@ -350,19 +353,32 @@ func tlsConfig(c config.TLS) (*tls.Config, error) {
 	return t, nil
 }
 
-// checkpointSigner loads custody.signing_key_file; without one it makes an
-// ephemeral key, which only a loopback listener may use: its checkpoints
-// prove nothing once the process is gone, since nobody can pin its key.
+// checkpointSigner loads custody.signing_key_file, refusing one inside
+// data_dir or open to the file's group or others, and one
+// custody.trusted_keys does not list. Without a key file it makes an
+// ephemeral key, which only a loopback listener may use, and only with no
+// trusted keys: its checkpoints prove nothing once the process is gone,
+// since nobody can pin its key.
 func checkpointSigner(cfg *config.Config, host string, stderr io.Writer, log *slog.Logger) (*custody.Signer, error) {
 	if cfg.Custody.SigningKeyFile != "" {
+		if err := checkSigningKeyFile(cfg.Custody.SigningKeyFile, cfg.DataDir); err != nil {
+			return nil, err
+		}
 		key, err := loadSigningKey(cfg.Custody.SigningKeyFile)
 		if err != nil {
 			return nil, err
 		}
-		return custody.NewSigner(key), nil
+		s := custody.NewSigner(key)
+		if err := checkTrustedSigner(cfg, s.PublicKey()); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	if !config.IsLoopback(host) {
-		return nil, fmt.Errorf("config: custody.signing_key_file: required on the non-loopback address %s (make one with `ctigate audit keygen --out FILE`)", cfg.Listen)
+		return nil, fmt.Errorf("config: custody.signing_key_file: required on the non-loopback address %s (make one with `ctigate audit keygen`)", cfg.Listen)
+	}
+	if len(cfg.Custody.TrustedKeys) > 0 {
+		return nil, fmt.Errorf("config: custody.signing_key_file: required with custody.trusted_keys (an ephemeral key cannot be among them)")
 	}
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/bolt"
 	"github.com/ctigate/ctigate/store/redis"
@@ -32,10 +33,20 @@ type backend struct {
 	openIndex func() (store.Index, func() error, error)
 }
 
-// ledgerLines is the custody ledger with its raw lines (the export).
+// ledgerLines is the custody ledger with its index, its deliveries and
+// its raw lines (the export).
 type ledgerLines interface {
-	store.Ledger
+	store.IndexedLedger
+	store.Deliveries
 	LedgerLines(ctx context.Context, after, through uint64, fn func(seq uint64, line []byte) error) error
+}
+
+// newCheckpointer returns the checkpointer of l's chain: it indexes the
+// ledger and signs its Merkle tree's root with the head.
+func newCheckpointer(l store.IndexedLedger, signer *custody.Signer) *custody.Checkpointer {
+	return &custody.Checkpointer{Chain: l, Signer: signer, Root: func(ctx context.Context, size uint64) (string, error) {
+		return store.TreeRoot(ctx, l, size)
+	}}
 }
 
 // openStore opens the backend cfg.Store names: the embedded bbolt file in

@@ -38,11 +38,12 @@ type pending struct {
 // each new version a date_added strictly greater than any assigned before in
 // the collection, in input order.
 func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.Object) ([]store.AddResult, error) {
-	return s.addObjects(ctx, "bolt.AddObjects", collection, objs, nil, nil, nil, time.Time{}, nil)
+	return s.addObjects(ctx, "bolt.AddObjects", collection, objs, nil, nil, time.Time{}, nil)
 }
 
-// AddObjectsCheckpoint is AddObjects that also records decisions and sets
-// the checkpoint name to at in the same write transaction.
+// AddObjectsCheckpoint is AddObjects that also records decisions (as
+// custody ledger entries) and sets the checkpoint name to at in the same
+// write transaction.
 func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, decisions []store.Decision, name string, from, at time.Time) ([]store.AddResult, error) {
 	const op = "bolt.AddObjectsCheckpoint"
 	if err := store.ValidName("checkpoint", name); err != nil {
@@ -52,17 +53,16 @@ func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, obj
 	if err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("checkpoint time: %v", err))
 	}
-	enc, err := encodeDecisions(decisions, s.clock())
-	if err != nil {
+	if err := store.ValidateDecisions(decisions); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	return s.addObjects(ctx, op, collection, objs, decisions, enc, []byte(name), from, v)
+	return s.addObjects(ctx, op, collection, objs, decisions, []byte(name), from, v)
 }
 
 // addObjects writes objs into collection and, in the same transaction, the
-// decisions ds (encoded as enc) and the checkpoint cpName (when not nil),
-// provided it is still cpFrom.
-func (s *Store) addObjects(ctx context.Context, op, collection string, objs []store.Object, ds []store.Decision, enc [][]byte, cpName []byte, cpFrom time.Time, cpValue []byte) ([]store.AddResult, error) {
+// ledger entries of the decisions ds and the checkpoint cpName (when not
+// nil), provided it is still cpFrom.
+func (s *Store) addObjects(ctx context.Context, op, collection string, objs []store.Object, ds []store.Decision, cpName []byte, cpFrom time.Time, cpValue []byte) ([]store.AddResult, error) {
 	if err := store.ValidName("collection", collection); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
@@ -137,11 +137,6 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 		}
 		if len(ps) > 0 {
 			if err := s.add(w, collection, ps, results); err != nil {
-				return err
-			}
-		}
-		if len(ds) > 0 {
-			if err := recordDecisions(w.tx, ds, enc); err != nil {
 				return err
 			}
 		}

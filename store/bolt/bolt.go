@@ -3,6 +3,7 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,10 +40,16 @@ var (
 	bucketTomb  = []byte("tombstones") // removal time (dateKey) -> store.EncodeTombstone
 )
 
-// fileFormat is the on-disk layout version stored under meta/format: 2,
-// in which the id lookup is rebuilt in memory at Open (keydir.go) and
-// statuses are binary (status.go). (Format 1 was never released.)
-const fileFormat = 2
+// seqKey is the key of a ledger entry (and of an append in
+// bucketLedgerByObject): seq, 8 bytes big-endian, so keys sort by seq.
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// fileFormat is the on-disk layout version stored under meta/format: 3,
+// in which the id lookup is rebuilt in memory at Open (keydir.go),
+// statuses are binary (status.go), the ledger is indexed as a Merkle tree
+// and deliveries are recorded by reference (ledgerindex.go). (Formats 1
+// and 2 were never released.)
+const fileFormat = 3
 
 // Defaults for Options.
 const (
@@ -95,6 +102,9 @@ type Store struct {
 	idLookupMax int
 
 	trimmer // drops the file mapping from the page tables (trim.go)
+
+	saltMu sync.Mutex
+	salt   *[32]byte // the delivery salt key, once read (ledgerindex.go)
 }
 
 // Open opens or creates the store file at path.
@@ -147,7 +157,12 @@ func initFile(db *bbolt.DB) error {
 		if err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketCollections, bucketStatuses, bucketCheckpoints, bucketDecisions, bucketDecisionsByObjID, bucketDecisionsByRoute, bucketLedger, bucketLedgerByObject, bucketLedgerDeliveries} {
+		for _, name := range [][]byte{bucketCollections, bucketStatuses, bucketCheckpoints, bucketLedger, bucketLedgerByObject} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		for _, name := range indexBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

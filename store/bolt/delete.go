@@ -93,6 +93,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 				continue
 			}
 			e := removedEntry(actor, rm, id, v.version.time(), collection)
+			e.DateAdded = custody.FormatTime(microsTime(v.date))
 			t := store.Tombstone{ID: id, Version: v.version.time(), DateAdded: microsTime(v.date), Kind: rm.Kind, Reason: rm.Reason}
 			if cb.hash != nil {
 				if h := cb.hash.Get(dateKey(v.date)); len(h) == 32 {
@@ -196,7 +197,8 @@ func removedEntry(actor store.Actor, rm store.Removal, id string, version time.T
 }
 
 // bury writes tombstones into the collection coll, each at the next time
-// of the collection's date_added clock.
+// of the collection's date_added clock, and indexes each by the removed
+// version's date_added (bucketTombAdded, resolve.go).
 func (s *Store) bury(coll *bbolt.Bucket, tombs []store.Tombstone) error {
 	if len(tombs) == 0 {
 		return nil
@@ -206,6 +208,10 @@ func (s *Store) bury(coll *bbolt.Bucket, tombs []store.Tombstone) error {
 		return err
 	}
 	b.FillPercent = 1
+	byAdded, err := coll.CreateBucketIfNotExists(bucketTombAdded)
+	if err != nil {
+		return err
+	}
 	last := int64(math.MinInt64)
 	if v := coll.Get(keySeq); len(v) == dateKeyLen {
 		last = dateMicros(v)
@@ -217,7 +223,11 @@ func (s *Store) bury(coll *bbolt.Bucket, tombs []store.Tombstone) error {
 		}
 		d := max(now, last+1)
 		last = d
-		if err := b.Put(dateKey(d), store.EncodeTombstone(&tombs[i])); err != nil {
+		k := dateKey(d)
+		if err := b.Put(k, store.EncodeTombstone(&tombs[i])); err != nil {
+			return err
+		}
+		if err := byAdded.Put(dateKey(tombs[i].DateAdded.UnixMicro()), k); err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -19,21 +18,19 @@ var _ store.Ledger = (*Store)(nil)
 
 // The custody ledger. bucketLedger maps seq (8 bytes, big-endian) to the
 // entry's JSON text exactly as an export line holds it; it only grows at
-// its end. bucketLedgerByObject finds the entries about an object (all but
-// deliveries) without a random write per entry, which would dirty an index
-// page per stored object: it maps the seq of the first entry of each
-// append to the 8-byte objectTag of each entry's object id, in order (zero
-// for none). A query compares tags, then reads and checks the candidates.
+// its end. bucketLedgerByObject finds the entries about an object that the
+// index (ledgerindex.go, built behind the chain) does not hold yet,
+// without a random write per entry, which would dirty an index page per
+// stored object: it maps the seq of the first entry of each append to the
+// 8-byte objectTag of each entry's object id, in order (zero for none). A
+// query compares tags, then reads and checks the candidates.
 // meta/keyLedgerHead is the head: seq (8 bytes), time (Unix microseconds,
 // 8 bytes), hash (64 hex characters). All three change in the transaction
 // that appends, so the chain advances with the writes it records.
 var (
 	bucketLedger         = []byte("ledger")
 	bucketLedgerByObject = []byte("ledger-by-object")
-	// bucketLedgerDeliveries maps the seq of each delivered entry to
-	// nothing.
-	bucketLedgerDeliveries = []byte("ledger-deliveries")
-	keyLedgerHead          = []byte("ledger-head")
+	keyLedgerHead        = []byte("ledger-head")
 )
 
 // systemUser is the actor of entries written without an Actor in the
@@ -78,8 +75,6 @@ func appendLedger(tx *bbolt.Tx, ps []*custody.Prepared, out []custody.Entry, now
 	byObj := tx.Bucket(bucketLedgerByObject)
 	byObj.FillPercent = 1
 	tags := make([]byte, 0, 8*len(ps))
-	deliveries := tx.Bucket(bucketLedgerDeliveries)
-	deliveries.FillPercent = 1
 	// Entry times never go backwards, whatever the clock does.
 	micros := max(now.UnixMicro(), head.micros)
 	ts := custody.FormatTime(time.UnixMicro(micros))
@@ -92,17 +87,8 @@ func appendLedger(tx *bbolt.Tx, ps []*custody.Prepared, out []custody.Entry, now
 		if err := b.Put(seqKey(e.Seq), line); err != nil {
 			return err
 		}
-		// A delivery lists up to a page of objects: indexing each by id
-		// would scatter a page's worth of writes over the index on every
-		// read. Deliveries are listed in an append-only bucket instead,
-		// which object queries scan.
 		var tag uint64
-		switch {
-		case e.Action == custody.Delivered:
-			if err := deliveries.Put(seqKey(e.Seq), nil); err != nil {
-				return err
-			}
-		case e.ObjectID != "":
+		if e.ObjectID != "" {
 			tag = objectTag(e.ObjectID)
 		}
 		tags = binary.BigEndian.AppendUint64(tags, tag)
@@ -276,98 +262,56 @@ func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, 
 			}
 			return nil
 		}
-		// Entries about the object, from its index, merged in seq order
-		// with the deliveries that carried it, found by scanning the
-		// deliveries for its id in their text (then checked decoded).
+		// Entries about the object: from the index as far as it is built,
+		// then from the tags of the appends after it.
+		emit := func(seq uint64) (bool, error) {
+			v := b.Get(seqKey(seq))
+			if v == nil {
+				return false, fmt.Errorf("ledger entry %d: %w", seq, errCorrupt)
+			}
+			if err := fn(seq, v); err != nil {
+				return false, err
+			}
+			return full(), nil
+		}
+		indexed := readIndexed(tx)
+		if q.Through != 0 {
+			indexed = min(indexed, q.Through)
+		}
+		for _, seq := range objectSeqs(tx, q.ObjectID, q.After, indexed) {
+			if done, err := emit(seq); done || err != nil {
+				return err
+			}
+		}
+		after := max(q.After, indexed)
 		tag := objectTag(q.ObjectID)
 		c := tx.Bucket(bucketLedgerByObject).Cursor()
-		// The append holding After+1 starts at or before it.
-		k, tags := c.Seek(seqKey(q.After + 1))
+		// The append holding after+1 starts at or before it.
+		k, tags := c.Seek(seqKey(after + 1))
 		switch {
 		case k == nil:
 			k, tags = c.Last()
-		case binary.BigEndian.Uint64(k) > q.After+1:
+		case binary.BigEndian.Uint64(k) > after+1:
 			if k, tags = c.Prev(); k == nil {
 				k, tags = c.First()
 			}
 		}
-		var i int // position in tags
-		nextIndexed := func() (uint64, bool, error) {
-			for k != nil {
-				if len(k) != 8 || len(tags)%8 != 0 {
-					return 0, false, errCorrupt
-				}
-				first := binary.BigEndian.Uint64(k)
-				for ; i < len(tags)/8; i++ {
-					seq := first + uint64(i)
-					if seq > q.After && binary.BigEndian.Uint64(tags[8*i:]) == tag {
-						i++
-						return seq, true, nil
-					}
-				}
-				k, tags = c.Next()
-				i = 0
+		for ; k != nil; k, tags = c.Next() {
+			if len(k) != 8 || len(tags)%8 != 0 {
+				return errCorrupt
 			}
-			return 0, false, nil
-		}
-		needle, err := json.Marshal(q.ObjectID)
-		if err != nil {
-			return err
-		}
-		needle = append([]byte(`"id":`), needle...)
-		dc := tx.Bucket(bucketLedgerDeliveries).Cursor()
-		dk, _ := dc.Seek(seqKey(q.After + 1))
-		nextDelivery := func() (uint64, bool, error) {
-			for ; dk != nil; dk, _ = dc.Next() {
-				seq := binary.BigEndian.Uint64(dk)
+			first := binary.BigEndian.Uint64(k)
+			for i := range len(tags) / 8 {
+				seq := first + uint64(i)
+				if seq <= after || binary.BigEndian.Uint64(tags[8*i:]) != tag {
+					continue
+				}
 				if !inRange(seq) {
-					dk = nil
-					break
+					return nil
 				}
-				v := b.Get(dk)
-				if v == nil {
-					return 0, false, fmt.Errorf("ledger entry %d: %w", seq, errCorrupt)
-				}
-				if bytes.Contains(v, needle) {
-					dk, _ = dc.Next()
-					return seq, true, nil
-				}
-			}
-			return 0, false, nil
-		}
-		is, iok, err := nextIndexed()
-		if err != nil {
-			return err
-		}
-		ds, dok, err := nextDelivery()
-		if err != nil {
-			return err
-		}
-		for iok || dok {
-			var seq uint64
-			if iok && (!dok || is < ds) {
-				seq = is
-				if is, iok, err = nextIndexed(); err != nil {
+				if done, err := emit(seq); done || err != nil {
 					return err
 				}
-			} else {
-				seq = ds
-				if ds, dok, err = nextDelivery(); err != nil {
-					return err
-				}
-			}
-			if !inRange(seq) {
-				return nil
-			}
-			v := b.Get(seqKey(seq))
-			if v == nil {
-				return fmt.Errorf("ledger entry %d: %w", seq, errCorrupt)
-			}
-			if err := fn(seq, v); err != nil {
-				return err
-			}
-			if full() {
-				return nil
 			}
 		}
 		return nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,7 +84,8 @@ func TestLedgerTamper(t *testing.T) {
 	if _, err := s.AddObjects(ctx, "inbound", objs); err != nil { // entries 1–3
 		t.Fatal(err)
 	}
-	if _, err := s.AppendEntries(ctx, []custody.Entry{{Action: custody.Delivered, User: "police", Items: []custody.Item{{ID: objs[0].ID}}}}); err != nil { // 4
+	if _, err := s.AppendEntries(ctx, []custody.Entry{{Action: custody.Delivered, User: "police", Collection: "inbound", Count: 1,
+		FirstAdded: custody.FormatTime(time.Unix(1, 0)), LastAdded: custody.FormatTime(time.Unix(1, 0)), ItemsRoot: strings.Repeat("ab", 32)}}); err != nil { // 4
 		t.Fatal(err)
 	}
 	if _, err := s.DeleteObject(ctx, "inbound", objs[2].ID, nil, nil); err != nil { // 5

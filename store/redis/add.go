@@ -16,10 +16,10 @@ import (
 
 // addScript writes one AddObjects or AddObjectsCheckpoint call.
 //
-// KEYS: 1 z, 2 unused, 3 n, 4 last, 5 ck, 6 pd, 7 pdn, 8 unused, 9 mv,
+// KEYS: 1 z, 2 unused, 3 n, 4 last, 5 ck, 6, 7 and 8 unused, 9 mv,
 // 10 pl, 11 pln
 // ARGV: 1 clock (µs), 2 checkpoint name ("" for none), 3 checkpoint time
-// (µs; "" to remove it: back to the start), 4 decision batch ("" for none), 5 unused,
+// (µs; "" to remove it: back to the start), 4 and 5 unused,
 // 6 the pending ledger batch number through which pl may be trimmed (they
 // are chained), 7 the checkpoint the write starts from ("" for none), 8
 // the decisions' ledger entries (lines; "" for none), 9 and 10 unused, 11 the
@@ -93,10 +93,6 @@ end
 if #nargs > 0 then redis.call('HSET', KEYS[3], unpack(nargs)) end
 if #zargs > 0 then redis.call('SET', KEYS[4], string.format('%.0f', last)) end
 if multi then redis.call('SET', KEYS[9], '1') end
-if ARGV[4] ~= '' then
-  local b = redis.call('INCR', KEYS[7])
-  redis.call('RPUSH', KEYS[6], b .. ':' .. ARGV[4])
-end
 if ARGV[2] ~= '' then
   if ARGV[3] == '' then redis.call('HDEL', KEYS[5], ARGV[2]) else redis.call('HSET', KEYS[5], ARGV[2], ARGV[3]) end
 end
@@ -136,12 +132,17 @@ func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.
 	return s.add(ctx, "redis.AddObjects", collection, objs, nil, "", time.Time{}, time.Time{})
 }
 
-// AddObjectsCheckpoint is AddObjects that also records decisions and
-// moves the checkpoint name from from to at, in the same script call. A
-// checkpoint that is no longer from is a Conflict and nothing is written.
+// AddObjectsCheckpoint is AddObjects that also records decisions (as
+// custody ledger entries, pending in the same script call, see ledger.go)
+// and moves the checkpoint name from from to at, in the same script call.
+// A checkpoint that is no longer from is a Conflict and nothing is
+// written.
 func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, decisions []store.Decision, name string, from, at time.Time) ([]store.AddResult, error) {
 	const op = "redis.AddObjectsCheckpoint"
 	if err := store.ValidName("checkpoint", name); err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if err := store.ValidateDecisions(decisions); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	return s.add(ctx, op, collection, objs, decisions, name, from, at)
@@ -171,14 +172,6 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		}
 		args = append(args, o.ID, versionKey(o.Version), o.SpecVersion, encodeRecord(o), ver)
 	}
-	var batch string
-	if len(decisions) > 0 {
-		enc, err := encodeDecisions(decisions, s.clock())
-		if err != nil {
-			return nil, ctigate.E(op, ctigate.Invalid, err.Error())
-		}
-		batch = enc
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, ctxErr(op, err)
 	}
@@ -188,7 +181,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	}
 	now := s.clock().UnixMicro()
 	args[0] = now
-	args[1], args[2], args[3] = cpName, int64(0), batch
+	args[1], args[2], args[3] = cpName, int64(0), ""
 	if cpName != "" {
 		args[2] = at.UnixMicro()
 		if at.IsZero() {
@@ -196,11 +189,6 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		}
 		// Where Checkpoint(name) finds it; harmless if the script fails.
 		if err := s.c.HSet(ctx, s.prefix+":{k}:where", cpName, collection).Err(); err != nil {
-			return nil, s.fail(op, err)
-		}
-	}
-	if batch != "" {
-		if err := s.c.SAdd(ctx, s.decKey("src"), collection).Err(); err != nil {
 			return nil, s.fail(op, err)
 		}
 	}
@@ -235,8 +223,8 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	}
 	keys := []string{
 		s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n"),
-		s.collKey(collection, "last"), s.collKey(collection, "ck"), s.collKey(collection, "pd"),
-		s.collKey(collection, "pdn"), s.collKey(collection, "o"), s.collKey(collection, "mv"),
+		s.collKey(collection, "last"), s.collKey(collection, "ck"), s.collKey(collection, "o"),
+		s.collKey(collection, "o"), s.collKey(collection, "o"), s.collKey(collection, "mv"),
 		s.collKey(collection, "pl"), s.collKey(collection, "pln"),
 	}
 	out, err := addScript.Run(ctx, s.c, keys, args...).StringSlice()
@@ -288,12 +276,6 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 				}
 				j++
 			}
-		}
-	}
-	if batch != "" {
-		if err := s.moveDecisions(ctx, collection); err != nil {
-			// Recorded; the next write or read moves them.
-			s.log.Warn("redis: numbering decisions", "collection", collection, "err", err)
 		}
 	}
 	return results, nil

@@ -4,8 +4,8 @@ package redis
 //
 // The chain is one global sequence, but the writes it records are atomic
 // per collection, and in a Cluster a collection's slot is not the
-// ledger's. Redis Lua has no SHA-256 either. So, as for decisions, a
-// record is written in two steps:
+// ledger's. Redis Lua has no SHA-256 either. So a record is written in
+// two steps:
 //
 //  1. Pending. The script that stores a collection's objects (add.go), or
 //     deletes them (query.go), also appends to the collection's pending
@@ -36,9 +36,9 @@ package redis
 //	P:{l}:blk    sorted set of those first seqs: finds the append holding
 //	             a seq
 //	P:{l}:tg     hash: first seq -> 8 bytes per entry: a 64-bit digest of
-//	             its object id (odd), 2 for a delivery, 0 for none. An
-//	             object's query reads the tags and only the appends with
-//	             a candidate (deliveries: those whose text names it)
+//	             its object id (odd), 0 for none. An object's query reads
+//	             the index (ledgerindex.go) as far as it is built, then the
+//	             tags after it and only the appends with a candidate
 //	P:{l}:ap     hash: collection -> its last batch chained
 //	P:{l}:src    set of the collections that have written batches
 //
@@ -323,10 +323,7 @@ func (s *Store) writing(coll string) int {
 
 // Tags of entries (P:{l}:tg): an object query reads the tags of the
 // blocks and only the blocks holding a candidate.
-const (
-	tagNone     = 0 // no object
-	tagDelivery = 2 // a delivered page (object tags are odd)
-)
+const tagNone = 0 // no object (object tags are odd)
 
 // objectTag is a 64-bit digest of an object id (FNV-1a; a collision only
 // costs a candidate read). Always odd.
@@ -341,10 +338,7 @@ func objectTag(id string) uint64 {
 
 // entryTag is the tag of e.
 func entryTag(e *custody.Entry) uint64 {
-	switch {
-	case e.Action == custody.Delivered:
-		return tagDelivery
-	case e.ObjectID != "":
+	if e.ObjectID != "" {
 		return objectTag(e.ObjectID)
 	}
 	return tagNone
@@ -795,14 +789,38 @@ func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, 
 		return nil
 	}
 	var tag uint64
-	var needle string
 	if q.ObjectID != "" {
 		tag = objectTag(q.ObjectID)
-		b, err := json.Marshal(q.ObjectID)
+		// The entries the index holds, then the tags of the blocks after.
+		ix, err := s.IndexedThrough(ctx)
 		if err != nil {
-			return ctigate.E(op, ctigate.Invalid, err)
+			return err
 		}
-		needle = `"id":` + string(b)
+		if upto := min(ix, last); upto > q.After {
+			seqs, err := s.objectSeqs(ctx, q.ObjectID, q.After, upto)
+			if err != nil {
+				return s.fail(op, err)
+			}
+			if len(seqs) > 0 {
+				lines, err := s.linesOf(ctx, seqs)
+				if err != nil {
+					return s.fail(op, err)
+				}
+				for i, seq := range seqs {
+					done, err := fn(seq, lines[i])
+					if err != nil {
+						return ctigate.E(op, err)
+					}
+					if done {
+						return nil
+					}
+				}
+			}
+			q.After = upto
+			if q.After >= last {
+				return nil
+			}
+		}
 	}
 	// The block holding After+1 starts at or before it.
 	start, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
@@ -878,13 +896,7 @@ func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, 
 					if 8*k+8 > len(blockTags) {
 						return ctigate.E(op, ctigate.Internal, fmt.Errorf("ledger block %d: tags too short", first))
 					}
-					switch binary.BigEndian.Uint64([]byte(blockTags[8*k:])) {
-					case tag:
-					case tagDelivery:
-						if !strings.Contains(line, needle) {
-							continue
-						}
-					default:
+					if binary.BigEndian.Uint64([]byte(blockTags[8*k:])) != tag {
 						continue
 					}
 				}
@@ -906,7 +918,7 @@ func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, 
 // hasTag reports whether the tags of a block hold tag or a delivery.
 func hasTag(tags string, tag uint64) bool {
 	for i := 0; i+8 <= len(tags); i += 8 {
-		if t := binary.BigEndian.Uint64([]byte(tags[i : i+8])); t == tag || t == tagDelivery {
+		if binary.BigEndian.Uint64([]byte(tags[i:i+8])) == tag {
 			return true
 		}
 	}
@@ -924,7 +936,9 @@ func indexOf(ss []string, s string) int {
 
 // deletedLines returns the pending lines of the deleted entries of the
 // versions vs of id, each with the hash of its stored record (read before
-// the delete script, which checks that the versions are unchanged).
+// the delete script, which checks that the versions are unchanged) and the
+// version's date_added, and, when the removal leaves tombstones, the
+// tombstone of each version in the order of vs (none otherwise).
 func (s *Store) deletedLines(ctx context.Context, collection, id string, vs []versionEntry) ([]string, []string, []sealInput, error) {
 	das := make([]string, len(vs))
 	for i, v := range vs {
@@ -943,7 +957,8 @@ func (s *Store) deletedLines(ctx context.Context, collection, id string, vs []ve
 	ins := make([]sealInput, len(vs))
 	var tombs []string
 	for i, v := range vs {
-		e := custody.Entry{Action: custody.Deleted, User: actor.User, Org: actor.Org, ObjectID: id, Collection: collection}
+		e := custody.Entry{Action: custody.Deleted, User: actor.User, Org: actor.Org, ObjectID: id, Collection: collection,
+			DateAdded: custody.FormatTime(time.UnixMicro(v.da))}
 		switch rm.Kind {
 		case store.RemovalWithdrawn:
 			e.Action, e.Route, e.PolicyVersion, e.Source, e.Reason, e.Detail = custody.Withdrawn, rm.Route, rm.PolicyVersion, rm.Source, rm.Reason, rm.Detail

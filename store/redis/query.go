@@ -361,14 +361,16 @@ func decodeFiltered(das []int64, recs []any, q *store.Query, check func([]store.
 // deleteScript removes versions of one id if its version list is still
 // what the caller read.
 //
-// KEYS: 1 z, 2 unused, 3 n, 4 pl, 5 pln, 6 last, 7 t. ARGV: 1 id, 2 the
-// list read, 3 the new list ("" to remove the id), 4 the clock (µs), 5 the
-// deleted ledger entries (lines), 6 the tombstones (lines, "" for none),
-// then the date_added of each version removed. Each tombstone goes into
-// the sorted set t scored by the next time of the collection's date_added
-// clock (last), its member that time, a space and the tombstone. Returns
-// {versions removed, pending ledger batch}, or {-1, 0} when the list
-// changed.
+// KEYS: 1 z, 2 unused, 3 n, 4 pl, 5 pln, 6 last, 7 t, 8 ta. ARGV: 1 id,
+// 2 the list read, 3 the new list ("" to remove the id), 4 the clock (µs),
+// 5 the deleted ledger entries (lines), 6 the tombstones ("" for none,
+// else one line per version removed, in the order of what follows), then
+// the date_added of each version removed. Each tombstone goes into the
+// sorted set t scored by the next time of the collection's date_added
+// clock (last), its member that time, a space and the tombstone; and into
+// the sorted set ta (resolve.go), scored by the removed version's
+// date_added, its member that same time. Returns {versions removed,
+// pending ledger batch}, or {-1, 0} when the list changed.
 var deleteScript = goredis.NewScript(`
 local cur = redis.call('HGET', KEYS[3], ARGV[1]) or ''
 if cur ~= ARGV[2] then return {-1, 0} end
@@ -380,12 +382,15 @@ if ARGV[6] ~= '' then
   local now = tonumber(ARGV[4])
   local last = redis.call('GET', KEYS[6])
   if last then last = tonumber(last) else last = now - 1 end
+  local i = 7
   for line in string.gmatch(ARGV[6], '[^\n]+') do
     local d = now
     if d <= last then d = last + 1 end
     last = d
     local ds = string.format('%.0f', d)
     redis.call('ZADD', KEYS[7], ds, ds .. ' ' .. line)
+    redis.call('ZADD', KEYS[8], ARGV[i], ds)
+    i = i + 1
   end
   redis.call('SET', KEYS[6], string.format('%.0f', last))
 end
@@ -440,7 +445,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			return 0, s.fail(op, err)
 		}
 		keys := []string{s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n"),
-			s.collKey(collection, "pl"), s.collKey(collection, "pln"), s.collKey(collection, "last"), s.collKey(collection, "t")}
+			s.collKey(collection, "pl"), s.collKey(collection, "pln"), s.collKey(collection, "last"), s.collKey(collection, "t"), s.collKey(collection, "ta")}
 		s.ledgerBegin(collection)
 		r, err := deleteScript.Run(ctx, s.c, keys, args...).Int64Slice()
 		var lb uint64

@@ -18,39 +18,20 @@ package redis
 //	P:{c:X}:last  the last date_added assigned in X (never reused, not even
 //	              after a delete)
 //	P:{c:X}:ck    hash: checkpoint name -> time in microseconds
-//	P:{c:X}:pd    list: decision batches written with X, not yet numbered
-//	P:{c:X}:pdn   counter of those batches
 //	P:{c:X}:ev    stream: one event per new version (queue.go)
 //
 // date_added is assigned inside the add script, as max(caller's clock,
 // last+1µs), so it is strictly increasing per collection whatever the
 // number of gateway processes writing and however their clocks differ.
-// Objects, index entries, version lists, checkpoint, pending decisions and
-// the event are written by one script: a crash never leaves an index entry
-// without its object or the reverse. The script validates before it
-// writes, so it never stops half-way.
+// Objects, index entries, version lists, checkpoint, pending ledger
+// entries (decisions among them) and the event are written by one script:
+// a crash never leaves an index entry without its object or the reverse.
+// The script validates before it writes, so it never stops half-way.
 //
-// Decisions. The contract numbers decisions with one gap-free Seq over the
-// whole store, while they are written atomically with objects of one
-// collection: in Cluster these live in different slots. So a decision
-// batch is first appended, in the collection's own script call, to the
-// collection's pending list with a per-collection batch number (so it is
-// recorded iff the objects and the checkpoint are). A second step moves
-// batches, in order, into the global record in slot {d}:
-//
-//	P:{d}:seq     the last Seq assigned
-//	P:{d}:log     hash: Seq -> decision (JSON)
-//	P:{d}:o:ID    sorted set of the Seqs of decisions about object ID
-//	P:{d}:r:NAME  sorted set of the Seqs of decisions of route NAME
-//	P:{d}:ap      hash: collection -> the last batch number moved
-//	P:{d}:src     set of collections that have written decisions
-//
-// The move script numbers a batch only if its batch number is above the
-// collection's in P:{d}:ap, and the batch leaves the pending list only
-// after that: a crash between the two steps, or two replicas moving the
-// same batch, numbers it once. The move runs after each write with
-// decisions and before every Decisions read, so a reader never misses a
-// recorded decision.
+// Decisions are recorded only in the custody ledger (ledger.go): their
+// entries are pending ledger lines of the script call that publishes
+// what they decided and moves the route's checkpoint, so a decision is
+// recorded iff its effect happened.
 //
 // Checkpoints live in the slot of the collection written with them (their
 // move is part of its script). P:{k}:where maps a checkpoint name to that
@@ -118,6 +99,9 @@ type Store struct {
 	closeErr  error
 
 	led ledgerState // the custody ledger's sequencer (ledger.go)
+
+	saltMu sync.Mutex
+	salt   *[32]byte // the delivery salt key, once read (ledgerindex.go)
 
 	telDone chan struct{} // closed by Close: unregisters the client's metrics
 }
@@ -226,8 +210,6 @@ func (s *Store) Prefix() string { return s.prefix }
 func (s *Store) collKey(coll, suffix string) string {
 	return s.prefix + ":{c:" + coll + "}:" + suffix
 }
-
-func (s *Store) decKey(suffix string) string { return s.prefix + ":{d}:" + suffix }
 
 // Ping reports whether Redis answers.
 func (s *Store) Ping(ctx context.Context) error {

@@ -31,6 +31,10 @@ func testLedger(t *testing.T, e *env) {
 		{"ObjectPaging", testLedgerObjectPaging},
 		{"Restart", testLedgerRestart},
 		{"Concurrent", testLedgerConcurrent},
+		{"Index", testLedgerIndex},
+		{"IndexConcurrent", testLedgerIndexConcurrent},
+		{"Deliveries", testLedgerDeliveries},
+		{"DeliveryRanges", testLedgerDeliveryRanges},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,11 +169,9 @@ func testLedgerDeleted(t *testing.T, e *env) {
 }
 
 func testLedgerAppend(t *testing.T, e *env) {
-	in := []custody.Entry{
-		{Action: custody.Delivered, User: "police", Org: "National Police", Collection: coll,
-			Items: []custody.Item{{ID: "indicator--a", Version: "2026-01-01T00:00:00.000Z", SHA256: "00ff"}, {ID: "indicator--b"}}},
-		{Action: custody.Rejected, User: "cert-a", ObjectID: "indicator--x", Reason: "invalid"},
-	}
+	d := delivery(coll, v(1), v(2), 2)
+	d.User, d.Org = "police", "National Police"
+	in := []custody.Entry{d, {Action: custody.Rejected, User: "cert-a", ObjectID: "indicator--x", Reason: "invalid"}}
 	out, err := e.ledger().AppendEntries(e.ctx, in)
 	if err != nil {
 		t.Fatal(err)
@@ -184,12 +186,9 @@ func testLedgerAppend(t *testing.T, e *env) {
 	if fmt.Sprint(all) != fmt.Sprint(out) {
 		t.Fatalf("stored %+v, returned %+v", all, out)
 	}
-	// The delivery is found by each object it carried.
-	for _, id := range []string{"indicator--a", "indicator--b"} {
-		es, err := e.ledger().LedgerEntries(e.ctx, store.LedgerQuery{ObjectID: id})
-		if err != nil || len(es) != 1 || es[0].Action != custody.Delivered {
-			t.Errorf("entries of %s: %v, %v; want the delivery", id, es, err)
-		}
+	// A delivery names no object: its pages are found by their ranges.
+	if es, err := e.ledger().LedgerEntries(e.ctx, store.LedgerQuery{ObjectID: "indicator--x"}); err != nil || len(es) != 1 || es[0].Seq != 2 {
+		t.Errorf("entries of indicator--x: %v, %v; want the rejection", es, err)
 	}
 	got, err := e.ledger().LedgerEntry(e.ctx, 2)
 	if err != nil || got.Hash != out[1].Hash {
@@ -225,8 +224,8 @@ func testLedgerQuery(t *testing.T, e *env) {
 	mk := func(action, user, org, id, route string) custody.Entry {
 		x := custody.Entry{Action: action, User: user, Org: org, ObjectID: id, Route: route}
 		if action == custody.Delivered {
-			x.ObjectID = ""
-			x.Items = []custody.Item{{ID: id}}
+			x = delivery(coll, v(1), v(1), 1)
+			x.User, x.Org = user, org
 		}
 		return x
 	}
@@ -259,8 +258,8 @@ func testLedgerQuery(t *testing.T, e *env) {
 		want string
 	}{
 		{store.LedgerQuery{}, "[1 2 3 4]"},
-		{store.LedgerQuery{ObjectID: "indicator--a"}, "[1 2]"},
-		{store.LedgerQuery{ObjectID: "indicator--a", After: 1}, "[2]"},
+		{store.LedgerQuery{ObjectID: "indicator--a"}, "[1]"},
+		{store.LedgerQuery{ObjectID: "indicator--a", After: 1}, "[]"},
 		{store.LedgerQuery{User: "cert-b"}, "[3]"},
 		{store.LedgerQuery{Org: "Police"}, "[2]"},
 		{store.LedgerQuery{Action: custody.Rejected}, "[1 3]"},
@@ -304,7 +303,7 @@ func testLedgerConcurrent(t *testing.T, e *env) {
 				if i%2 == 0 {
 					_, err = e.s.AddObjects(ctx, coll, []store.Object{obj(fmt.Sprintf("indicator--%d-%d", w, i), v(1))})
 				} else {
-					_, err = e.ledger().AppendEntries(ctx, []custody.Entry{{Action: custody.Delivered, Items: []custody.Item{{ID: "x"}}}})
+					_, err = e.ledger().AppendEntries(ctx, []custody.Entry{delivery(coll, v(1), v(1), 1)})
 				}
 				if err != nil {
 					errs <- err
@@ -339,12 +338,18 @@ func testLedgerObjectPaging(t *testing.T, e *env) {
 			}
 		}
 		if batch == 3 {
-			es = append(es, custody.Entry{Action: custody.Delivered, Items: []custody.Item{{ID: "indicator--1"}}})
+			es = append(es, delivery(coll, v(1), v(1), 1)) // names no object
 			seq++
-			want = append(want, seq)
 		}
 		if _, err := l.AppendEntries(e.ctx, es); err != nil {
 			t.Fatal(err)
+		}
+		if il, ok := l.(store.IndexedLedger); ok && batch == 4 {
+			// The index holds the first batches, the tags the rest: a
+			// query reads both.
+			if _, err := store.IndexLedger(e.ctx, il, 0); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for after := uint64(0); after <= seq; after++ {

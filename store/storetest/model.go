@@ -15,8 +15,12 @@ type model struct {
 }
 
 type modelColl struct {
-	objs []store.Object // ascending date_added
-	last int64          // the last date_added assigned, in microseconds
+	objs  []store.Object // ascending date_added
+	last  int64          // the last date_added assigned, in microseconds
+	added []time.Time    // every date_added assigned, ascending
+	// gone holds the versions removed (each left a tombstone), by their
+	// date_added in microseconds.
+	gone map[int64]store.Object
 }
 
 func newModel() *model { return &model{colls: make(map[string]*modelColl)} }
@@ -24,7 +28,7 @@ func newModel() *model { return &model{colls: make(map[string]*modelColl)} }
 func (m *model) coll(name string) *modelColl {
 	c := m.colls[name]
 	if c == nil {
-		c = &modelColl{last: math.MinInt64}
+		c = &modelColl{last: math.MinInt64, gone: make(map[int64]store.Object)}
 		m.colls[name] = c
 	}
 	return c
@@ -53,6 +57,7 @@ func (m *model) add(name string, now time.Time, objs []store.Object) []store.Add
 		c.last = d
 		o.DateAdded = time.UnixMicro(d).UTC()
 		c.objs = append(c.objs, o)
+		c.added = append(c.added, o.DateAdded)
 		res[i] = store.AddResult{DateAdded: o.DateAdded}
 	}
 	return res
@@ -143,9 +148,10 @@ func (m *model) query(name string, q store.Query) []store.Object {
 	return out
 }
 
-// delete applies DeleteObject (a deletion: each version removed leaves a
-// tombstone on the collection's date_added clock) and returns how many
-// versions it removes.
+// delete applies DeleteObject for a removal that leaves tombstones
+// (deleted, withdrawn or expired: each version removed leaves one on the
+// collection's date_added clock) and returns how many versions it
+// removes.
 func (m *model) delete(name string, now time.Time, id string, versions []store.VersionMatch, specs []string) int {
 	c := m.colls[name]
 	if c == nil {
@@ -159,6 +165,7 @@ func (m *model) delete(name string, now time.Time, id string, versions []store.V
 	n := 0
 	for i := range vs {
 		if sel[i] {
+			c.gone[vs[i].DateAdded.UnixMicro()] = vs[i]
 			c.objs = slices.DeleteFunc(c.objs, func(o store.Object) bool {
 				return o.ID == id && o.Version.Equal(vs[i].Version)
 			})
@@ -167,4 +174,27 @@ func (m *model) delete(name string, now time.Time, id string, versions []store.V
 		}
 	}
 	return n
+}
+
+// resolve applies ResolveAdded.
+func (m *model) resolve(name string, das []time.Time) []store.AddedVersion {
+	out := make([]store.AddedVersion, len(das))
+	c := m.colls[name]
+	if c == nil {
+		return out
+	}
+	for i, da := range das {
+		if da.Nanosecond()%1000 != 0 {
+			continue
+		}
+		for _, o := range c.objs {
+			if o.DateAdded.Equal(da) {
+				out[i] = storedAs(o, false)
+			}
+		}
+		if o, ok := c.gone[da.UnixMicro()]; ok {
+			out[i] = storedAs(o, true)
+		}
+	}
+	return out
 }

@@ -87,6 +87,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Ledger", testLedger},
 	}
 	tests = append(tests, storeIndexTests()...)
+	tests = append(tests, resolveTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newEnv(t, newStore))
@@ -1138,11 +1139,12 @@ func testModel(t *testing.T, e *env) {
 						fmtTime(got[i].DateAdded), got[i].Existed, fmtTime(want[i].DateAdded), want[i].Existed)
 				}
 			}
-		case r < 5: // delete
+		case r < 5: // delete, withdraw or expire
 			id := allIDs[rng.IntN(len(allIDs))]
 			vm, sp := randVersions(), pickSome(specs, 1)
+			kind := []string{store.RemovalDeleted, store.RemovalWithdrawn, store.RemovalExpired}[rng.IntN(3)]
 			want := m.delete(c, e.clock.Now(), id, vm, sp)
-			n, err := e.s.DeleteObject(e.ctx, c, id, vm, sp)
+			n, err := e.s.DeleteObject(store.WithRemoval(e.ctx, store.Removal{Kind: kind}), c, id, vm, sp)
 			if want == 0 {
 				if ctigate.KindOf(err) != ctigate.NotFound {
 					t.Fatalf("op %d: DeleteObject(%s, %v, %v) = %d, %v; want NotFound", op, id, vm, sp, n, err)
@@ -1152,6 +1154,21 @@ func testModel(t *testing.T, e *env) {
 			}
 		case r < 6: // move the clock
 			e.clock.Advance(time.Duration(rng.IntN(5000)-2000) * time.Nanosecond)
+		case r < 7: // resolve date_added values, assigned or not
+			var das []time.Time
+			if mc := m.colls[c]; mc != nil && len(mc.added) > 0 {
+				for range rng.IntN(8) {
+					da := mc.added[rng.IntN(len(mc.added))]
+					das = append(das, da.Add(time.Duration(rng.IntN(3)-1)*time.Microsecond))
+				}
+			}
+			want := m.resolve(c, das)
+			got := e.resolve(c, das...)
+			for i := range want {
+				if !sameAdded(got[i], want[i]) {
+					t.Fatalf("op %d: ResolveAdded(%q, %s) = %s, want %s", op, c, fmtTime(das[i]), showAdded(got[i]), showAdded(want[i]))
+				}
+			}
 		default: // query
 			q := store.Query{
 				IDs:          pickSome(allIDs, 2),
@@ -1304,7 +1321,7 @@ func testCheckpointConflict(t *testing.T, e *env) {
 	if got := e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}}); len(got) != 1 || got[0].ID != ind1 {
 		t.Fatalf("after conflicts: %s stored, want only %s", showAll(got), ind1)
 	}
-	if got := e.decisions(store.DecisionQuery{}); len(got) != 1 {
+	if got := e.decisions(store.LedgerQuery{}); len(got) != 1 {
 		t.Fatalf("after conflicts: %d decisions, want 1", len(got))
 	}
 	// Concurrent writers of the same batch: exactly one succeeds.
@@ -1329,7 +1346,7 @@ func testCheckpointConflict(t *testing.T, e *env) {
 	if ok != 1 {
 		t.Fatalf("concurrent writers of one batch: %d succeeded, want 1", ok)
 	}
-	got := e.decisions(store.DecisionQuery{})
+	got := e.decisions(store.LedgerQuery{})
 	if len(got) != 2 {
 		t.Fatalf("after concurrent writers: %d decisions, want 2", len(got))
 	}

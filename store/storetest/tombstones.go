@@ -7,9 +7,9 @@ import (
 	"github.com/ctigate/ctigate/store"
 )
 
-// testTombstones: deletions and withdrawals leave tombstones on the
-// collection's date_added clock, with the removed version's hash and
-// producer; expiry leaves none; tombstones survive a restart and page.
+// testTombstones: deletions, withdrawals and expiries leave tombstones on
+// the collection's date_added clock, with the removed version's hash and
+// producer and the removal's kind; tombstones survive a restart and page.
 func testTombstones(t *testing.T, e *env) {
 	nano := v(1).Add(123456789 * time.Nanosecond)
 	objs := []store.Object{obj(ind1, nano), obj(ind1, v(2)), obj(ind2, v(1)), obj(ind2, v(2)), obj(ip1, time.Time{})}
@@ -45,11 +45,12 @@ func testTombstones(t *testing.T, e *env) {
 	}
 	want := []store.Tombstone{
 		{ID: ind1, Version: nano, DateAdded: s[0].DateAdded, Kind: store.RemovalDeleted, Hash: s[0].Hash, Producer: s[0].Producer},
+		{ID: ind2, Version: v(1), DateAdded: s[2].DateAdded, Kind: store.RemovalExpired, Hash: s[2].Hash, Producer: s[2].Producer},
 		{ID: ind2, Version: v(2), DateAdded: s[3].DateAdded, Kind: store.RemovalWithdrawn, Reason: "tlp_red", Hash: s[3].Hash, Producer: s[3].Producer},
 		{ID: ip1, DateAdded: s[4].DateAdded, Kind: store.RemovalDeleted, Hash: s[4].Hash, Producer: s[4].Producer},
 	}
 	if len(got) != len(want) {
-		t.Fatalf("Tombstones = %+v; want %d (expiry leaves none)", got, len(want))
+		t.Fatalf("Tombstones = %+v; want %d", got, len(want))
 	}
 	prev := s[len(s)-1].DateAdded
 	for i := range want {
@@ -73,8 +74,8 @@ func testTombstones(t *testing.T, e *env) {
 		t.Fatalf("Tombstones(limit 2) = %d, %v, %v; want 2, more", len(p1), more, err)
 	}
 	p2, more, err := e.s.Tombstones(e.ctx, coll, p1[1].Removed, 2)
-	if err != nil || len(p2) != 1 || more || p2[0].ID != ip1 {
-		t.Fatalf("Tombstones(after the second) = %+v, %v, %v; want the third alone", p2, more, err)
+	if err != nil || len(p2) != 2 || more || p2[0].Kind != store.RemovalWithdrawn || p2[1].ID != ip1 {
+		t.Fatalf("Tombstones(after the second) = %+v, %v, %v; want the third and fourth", p2, more, err)
 	}
 	if got, _, err := e.s.Tombstones(e.ctx, "collection-b", time.Time{}, 0); err != nil || len(got) != 0 {
 		t.Errorf("Tombstones of another collection = %v, %v; want none", got, err)

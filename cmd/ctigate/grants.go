@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/go-json-experiment/json"
+
+	"github.com/ctigate/ctigate/access"
+	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/custody"
+)
+
+// grantsLedger records in the custody ledger what each configuration put
+// in force changes in access (access.Grants): the access changes that
+// lead from the state the ledger last recorded to the configuration's,
+// then its config-loaded entry carrying the digest of the new state. The
+// last recorded state is read from the ledger, never remembered: the
+// first record replays every access change since the ledger's start;
+// later ones read only the entries appended since (their own included).
+type grantsLedger struct {
+	ledger ledgerLines
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	grants  *access.Grants // what the entries through seq through add up to
+	through uint64
+}
+
+func newGrantsLedger(l ledgerLines, log *slog.Logger) *grantsLedger {
+	return &grantsLedger{ledger: l, log: log, grants: access.NewGrants()}
+}
+
+// accessActions are the texts an entry holding an access change or a
+// config-loaded action has, as its JSON writes them: a quick test before
+// an entry is decoded. (A quote inside a string member is escaped, so
+// these cannot occur there.)
+var accessActions = [][]byte{
+	[]byte(`"action":"` + custody.ConfigLoaded + `"`),
+	[]byte(`"action":"user-`),
+	[]byte(`"action":"access-`),
+	[]byte(`"action":"token-`),
+}
+
+func mayBeAccess(line []byte) bool {
+	for _, a := range accessActions {
+		if bytes.Contains(line, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// catchUp applies the access changes of the entries appended since the
+// last call and checks the state against each config-loaded entry's
+// grants_sha256, warning when they differ (another replica appended
+// between reading and recording, or the ledger predates such entries).
+func (g *grantsLedger) catchUp(ctx context.Context) error {
+	return g.ledger.LedgerLines(ctx, g.through, 0, func(seq uint64, line []byte) error {
+		g.through = seq
+		if !mayBeAccess(line) {
+			return nil
+		}
+		var e custody.Entry
+		if err := json.Unmarshal(line, &e); err != nil {
+			return fmt.Errorf("ledger entry %d: %w", seq, err)
+		}
+		if e.Action == custody.ConfigLoaded {
+			if e.GrantsSHA256 != "" && e.GrantsSHA256 != g.grants.Digest() {
+				g.log.Warn("custody: the access changes recorded through this config-loaded entry do not add up to the access state it records; changes are recorded from what they add up to",
+					"seq", seq, "recorded", e.GrantsSHA256)
+			}
+			return nil
+		}
+		g.grants.Apply(&e)
+		return nil
+	})
+}
+
+// record appends the access changes from the last recorded state to
+// cfg's, then loaded (a config-loaded entry) with the digest of cfg's
+// state, in one atomic write, and returns the entries as recorded.
+func (g *grantsLedger) record(ctx context.Context, cfg *config.Config, loaded custody.Entry) ([]custody.Entry, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.catchUp(ctx); err != nil {
+		return nil, fmt.Errorf("reading the access state the ledger records: %w", err)
+	}
+	next := access.GrantsOf(cfg)
+	entries := g.grants.Changes(next)
+	loaded.GrantsSHA256 = next.Digest()
+	return g.ledger.AppendEntries(ctx, append(entries, loaded))
+}

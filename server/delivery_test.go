@@ -1,0 +1,197 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ctigate/ctigate/auth"
+	"github.com/ctigate/ctigate/config"
+	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/server"
+	"github.com/ctigate/ctigate/stix"
+	"github.com/ctigate/ctigate/store"
+	"github.com/ctigate/ctigate/store/bolt"
+	"github.com/ctigate/ctigate/store/redis"
+	"github.com/ctigate/ctigate/store/redis/redistest"
+)
+
+// deliveryBackend is a store with its ledger and a measure of the bytes
+// it holds.
+type deliveryBackend struct {
+	st    interface {
+		server.Store
+		server.Ledger
+	}
+	bytes func() int64
+}
+
+func boltBackend(t *testing.T) deliveryBackend {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "ctigate.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return deliveryBackend{st: st, bytes: func() int64 {
+		n, err := st.UsedBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}}
+}
+
+// redisBackend measures the memory of the test's own keys (MEMORY USAGE
+// of each key under its prefix): used_memory is the whole server's, which
+// other tests share.
+func redisBackend(t *testing.T) deliveryBackend {
+	url := redistest.URL(t)
+	admin, err := redis.NewClient(redis.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	prefix := redistest.Prefix(t, admin)
+	c, err := redis.NewClient(redis.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := redis.New(c, redis.Options{Prefix: prefix, CloseClient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return deliveryBackend{st: st, bytes: func() int64 {
+		ctx := context.Background()
+		var n int64
+		iter := admin.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			m, err := admin.MemoryUsage(ctx, iter.Val(), 0).Result()
+			if err != nil && err != goredis.Nil {
+				t.Fatal(err)
+			}
+			n += m
+		}
+		if err := iter.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}}
+}
+
+// deliveryServer serves b with the test configuration, pages up to
+// 10,000 objects.
+func deliveryServer(t *testing.T, b deliveryBackend) http.Handler {
+	cfg := testConfig(t)
+	cfg.Paging = config.Paging{DefaultLimit: 1000, MaxLimit: 10000}
+	var users []auth.User
+	for _, u := range cfg.Users {
+		users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
+	}
+	a, err := auth.New(users, auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return server.New(server.Options{Config: cfg, Store: b.st, Auth: a, Ledger: b.st})
+}
+
+// fill stores n indicators in the published collection.
+func fill(t *testing.T, st server.Store, n int) {
+	ctx := store.WithActor(context.Background(), store.Actor{User: "cert-a", Org: "CERT-A"})
+	for start := 0; start < n; start += 1000 {
+		var objs []store.Object
+		for i := start; i < min(n, start+1000); i++ {
+			raw := []byte(indicator(i, "2026-01-02T00:00:00.000Z"))
+			h, err := stix.Hash(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs = append(objs, store.Object{ID: "indicator--" + uuidN(i), Type: "indicator", SpecVersion: "2.1",
+				Version: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), Raw: raw, Hash: h, Producer: "CERT-A"})
+		}
+		if _, err := st.AddObjects(ctx, publishedID, objs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func readPageOf(t *testing.T, h http.Handler, path string) int {
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Header.Set("Accept", "application/taxii+json;version=2.1")
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET %s: %d %.300s", path, w.Code, w.Body.String())
+	}
+	var env struct {
+		Objects []jsontext.Value `json:"objects"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil {
+		t.Fatal(err)
+	}
+	return len(env.Objects)
+}
+
+// TestRereadsCostBytes: 50 re-reads of a 10,000-object page grow the
+// store by at most 50 kB in all (each is one delivered entry naming the
+// page by reference; its manifest is stored once), on both backends. The
+// first read costs a few bytes per version (the manifest).
+func TestRereadsCostBytes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stores 10,000 objects")
+	}
+	for name, mk := range map[string]func(*testing.T) deliveryBackend{"bolt": boltBackend, "redis": redisBackend} {
+		t.Run(name, func(t *testing.T) {
+			b := mk(t)
+			h := deliveryServer(t, b)
+			fill(t, b.st, 10000)
+			path := "/exchange/collections/" + publishedID + "/objects/?limit=10000"
+			if _, err := store.IndexLedger(context.Background(), b.st, 0); err != nil {
+				t.Fatal(err)
+			}
+			before := b.bytes()
+			if n := readPageOf(t, h, path); n != 10000 {
+				t.Fatalf("page of %d objects, want 10000", n)
+			}
+			// The index (Merkle tree, object and range indexes) is counted
+			// too: it is built behind the chain, here at once.
+			index := func() {
+				if _, err := store.IndexLedger(context.Background(), b.st, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			index()
+			first := b.bytes()
+			for range 50 {
+				readPageOf(t, h, path)
+			}
+			index()
+			after := b.bytes()
+			t.Logf("%s: first delivery of 10,000 versions +%d bytes; 50 re-reads +%d bytes", name, first-before, after-first)
+			if after-first > 50_000 {
+				t.Errorf("50 re-reads grew the store by %d bytes, want at most 50,000", after-first)
+			}
+			if first-before > 8*10000 {
+				t.Errorf("the first delivery of 10,000 versions grew the store by %d bytes, want at most 8 a version", first-before)
+			}
+			// Each read is a delivery of its own, of the same page.
+			es, err := b.st.LedgerEntries(context.Background(), store.LedgerQuery{Action: custody.Delivered, Limit: 100})
+			if err != nil || len(es) != 51 {
+				t.Fatalf("%d delivered entries, %v; want 51", len(es), err)
+			}
+			for _, e := range es {
+				if e.Count != 10000 || e.ItemsRoot != es[0].ItemsRoot || e.Org != "National Police" {
+					t.Fatalf("delivered entry %+v", e)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,148 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
+)
+
+// IndexedLedger is a ledger with its index.
+type IndexedLedger interface {
+	Ledger
+	LedgerIndex
+}
+
+// indexBatch is how many entries one WriteIndex indexes.
+const indexBatch = 10000
+
+// IndexLedger builds l's index through seq through (the head when 0) and
+// returns the seq it is built through. Several processes may run it at
+// once: each batch is written by one of them.
+func IndexLedger(ctx context.Context, l IndexedLedger, through uint64) (uint64, error) {
+	if through == 0 {
+		h, err := l.LedgerHead(ctx)
+		if err != nil {
+			return 0, err
+		}
+		through = h.Seq
+	}
+	for {
+		from, err := l.IndexedThrough(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if from >= through {
+			return from, nil
+		}
+		b, err := indexBatchAfter(ctx, l, from, min(through, from+indexBatch))
+		if err != nil {
+			return 0, err
+		}
+		if err := l.WriteIndex(ctx, from, b); err != nil && ctigate.KindOf(err) != ctigate.Conflict {
+			return 0, err
+		}
+	}
+}
+
+// indexBatchAfter computes the index of entries (from, to].
+func indexBatchAfter(ctx context.Context, l IndexedLedger, from, to uint64) (*IndexBatch, error) {
+	es, err := l.LedgerEntries(ctx, LedgerQuery{After: from, Through: to, Limit: MaxLedgerLimit})
+	if err != nil {
+		return nil, err
+	}
+	if len(es) == 0 || es[0].Seq != from+1 {
+		return nil, ctigate.E("store.IndexLedger", ctigate.Internal, fmt.Sprintf("ledger entry %d missing", from+1))
+	}
+	b := &IndexBatch{TreeStart: tlog.StoredHashIndex(0, int64(from))}
+	// Older hashes from the store, this batch's from b.Tree.
+	r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		var old []int64
+		for i, x := range idx {
+			if x >= b.TreeStart {
+				if x-b.TreeStart >= int64(len(b.Tree)) {
+					return nil, fmt.Errorf("tree hash %d not computed yet", x)
+				}
+				out[i] = b.Tree[x-b.TreeStart]
+			} else {
+				old = append(old, x)
+			}
+		}
+		if len(old) > 0 {
+			hs, err := l.TreeHashes(ctx, old)
+			if err != nil {
+				return nil, err
+			}
+			k := 0
+			for i, x := range idx {
+				if x < b.TreeStart {
+					out[i] = hs[k]
+					k++
+				}
+			}
+		}
+		return out, nil
+	})
+	for i := range es {
+		e := &es[i]
+		if e.Seq != from+uint64(i)+1 {
+			return nil, ctigate.E("store.IndexLedger", ctigate.Internal, fmt.Sprintf("ledger entry %d missing", from+uint64(i)+1))
+		}
+		leaf, err := custody.LeafHash(e.Hash)
+		if err != nil {
+			return nil, ctigate.E("store.IndexLedger", ctigate.Internal, fmt.Errorf("ledger entry %d: %v", e.Seq, err))
+		}
+		hs, err := tlog.StoredHashesForRecordHash(int64(e.Seq-1), leaf, r)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hs {
+			b.Tree = append(b.Tree, h)
+		}
+		switch {
+		case e.Action == custody.Delivered:
+			first, err1 := custody.ParseTime(e.FirstAdded)
+			last, err2 := custody.ParseTime(e.LastAdded)
+			if err1 != nil || err2 != nil || last.Before(first) {
+				return nil, ctigate.E("store.IndexLedger", ctigate.Internal, fmt.Errorf("delivered entry %d: bad range", e.Seq))
+			}
+			b.Deliveries = append(b.Deliveries, DeliveryRef{Collection: e.Collection, First: first, Last: last, Seq: e.Seq})
+		case e.ObjectID != "":
+			b.Objects = append(b.Objects, ObjectRef{ID: e.ObjectID, Seq: e.Seq})
+		}
+	}
+	b.Through = es[len(es)-1].Seq
+	return b, nil
+}
+
+// TreeReader reads l's stored tree hashes (tlog.HashReader).
+func TreeReader(ctx context.Context, l LedgerIndex) tlog.HashReader {
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		hs, err := l.TreeHashes(ctx, idx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tlog.Hash, len(hs))
+		for i := range hs {
+			out[i] = hs[i]
+		}
+		return out, nil
+	})
+}
+
+// TreeRoot returns the Merkle tree hash (hex) of entries 1..size of l,
+// indexing through size first.
+func TreeRoot(ctx context.Context, l IndexedLedger, size uint64) (string, error) {
+	if _, err := IndexLedger(ctx, l, size); err != nil {
+		return "", err
+	}
+	h, err := tlog.TreeHash(int64(size), TreeReader(ctx, l))
+	if err != nil {
+		return "", err
+	}
+	return custody.HexRoot(h), nil
+}

@@ -1,0 +1,345 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/store"
+)
+
+var (
+	_ store.LedgerIndex = (*Store)(nil)
+	_ store.Deliveries  = (*Store)(nil)
+)
+
+// The ledger's index (store.LedgerIndex), built behind the chain, in the
+// ledger's slot {l}:
+//
+//	P:{l}:ix          the seq it is built through
+//	P:{l}:tr:<c>      tree hashes 65536·c … 65536·c+65535 (storage
+//	                  indexes), 32 bytes each at offset 32·(index mod 65536)
+//	P:{l}:o:<id>      the seqs (8 bytes each, big-endian) of the entries
+//	                  about the object id, ascending
+//	P:{l}:dr:<coll>:<k>  sorted set of the delivered entries of collection
+//	                  coll whose range spans k bits of microseconds (the
+//	                  bit length of last-first), scored by their last
+//	                  date_added (µs), member "seq:first": every range of
+//	                  class k holding an instant d ends in [d, d+2^k)
+//
+// Deliveries (store.Deliveries):
+//
+//	P:{l}:m:<coll>    hash: items root (hex) -> custody.EncodeManifest
+//	P:{l}:dk          the secret of item salts (32 bytes)
+const treeChunk = 1 << 16
+
+// writeIndexScript writes an index batch if P:{l}:ix is still ARGV[1].
+//
+// KEYS: 1 ix, then nt tree chunks, no object keys, nd range keys. ARGV: 1
+// from, 2 through, 3 nt, 4 no, 5 nd, then (offset, bytes) per tree chunk,
+// the seqs per object key, (score, member) per range key. Returns 1, or
+// 0 when another process indexed first.
+var writeIndexScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1]) or '0'
+if cur ~= ARGV[1] then return 0 end
+local nt, no, nd = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local a, k = 6, 2
+for i = 1, nt do redis.call('SETRANGE', KEYS[k], tonumber(ARGV[a]), ARGV[a+1]); k = k + 1; a = a + 2 end
+for i = 1, no do redis.call('APPEND', KEYS[k], ARGV[a]); k = k + 1; a = a + 1 end
+for i = 1, nd do redis.call('ZADD', KEYS[k], ARGV[a], ARGV[a+1]); k = k + 1; a = a + 2 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`)
+
+func spanClass(first, last time.Time) int {
+	return bits.Len64(uint64(last.UnixMicro() - first.UnixMicro()))
+}
+
+func (s *Store) rangeKey(coll string, class int) string {
+	return s.ledKey("dr:" + coll + ":" + strconv.Itoa(class))
+}
+
+// IndexedThrough returns the seq the index is built through.
+func (s *Store) IndexedThrough(ctx context.Context) (uint64, error) {
+	const op = "redis.IndexedThrough"
+	v, err := s.c.Get(ctx, s.ledKey("ix")).Result()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.fail(op, err)
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, ctigate.E(op, ctigate.Internal, "malformed ledger index position")
+	}
+	return n, nil
+}
+
+// WriteIndex writes b if the index is still built through from.
+func (s *Store) WriteIndex(ctx context.Context, from uint64, b *store.IndexBatch) error {
+	const op = "redis.WriteIndex"
+	keys := []string{s.ledKey("ix")}
+	args := []any{strconv.FormatUint(from, 10), strconv.FormatUint(b.Through, 10), 0, 0, 0}
+	// Tree hashes: one SETRANGE per chunk they fall in.
+	var nt int
+	for i := 0; i < len(b.Tree); {
+		idx := b.TreeStart + int64(i)
+		chunk, off := idx/treeChunk, idx%treeChunk
+		n := min(len(b.Tree)-i, int(treeChunk-off))
+		buf := make([]byte, 0, 32*n)
+		for _, h := range b.Tree[i : i+n] {
+			buf = append(buf, h[:]...)
+		}
+		keys = append(keys, s.ledKey("tr:"+strconv.FormatInt(chunk, 10)))
+		args = append(args, 32*off, buf)
+		nt++
+		i += n
+	}
+	// Objects: one APPEND per id.
+	seqs := map[string][]byte{}
+	var ids []string
+	for _, o := range b.Objects {
+		if _, ok := seqs[o.ID]; !ok {
+			ids = append(ids, o.ID)
+		}
+		seqs[o.ID] = binary.BigEndian.AppendUint64(seqs[o.ID], o.Seq)
+	}
+	for _, id := range ids {
+		keys = append(keys, s.ledKey("o:"+id))
+		args = append(args, seqs[id])
+	}
+	for _, d := range b.Deliveries {
+		keys = append(keys, s.rangeKey(d.Collection, spanClass(d.First, d.Last)))
+		args = append(args, d.Last.UnixMicro(), strconv.FormatUint(d.Seq, 10)+":"+strconv.FormatInt(d.First.UnixMicro(), 10))
+	}
+	args[2], args[3], args[4] = nt, len(ids), len(b.Deliveries)
+	ok, err := writeIndexScript.Run(ctx, s.c, keys, args...).Int()
+	if err != nil {
+		return s.fail(op, err)
+	}
+	if ok != 1 {
+		return ctigate.E(op, ctigate.Conflict, "the ledger index moved")
+	}
+	return nil
+}
+
+// TreeHashes returns the stored tree hashes at indexes.
+func (s *Store) TreeHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	const op = "redis.TreeHashes"
+	pipe := s.c.Pipeline()
+	cmds := make([]*goredis.StringCmd, len(indexes))
+	for i, x := range indexes {
+		off := 32 * (x % treeChunk)
+		cmds[i] = pipe.GetRange(ctx, s.ledKey("tr:"+strconv.FormatInt(x/treeChunk, 10)), off, off+31)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, s.fail(op, err)
+	}
+	out := make([][32]byte, len(indexes))
+	for i, c := range cmds {
+		v := c.Val()
+		if len(v) != 32 || v == string(make([]byte, 32)) {
+			return nil, ctigate.E(op, ctigate.NotFound, fmt.Sprintf("tree hash %d not stored", indexes[i]))
+		}
+		copy(out[i][:], v)
+	}
+	return out, nil
+}
+
+// DeliveriesContaining returns the indexed deliveries of collection whose
+// range holds at.
+func (s *Store) DeliveriesContaining(ctx context.Context, collection string, at time.Time, after uint64, limit int) ([]uint64, error) {
+	const op = "redis.DeliveriesContaining"
+	if err := store.ValidName("collection", collection); err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	d := at.UnixMicro()
+	pipe := s.c.Pipeline()
+	cmds := make([]*goredis.StringSliceCmd, 65)
+	for class := range 65 {
+		stop := "+inf"
+		if class < 52 {
+			stop = "(" + strconv.FormatInt(d+int64(1)<<class, 10)
+		}
+		cmds[class] = pipe.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: s.rangeKey(collection, class), Start: strconv.FormatInt(d, 10), Stop: stop, ByScore: true})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, s.fail(op, err)
+	}
+	var out []uint64
+	for _, c := range cmds {
+		for _, m := range c.Val() {
+			ss, fs, ok := strings.Cut(m, ":")
+			seq, err1 := strconv.ParseUint(ss, 10, 64)
+			first, err2 := strconv.ParseInt(fs, 10, 64)
+			if !ok || err1 != nil || err2 != nil {
+				return nil, ctigate.E(op, ctigate.Internal, "malformed delivery range")
+			}
+			if first <= d && seq > after {
+				out = append(out, seq)
+			}
+		}
+	}
+	slices.Sort(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// objectSeqs returns the indexed seqs of the entries about id in (after,
+// through].
+func (s *Store) objectSeqs(ctx context.Context, id string, after, through uint64) ([]uint64, error) {
+	v, err := s.c.Get(ctx, s.ledKey("o:"+id)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(v)%8 != 0 {
+		return nil, errors.New("malformed ledger object index")
+	}
+	var out []uint64
+	for i := 0; i < len(v); i += 8 {
+		seq := binary.BigEndian.Uint64([]byte(v[i : i+8]))
+		if seq > after && seq <= through {
+			out = append(out, seq)
+		}
+	}
+	return out, nil
+}
+
+// linesOf returns the JSON text of the entries seqs (ascending), reading
+// each append (block) holding one once.
+func (s *Store) linesOf(ctx context.Context, seqs []uint64) ([]string, error) {
+	pipe := s.c.Pipeline()
+	cmds := make([]*goredis.StringSliceCmd, len(seqs))
+	for i, seq := range seqs {
+		cmds[i] = pipe.ZRangeArgs(ctx, goredis.ZRangeArgs{
+			Key: s.ledKey("blk"), Start: strconv.FormatUint(seq, 10), Stop: "-inf", ByScore: true, Rev: true, Count: 1,
+		})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	firsts := make([]string, len(seqs))
+	var want []string
+	for i, c := range cmds {
+		if len(c.Val()) != 1 {
+			return nil, fmt.Errorf("ledger entry %d: no block holds it", seqs[i])
+		}
+		firsts[i] = c.Val()[0]
+		if !slices.Contains(want, firsts[i]) {
+			want = append(want, firsts[i])
+		}
+	}
+	texts, err := s.c.HMGet(ctx, s.ledKey("log"), want...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(seqs))
+	for i, seq := range seqs {
+		text, ok := texts[slices.Index(want, firsts[i])].(string)
+		first, err := strconv.ParseUint(firsts[i], 10, 64)
+		if !ok || err != nil || seq < first {
+			return nil, fmt.Errorf("ledger block %s missing", firsts[i])
+		}
+		for k := first; ; k++ {
+			var line string
+			var more bool
+			line, text, more = strings.Cut(text, "\n")
+			if k == seq {
+				out[i] = line
+				break
+			}
+			if !more {
+				return nil, fmt.Errorf("ledger entry %d: not in its block", seq)
+			}
+		}
+	}
+	return out, nil
+}
+
+// DeliverySalter returns the Salter of this store's deliveries.
+func (s *Store) DeliverySalter(ctx context.Context) (*custody.Salter, error) {
+	const op = "redis.DeliverySalter"
+	s.saltMu.Lock()
+	defer s.saltMu.Unlock()
+	if s.salt != nil {
+		return custody.NewSalter(*s.salt), nil
+	}
+	var k [32]byte
+	_, _ = rand.Read(k[:])
+	if err := s.c.SetNX(ctx, s.ledKey("dk"), k[:], 0).Err(); err != nil {
+		return nil, s.fail(op, err)
+	}
+	v, err := s.c.Get(ctx, s.ledKey("dk")).Result()
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	if len(v) != 32 {
+		return nil, ctigate.E(op, ctigate.Internal, "malformed delivery key")
+	}
+	copy(k[:], v)
+	s.salt = &k
+	return custody.NewSalter(k), nil
+}
+
+// RecordDelivery stores the manifest unless present, then appends e.
+func (s *Store) RecordDelivery(ctx context.Context, e custody.Entry, manifest []byte) (custody.Entry, error) {
+	const op = "redis.RecordDelivery"
+	if e.Action != custody.Delivered {
+		return custody.Entry{}, ctigate.E(op, ctigate.Invalid, "not a delivered entry")
+	}
+	if err := e.Valid(); err != nil {
+		return custody.Entry{}, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if err := validRoot(e.ItemsRoot); err != nil {
+		return custody.Entry{}, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if err := s.c.HSetNX(ctx, s.ledKey("m:"+e.Collection), e.ItemsRoot, manifest).Err(); err != nil {
+		return custody.Entry{}, s.fail(op, err)
+	}
+	out, err := s.AppendEntries(ctx, []custody.Entry{e})
+	if err != nil {
+		return custody.Entry{}, err
+	}
+	return out[0], nil
+}
+
+func validRoot(root string) error {
+	if r, err := hex.DecodeString(root); err != nil || len(r) != 32 {
+		return fmt.Errorf("items root %.70q is not a hex SHA-256", root)
+	}
+	return nil
+}
+
+// Manifest returns the manifest stored under (collection, root).
+func (s *Store) Manifest(ctx context.Context, collection, root string) ([]byte, error) {
+	const op = "redis.Manifest"
+	if err := validRoot(root); err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	v, err := s.c.HGet(ctx, s.ledKey("m:"+collection), root).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, ctigate.E(op, ctigate.NotFound, "no such delivery manifest")
+	}
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	return []byte(v), nil
+}
