@@ -46,6 +46,7 @@ fuzz:
 # and 8 consumers for ten minutes, and the no-leak properties broadly.
 soak:
 	$(GO) test -count=1 -timeout 60m ./cmd/ctigate -run 'TestCustodyUnderLoad$$' -custody.duration=10m -v
+	$(GO) test -count=1 -timeout 60m ./cmd/ctigate -run 'TestEvidenceLargeLedger$$' -evidence.entries=1000000 -v
 	$(GO) test -count=1 ./policy -run 'TestNoLeak$$' -rapid.checks=20000
 	$(GO) test -count=1 -timeout 60m ./fanout -run 'TestNoLeakHTTP$$|TestNoLeakOrganisations$$|TestDryRunAgreesWithFanOut$$' -rapid.checks=2000
 

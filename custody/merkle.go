@@ -106,6 +106,26 @@ func TreeRoot(leaves []tlog.Hash) tlog.Hash {
 	return c.Root()
 }
 
+// ProveLeaf returns the tree hash of leaves and the inclusion proof of
+// leaf i (RFC 9162 §2.1.3.1, PATH), in one pass over the tree.
+func ProveLeaf(leaves []tlog.Hash, i int) (tlog.Hash, []tlog.Hash) {
+	if len(leaves) == 1 {
+		return leaves[0], nil
+	}
+	k := 1
+	for k*2 < len(leaves) {
+		k *= 2
+	}
+	if i < k {
+		l, p := ProveLeaf(leaves[:k], i)
+		r := TreeRoot(leaves[k:])
+		return tlog.NodeHash(l, r), append(p, r)
+	}
+	l := TreeRoot(leaves[:k])
+	r, p := ProveLeaf(leaves[k:], i-k)
+	return tlog.NodeHash(l, r), append(p, l)
+}
+
 // MemoryTree is a Merkle tree held in memory (a page's items), with the
 // hashes tlog stores, to prove its leaves.
 type MemoryTree struct {
@@ -281,7 +301,20 @@ func EncodeManifest(das []time.Time) []byte {
 
 // DecodeManifest decodes what EncodeManifest wrote.
 func DecodeManifest(b []byte) ([]time.Time, error) {
-	var out []time.Time
+	us, err := DecodeManifestMicros(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]time.Time, len(us))
+	for i, u := range us {
+		out[i] = time.UnixMicro(u).UTC()
+	}
+	return out, nil
+}
+
+// DecodeManifestMicros is DecodeManifest giving Unix microseconds.
+func DecodeManifestMicros(b []byte) ([]int64, error) {
+	out := make([]int64, 0, len(b)/2)
 	var prev int64
 	for len(b) > 0 {
 		v, n := binary.Uvarint(b)
@@ -296,7 +329,7 @@ func DecodeManifest(b []byte) ([]time.Time, error) {
 			}
 			us = prev + us
 		}
-		out = append(out, time.UnixMicro(us).UTC())
+		out = append(out, us)
 		prev = us
 	}
 	return out, nil

@@ -58,6 +58,10 @@ func TestTreeRoot(t *testing.T) {
 			t.Fatalf("size %d: memory tree root %v, %v", n, got, err)
 		}
 		for _, i := range []int{0, n / 2, n - 1} {
+			root, direct := ProveLeaf(ls, i)
+			if root != want || tlog.CheckRecord(direct, int64(n), want, int64(i), ls[i]) != nil {
+				t.Fatalf("size %d leaf %d: ProveLeaf gives root %v and a proof that does not check", n, i, root)
+			}
 			p, err := mt.Prove(int64(i))
 			if err != nil {
 				t.Fatal(err)

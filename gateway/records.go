@@ -172,7 +172,7 @@ func BuildEvidence(ctx context.Context, src EvidenceSource, id string, withConte
 	var proofs []custody.DeliveryProof
 	var delivered []custody.Entry
 	for _, p := range places {
-		es, err := DeliveriesOf(ctx, src.Ledger, p.collection, p.at, size)
+		es, err := deliveriesOf(ctx, src.Ledger, p.collection, p.at, size, pages.manifests)
 		if err != nil {
 			return nil, err
 		}
@@ -293,104 +293,118 @@ func policiesOf(cfg *config.Config, relevant []custody.Entry) []custody.Policy {
 }
 
 // pageProver rebuilds delivered pages from their manifests and the store
-// (ResolveAdded), once per page, to prove which of their items were an
-// object's.
+// (ResolveAdded) to prove which of their items were an object's. Items
+// are resolved once, whatever the number of pages holding them.
 type pageProver struct {
-	ctx    context.Context
-	src    EvidenceSource
-	salter *custody.Salter
-	trees  map[string]*provenPage // by collection and items root
+	ctx       context.Context
+	src       EvidenceSource
+	salter    *custody.Salter
+	manifests manifestCache
+	items     map[string]map[int64]*pageItem // by collection, then date_added (µs)
 }
 
-type provenPage struct {
-	tree *custody.MemoryTree
-	das  []time.Time
-	item []custody.Item
+// pageItem is an item with its leaf hashes as a page with content and a
+// manifest page (no hash) commit to it.
+type pageItem struct {
+	item            custody.Item // with its hash
+	leaf, leafNoSum tlog.Hash
 }
 
 func newPageProver(ctx context.Context, src EvidenceSource) *pageProver {
-	return &pageProver{ctx: ctx, src: src, trees: map[string]*provenPage{}}
+	return &pageProver{ctx: ctx, src: src, manifests: manifestCache{}, items: map[string]map[int64]*pageItem{}}
 }
 
 // prove returns the proof that delivery e's page held the version added
 // at at, ok false when the page did not hold it.
 func (p *pageProver) prove(e *custody.Entry, at time.Time) (custody.DeliveryProof, bool, error) {
 	const op = "gateway.BuildEvidence"
-	key := e.Collection + "\x00" + e.ItemsRoot
-	pg := p.trees[key]
-	if pg == nil {
-		m, err := p.src.Ledger.Manifest(p.ctx, e.Collection, e.ItemsRoot)
-		if err != nil {
-			return custody.DeliveryProof{}, false, ctigate.E(op, fmt.Errorf("delivery %d: its page's manifest: %w", e.Seq, err))
-		}
-		das, err := custody.DecodeManifest(m)
-		if err != nil || len(das) != e.Count {
-			return custody.DeliveryProof{}, false, ctigate.E(op, ctigate.Internal, fmt.Sprintf("delivery %d: its page's manifest does not match the entry", e.Seq))
-		}
-		pg = &provenPage{das: das}
-		p.trees[key] = pg
-	}
-	if _, found := slices.BinarySearchFunc(pg.das, at, func(a, b time.Time) int { return a.Compare(b) }); !found {
-		// Its range held at, its items did not.
-		return custody.DeliveryProof{}, false, nil
-	}
-	if pg.tree == nil {
-		if err := p.rebuild(e, pg); err != nil {
-			return custody.DeliveryProof{}, false, err
-		}
-	}
-	i, found := slices.BinarySearchFunc(pg.das, at, func(a, b time.Time) int { return a.Compare(b) })
-	if !found {
-		return custody.DeliveryProof{}, false, nil
-	}
-	proof, err := pg.tree.Prove(int64(i))
+	das, err := p.manifests.get(p.ctx, p.src.Ledger, e)
 	if err != nil {
 		return custody.DeliveryProof{}, false, err
 	}
-	return custody.DeliveryProof{Seq: e.Seq, Position: int64(i), Item: pg.item[i], Proof: proof}, true, nil
+	i, found := slices.BinarySearch(das, at.UnixMicro())
+	if !found {
+		// Its range held at, its items did not.
+		return custody.DeliveryProof{}, false, nil
+	}
+	items, err := p.resolve(e, das)
+	if err != nil {
+		return custody.DeliveryProof{}, false, err
+	}
+	// A page read with content commits to each item's hash; a manifest
+	// (metadata only) to none: the one whose root is the entry's is the
+	// page.
+	leaves := make([]tlog.Hash, len(das))
+	for _, withSum := range []bool{true, false} {
+		for k, it := range items {
+			if withSum {
+				leaves[k] = it.leaf
+			} else {
+				leaves[k] = it.leafNoSum
+			}
+		}
+		root, proof := custody.ProveLeaf(leaves, i)
+		if custody.HexRoot(root) != e.ItemsRoot {
+			continue
+		}
+		it := items[i].item
+		if !withSum {
+			it.SHA256 = ""
+		}
+		return custody.DeliveryProof{Seq: e.Seq, Position: int64(i), Item: it, Proof: custody.EncodeProof(proof)}, true, nil
+	}
+	return custody.DeliveryProof{}, false, ctigate.E(op, ctigate.Internal, fmt.Sprintf("delivery %d: the page rebuilt from the store does not hash to the entry's items_root: the store was altered", e.Seq))
 }
 
-// rebuild makes the tree of a delivered page from the store and checks
-// it against the entry's items_root. A page read with content commits to
-// each item's hash; a manifest (metadata only) to none: the one whose
-// root matches is the page.
-func (p *pageProver) rebuild(e *custody.Entry, pg *provenPage) error {
+// resolve returns the items of a page of e's collection, resolving those
+// not seen yet.
+func (p *pageProver) resolve(e *custody.Entry, das []int64) ([]*pageItem, error) {
 	const op = "gateway.BuildEvidence"
 	if p.salter == nil {
 		var err error
 		if p.salter, err = p.src.Ledger.DeliverySalter(p.ctx); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	vs, err := p.src.Store.ResolveAdded(p.ctx, e.Collection, pg.das)
+	known := p.items[e.Collection]
+	if known == nil {
+		known = map[int64]*pageItem{}
+		p.items[e.Collection] = known
+	}
+	out := make([]*pageItem, len(das))
+	var missing []time.Time
+	for k, d := range das {
+		if out[k] = known[d]; out[k] == nil {
+			missing = append(missing, time.UnixMicro(d).UTC())
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	vs, err := p.src.Store.ResolveAdded(p.ctx, e.Collection, missing)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, withHash := range []bool{true, false} {
-		leaves := make([]tlog.Hash, len(pg.das))
-		items := make([]custody.Item, len(pg.das))
-		for i, v := range vs {
-			if !v.Found {
-				return ctigate.E(op, ctigate.Internal, fmt.Sprintf("delivery %d: no version of %s was added at %s", e.Seq, e.Collection, custody.FormatTime(pg.das[i])))
-			}
-			items[i] = custody.Item{ID: v.ID, Version: custody.FormatVersion(v.Version), Salt: p.salter.Salt(e.Collection, pg.das[i])}
-			if withHash {
-				items[i].SHA256 = custody.HexHash(v.Hash)
-			}
-			if leaves[i], err = items[i].Leaf(); err != nil {
-				return ctigate.E(op, err)
-			}
+	for k, v := range vs {
+		if !v.Found {
+			return nil, ctigate.E(op, ctigate.Internal, fmt.Sprintf("delivery %d: no version of %s was added at %s", e.Seq, e.Collection, custody.FormatTime(missing[k])))
 		}
-		if custody.HexRoot(custody.TreeRoot(leaves)) != e.ItemsRoot {
-			continue
+		it := custody.Item{ID: v.ID, Version: custody.FormatVersion(v.Version), Salt: p.salter.Salt(e.Collection, missing[k])}
+		noSum, err := it.Leaf()
+		if err != nil {
+			return nil, ctigate.E(op, err)
 		}
-		if pg.tree, err = custody.NewMemoryTree(leaves); err != nil {
-			return err
+		it.SHA256 = custody.HexHash(v.Hash)
+		leaf, err := it.Leaf()
+		if err != nil {
+			return nil, ctigate.E(op, err)
 		}
-		pg.item = items
-		return nil
+		known[missing[k].UnixMicro()] = &pageItem{item: it, leaf: leaf, leafNoSum: noSum}
 	}
-	return ctigate.E(op, ctigate.Internal, fmt.Sprintf("delivery %d: the page rebuilt from the store does not hash to the entry's items_root: the store was altered", e.Seq))
+	for k, d := range das {
+		out[k] = known[d]
+	}
+	return out, nil
 }
 
 // DeliveryLedger is a ledger that records deliveries by reference.
@@ -404,12 +418,37 @@ type DeliveryLedger interface {
 // deliveries whose ranges hold at (the ledger's index, built first), kept
 // when their manifests list at.
 func DeliveriesOf(ctx context.Context, l DeliveryLedger, collection string, at time.Time, through uint64) ([]custody.Entry, error) {
+	return deliveriesOf(ctx, l, collection, at, through, manifestCache{})
+}
+
+// manifestCache holds the manifests read, as Unix microseconds, by
+// collection and items root.
+type manifestCache map[string][]int64
+
+func (m manifestCache) get(ctx context.Context, l DeliveryLedger, e *custody.Entry) ([]int64, error) {
+	key := e.Collection + "\x00" + e.ItemsRoot
+	if das, ok := m[key]; ok {
+		return das, nil
+	}
+	b, err := l.Manifest(ctx, e.Collection, e.ItemsRoot)
+	if err != nil {
+		return nil, fmt.Errorf("delivery %d: its page's manifest: %w", e.Seq, err)
+	}
+	das, err := custody.DecodeManifestMicros(b)
+	if err != nil || len(das) != e.Count {
+		return nil, ctigate.E("gateway.deliveries", ctigate.Internal, fmt.Sprintf("delivery %d: its page's manifest does not match the entry", e.Seq))
+	}
+	m[key] = das
+	return das, nil
+}
+
+func deliveriesOf(ctx context.Context, l DeliveryLedger, collection string, at time.Time, through uint64, manifests manifestCache) ([]custody.Entry, error) {
 	through, err := store.IndexLedger(ctx, l, through)
 	if err != nil {
 		return nil, err
 	}
 	var out []custody.Entry
-	manifests := map[string][]time.Time{}
+	us := at.UnixMicro()
 	for after := uint64(0); ; {
 		seqs, err := l.DeliveriesContaining(ctx, collection, at, after, store.MaxLedgerLimit)
 		if err != nil {
@@ -423,18 +462,11 @@ func DeliveriesOf(ctx context.Context, l DeliveryLedger, collection string, at t
 			if err != nil {
 				return nil, err
 			}
-			das, ok := manifests[e.ItemsRoot]
-			if !ok {
-				m, err := l.Manifest(ctx, collection, e.ItemsRoot)
-				if err != nil {
-					return nil, fmt.Errorf("delivery %d: its page's manifest: %w", seq, err)
-				}
-				if das, err = custody.DecodeManifest(m); err != nil {
-					return nil, fmt.Errorf("delivery %d: %w", seq, err)
-				}
-				manifests[e.ItemsRoot] = das
+			das, err := manifests.get(ctx, l, &e)
+			if err != nil {
+				return nil, err
 			}
-			if _, found := slices.BinarySearchFunc(das, at, func(a, b time.Time) int { return a.Compare(b) }); found {
+			if _, found := slices.BinarySearch(das, us); found {
 				out = append(out, e)
 			}
 		}

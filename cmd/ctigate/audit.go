@@ -214,7 +214,7 @@ func runAuditVerify(args []string, getenv func(string) string, stdin io.Reader, 
 			return fmt.Errorf("audit verify: evidence does not verify: %w", err)
 		}
 		fmt.Fprintf(stdout, "OK: evidence package verifies: %d ledger entries (%s) proven in the signed tree of %d entries, %d deliveries proven to have held the object, %d original versions re-hashed\n",
-			rep.Entries, strings.Join(rep.Actions, ", "), rep.TreeSize, rep.Deliveries, rep.Versions)
+			rep.Entries, countActions(rep.Actions), rep.TreeSize, rep.Deliveries, rep.Versions)
 		printKeys(stdout, custody.Report{Keys: []string{rep.Key}}, len(keys) > 0)
 		return nil
 	}
@@ -282,6 +282,25 @@ func verifyData(cfgPath, dataDir string, keys keysFlag, stdout, stderr io.Writer
 		rep.Entries, rep.First, rep.Last, rep.Head, rep.Checkpoints, rep.SignedThrough, n)
 	printKeys(stdout, rep, len(keys) > 0)
 	return nil
+}
+
+// countActions lists actions in order of first appearance, each with its
+// count when more than one: "received, published ×2, delivered ×1000".
+func countActions(actions []string) string {
+	var order []string
+	n := map[string]int{}
+	for _, a := range actions {
+		if n[a] == 0 {
+			order = append(order, a)
+		}
+		n[a]++
+	}
+	for i, a := range order {
+		if n[a] > 1 {
+			order[i] = fmt.Sprintf("%s ×%d", a, n[a])
+		}
+	}
+	return strings.Join(order, ", ")
 }
 
 func printKeys(w io.Writer, rep custody.Report, pinned bool) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"flag"
@@ -39,7 +40,7 @@ func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for {
 		body, err := checkHealth(ctx, client, u)
 		if err == nil {
-			fmt.Fprintf(stdout, "%s\n", body)
+			fmt.Fprintf(stdout, "%s\n", bytes.TrimSpace(body))
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
