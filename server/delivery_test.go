@@ -26,7 +26,7 @@ import (
 // deliveryBackend is a store with its ledger and a measure of the bytes
 // it holds.
 type deliveryBackend struct {
-	st    interface {
+	st interface {
 		server.Store
 		server.Ledger
 	}
