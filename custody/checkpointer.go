@@ -2,6 +2,7 @@ package custody
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 )
@@ -37,6 +38,9 @@ func (c *Checkpointer) Sign(ctx context.Context) (Head, error) {
 	last, err := c.isCheckpoint(ctx, head)
 	if err != nil || last {
 		return head, err
+	}
+	if c.Root == nil {
+		return head, errors.New("custody: a checkpointer without Root cannot sign the tree")
 	}
 	root, err := c.Root(ctx, head.Seq)
 	if err != nil {

@@ -33,8 +33,8 @@ package fanout
 // for it. An object that refers to objects its producer has not submitted
 // waits for them (parking, below).
 //
-// Every decision (published, redacted, withheld) is recorded as a
-// store.Decision in that same write (withdrawals in the write that removes
+// Every decision (published, redacted, withheld) is recorded as a custody
+// ledger entry in that same write (withdrawals in the write that removes
 // the copy), so it is recorded exactly once and
 // only if its effect happened: a batch whose write fails records nothing
 // and is evaluated again. Marking definitions published with the objects
@@ -432,7 +432,6 @@ func (b *batch) publish(o store.Object) {
 
 // decide adds the record of a decision about o, the source version.
 func (b *batch) decide(o *store.Object, d store.Decision) {
-	d.Time = b.now
 	d.Route, d.Collection, d.PolicyVersion = b.route.Name(), b.route.ID(), b.route.Version()
 	d.ObjectID, d.ObjectVersion, d.Source = o.ID, o.Version, b.src
 	b.ds = append(b.ds, d)

@@ -306,9 +306,6 @@ func DecisionActions() []string { return []string{ActionPublished, ActionRedacte
 // same transaction as the decision's effect; the entry's Seq and Time are
 // the ledger's. Decisions carry hashes and metadata, never content.
 type Decision struct {
-	// Time is when the decision was made. The ledger entry records when
-	// it was written instead (custody.Entry.Time).
-	Time          time.Time
 	Route         string    // the route's name
 	Collection    string    // the id of the collection the route publishes into
 	PolicyVersion string    // the route's policy version

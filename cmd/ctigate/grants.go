@@ -34,20 +34,23 @@ func newGrantsLedger(l ledgerLines, log *slog.Logger) *grantsLedger {
 	return &grantsLedger{ledger: l, log: log, grants: access.NewGrants()}
 }
 
-// accessActions are the texts an entry holding an access change or a
-// config-loaded action has, as its JSON writes them: a quick test before
-// an entry is decoded. (A quote inside a string member is escaped, so
-// these cannot occur there.)
-var accessActions = [][]byte{
-	[]byte(`"action":"` + custody.ConfigLoaded + `"`),
-	[]byte(`"action":"user-`),
-	[]byte(`"action":"access-`),
-	[]byte(`"action":"token-`),
-}
+// actionKey is how an entry's JSON text starts its action member. A
+// quote inside a string member is escaped, so it occurs nowhere else.
+var actionKey = []byte(`"action":"`)
 
+// accessActions are how the actions mayBeAccess looks for begin.
+var accessActions = [][]byte{[]byte(custody.ConfigLoaded + `"`), []byte("user-"), []byte("access-"), []byte("token-")}
+
+// mayBeAccess reports, without decoding it, whether an entry's JSON text
+// may be an access change or a config-loaded entry.
 func mayBeAccess(line []byte) bool {
+	i := bytes.Index(line, actionKey)
+	if i < 0 {
+		return false
+	}
+	rest := line[i+len(actionKey):]
 	for _, a := range accessActions {
-		if bytes.Contains(line, a) {
+		if bytes.HasPrefix(rest, a) {
 			return true
 		}
 	}

@@ -124,8 +124,8 @@ func TestCheckpointerClock(t *testing.T) {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	var now atomic.Int64
 	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	c := &custody.Checkpointer{Chain: st, Signer: custody.NewSigner(key), Interval: time.Hour, Poll: time.Millisecond,
-		Clock: func() time.Time { return time.Unix(0, now.Load()) }}
+	c := newCheckpointer(st, custody.NewSigner(key))
+	c.Interval, c.Poll, c.Clock = time.Hour, time.Millisecond, func() time.Time { return time.Unix(0, now.Load()) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()

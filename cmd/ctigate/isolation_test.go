@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ctigate/ctigate/auth"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/stix"
 )
 
@@ -515,6 +517,25 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the reload recorded", 10*time.Second, func() bool { return loaded() == 2 })
+	// With it, what it changed in access: CERT-A's auditor reads what
+	// CERT-A's users gained on the added collection.
+	_, b, err := request(t, client, "GET", gw.base+"/api/v1/audit/entries?action=access-granted&collection="+reloadedID, "auditor", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var granted struct {
+		Entries []custody.Entry `json:"entries"`
+	}
+	if err := json.Unmarshal(b, &granted); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	var gains []string
+	for _, e := range granted.Entries {
+		gains = append(gains, e.User+" "+e.Permission)
+	}
+	if want := []string{"analyst read", "cert-a read", "cert-a write"}; !slices.Equal(gains, want) {
+		t.Errorf("access granted by the reload on the added collection: %v, want %v", gains, want)
+	}
 	waitFor(t, "the prosecutor reads the AMBER indicator under the widened route", 10*time.Second, func() bool {
 		_, b, _ := request(t, client, "GET", gw.base+judiciaryPath+"objects/", "prosecutor", nil)
 		return strings.Contains(string(b), id)

@@ -19,7 +19,6 @@ import (
 // decision returns a decision about id for route, distinct per n.
 func decision(route, id string, n int) store.Decision {
 	d := store.Decision{
-		Time:          t0.Add(time.Duration(n) * time.Second),
 		Route:         route,
 		Collection:    "published-" + route,
 		PolicyVersion: "pv-1",
@@ -145,9 +144,7 @@ func testDecisionsRoundTrip(t *testing.T, e *env) {
 	want := []store.Decision{decision("police", ind1, 0), decision("police", ind2, 1), decision("judiciary", ind1, 2)}
 	unversioned := decision("judiciary", "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd", 3)
 	unversioned.ObjectVersion = time.Time{}
-	unstamped := decision("judiciary", ind3, 4)
-	unstamped.Time = time.Time{}
-	want = append(want, unversioned, unstamped)
+	want = append(want, unversioned, decision("judiciary", ind3, 4))
 	e.clock.Advance(time.Hour) // the write's time, not the decisions'
 	e.record(want...)
 	got := e.decisions(store.LedgerQuery{})
