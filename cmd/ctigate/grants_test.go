@@ -209,3 +209,38 @@ func testAccessChanges(t *testing.T, env map[string]string) {
 		}
 	}
 }
+
+// TestMayBeAccess: the quick test on an entry's text finds every access
+// change and config-loaded entry, as the ledger writes them and as JSON
+// encodes them, and not an entry whose strings merely mention them.
+func TestMayBeAccess(t *testing.T) {
+	entries := []custody.Entry{
+		{Action: custody.ConfigLoaded, User: "ctigate", GrantsSHA256: strings.Repeat("a", 64)},
+		{Action: custody.UserAdded, User: "u", Org: "O"},
+		{Action: custody.UserRemoved, User: "u", Org: "O"},
+		{Action: custody.AccessGranted, User: "u", Org: "O", Role: "auditor"},
+		{Action: custody.AccessRevoked, User: "u", Org: "O", Permission: custody.PermRead, Collection: lawEnforcementID},
+		{Action: custody.TokenCreated, User: "u", Org: "O", TokenID: "0123456789abcdef"},
+		{Action: custody.TokenRevoked, User: "u", Org: "O", TokenID: "0123456789abcdef"},
+		{Action: custody.Received, User: "u", Org: "O", ObjectID: "x", Detail: `{"action":"user-added","user":"u"}`},
+		{Action: custody.Rejected, User: "config-loaded", Reason: `"action":"token-revoked"`},
+	}
+	for i := range entries {
+		e := &entries[i]
+		want := custody.AccessChange(e.Action) || e.Action == custody.ConfigLoaded
+		p, err := custody.Prepare(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, _ := p.Seal(custody.Head{Seq: 41, Hash: strings.Repeat("b", 64)}, custody.FormatTime(time.Now()))
+		encoded, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range [][]byte{sealed, encoded} {
+			if mayBeAccess(line) != want {
+				t.Errorf("mayBeAccess(%s) = %v", line, !want)
+			}
+		}
+	}
+}
