@@ -257,7 +257,12 @@ func (s *Server) recordDelivery(c echo.Context, col *collection, q *store.Query,
 	das := make([]time.Time, n)
 	for i := range page.Objects {
 		o := &page.Objects[i]
-		it := custody.Item{ID: o.ID, Version: custody.FormatVersion(o.Version), SHA256: custody.HexHash(o.Hash), Salt: salter.Salt(col.cfg.ID, o.DateAdded)}
+		it := custody.Item{ID: o.ID, Version: custody.FormatVersion(o.Version), Salt: salter.Salt(col.cfg.ID, o.DateAdded)}
+		if !q.WithoutRaw {
+			// A page that serves the bytes commits to their hash; a
+			// manifest or versions page serves none.
+			it.SHA256 = custody.HexHash(o.Hash)
+		}
 		if leaves[i], err = it.Leaf(); err != nil {
 			return ctigate.E("server.recordDelivery", err)
 		}
