@@ -189,37 +189,47 @@ func FormatVersion(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
+	var b [24]byte
+	return string(AppendVersion(b[:0], t))
+}
+
+// AppendVersion appends FormatVersion(t) to b.
+func AppendVersion(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
 	t = t.UTC()
 	// The common case, millisecond precision, without time.Format (a
-	// delivered entry formats a page's worth of versions).
+	// page's worth of versions is formatted per delivery).
 	if y := t.Year(); y >= 0 && y <= 9999 && t.Nanosecond()%int(time.Millisecond) == 0 {
-		var b [24]byte
 		mo, d := t.Month(), t.Day()
 		h, mi, sec := t.Clock()
 		ms := t.Nanosecond() / int(time.Millisecond)
-		put := func(i, v, n int) {
-			for j := i + n - 1; j >= i; j-- {
+		put := func(v, n int) {
+			for j := n - 1; j >= 0; j-- {
+				b = append(b, 0)
+			}
+			for j := len(b) - 1; j >= len(b)-n; j-- {
 				b[j] = byte('0' + v%10)
 				v /= 10
 			}
 		}
-		put(0, y, 4)
-		b[4] = '-'
-		put(5, int(mo), 2)
-		b[7] = '-'
-		put(8, d, 2)
-		b[10] = 'T'
-		put(11, h, 2)
-		b[13] = ':'
-		put(14, mi, 2)
-		b[16] = ':'
-		put(17, sec, 2)
-		b[19] = '.'
-		put(20, ms, 3)
-		b[23] = 'Z'
-		return string(b[:])
+		put(y, 4)
+		b = append(b, '-')
+		put(int(mo), 2)
+		b = append(b, '-')
+		put(d, 2)
+		b = append(b, 'T')
+		put(h, 2)
+		b = append(b, ':')
+		put(mi, 2)
+		b = append(b, ':')
+		put(sec, 2)
+		b = append(b, '.')
+		put(ms, 3)
+		return append(b, 'Z')
 	}
-	return stix.FormatTimestamp(t)
+	return append(b, stix.FormatTimestamp(t)...)
 }
 
 // HexHash formats a SHA-256; "" for the zero hash (unknown).

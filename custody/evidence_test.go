@@ -181,3 +181,27 @@ func TestEvidenceRefuses(t *testing.T) {
 		})
 	}
 }
+
+// FuzzVerifyEvidence: no input makes the verifier panic, and a package
+// that verifies holds only entries about its object or deliveries proven
+// to have held it.
+func FuzzVerifyEvidence(f *testing.F) {
+	t := &testing.T{}
+	ev, _ := evidenceFixture(t)
+	b, _ := json.Marshal(ev)
+	f.Add(b)
+	f.Add([]byte(`{"format":"ctigate-evidence/2","entries":[{"entry":{},"proof":["AA=="]}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rep, err := VerifyEvidence(bytes.NewReader(b), VerifyOptions{})
+		if err != nil {
+			return
+		}
+		var got Evidence
+		if json.Unmarshal(b, &got) != nil {
+			t.Fatal("a package that verified does not decode")
+		}
+		if rep.Entries != len(got.Entries) || rep.Deliveries != len(got.Deliveries) {
+			t.Fatalf("report %+v for %d entries, %d deliveries", rep, len(got.Entries), len(got.Deliveries))
+		}
+	})
+}

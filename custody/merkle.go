@@ -1,6 +1,8 @@
 package custody
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -8,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -43,9 +46,9 @@ import (
 //
 // with sha256 the canonical hash of the bytes served and salt 16 bytes
 // (base64) the gateway derives from a secret key of its own, the
-// collection and the item's date_added: an item's leaf hash, which a
-// proof about another item discloses, cannot be confirmed by guessing the
-// item. An evidence package proves that a page held the object with the
+// collection and the item's date_added (Salter): an item's leaf hash,
+// which a proof about another item discloses, cannot be confirmed by
+// guessing the item. An evidence package proves that a page held the object with the
 // item (salt revealed) and its path to the entry's items_root.
 
 // LeafHash returns the Merkle leaf hash of the entry whose hash (hex) is
@@ -261,23 +264,99 @@ func plainASCII(s string) bool {
 }
 
 // Salter derives the salts of items from a secret key.
-type Salter struct{ key [32]byte }
+type Salter struct {
+	key [32]byte
+	mu  sync.Mutex
+	aes map[string]cipher.Block // by collection
+}
 
 // NewSalter returns a Salter for key (32 secret bytes the backend keeps).
-func NewSalter(key [32]byte) *Salter { return &Salter{key: key} }
+func NewSalter(key [32]byte) *Salter { return &Salter{key: key, aes: map[string]cipher.Block{}} }
 
-// Salt returns the salt of the version added to collection at dateAdded:
-// the first 16 bytes of SHA-256(key || collection || 0x00 || date_added
-// as big-endian Unix microseconds), base64.
-func (s *Salter) Salt(collection string, dateAdded time.Time) string {
+// block returns the AES-128 cipher of collection: its key is the first 16
+// bytes of SHA-256(key || collection).
+func (s *Salter) block(collection string) cipher.Block {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.aes[collection]; ok {
+		return b
+	}
 	h := sha256.New()
 	h.Write(s.key[:])
 	h.Write([]byte(collection))
-	var b [9]byte
-	binary.BigEndian.PutUint64(b[1:], uint64(dateAdded.UnixMicro()))
-	h.Write(b[:])
 	var sum [32]byte
-	return base64.StdEncoding.EncodeToString(h.Sum(sum[:0])[:16])
+	b, err := aes.NewCipher(h.Sum(sum[:0])[:16])
+	if err != nil {
+		panic(err) // a 16-byte key is always valid
+	}
+	if len(s.aes) > 1<<12 {
+		clear(s.aes)
+	}
+	s.aes[collection] = b
+	return b
+}
+
+// SaltBytes returns the salt of the version added to collection at
+// dateAdded: AES-128 under the collection's key of date_added as
+// big-endian Unix microseconds followed by 8 zero bytes (a pseudo-random
+// function of the item's place, unknown without the key).
+func (s *Salter) SaltBytes(collection string, dateAdded time.Time) [16]byte {
+	var in, out [16]byte
+	binary.BigEndian.PutUint64(in[:8], uint64(dateAdded.UnixMicro()))
+	s.block(collection).Encrypt(out[:], in[:])
+	return out
+}
+
+// Salt is SaltBytes in base64, as Item.Salt holds it.
+func (s *Salter) Salt(collection string, dateAdded time.Time) string {
+	b := s.SaltBytes(collection, dateAdded)
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// PageLeaves computes the leaves of a page's items as Item.Leaf does,
+// without building an Item for each (the read path records every page).
+type PageLeaves struct {
+	salter     *Salter
+	collection string
+	block      cipher.Block
+	in, salt   [16]byte
+	buf        []byte
+}
+
+// Page returns a PageLeaves for collection.
+func (s *Salter) Page(collection string) *PageLeaves {
+	return &PageLeaves{salter: s, collection: collection, block: s.block(collection), buf: make([]byte, 0, 256)}
+}
+
+// Leaf returns the leaf of the version (id, version) added at dateAdded,
+// committing to sum unless sum is nil (a page that served no bytes).
+func (p *PageLeaves) Leaf(id string, version, dateAdded time.Time, sum *[32]byte) (tlog.Hash, error) {
+	binary.BigEndian.PutUint64(p.in[:8], uint64(dateAdded.UnixMicro()))
+	p.block.Encrypt(p.salt[:], p.in[:])
+	salt := p.salt
+	if !plainASCII(id) {
+		it := Item{ID: id, Version: FormatVersion(version), Salt: base64.StdEncoding.EncodeToString(salt[:])}
+		if sum != nil {
+			it.SHA256 = HexHash(*sum)
+		}
+		return it.Leaf()
+	}
+	b := append(p.buf[:0], 0x00)
+	b = append(b, `{"id":"`...)
+	b = append(b, id...)
+	b = append(b, `","salt":"`...)
+	b = base64.StdEncoding.AppendEncode(b, salt[:])
+	b = append(b, `","sha256":"`...)
+	if sum != nil && *sum != ([32]byte{}) {
+		b = hex.AppendEncode(b, sum[:])
+	}
+	if !version.IsZero() {
+		b = append(b, `","version":"`...)
+		b = AppendVersion(b, version)
+	}
+	b = append(b, `"}`...)
+	p.buf = b
+	return sha256.Sum256(b), nil
 }
 
 // EncodeManifest encodes the date_added of a page's items, ascending, as

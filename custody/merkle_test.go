@@ -177,3 +177,37 @@ func TestExportChecksRoots(t *testing.T) {
 		t.Fatalf("error %v, want entry 8's root named", err)
 	}
 }
+
+// TestPageLeaves: the read path's leaves are Item.Leaf's.
+func TestPageLeaves(t *testing.T) {
+	s := NewSalter([32]byte{9})
+	base := time.Date(2026, 12, 6, 10, 0, 0, 123000000, time.UTC)
+	for i, c := range []struct {
+		id      string
+		version time.Time
+		sum     *[32]byte
+	}{
+		{"indicator--6ba7b810-9dad-41d1-80b4-000000000001", base, &[32]byte{1, 2, 3}},
+		{"indicator--6ba7b810-9dad-41d1-80b4-000000000001", base.Add(time.Nanosecond), nil},
+		{"ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd", time.Time{}, &[32]byte{4}},
+		{"x--ü\"", base, &[32]byte{5}},
+		{"indicator--a", base, &[32]byte{}},
+	} {
+		da := base.Add(time.Duration(i) * time.Microsecond)
+		got, err := s.Page("coll").Leaf(c.id, c.version, da, c.sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := Item{ID: c.id, Version: FormatVersion(c.version), Salt: s.Salt("coll", da)}
+		if c.sum != nil {
+			it.SHA256 = HexHash(*c.sum)
+		}
+		want, err := it.Leaf()
+		if err != nil || got != want {
+			t.Fatalf("case %d: leaf %v, Item.Leaf %v (%v)", i, got, want, err)
+		}
+	}
+	if s.Salt("coll", base) == s.Salt("other", base) || s.Salt("coll", base) == NewSalter([32]byte{8}).Salt("coll", base) {
+		t.Fatal("salts do not depend on the collection and the key")
+	}
+}

@@ -255,15 +255,16 @@ func (s *Server) recordDelivery(c echo.Context, col *collection, q *store.Query,
 	n := len(page.Objects)
 	leaves := make([]tlog.Hash, n)
 	das := make([]time.Time, n)
+	pl := salter.Page(col.cfg.ID)
 	for i := range page.Objects {
 		o := &page.Objects[i]
-		it := custody.Item{ID: o.ID, Version: custody.FormatVersion(o.Version), Salt: salter.Salt(col.cfg.ID, o.DateAdded)}
+		// A page that serves the bytes commits to their hash; a manifest
+		// or versions page serves none.
+		var sum *[32]byte
 		if !q.WithoutRaw {
-			// A page that serves the bytes commits to their hash; a
-			// manifest or versions page serves none.
-			it.SHA256 = custody.HexHash(o.Hash)
+			sum = &o.Hash
 		}
-		if leaves[i], err = it.Leaf(); err != nil {
+		if leaves[i], err = pl.Leaf(o.ID, o.Version, o.DateAdded, sum); err != nil {
 			return ctigate.E("server.recordDelivery", err)
 		}
 		das[i] = o.DateAdded
