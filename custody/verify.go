@@ -149,19 +149,8 @@ func (v *Verifier) add(raw []byte) (*Entry, error) {
 			return &e, fmt.Errorf("elided entry's hash %q is not a SHA-256", e.Hash)
 		}
 		v.rep.Elided++
-	} else {
-		delete(m, "hash")
-		b, err := json.Marshal(m)
-		if err != nil {
-			return &e, err
-		}
-		got, err := hashJSON(b)
-		if err != nil {
-			return &e, fmt.Errorf("no canonical form: %v", err)
-		}
-		if got != e.Hash {
-			return &e, fmt.Errorf("hash %q does not match its content (sha256 %s): the entry was altered", e.Hash, got)
-		}
+	} else if err := checkContentHash(m, e.Hash); err != nil {
+		return &e, err
 	}
 	switch {
 	case v.rep.Entries == 0 && !v.opts.Anchored:
@@ -189,6 +178,24 @@ func (v *Verifier) add(raw []byte) (*Entry, error) {
 	v.prev = Head{Seq: e.Seq, Hash: e.Hash, Time: e.Time}
 	v.hashes[e.Seq] = e.Hash
 	return &e, nil
+}
+
+// checkContentHash checks that hash is that of an entry's members m (all
+// but "hash", which it removes from m).
+func checkContentHash(m map[string]jsontext.Value, hash string) error {
+	delete(m, "hash")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	got, err := hashJSON(b)
+	if err != nil {
+		return fmt.Errorf("no canonical form: %v", err)
+	}
+	if got != hash {
+		return fmt.Errorf("hash %q does not match its content (sha256 %s): the entry was altered", hash, got)
+	}
+	return nil
 }
 
 // isElided reports whether an entry's members are those of the Elided

@@ -35,14 +35,7 @@ func auditGateway(t *testing.T) (*gateway, ed25519.PublicKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var users []auth.User
-	for _, u := range cfg.Users {
-		users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
-	}
-	a, err := auth.New(users, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := authOf(t, cfg)
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
 	cp := &custody.Checkpointer{Chain: st, Signer: custody.NewSigner(key), Root: func(ctx context.Context, size uint64) (string, error) {
 		return store.TreeRoot(ctx, st, size)

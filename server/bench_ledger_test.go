@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/bolt"
@@ -48,14 +47,7 @@ func benchIngest(b *testing.B, sync, ledger bool) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	var users []auth.User
-	for _, u := range cfg.Users {
-		users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
-	}
-	a, err := auth.New(users, auth.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	a := authOf(b, cfg)
 	opts := server.Options{Config: cfg, Auth: a, Store: st, Ledger: st}
 	if !ledger {
 		opts.Store, opts.Ledger = noActor{st}, nil
@@ -125,14 +117,7 @@ func benchPoll(b *testing.B, sync, ledger bool) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	var users []auth.User
-	for _, u := range cfg.Users {
-		users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
-	}
-	a, err := auth.New(users, auth.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	a := authOf(b, cfg)
 	opts := server.Options{Config: cfg, Auth: a, Store: st, Ledger: st}
 	if !ledger {
 		opts.Ledger = nil

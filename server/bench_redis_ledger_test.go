@@ -9,10 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/server"
-	"github.com/ctigate/ctigate/store/redis"
-	"github.com/ctigate/ctigate/store/redis/redistest"
 )
 
 // BenchmarkRedisLedger is BenchmarkIngestLedger and BenchmarkPollLedger
@@ -23,33 +20,11 @@ import (
 func BenchmarkRedisLedger(b *testing.B) {
 	for _, op := range []string{"ingest", "poll"} {
 		b.Run(op, func(b *testing.B) {
-			url := redistest.URL(b)
-			admin, err := redis.NewClient(redis.Config{URL: url})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer admin.Close()
-			prefix := redistest.Prefix(b, admin)
-			c, err := redis.NewClient(redis.Config{URL: url})
-			if err != nil {
-				b.Fatal(err)
-			}
-			st, err := redis.New(c, redis.Options{Prefix: prefix, CloseClient: true})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
+			st, _, _ := redisStore(b)
 			t := &testing.T{}
 			cfg := testConfig(t)
 			cfg.APIRoots[0].MaxContentLength = 1 << 20
-			var users []auth.User
-			for _, u := range cfg.Users {
-				users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
-			}
-			a, err := auth.New(users, auth.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
+			a := authOf(b, cfg)
 			srv := server.New(server.Options{Config: cfg, Auth: a, Store: st, Ledger: st})
 			do := func(method, path, body string) *httptest.ResponseRecorder {
 				req := httptest.NewRequest(method, path, strings.NewReader(body))

@@ -22,8 +22,6 @@ import (
 	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/bolt"
-	"github.com/ctigate/ctigate/store/redis"
-	"github.com/ctigate/ctigate/store/redis/redistest"
 )
 
 const decisionSecret = "SECRET-CONTENT-198.51.100.7"
@@ -52,26 +50,7 @@ func eachBackend(t *testing.T, fn func(t *testing.T, st ledgerStore)) {
 		fn(t, st)
 	})
 	t.Run("redis", func(t *testing.T) {
-		url := redistest.URL(t)
-		admin, err := redis.NewClient(redis.Config{URL: url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { admin.Close() })
-		prefix := redistest.Prefix(t, admin)
-		c, err := redis.NewClient(redis.Config{URL: url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := redis.New(c, redis.Options{Prefix: prefix, CloseClient: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := st.Close(); err != nil {
-				t.Error(err)
-			}
-		})
+		st, _, _ := redisStore(t)
 		fn(t, st)
 	})
 }
@@ -104,14 +83,7 @@ func decisionsConfig(t *testing.T) *config.Config {
 // reads of decisions comes from the store's ledger.
 func serveStore(t *testing.T, cfg *config.Config, st ledgerStore) string {
 	t.Helper()
-	var users []auth.User
-	for _, u := range cfg.Users {
-		users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
-	}
-	a, err := auth.New(users, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := authOf(t, cfg)
 	ts := httptest.NewServer(server.New(server.Options{Config: cfg, Store: st, Auth: a}))
 	t.Cleanup(ts.Close)
 	return ts.URL

@@ -12,15 +12,12 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/bolt"
-	"github.com/ctigate/ctigate/store/redis"
-	"github.com/ctigate/ctigate/store/redis/redistest"
 )
 
 // deliveryBackend is a store with its ledger and a measure of the bytes
@@ -52,22 +49,7 @@ func boltBackend(t *testing.T) deliveryBackend {
 // of each key under its prefix): used_memory is the whole server's, which
 // other tests share.
 func redisBackend(t *testing.T) deliveryBackend {
-	url := redistest.URL(t)
-	admin, err := redis.NewClient(redis.Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	prefix := redistest.Prefix(t, admin)
-	c, err := redis.NewClient(redis.Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := redis.New(c, redis.Options{Prefix: prefix, CloseClient: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, admin, prefix := redisStore(t)
 	return deliveryBackend{st: st, bytes: func() int64 {
 		ctx := context.Background()
 		var n int64
@@ -91,14 +73,7 @@ func redisBackend(t *testing.T) deliveryBackend {
 func deliveryServer(t *testing.T, b deliveryBackend) http.Handler {
 	cfg := testConfig(t)
 	cfg.Paging = config.Paging{DefaultLimit: 1000, MaxLimit: 10000}
-	var users []auth.User
-	for _, u := range cfg.Users {
-		users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
-	}
-	a, err := auth.New(users, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := authOf(t, cfg)
 	return server.New(server.Options{Config: cfg, Store: b.st, Auth: a, Ledger: b.st})
 }
 

@@ -94,14 +94,7 @@ func newGateway(t *testing.T, options ...func(*config.Config)) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var users []auth.User
-	for _, u := range cfg.Users {
-		users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
-	}
-	a, err := auth.New(users, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := authOf(t, cfg)
 	srv := server.New(server.Options{Config: cfg, Store: st, Auth: a})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {

@@ -49,14 +49,7 @@ func searchGateway(t testing.TB, withSearch bool) http.Handler {
 	if _, err := search.NewIndexer(search.IndexerOptions{Store: sst, Collections: []string{inboundID, publishedID, closedID}}).RunOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	var users []auth.User
-	for _, u := range cfg.Users {
-		users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
-	}
-	a, err := auth.New(users, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := authOf(t, cfg)
 	opts := server.Options{Config: cfg, Store: st, Auth: a}
 	if withSearch {
 		opts.Search = search.NewSearcher(sst)

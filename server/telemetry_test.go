@@ -19,7 +19,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/fanout"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/server"
@@ -69,14 +68,7 @@ func newTelGateway(t *testing.T) *telGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var users []auth.User
-	for _, u := range cfg.Users {
-		users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
-	}
-	a, err := auth.New(users, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := authOf(t, cfg)
 	g := &telGateway{spans: tracetest.NewInMemoryExporter(), reader: sdkmetric.NewManualReader(), logs: &syncBuffer{}}
 	g.prov, err = telemetry.New(context.Background(), nil, telemetry.Options{SpanExporter: g.spans, MetricReader: g.reader})
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/go-json-experiment/json"
 
-	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/server"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/bolt"
@@ -31,14 +30,7 @@ func TestWithdrawnSkipsExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	var users []auth.User
-	for _, u := range cfg.Users {
-		users = append(users, auth.User{Name: u.Name, Organisation: u.Organisation, Roles: u.Roles, PasswordHash: u.PasswordHash, TokenDigests: u.TokenSHA256})
-	}
-	a, err := auth.New(users, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := authOf(t, cfg)
 	ts := httptest.NewServer(server.New(server.Options{Config: cfg, Store: st, Auth: a}))
 	t.Cleanup(ts.Close)
 
