@@ -69,6 +69,7 @@ func Prepare(e *Entry) (*Prepared, error) {
 	str("public_key", e.PublicKey)
 	str("published_sha256", e.PublishedSHA256)
 	str("reason", e.Reason)
+	str("rejected_items", e.RejectedItems)
 	if len(e.Removed) > 0 {
 		b = appendKey(b, "removed")
 		b = append(b, '[')
@@ -115,7 +116,7 @@ func validUTF8(e *Entry) bool {
 	for _, s := range []string{e.Action, e.User, e.Org, e.ObjectID, e.ObjectVersion, e.SHA256, e.Collection, e.Source, e.Route,
 		e.PolicyVersion, e.Reason, e.Detail, e.PublishedSHA256, e.SignedHash, e.PublicKey, e.Signature,
 		e.DateAdded, e.FirstAdded, e.LastAdded, e.Filter, e.View, e.ItemsRoot, e.Nonce, e.Root,
-		e.Permission, e.Role, e.TokenID, e.GrantsSHA256} {
+		e.Permission, e.Role, e.TokenID, e.GrantsSHA256, e.RejectedItems} {
 		if !utf8.ValidString(s) {
 			return false
 		}

@@ -42,7 +42,7 @@ func randEntry(r *rand.Rand) Entry {
 		e.Count = r.IntN(1 << 20)
 	}
 	for _, f := range []*string{&e.DateAdded, &e.FirstAdded, &e.LastAdded, &e.Filter, &e.View, &e.ItemsRoot, &e.Root,
-		&e.Permission, &e.Role, &e.TokenID, &e.GrantsSHA256} {
+		&e.Permission, &e.Role, &e.TokenID, &e.GrantsSHA256, &e.RejectedItems} {
 		if r.IntN(2) == 0 {
 			*f = randString(r)
 		}

@@ -137,6 +137,13 @@ type Entry struct {
 	TokenID      string `json:"token_id,omitempty"`
 	GrantsSHA256 string `json:"grants_sha256,omitempty"`
 
+	// RejectedItems is, for a rejected entry summarising several refused
+	// objects of one envelope (Count of them), a bitmap of their indexes
+	// in the envelope's "objects" array (bit i of byte i/8, least
+	// significant first; base64, standard encoding); ItemsRoot is then the
+	// Merkle tree hash of their RejectedLeaf in index order.
+	RejectedItems string `json:"rejected_items,omitempty"`
+
 	// Nonce is 16 random bytes (base64) the ledger adds to every entry
 	// but checkpoints, so that an entry's hash, which proofs disclose,
 	// cannot be confirmed by guessing the entry's content.
@@ -292,7 +299,11 @@ func (e *Entry) Valid() error {
 		if e.ObjectID == "" {
 			return fmt.Errorf("%s entry without object_id", e.Action)
 		}
-	case Rejected, ConfigLoaded:
+	case Rejected:
+		if e.Count > 0 && (e.ItemsRoot == "" || e.RejectedItems == "") {
+			return fmt.Errorf("rejected entry summarising %d objects without items_root or rejected_items", e.Count)
+		}
+	case ConfigLoaded:
 	case Delivered:
 		if e.Count <= 0 || e.ItemsRoot == "" || e.FirstAdded == "" || e.LastAdded == "" || e.Collection == "" {
 			return fmt.Errorf("delivered entry without collection, count, items_root, first_added or last_added")

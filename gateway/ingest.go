@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/custody"
@@ -122,13 +125,16 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 		}
 	}
 	guard := in.newRouteGuard(ctx, target.Collection, actor.Org)
-	var rejected []custody.Entry // what the ledger records of the failures
+	rejected := rejections{actor: actor, collection: target.Collection, status: st.ID} // what the ledger records of the failures
 	objs := make([]store.Object, 0, len(items))
+	index := make([]int, 0, len(items))    // each object's position in the envelope
 	notes := make([]string, 0, len(items)) // how the gateway read each object's markings
-	reject := func(id, version string, raw []byte, err error) {
-		st.Failures = append(st.Failures, store.StatusDetail{ID: id, Version: version, Message: ctigate.MessageOf(err)})
+	reject := func(i int, id, version string, raw []byte, err error) {
+		if len(st.Failures) < MaxListedFailures {
+			st.Failures = append(st.Failures, store.StatusDetail{ID: id, Version: version, Message: ctigate.MessageOf(err)})
+		}
 		out.Rejected[ctigate.KindOf(err).String()]++
-		rejected = append(rejected, rejectedEntry(actor, target.Collection, st.ID, id, version, raw, err))
+		rejected.add(i, id, version, raw, ctigate.KindOf(err).String(), err)
 	}
 	for i := range items {
 		it := &items[i]
@@ -136,27 +142,28 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 			it.Err = refused[i]
 		}
 		if it.Err != nil {
-			reject(failureID(it), it.Version, it.Raw, it.Err)
+			reject(it.Index, failureID(it), it.Version, it.Raw, it.Err)
 			continue
 		}
 		o, note, err := admit(it, markings, guard)
 		if err != nil {
-			reject(it.ID, it.Version, it.Raw, err)
+			reject(it.Index, it.ID, it.Version, it.Raw, err)
 			continue
 		}
 		o.Producer = actor.Org
 		objs = append(objs, o)
+		index = append(index, it.Index)
 		notes = append(notes, note)
 	}
 	span.End()
 	// Rejections are recorded before what is stored, so that they precede
 	// the decisions fan-out makes about the rest of the envelope.
-	if in.Ledger != nil && len(rejected) > 0 {
-		if _, err := in.Ledger.AppendEntries(ctx, rejected); err != nil {
+	if in.Ledger != nil && rejected.n > 0 {
+		if _, err := in.Ledger.AppendEntries(ctx, rejected.entries()); err != nil {
 			return out, err
 		}
-		rejected = rejected[:0]
 	}
+	conflicts := rejections{actor: actor, collection: target.Collection, status: st.ID}
 	if len(objs) > 0 {
 		sctx, span := tracer.Start(store.WithActor(ctx, actor), SpanStoreAdd)
 		span.SetAttributes(attrObjects.Int(len(objs)))
@@ -188,19 +195,18 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 				// stored must not be silently shadowed.
 				d.Message = fmt.Sprintf("conflict: a different object with this id and version is already stored (sha256 %x); "+
 					"change modified to publish a new version", r.Hash)
-				st.Failures = append(st.Failures, d)
+				if len(st.Failures) < MaxListedFailures {
+					st.Failures = append(st.Failures, d)
+				}
 				out.Rejected["conflict"]++
-				e := rejectedEntry(actor, target.Collection, st.ID, o.ID, d.Version, nil, nil)
-				e.SHA256, e.Reason = custody.HexHash(o.Hash), "conflict"
-				e.Detail += fmt.Sprintf("; a different object with this id and version is stored (sha256 %x)", r.Hash)
-				rejected = append(rejected, e)
+				conflicts.addConflict(index[j], o, d.Version, r.Hash)
 				continue
 			}
 			st.Successes = append(st.Successes, d)
 		}
 	}
-	if in.Ledger != nil && len(rejected) > 0 {
-		if _, err := in.Ledger.AppendEntries(ctx, rejected); err != nil {
+	if in.Ledger != nil && conflicts.n > 0 {
+		if _, err := in.Ledger.AppendEntries(ctx, conflicts.entries()); err != nil {
 			return out, err
 		}
 	}
@@ -212,6 +218,82 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 		out.Failed = "put_status"
 	}
 	return out, err
+}
+
+// Bounds on what one envelope's refusals cost.
+const (
+	// MaxListedFailures bounds the failures a status resource lists; its
+	// failure_count stays exact.
+	MaxListedFailures = 1000
+	// MaxRejectedEntries bounds the rejected ledger entries of one
+	// envelope's objects, one each; the rest of the envelope's refusals
+	// are summarised by one more entry (custody, "Rejections").
+	MaxRejectedEntries = 100
+)
+
+// rejections collects the ledger's record of an envelope's refusals: an
+// entry each for the first MaxRejectedEntries, then one summary.
+type rejections struct {
+	actor              Actor
+	collection, status string
+	n                  int // refusals added
+	listed             []custody.Entry
+	bitmap             custody.Bitmap
+	leaves             []tlog.Hash
+	kinds              map[string]int
+}
+
+// add records the refusal of the envelope's element i (id, version and
+// bytes as sent) for err, of kind.
+func (r *rejections) add(i int, id, version string, raw []byte, kind string, err error) {
+	r.n++
+	if len(r.listed) < MaxRejectedEntries {
+		r.listed = append(r.listed, rejectedEntry(r.actor, r.collection, r.status, id, version, raw, err))
+		return
+	}
+	r.summarise(i, raw, kind)
+}
+
+// addConflict records element i, the object o, refused because another
+// object with its id and version is stored (hash stored).
+func (r *rejections) addConflict(i int, o *store.Object, version string, stored [32]byte) {
+	r.n++
+	if len(r.listed) < MaxRejectedEntries {
+		e := rejectedEntry(r.actor, r.collection, r.status, o.ID, version, nil, nil)
+		e.SHA256, e.Reason = custody.HexHash(o.Hash), "conflict"
+		e.Detail += fmt.Sprintf("; a different object with this id and version is stored (sha256 %x)", stored)
+		r.listed = append(r.listed, e)
+		return
+	}
+	r.summarise(i, o.Raw, "conflict")
+}
+
+func (r *rejections) summarise(i int, raw []byte, kind string) {
+	if r.kinds == nil {
+		r.kinds = map[string]int{}
+	}
+	r.bitmap.Set(i)
+	r.leaves = append(r.leaves, custody.RejectedLeaf(i, raw))
+	r.kinds[kind]++
+}
+
+// entries returns the ledger entries: one per listed refusal, then the
+// summary of the others.
+func (r *rejections) entries() []custody.Entry {
+	out := r.listed
+	if len(r.leaves) == 0 {
+		return out
+	}
+	var reason []string
+	for _, k := range slices.Sorted(maps.Keys(r.kinds)) {
+		reason = append(reason, fmt.Sprintf("%s ×%d", k, r.kinds[k]))
+	}
+	return append(out, custody.Entry{
+		Action: custody.Rejected, User: r.actor.User, Org: r.actor.Org, Collection: r.collection,
+		Detail: fmt.Sprintf("status %s; %d more refused objects of the envelope, by index", r.status, len(r.leaves)),
+		Reason: strings.Join(reason, ", "), Count: len(r.leaves), RejectedItems: r.bitmap.String(),
+		ItemsRoot: custody.HexRoot(custody.TreeRoot(r.leaves)),
+	})
 }
 
 // rejectedEntry is the ledger's record of an object refused at ingest:

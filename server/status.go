@@ -45,7 +45,10 @@ func statusOf(st store.Status) statusResource {
 		TotalCount:   st.TotalCount,
 		SuccessCount: len(st.Successes),
 		Successes:    details(st.Successes),
-		FailureCount: len(st.Failures),
+		// The failures listed are bounded (gateway.MaxListedFailures);
+		// the count is exact: every object is a success, a failure or
+		// pending.
+		FailureCount: max(len(st.Failures), st.TotalCount-len(st.Successes)-len(st.Pendings)),
 		Failures:     details(st.Failures),
 		PendingCount: len(st.Pendings),
 		Pendings:     details(st.Pendings),

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -290,6 +291,23 @@ func runPush(ctx context.Context, args []string, getenv func(string) string, std
 			}
 			for _, f := range st.Failures {
 				rejected = append(rejected, rejection{f.ID, f.Message})
+			}
+			if unlisted := st.FailureCount - len(st.Failures); unlisted > 0 {
+				// The status lists a bounded number of failures: the
+				// others are the envelope's objects it lists nowhere.
+				listed := map[string]bool{}
+				for _, d := range append(slices.Clone(st.Successes), st.Failures...) {
+					listed[d.ID] = true
+				}
+				for i, o := range env {
+					if id := client.ObjectID(o); !listed[id] && unlisted > 0 {
+						if id == "" {
+							id = fmt.Sprintf("objects[%d]", i)
+						}
+						rejected = append(rejected, rejection{id, fmt.Sprintf("refused; the status (%s) lists the first %d failures with their reasons, and counts %d: the custody ledger records every refusal of the envelope", st.ID, len(st.Failures), st.FailureCount)})
+						unlisted--
+					}
+				}
 			}
 			if n := st.TotalCount - st.SuccessCount - st.FailureCount; n > 0 {
 				failed += n

@@ -231,3 +231,24 @@ func TestParseNetrc(t *testing.T) {
 		t.Errorf("default entry: %q %q", l, p)
 	}
 }
+
+// TestPushManyRejections: when an envelope's status lists only the
+// first failures, push still counts and names every refused object and
+// says where the full record is.
+func TestPushManyRejections(t *testing.T) {
+	gw := startServe(t, nil, "--config", smallConfig(t, 1<<20), "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+	var lines []string
+	for i := range 1500 {
+		// An indicator without a pattern: invalid, with an id.
+		lines = append(lines, fmt.Sprintf(`{"type":"indicator","spec_version":"2.1","id":"indicator--6ba7b810-9dad-41d1-80b4-%012d","created":"2026-01-01T00:00:00.000Z","modified":"2026-01-01T00:00:00.000Z","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"}`, i))
+	}
+	stdin := strings.NewReader(strings.Join(lines, "\n") + "\n")
+	out, _, err := ctl(context.Background(), pushEnv, stdin, nil, "push", "--server", gw.base, "--collection", "cert-a-inbound", "--user", "cert-a", "-")
+	if err == nil || !strings.Contains(err.Error(), "1500 rejected") {
+		t.Fatalf("push: %v\n%.500s", err, out)
+	}
+	if !strings.Contains(out, "accepted 0, rejected 1500") || !strings.Contains(out, fmt.Sprintf("rejected indicator--6ba7b810-9dad-41d1-80b4-%012d: refused; the status", 1499)) ||
+		!strings.Contains(out, "the custody ledger records every refusal of the envelope") {
+		t.Fatalf("push output:\n%.2000s", out)
+	}
+}

@@ -1,0 +1,115 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ctigate/ctigate/custody"
+	ctigw "github.com/ctigate/ctigate/gateway"
+	"github.com/ctigate/ctigate/server"
+	"github.com/ctigate/ctigate/store"
+	"github.com/ctigate/ctigate/store/bolt"
+)
+
+// TestJunkEnvelopeCostsLittle: an envelope of 100,000 empty objects (300
+// kB) is refused object by object with an exact count, but the status
+// lists a bounded number of failures and the ledger holds 100 entries
+// and one summary, which the envelope proves (each refusal stays
+// provable) and another envelope does not.
+func TestJunkEnvelopeCostsLittle(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.APIRoots[0].MaxContentLength = 1 << 20
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "ctigate.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authOf(t, cfg), Ledger: st})
+	const n = 100_000
+	elems := make([]string, n)
+	for i := range elems {
+		elems[i] = "{}"
+	}
+	elems[7] = indicator(7, "2026-01-02T00:00:00.000Z") // one valid object among them
+	body := `{"objects":[` + strings.Join(elems, ",") + `]}`
+	before, err := st.UsedBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, inbound+"objects/", strings.NewReader(body))
+	req.Header.Set("Accept", "application/taxii+json;version=2.1")
+	req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
+	req.SetBasicAuth("cert-a", "cert-a-pw")
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, req)
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("POST: %d %.300s", w.Code, w.Body.String())
+	}
+	var status struct {
+		TotalCount   int              `json:"total_count"`
+		SuccessCount int              `json:"success_count"`
+		FailureCount int              `json:"failure_count"`
+		Failures     []jsontext.Value `json:"failures"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &status); err != nil {
+		t.Fatal(err)
+	}
+	if status.TotalCount != n || status.SuccessCount != 1 || status.FailureCount != n-1 || len(status.Failures) != ctigw.MaxListedFailures {
+		t.Fatalf("status: total %d, successes %d, failures %d with %d listed; want %d, 1, %d with %d listed",
+			status.TotalCount, status.SuccessCount, status.FailureCount, len(status.Failures), n, n-1, ctigw.MaxListedFailures)
+	}
+	if w.Body.Len() > 256<<10 {
+		t.Errorf("status of %d bytes", w.Body.Len())
+	}
+	after, err := st.UsedBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("store grew by %d bytes; status %d bytes", after-before, w.Body.Len())
+	if after-before > 1<<20 {
+		t.Errorf("the envelope grew the store by %d bytes, want at most 1 MiB", after-before)
+	}
+	es, err := st.LedgerEntries(context.Background(), store.LedgerQuery{Action: custody.Rejected, Limit: store.MaxLedgerLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != ctigw.MaxRejectedEntries+1 {
+		t.Fatalf("%d rejected entries, want %d and a summary", len(es), ctigw.MaxRejectedEntries)
+	}
+	sum := es[len(es)-1]
+	if sum.Count != n-1-ctigw.MaxRejectedEntries || sum.Reason != "invalid ×99899" || !strings.Contains(sum.Detail, "status ") {
+		t.Fatalf("summary entry %+v", sum)
+	}
+	// The producer's envelope proves the summary; another does not.
+	raw := make([][]byte, n)
+	for i, e := range elems {
+		raw[i] = []byte(e)
+	}
+	if err := custody.RejectedRoot(&sum, raw); err != nil {
+		t.Fatalf("the envelope does not prove its summary: %v", err)
+	}
+	raw[n-1] = []byte(`{ }`)
+	if err := custody.RejectedRoot(&sum, raw); err == nil {
+		t.Fatal("another envelope proves the summary")
+	}
+	// And the ledger verifies with it.
+	all, err := st.LedgerEntries(context.Background(), store.LedgerQuery{Limit: store.MaxLedgerLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := custody.WriteJSONL(&b, all, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := custody.VerifyJSONL(&b, custody.VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
