@@ -42,11 +42,18 @@ fuzz:
 	  done; \
 	done
 
+SOAK ?= 10m
+
 # Long runs, apart from `make test`: the custody ledger under 8 producers
-# and 8 consumers for ten minutes, and the no-leak properties broadly.
+# and 8 consumers for ten minutes, an evidence package in a ledger of a
+# million entries, the gateway under mixed load, floods, restarts and
+# SIGKILL for $(SOAK) on bbolt and on Redis (AOF, killed too), and the
+# no-leak properties broadly.
 soak:
 	$(GO) test -count=1 -timeout 60m ./cmd/ctigate -run 'TestCustodyUnderLoad$$' -custody.duration=10m -v
 	$(GO) test -count=1 -timeout 60m ./cmd/ctigate -run 'TestEvidenceLargeLedger$$' -evidence.entries=1000000 -v
+	$(GO) test -count=1 -timeout 60m ./cmd/ctigate -run 'TestSoak$$' -soak.duration=$(SOAK) -soak.store=bolt -v
+	$(GO) test -count=1 -timeout 60m ./cmd/ctigate -run 'TestSoak$$' -soak.duration=$(SOAK) -soak.store=redis -v
 	$(GO) test -count=1 ./policy -run 'TestNoLeak$$' -rapid.checks=20000
 	$(GO) test -count=1 -timeout 60m ./fanout -run 'TestNoLeakHTTP$$|TestNoLeakOrganisations$$|TestDryRunAgreesWithFanOut$$' -rapid.checks=2000
 
