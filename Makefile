@@ -21,6 +21,7 @@ test: fmt-check vet staticcheck
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -count=1 ./policy -run 'TestNoLeak$$' -rapid.checks=2000
 	$(GO) test -count=1 ./fanout -run 'TestNoLeakOrganisations$$' -rapid.checks=200
+	$(GO) test -count=1 ./server -run 'TestLoginFloodKeepsUserFast$$' -v
 
 vet:
 	$(GO) vet ./...
@@ -47,13 +48,15 @@ SOAK ?= 10m
 # Long runs, apart from `make test`: the custody ledger under 8 producers
 # and 8 consumers for ten minutes, an evidence package in a ledger of a
 # million entries, the gateway under mixed load, floods, restarts and
-# SIGKILL for $(SOAK) on bbolt and on Redis (AOF, killed too), and the
-# no-leak properties broadly.
+# SIGKILL for $(SOAK) on bbolt and on Redis (AOF, killed too), 150
+# connections asking for the largest pages and never reading them, and
+# the no-leak properties broadly.
 soak:
 	$(GO) test -count=1 -timeout 60m ./cmd/ctigate -run 'TestCustodyUnderLoad$$' -custody.duration=10m -v
 	$(GO) test -count=1 -timeout 60m ./cmd/ctigate -run 'TestEvidenceLargeLedger$$' -evidence.entries=1000000 -v
 	$(GO) test -count=1 -timeout 60m ./cmd/ctigate -run 'TestSoak$$' -soak.duration=$(SOAK) -soak.store=bolt -v
 	$(GO) test -count=1 -timeout 60m ./cmd/ctigate -run 'TestSoak$$' -soak.duration=$(SOAK) -soak.store=redis -v
+	$(GO) test -count=1 -timeout 10m ./server -run 'TestBigPagesBounded$$' -bigpages.full -v
 	$(GO) test -count=1 ./policy -run 'TestNoLeak$$' -rapid.checks=20000
 	$(GO) test -count=1 -timeout 60m ./fanout -run 'TestNoLeakHTTP$$|TestNoLeakOrganisations$$|TestDryRunAgreesWithFanOut$$' -rapid.checks=2000
 

@@ -6,6 +6,8 @@ package ctigate
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"syscall"
 )
 
 // Kind classifies an error by what the caller can do about it.
@@ -23,6 +25,7 @@ const (
 	TooLarge                 // the request body exceeds a limit
 	Unsupported              // media type or feature not supported
 	Unavailable              // a dependency is down; retry later
+	Full                     // the storage is full: nothing more can be written until space is freed
 )
 
 var kindNames = [...]string{
@@ -35,6 +38,7 @@ var kindNames = [...]string{
 	TooLarge:     "too large",
 	Unsupported:  "unsupported",
 	Unavailable:  "unavailable",
+	Full:         "storage full",
 }
 
 func (k Kind) String() string {
@@ -105,19 +109,53 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // KindOf reports the kind of err: the Kind of the outermost *Error in its
-// chain that has one set, Internal otherwise.
+// chain that has one set; else Full when the chain shows the storage out
+// of space (IsStorageFull), Internal otherwise. A store therefore need
+// not classify the failures of its files: a write that failed for want
+// of space is Full however it was wrapped.
 func KindOf(err error) Kind {
-	for err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			return Internal
+	for e := err; e != nil; {
+		var ce *Error
+		if !errors.As(e, &ce) {
+			break
 		}
-		if e.Kind != Internal {
-			return e.Kind
+		if ce.Kind != Internal {
+			return ce.Kind
 		}
-		err = e.Err
+		e = ce.Err
+	}
+	if IsStorageFull(err) {
+		return Full
 	}
 	return Internal
+}
+
+// noSpace are the errors of a write refused for want of space: the file
+// system is full (ENOSPC), the process's file size limit is reached
+// (EFBIG, RLIMIT_FSIZE), or the user's disk quota is (EDQUOT).
+var noSpace = []syscall.Errno{syscall.ENOSPC, syscall.EFBIG, syscall.EDQUOT}
+
+// IsStorageFull reports whether err is, or wraps, a write refused for want
+// of space: ENOSPC, EFBIG or EDQUOT. Some libraries flatten the error of
+// a file operation into text (bbolt reports a failed growth of its file
+// as "file resize error: …" with %s), so the text of those errors counts
+// too.
+func IsStorageFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, errno := range noSpace {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	msg := err.Error()
+	for _, errno := range noSpace {
+		if strings.Contains(msg, errno.Error()) {
+			return true
+		}
+	}
+	return false
 }
 
 // MessageOf returns the client-safe message of err: the Msg of the first

@@ -30,9 +30,9 @@ func (u *User) HasRole(role string) bool { return slices.Contains(u.Roles, role)
 
 // Options tune an Authenticator. The zero value is usable.
 type Options struct {
-	CacheTTL  time.Duration    // how long a verified Basic credential is remembered; default 2m
+	CacheTTL  time.Duration    // how long a verified Basic credential is remembered; default 2m, negative: not at all
 	CacheSize int              // most remembered credentials; default 10,000
-	MaxHashes int              // slow hash verifications at once; default 2
+	MaxHashes int              // slow hash verifications at once (without a HashGate); default 2
 	Clock     func() time.Time // default time.Now
 }
 
@@ -58,7 +58,7 @@ type cached struct {
 // New returns an Authenticator for users. It fails on duplicate user names,
 // unusable password hashes or malformed token digests.
 func New(users []User, opts Options) (*Authenticator, error) {
-	if opts.CacheTTL <= 0 {
+	if opts.CacheTTL == 0 {
 		opts.CacheTTL = 2 * time.Minute
 	}
 	if opts.CacheSize <= 0 {
@@ -117,39 +117,71 @@ var errBadCredentials = ctigate.E("auth", ctigate.Unauthorized, "invalid credent
 // Basic authenticates a user name and password. A success is remembered for
 // CacheTTL under an HMAC of both, so a changed or wrong password never hits
 // the cache. Failures are never cached.
+//
+// A verification of the password hash waits for the HashGate in ctx (see
+// WithHashGate), or else for one of MaxHashes slots; its errors are
+// returned as they are. After the wait the cache is looked at again: a
+// request that waited behind another with the same credentials then
+// needs no verification of its own.
 func (a *Authenticator) Basic(ctx context.Context, name, password string) (*User, error) {
 	key := a.cacheKey(name, password)
-	now := a.opts.Clock()
-	a.mu.Lock()
-	if c, ok := a.cache[key]; ok {
-		if now.Before(c.expires) {
-			a.mu.Unlock()
-			return c.user, nil
-		}
-		delete(a.cache, key)
+	if u := a.cached(key); u != nil {
+		return u, nil
 	}
-	a.mu.Unlock()
 
 	u := a.users[name]
 	hash := a.dummy
 	if u != nil && u.PasswordHash != "" {
 		hash = u.PasswordHash
 	}
-	select {
-	case a.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctigate.E("auth", ctigate.Unavailable, ctx.Err())
+	release, err := a.admit(ctx)
+	if err != nil {
+		return nil, err
 	}
-	err := VerifyPassword(hash, password)
-	<-a.sem
+	if cu := a.cached(key); cu != nil {
+		release()
+		return cu, nil
+	}
+	err = VerifyPassword(hash, password)
+	release()
 	if err != nil || u == nil || u.PasswordHash == "" {
 		if err != nil && !errors.Is(err, ErrMismatch) {
 			return nil, ctigate.E("auth", ctigate.Internal, err)
 		}
 		return nil, errBadCredentials
 	}
-	a.remember(key, u, now)
+	a.remember(key, u, a.opts.Clock())
 	return u, nil
+}
+
+// cached returns the user of an unexpired cache entry under key, or nil.
+func (a *Authenticator) cached(key [32]byte) *User {
+	now := a.opts.Clock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.cache[key]
+	if !ok {
+		return nil
+	}
+	if now.Before(c.expires) {
+		return c.user
+	}
+	delete(a.cache, key)
+	return nil
+}
+
+// admit waits for leave to verify a hash: from the HashGate in ctx, or
+// for one of the Authenticator's own slots.
+func (a *Authenticator) admit(ctx context.Context) (release func(), err error) {
+	if g := hashGateOf(ctx); g != nil {
+		return g(ctx)
+	}
+	select {
+	case a.sem <- struct{}{}:
+		return func() { <-a.sem }, nil
+	case <-ctx.Done():
+		return nil, ctigate.E("auth", ctigate.Unavailable, ctx.Err())
+	}
 }
 
 // Bearer authenticates a bearer token by its SHA-256.
@@ -178,6 +210,9 @@ func (a *Authenticator) cacheKey(name, password string) [32]byte {
 }
 
 func (a *Authenticator) remember(key [32]byte, u *User, now time.Time) {
+	if a.opts.CacheTTL < 0 {
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.cache) >= a.opts.CacheSize {

@@ -4,12 +4,12 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,12 +17,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/policy"
+	"github.com/ctigate/ctigate/search"
+	"github.com/ctigate/ctigate/stix"
 )
 
 // Config is the whole gateway configuration.
@@ -44,6 +45,66 @@ type Config struct {
 	Ops Ops `yaml:"ops"`
 	// Custody configures the custody ledger's signed checkpoints.
 	Custody Custody `yaml:"custody"`
+	// Ingest bounds what one posted object may cost.
+	Ingest Ingest `yaml:"ingest"`
+	// Search bounds what one object may add to the search index.
+	Search Search `yaml:"search"`
+	// TrustedProxies are the addresses (CIDR ranges or single IPs) of
+	// the reverse proxies in front of the TAXII listener. Only a request
+	// whose direct peer is in one of them has its client address taken
+	// from X-Forwarded-For: the right-most address there that is not
+	// itself a trusted proxy. Empty: the client is the direct peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Auth bounds password logins against floods of guesses.
+	Auth Auth `yaml:"auth"`
+	// Server bounds how slowly a client may send a request body.
+	Server ServerLimits `yaml:"server"`
+	// StatusRetention is how long the status resource of a POST is kept
+	// after it is complete; then GET …/status/{id}/ and the request's
+	// feedback are 404, as for an unknown id. At least
+	// MinStatusRetention.
+	StatusRetention time.Duration `yaml:"status_retention"`
+}
+
+// Status retention bounds: TAXII 2.1 (§4.3.1) has servers keep a status
+// for at least 24 hours after it is complete. The default, a week, also
+// lets a producer that posts before a weekend read its receipts and the
+// routes' decisions (feedback) after it; a status of 500 objects takes
+// about 12 KiB in bbolt and 55 KiB in Redis, so a week of them stays
+// small.
+const (
+	MinStatusRetention     = 24 * time.Hour
+	DefaultStatusRetention = 7 * 24 * time.Hour
+)
+
+// ServerLimits bounds request bodies on the TAXII listener. A body must
+// bring at least MinBodyRate bytes per second, counted over each
+// MinBodyRateWindow; the first window is longer by MinBodyRateGrace. A
+// body that falls short fails its request (408) and closes its
+// connection. MinBodyRate 0 turns the check off. A reload changes these
+// from the next request on.
+type ServerLimits struct {
+	MinBodyRate       int64         `yaml:"min_body_rate"` // bytes per second
+	MinBodyRateGrace  time.Duration `yaml:"min_body_rate_grace"`
+	MinBodyRateWindow time.Duration `yaml:"min_body_rate_window"`
+}
+
+// Ingest bounds what one posted object may cost. An object over a bound
+// is refused on its own, with a status failure naming the bound and its
+// setting. A reload changes them from the next request on.
+type Ingest struct {
+	// MaxPatternBytes is the longest STIX pattern (pattern_type stix) an
+	// indicator may have, in bytes.
+	MaxPatternBytes int `yaml:"max_pattern_bytes"`
+}
+
+// Search bounds the search index. A reload changes them from the next
+// indexing pass on.
+type Search struct {
+	// MaxObservablesPerObject is the most index entries one object
+	// version gets: one with more observables is stored whole and indexed
+	// by the first this many (logged and counted).
+	MaxObservablesPerObject int `yaml:"max_observables_per_object"`
 }
 
 // Custody configures the custody ledger. The ledger itself is always kept,
@@ -77,6 +138,9 @@ type Custody struct {
 // counts). An empty Listen turns it off.
 type Ops struct {
 	Listen string `yaml:"listen"` // host:port
+	// AllowRemote permits a Listen address that is not loopback (the
+	// unauthenticated endpoints are then reachable from the network).
+	AllowRemote bool `yaml:"allow_remote"`
 }
 
 // TLS configures HTTPS. TAXII 2.1 requires HTTPS; plain HTTP is allowed only
@@ -124,6 +188,38 @@ type Log struct {
 type Paging struct {
 	DefaultLimit int `yaml:"default_limit"` // objects per page when the client sends no limit
 	MaxLimit     int `yaml:"max_limit"`     // larger client limits are reduced to this
+	// MaxBytes bounds a page by the bytes of the objects it holds, as
+	// MaxLimit bounds their count: a page that reaches it ends there
+	// (more, with a next cursor); an object larger than it is a page of
+	// its own. InflightBytes and UserInflightBytes bound the memory of
+	// the pages being read and written at once, of all users and of one
+	// user: a read that finds no room within a moment is refused, 503 and
+	// 429, with Retry-After. WriteTimeout is the longest the response
+	// of one page may take to be written: a client that reads slower is
+	// cut off and its page's memory freed. Zero means the default
+	// (DefaultPaging).
+	MaxBytes          int64         `yaml:"max_bytes"`
+	InflightBytes     int64         `yaml:"inflight_bytes"`
+	UserInflightBytes int64         `yaml:"user_inflight_bytes"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+}
+
+// DefaultPaging is the paging configuration by default.
+var DefaultPaging = Paging{DefaultLimit: 1000, MaxLimit: 10000,
+	MaxBytes: 8 << 20, InflightBytes: 64 << 20, UserInflightBytes: 16 << 20, WriteTimeout: time.Minute}
+
+// WithDefaults returns p with each bound left at zero set to its default.
+func (p Paging) WithDefaults() Paging {
+	d := DefaultPaging
+	for _, f := range []struct{ v, d *int64 }{{&p.MaxBytes, &d.MaxBytes}, {&p.InflightBytes, &d.InflightBytes}, {&p.UserInflightBytes, &d.UserInflightBytes}} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
+	}
+	if p.WriteTimeout == 0 {
+		p.WriteTimeout = d.WriteTimeout
+	}
+	return p
 }
 
 // Discovery is the TAXII discovery resource.
@@ -181,9 +277,15 @@ func Default() Config {
 		Store:   "bolt",
 		Redis:   Redis{Prefix: "ctigate"},
 		Log:     Log{Level: "info", Format: "text"},
-		Paging:  Paging{DefaultLimit: 1000, MaxLimit: 10000},
+		Paging:  DefaultPaging,
 		Ops:     Ops{Listen: "127.0.0.1:9464"},
 		Custody: Custody{CheckpointEvery: 1000, CheckpointInterval: time.Minute},
+		Ingest:  Ingest{MaxPatternBytes: stix.DefaultMaxPatternBytes},
+		Search:  Search{MaxObservablesPerObject: search.DefaultMaxObservables},
+		Auth:    DefaultAuth(),
+		Server:  ServerLimits{MinBodyRate: 4096, MinBodyRateGrace: 10 * time.Second, MinBodyRateWindow: 10 * time.Second},
+
+		StatusRetention: DefaultStatusRetention,
 	}
 }
 
@@ -192,27 +294,37 @@ const DefaultMaxContentLength = 10 << 20
 
 // Load reads the file at path over the defaults, applies CTIGATE_*
 // environment overrides read through getenv, and validates the result.
+// Each line of the error names the file, the line when the file sets the
+// key, and the key path: "ctigate.yaml:12: config: routes[0].ceilng:
+// unknown key (did you mean ceiling?)".
 func Load(path string, getenv func(string) string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := Parse(data, getenv)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
+	return parse(source{name: path}, data, getenv)
 }
 
-// Parse is Load for configuration already in memory.
+// Parse is Load for configuration already in memory; its errors name
+// lines as "line 12: config: …".
 func Parse(data []byte, getenv func(string) string) (*Config, error) {
-	c := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("config: %v", err)
+	return parse(source{}, data, getenv)
+}
+
+func parse(src source, data []byte, getenv func(string) string) (*Config, error) {
+	root, err := src.document(data)
+	if err != nil {
+		return nil, err
 	}
-	if err := c.applyEnv(getenv); err != nil {
+	c := Default()
+	if ps := check(root, reflect.TypeFor[Config](), ""); len(ps) > 0 {
+		return nil, src.located(ps)
+	}
+	if err := root.Decode(&c); err != nil {
+		return nil, src.decodeErrors(err)
+	}
+	envSet, err := c.applyEnv(getenv)
+	if err != nil {
 		return nil, err
 	}
 	for i := range c.APIRoots {
@@ -230,7 +342,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		}
 	}
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return nil, src.locate(err, root, envSet)
 	}
 	return &c, nil
 }
@@ -264,24 +376,29 @@ var envKeys = []struct {
 	}},
 }
 
-func (c *Config) applyEnv(getenv func(string) string) error {
+// applyEnv applies the environment overrides and returns the keys they
+// set.
+func (c *Config) applyEnv(getenv func(string) string) ([]string, error) {
 	if getenv == nil {
-		return nil
+		return nil, nil
 	}
+	var set []string
 	for _, e := range envKeys {
 		if v := getenv(e.env); v != "" {
 			if err := e.set(c, v); err != nil {
-				return fmt.Errorf("config: %s (from %s): %q is not a number", e.key, e.env, v)
+				return nil, fmt.Errorf("config: %s (from %s): %q is not a number", e.key, e.env, v)
 			}
+			set = append(set, e.key)
 		}
 	}
-	return nil
+	return set, nil
 }
 
 var (
 	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	userNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
 	reserved   = []string{"taxii2", "healthz", "readyz", "metrics", "api"}
+	routeKey   = regexp.MustCompile(`^routes\[\d+\](\.[a-z_]+(\[\d+\])?)*$`)
 )
 
 // Validate checks the whole configuration and returns every problem found,
@@ -289,7 +406,7 @@ var (
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+		errs = append(errs, &fieldError{key, fmt.Sprintf(format, args...)})
 	}
 
 	host, port, err := net.SplitHostPort(c.Listen)
@@ -309,10 +426,19 @@ func (c *Config) Validate() error {
 		bad("store", "%q is not one of bolt, redis", c.Store)
 	}
 	if c.Ops.Listen != "" {
-		if _, port, err := net.SplitHostPort(c.Ops.Listen); err != nil {
+		if host, port, err := net.SplitHostPort(c.Ops.Listen); err != nil {
 			bad("ops.listen", "%q is not host:port", c.Ops.Listen)
 		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 			bad("ops.listen", "port %q is not a number from 0 to 65535", port)
+		} else if !IsLoopback(host) && !c.Ops.AllowRemote {
+			bad("ops.listen", "%q is not a loopback address: /metrics, /healthz and /readyz need no authentication, so set ops.allow_remote: true to serve them there (where only your monitoring can reach them)", c.Ops.Listen)
+		}
+	}
+	for i, p := range c.TrustedProxies {
+		if n, err := ParseTrustedProxy(p); err != nil {
+			bad(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
+		} else if ones, _ := n.Mask.Size(); ones == 0 {
+			bad(fmt.Sprintf("trusted_proxies[%d]", i), "%q trusts every address, so any client could choose the address logged for it", p)
 		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
@@ -345,7 +471,43 @@ func (c *Config) Validate() error {
 	if c.Paging.DefaultLimit < 1 || c.Paging.DefaultLimit > c.Paging.MaxLimit {
 		bad("paging.default_limit", "must be from 1 to paging.max_limit (%d)", c.Paging.MaxLimit)
 	}
+	if p := c.Paging.WithDefaults(); p.MaxBytes < 0 || p.InflightBytes < 0 || p.UserInflightBytes < 0 {
+		for _, f := range []struct {
+			key string
+			v   int64
+		}{{"max_bytes", p.MaxBytes}, {"inflight_bytes", p.InflightBytes}, {"user_inflight_bytes", p.UserInflightBytes}} {
+			if f.v < 0 {
+				bad("paging."+f.key, "must not be negative")
+			}
+		}
+	} else if p.MaxBytes > p.UserInflightBytes {
+		bad("paging.max_bytes", "must be at most paging.user_inflight_bytes (%d), or no page could be read", p.UserInflightBytes)
+	} else if p.UserInflightBytes > p.InflightBytes {
+		bad("paging.user_inflight_bytes", "must be at most paging.inflight_bytes (%d)", p.InflightBytes)
+	} else if p.WriteTimeout < time.Second {
+		bad("paging.write_timeout", "must be at least 1s")
+	}
 
+	if c.Server.MinBodyRate < 0 {
+		bad("server.min_body_rate", "must not be negative (0 turns the check off)")
+	}
+	if c.Server.MinBodyRateGrace < 0 {
+		bad("server.min_body_rate_grace", "must not be negative")
+	}
+	if c.Server.MinBodyRate > 0 && c.Server.MinBodyRateWindow < time.Second {
+		bad("server.min_body_rate_window", "must be at least 1s")
+	}
+
+	if c.StatusRetention < MinStatusRetention {
+		bad("status_retention", "%s is less than 24h: TAXII 2.1 has a status kept for at least 24 hours after it is complete", c.StatusRetention)
+	}
+	c.Auth.validate(bad)
+	if c.Ingest.MaxPatternBytes < 1024 {
+		bad("ingest.max_pattern_bytes", "must be at least 1024 bytes")
+	}
+	if c.Search.MaxObservablesPerObject < 1 {
+		bad("search.max_observables_per_object", "must be at least 1")
+	}
 	if c.Custody.CheckpointEvery < 1 {
 		bad("custody.checkpoint_every", "must be at least 1")
 	}
@@ -496,8 +658,18 @@ func (c *Config) Validate() error {
 		if errors.As(err, &ce) && ce.Err != nil {
 			msg = ce.Err.Error()
 		}
+		// Each line is "KEY: problem"; a line without a key continues
+		// the one before (a CEL compiler's message).
+		var last *fieldError
 		for _, line := range strings.Split(msg, "\n") {
-			errs = append(errs, fmt.Errorf("config: %s", line))
+			if key, p, ok := strings.Cut(line, ": "); ok && routeKey.MatchString(key) {
+				last = &fieldError{key, p}
+				errs = append(errs, last)
+			} else if last != nil {
+				last.msg += "\n" + line
+			} else {
+				errs = append(errs, fmt.Errorf("config: %s", line))
+			}
 		}
 	}
 	isUUID := func(s string) bool { u, err := uuid.Parse(s); return err == nil && u.String() == s }

@@ -244,3 +244,49 @@ func TestContentOrganisations(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusRetention: statuses are kept a week unless status_retention
+// says otherwise, and never less than the 24 hours TAXII 2.1 asks for.
+func TestStatusRetention(t *testing.T) {
+	base := `
+api_roots:
+  - name: exchange
+    title: X
+    collections:
+      - id: 24f70a31-7be5-4fdd-8353-9784877646c1
+        title: In
+        readers: [u1]
+users:
+  - name: u1
+    organisation: O
+    token_sha256: [` + strings.Repeat("a", 64) + `]
+`
+	c, err := Parse([]byte(base), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StatusRetention != 7*24*time.Hour {
+		t.Errorf("default status_retention = %s, want 168h", c.StatusRetention)
+	}
+	for _, tc := range []struct {
+		value string
+		want  time.Duration // 0: refused
+	}{
+		{"24h", 24 * time.Hour},
+		{"720h", 720 * time.Hour},
+		{"23h59m59s", 0},
+		{"1h", 0},
+		{"0s", 0},
+		{"-24h", 0},
+	} {
+		c, err := Parse([]byte(base+"status_retention: "+tc.value+"\n"), nil)
+		switch {
+		case tc.want == 0 && (err == nil || !strings.Contains(err.Error(), "status_retention")):
+			t.Errorf("status_retention: %s: got %v, want an error naming status_retention", tc.value, err)
+		case tc.want != 0 && err != nil:
+			t.Errorf("status_retention: %s: %v", tc.value, err)
+		case tc.want != 0 && c.StatusRetention != tc.want:
+			t.Errorf("status_retention: %s read as %s", tc.value, c.StatusRetention)
+		}
+	}
+}

@@ -3,8 +3,11 @@ package custody
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/ctigate/ctigate/internal/backoff"
 )
 
 // Chain is what the checkpointer needs from the ledger's storage.
@@ -69,7 +72,10 @@ func (c *Checkpointer) isCheckpoint(ctx context.Context, head Head) (bool, error
 }
 
 // Run signs until ctx ends, then signs once more (with a short timeout of
-// its own) so that a clean shutdown leaves a signed head.
+// its own) so that a clean shutdown leaves a signed head. After a failure
+// (say, the disk is full: a checkpoint is a ledger write) it waits longer
+// each time, from Poll doubling up to 30 seconds, and logs the failure
+// once, then once more when it succeeds again (package backoff).
 func (c *Checkpointer) Run(ctx context.Context) {
 	log := c.Logger
 	if log == nil {
@@ -83,7 +89,8 @@ func (c *Checkpointer) Run(ctx context.Context) {
 	if now == nil {
 		now = time.Now
 	}
-	t := time.NewTicker(poll)
+	retry := backoff.Retry{What: "custody: checkpointing", Log: log, Min: poll}
+	t := time.NewTimer(poll)
 	defer t.Stop()
 	var signed uint64 // seq of the last checkpoint made here
 	lastAt := now()
@@ -98,27 +105,40 @@ func (c *Checkpointer) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		head, err := c.Chain.LedgerHead(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Error("custody: reading the ledger head failed", "err", err)
+		h, err := c.poll(ctx, signed, lastAt, now)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			t.Reset(poll) // ending: the final checkpoint comes next
+		case err != nil:
+			t.Reset(retry.Failed(err))
+		default:
+			retry.Succeeded()
+			if h.Seq > signed {
+				signed, lastAt = h.Seq, now()
 			}
-			continue
+			t.Reset(poll)
 		}
-		if head.Seq <= signed {
-			continue
-		}
-		due := now().Sub(lastAt) >= c.Interval || (c.Every > 0 && head.Seq-signed >= c.Every)
-		if !due {
-			continue
-		}
-		h, err := c.Sign(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Error("custody: signing a checkpoint failed", "err", err)
-			}
-			continue
-		}
-		signed, lastAt = h.Seq, now()
 	}
+}
+
+// poll signs the head when a checkpoint is due: entries were added since
+// the last one made here (at signed, lastAt), and Interval has passed or
+// Every entries were added. It returns the checkpoint made, if one was.
+func (c *Checkpointer) poll(ctx context.Context, signed uint64, lastAt time.Time, now func() time.Time) (Head, error) {
+	head, err := c.Chain.LedgerHead(ctx)
+	if err != nil {
+		return Head{}, fmt.Errorf("reading the ledger head: %w", err)
+	}
+	if head.Seq <= signed {
+		return Head{}, nil
+	}
+	due := now().Sub(lastAt) >= c.Interval || (c.Every > 0 && head.Seq-signed >= c.Every)
+	if !due {
+		return Head{}, nil
+	}
+	h, err := c.Sign(ctx)
+	if err != nil {
+		return Head{}, fmt.Errorf("signing a checkpoint: %w", err)
+	}
+	return h, nil
 }

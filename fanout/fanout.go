@@ -64,6 +64,7 @@ import (
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/gateway"
+	"github.com/ctigate/ctigate/internal/backoff"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
@@ -202,22 +203,40 @@ func (w *Worker) Started() <-chan struct{} { return w.started }
 
 // Run makes passes every Interval, and whenever Notify is called, until
 // ctx is done; then it returns nil once the pass under way has stopped.
-// Errors of a pass are logged and the pass retried at the next tick.
+// After a failed pass it waits longer each time (from Interval, doubling,
+// up to 30 seconds; a Notify, which means a write succeeded, retries at
+// once), and logs the failure once, then once more when a pass succeeds
+// again (package backoff).
 func (w *Worker) Run(ctx context.Context) error {
 	w.running.Store(true)
 	defer w.running.Store(false)
 	w.once.Do(func() { close(w.started) })
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
+	retry := backoff.Retry{What: "fanout: pass", Log: w.log, Min: w.interval}
 	for {
-		if _, err := w.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			w.log.Error("fanout: pass failed; retrying", "err", err)
+		_, err := w.RunOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
 		}
+		if err == nil {
+			retry.Succeeded()
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			case <-w.wake:
+			}
+			continue
+		}
+		wait := time.NewTimer(retry.Failed(err))
 		select {
 		case <-ctx.Done():
+			wait.Stop()
 			return nil
-		case <-t.C:
+		case <-wait.C:
 		case <-w.wake:
+			wait.Stop()
 		}
 	}
 }

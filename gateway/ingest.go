@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -60,6 +61,14 @@ type Ingester struct {
 	Routes map[string]*policy.Route
 	Clock  func() time.Time
 	Tracer trace.Tracer
+	// StatusRetention is how long the status resource of an ingest is
+	// kept once it is complete (store.Status.Expires); zero keeps it
+	// until it is replaced.
+	StatusRetention time.Duration
+	// Limits bound what one object may cost (stix.Limits): an object over
+	// one is refused on its own, its status failure naming the limit and
+	// its setting. The zero Limits bounds nothing.
+	Limits stix.Limits
 	// Stored, when set, is called with the request's context and the
 	// results after new versions are stored (to wake fan-out and link
 	// its spans).
@@ -81,13 +90,27 @@ type Outcome struct {
 	Status   store.Status
 	Received int            // objects in the envelope
 	Rejected map[string]int // refusals by kind
-	Failed   string         // with an error: the store operation that failed ("add_objects", "put_status"), if one did
+	// Failed is the store operation that failed ("add_objects",
+	// "put_status", "ledger"), if one did: with an error, or with
+	// Unrecorded.
+	Failed string
+	// Unrecorded is what could not be written after the objects were
+	// stored: the ledger entries of the conflicts or the status resource.
+	// The ingest stands (Status lists the stored objects as successes,
+	// and Ingest returns no error); the caller logs it.
+	Unrecorded error
 }
 
 // Ingest takes the envelope body posted by actor into target. Invalid
 // objects fail only themselves; the status resource is stored and
-// returned (complete). An error means nothing of the envelope was stored
-// (or, after the store, that the status could not be).
+// returned (complete). An error means none of the envelope's objects was
+// stored (the store's writes are atomic). Once they are, the ingest
+// succeeds: a record that cannot be written after them (the conflicts'
+// ledger entries, the status resource: say, the disk is full) is
+// reported in Outcome.Unrecorded, not as an error that would tell the
+// client its objects were not stored. Only an envelope of which no
+// object was admitted fails when its status cannot be stored, since the
+// status is then all it leaves.
 func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body []byte) (Outcome, error) {
 	tracer := in.Tracer
 	if tracer == nil {
@@ -95,7 +118,7 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 	}
 	received := in.Clock().UTC()
 	_, span := tracer.Start(ctx, SpanDecode)
-	items, err := stix.DecodeEnvelope(body)
+	items, err := stix.DecodeEnvelopeLimited(body, in.Limits)
 	span.SetAttributes(attrObjects.Int(len(items)))
 	telemetry.EndSpan(span, err)
 	if err != nil {
@@ -207,8 +230,12 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 	}
 	if in.Ledger != nil && conflicts.n > 0 {
 		if _, err := in.Ledger.AppendEntries(ctx, conflicts.entries()); err != nil {
-			return out, err
+			out.Failed, out.Unrecorded = "ledger", fmt.Errorf("recording the conflicts in the custody ledger: %w", err)
 		}
+	}
+	if in.StatusRetention > 0 {
+		// Complete now: kept for StatusRetention from here on.
+		st.Expires = in.Clock().UTC().Add(in.StatusRetention)
 	}
 	sctx, span := tracer.Start(ctx, SpanStoreStat)
 	err = in.Store.PutStatus(sctx, st)
@@ -216,8 +243,12 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 	out.Status = st
 	if err != nil {
 		out.Failed = "put_status"
+		if len(objs) == 0 {
+			return out, err
+		}
+		out.Unrecorded = errors.Join(out.Unrecorded, fmt.Errorf("storing the status resource: %w", err))
 	}
-	return out, err
+	return out, nil
 }
 
 // Bounds on what one envelope's refusals cost.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/internal/backoff"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -82,27 +83,37 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// Run sweeps every interval until ctx ends.
+// Run sweeps every interval until ctx ends. A failed sweep (deletions
+// are writes, which a full disk refuses too) is retried after a wait that
+// doubles with each failure in a row, from interval up to 30 seconds or
+// interval, whichever is longer; the failure is logged once, and once more
+// when a sweep succeeds again (package backoff).
 func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
 	log := s.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	retry := backoff.Retry{What: "retention: sweep", Log: log, Min: interval}
+	wait := time.NewTimer(interval)
+	defer wait.Stop()
 	for {
+		next := interval
 		if n, err := s.Sweep(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			log.Error("retention: sweep failed", "err", err)
-		} else if n > 0 {
-			log.Info("retention: deleted expired object versions", "versions", n)
+			next = retry.Failed(err)
+		} else {
+			retry.Succeeded()
+			if n > 0 {
+				log.Info("retention: deleted expired object versions", "versions", n)
+			}
 		}
+		wait.Reset(next)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-wait.C:
 		}
 	}
 }

@@ -8,8 +8,10 @@ package search
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/go-json-experiment/json"
@@ -161,6 +163,9 @@ type object struct {
 
 // Extracted is what Extract found in one object.
 type Extracted struct {
+	// Observables are in a fixed order for a given object: its pattern's
+	// comparisons left to right; an SCO's value, then its hashes by
+	// algorithm name; embedded objects by key.
 	Observables []Observable
 	Labels      []string
 	// Refs are the object_refs of observed-data: the caller resolves them
@@ -190,9 +195,11 @@ func Extract(raw []byte) (Extracted, error) {
 		}
 	case "observed-data":
 		x.Refs = o.ObjectRefs
-		for _, v := range o.Objects {
+		// In the order of their keys, so that the same object always
+		// yields its observables in the same order.
+		for _, k := range slices.Sorted(maps.Keys(o.Objects)) {
 			var e object
-			if json.Unmarshal(v, &e) == nil {
+			if json.Unmarshal(o.Objects[k], &e) == nil {
 				obs = append(obs, fromSCO(&e)...)
 			}
 		}
@@ -230,8 +237,8 @@ func fromSCO(o *object) []Observable {
 			out = append(out, ob)
 		}
 	}
-	for alg, h := range o.Hashes {
-		if ob, ok := Hash(alg, h); ok {
+	for _, alg := range slices.Sorted(maps.Keys(o.Hashes)) {
+		if ob, ok := Hash(alg, o.Hashes[alg]); ok {
 			out = append(out, ob)
 		}
 	}

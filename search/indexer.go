@@ -17,8 +17,14 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/ctigate/ctigate/internal/backoff"
 	"github.com/ctigate/ctigate/stix"
 	"github.com/ctigate/ctigate/store"
+	"github.com/ctigate/ctigate/telemetry"
 )
 
 // Defaults for IndexerOptions.
@@ -26,6 +32,8 @@ const (
 	DefaultInterval  = time.Second
 	DefaultMinGap    = time.Second
 	DefaultBatchSize = 5000
+	// DefaultMaxObservables is the usual IndexerOptions.MaxObservables.
+	DefaultMaxObservables = 1000
 )
 
 // IndexerOptions configure an Indexer.
@@ -51,6 +59,23 @@ type IndexerOptions struct {
 	// BatchSize is the number of versions read and indexed at a time.
 	// Default: DefaultBatchSize.
 	BatchSize int
+	// MaxObservables bounds the index entries of one object version: an
+	// object with more distinct observables is indexed by the first
+	// MaxObservables (in the order of its pattern, or of its SCOs), and
+	// the pass logs it, counts it in Stats.Partial and in the metrics.
+	// It bounds what one object version can add to the index (each entry
+	// takes some 400 to 450 bytes in either backend), whatever its
+	// pattern lists. Default: DefaultMaxObservables.
+	MaxObservables int
+	// MaxObservablesOf, when set, is read at each pass instead of
+	// MaxObservables (the configuration in force). Versions indexed
+	// before a change keep their entries.
+	MaxObservablesOf func() int
+	// MaxObservablesKey is the setting that sets MaxObservables, named in
+	// log lines. Default: "search.max_observables_per_object".
+	MaxObservablesKey string
+	// MeterProvider receives the indexer's metrics. Default: none.
+	MeterProvider metric.MeterProvider
 }
 
 // Indexer keeps the search index up to date with the collections.
@@ -63,15 +88,25 @@ type Indexer struct {
 	interval time.Duration
 	minGap   time.Duration
 	batch    int
+	maxObs   int
+	maxObsOf func() int
+	maxKey   string
+	partial  metric.Int64Counter // object versions indexed partially
+	skipped  metric.Int64Counter // observables of those left out
 	wake     chan struct{}
 	mu       sync.Mutex // held by a pass
 }
+
+// Attribute of the indexer's metrics: the collection's id (bounded by
+// configuration).
+var attrCollection = attribute.Key("ctigate.collection")
 
 // NewIndexer returns an Indexer; start it with Run.
 func NewIndexer(opts IndexerOptions) *Indexer {
 	x := &Indexer{
 		st: opts.Store, colls: opts.Collections, collsOf: opts.CollectionsOf, markings: opts.Markings, log: opts.Logger,
 		interval: opts.Interval, minGap: opts.MinGap, batch: opts.BatchSize, wake: make(chan struct{}, 1),
+		maxObs: opts.MaxObservables, maxObsOf: opts.MaxObservablesOf, maxKey: opts.MaxObservablesKey,
 	}
 	if x.minGap == 0 {
 		x.minGap = DefaultMinGap
@@ -88,7 +123,36 @@ func NewIndexer(opts IndexerOptions) *Indexer {
 	if x.batch <= 0 {
 		x.batch = DefaultBatchSize
 	}
+	if x.maxKey == "" {
+		x.maxKey = "search.max_observables_per_object"
+	}
+	mp := opts.MeterProvider
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	meter := mp.Meter(telemetry.ScopeName)
+	var err1, err2 error
+	x.partial, err1 = meter.Int64Counter("ctigate.search.objects.partial", metric.WithUnit("{version}"),
+		metric.WithDescription("Object versions indexed by only the first of their observables (over the per-object limit), by collection."))
+	x.skipped, err2 = meter.Int64Counter("ctigate.search.observables.skipped", metric.WithUnit("{observable}"),
+		metric.WithDescription("Observables left out of the search index by the per-object limit, by collection."))
+	if err := errors.Join(err1, err2); err != nil {
+		x.log.Error("search: creating metric instruments failed; indexer metrics are off", "err", err)
+		x.partial, x.skipped = noop.Int64Counter{}, noop.Int64Counter{}
+	}
 	return x
+}
+
+// maxObservables is the per-object limit in force.
+func (x *Indexer) maxObservables() int {
+	n := x.maxObs
+	if x.maxObsOf != nil {
+		n = x.maxObsOf()
+	}
+	if n <= 0 {
+		n = DefaultMaxObservables
+	}
+	return n
 }
 
 // CheckpointName is the index checkpoint of collection.
@@ -104,26 +168,41 @@ func (x *Indexer) Notify() {
 
 // Run makes passes every Interval, and whenever Notify is called, until
 // ctx is done; then it returns nil once the pass under way has stopped.
+// After a failed pass it waits longer each time (from Interval, doubling,
+// up to 30 seconds, or until Notify), and logs the failure once, then
+// once more when a pass succeeds again (package backoff).
 func (x *Indexer) Run(ctx context.Context) error {
 	t := time.NewTicker(x.interval)
 	defer t.Stop()
+	retry := backoff.Retry{What: "search: indexing pass", Log: x.log, Min: x.interval}
 	for {
 		start := time.Now()
-		if _, err := x.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			x.log.Error("search: indexing pass failed; retrying", "err", err)
+		_, err := x.RunOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		next, stop := t.C, func() bool { return false }
+		if err != nil {
+			wait := time.NewTimer(retry.Failed(err))
+			next, stop = wait.C, wait.Stop
+		} else {
+			retry.Succeeded()
 		}
 		if gap := x.minGap - time.Since(start); gap > 0 {
 			select {
 			case <-ctx.Done():
+				stop()
 				return nil
 			case <-time.After(gap):
 			}
 		}
 		select {
 		case <-ctx.Done():
+			stop()
 			return nil
-		case <-t.C:
+		case <-next:
 		case <-x.wake:
+			stop()
 		}
 	}
 }
@@ -132,6 +211,9 @@ func (x *Indexer) Run(ctx context.Context) error {
 type Stats struct {
 	Versions int // object versions read
 	Entries  int // index entries written
+	// Partial counts the object versions with more observables than the
+	// per-object limit, indexed by the first of them only.
+	Partial int
 }
 
 // RunOnce brings the index up to date with every collection.
@@ -148,6 +230,7 @@ func (x *Indexer) RunOnce(ctx context.Context) (Stats, error) {
 		st, err := x.drain(ctx, c)
 		total.Versions += st.Versions
 		total.Entries += st.Entries
+		total.Partial += st.Partial
 		if err != nil {
 			errs = append(errs, fmt.Errorf("collection %s: %w", c, err))
 		}
@@ -175,25 +258,64 @@ func (x *Indexer) drain(ctx context.Context, coll string) (Stats, error) {
 		if len(page.Objects) == 0 {
 			return total, nil
 		}
-		entries, err := x.Entries(ctx, coll, page.Objects)
+		entries, partial, err := x.entries(ctx, coll, page.Objects, x.maxObservables())
 		if err != nil {
 			return total, err
 		}
 		if err := x.st.AddIndexEntries(ctx, coll, entries, name, page.Objects[len(page.Objects)-1].DateAdded); err != nil {
 			return total, err
 		}
+		x.reportPartial(ctx, coll, partial)
 		total.Versions += len(page.Objects)
 		total.Entries += len(entries)
+		total.Partial += len(partial)
 		if !page.More {
 			return total, nil
 		}
 	}
 }
 
-// Entries returns the index entries of objs, versions stored in coll.
-// The SCOs observed-data refers to are looked up in coll.
+// Entries returns the index entries of objs, versions stored in coll,
+// under the per-object limit in force. The SCOs observed-data refers to
+// are looked up in coll.
 func (x *Indexer) Entries(ctx context.Context, coll string, objs []store.Object) ([]store.IndexEntry, error) {
+	out, _, err := x.entries(ctx, coll, objs, x.maxObservables())
+	return out, err
+}
+
+// partialObject is an object version indexed partially: its first Indexed
+// observables of Found.
+type partialObject struct {
+	ID             string
+	Version        time.Time
+	Found, Indexed int
+}
+
+// reportPartial logs and counts the versions of coll indexed partially.
+func (x *Indexer) reportPartial(ctx context.Context, coll string, partial []partialObject) {
+	if len(partial) == 0 {
+		return
+	}
+	skipped := 0
+	for _, p := range partial {
+		skipped += p.Found - p.Indexed
+		args := []any{"collection", coll, "id", p.ID}
+		if !p.Version.IsZero() {
+			args = append(args, "version", stix.FormatTimestamp(p.Version))
+		}
+		x.log.Warn("search: object indexed partially: it has more observables than the limit",
+			append(args, "observables", p.Found, "indexed", p.Indexed, "limit_setting", x.maxKey)...)
+	}
+	attrs := metric.WithAttributes(attrCollection.String(coll))
+	x.partial.Add(ctx, int64(len(partial)), attrs)
+	x.skipped.Add(ctx, int64(skipped), attrs)
+}
+
+// entries returns the index entries of objs, at most limit per object,
+// and the objects that had more.
+func (x *Indexer) entries(ctx context.Context, coll string, objs []store.Object, limit int) ([]store.IndexEntry, []partialObject, error) {
 	var out []store.IndexEntry
+	var partial []partialObject
 	for i := range objs {
 		o := &objs[i]
 		ex, err := Extract(o.Raw)
@@ -205,12 +327,16 @@ func (x *Indexer) Entries(ctx context.Context, coll string, objs []store.Object)
 		if len(ex.Refs) > 0 {
 			refs, err := x.scos(ctx, coll, ex.Refs)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			obs = dedup(append(obs, refs...))
 		}
 		if len(obs) == 0 {
 			continue
+		}
+		if len(obs) > limit {
+			partial = append(partial, partialObject{ID: o.ID, Version: o.Version, Found: len(obs), Indexed: limit})
+			obs = obs[:limit]
 		}
 		tlp := "TLP:unknown"
 		if res, err := x.markings.Of(o.Producer).Resolve(o.Raw); err == nil {
@@ -224,7 +350,7 @@ func (x *Indexer) Entries(ctx context.Context, coll string, objs []store.Object)
 			})
 		}
 	}
-	return out, nil
+	return out, partial, nil
 }
 
 // maxRefs bounds the object_refs of one observed-data object followed.

@@ -250,7 +250,7 @@ func (s *Server) recordDelivery(c echo.Context, col *collection, q *store.Query,
 	ctx := c.Request().Context()
 	salter, err := s.ledger.DeliverySalter(ctx)
 	if err != nil {
-		return err
+		return undelivered(err)
 	}
 	n := len(page.Objects)
 	leaves := make([]tlog.Hash, n)
@@ -278,7 +278,7 @@ func (s *Server) recordDelivery(c echo.Context, col *collection, q *store.Query,
 		e.User, e.Org = u.Name, u.Organisation
 	}
 	_, err = s.ledger.RecordDelivery(ctx, e, custody.EncodeManifest(das))
-	return err
+	return undelivered(err)
 }
 
 // endpointName names a read endpoint by its path template's last segment:

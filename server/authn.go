@@ -37,7 +37,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			if derr != nil || !ok {
 				return ctigate.E("authenticate", ctigate.Unauthorized, "malformed Basic credentials")
 			}
-			u, err = s.auth.Basic(c.Request().Context(), name, pass)
+			u, err = s.basicLogin(c, name, pass)
 		case "bearer", "token":
 			u, err = s.auth.Bearer(cred)
 		default:
@@ -72,8 +72,9 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// accessLog writes one line per request: who, which route, status, size,
-// duration. Never credentials, never content.
+// accessLog writes one line per request: who and from which address
+// (c.RealIP(): the peer, or the address trusted proxies forwarded), which
+// route, status, size, duration. Never credentials, never content.
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := s.now()
@@ -88,6 +89,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Int("status", res.Status),
 			slog.Int64("bytes", res.Size),
 			slog.Duration("duration", time.Since(start)),
+			slog.String("client", c.RealIP()),
 		}
 		if u := userOf(c); u != nil {
 			attrs = append(attrs, slog.String("user", u.Name), slog.String("org", u.Organisation))

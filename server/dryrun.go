@@ -51,11 +51,13 @@ func (s *Server) postDryRun(c echo.Context) error {
 	} else if p := c.QueryParam("producer"); p != "" && p != u.Organisation {
 		return ctigate.E("server.postDryRun", ctigate.Forbidden, "a dry run is for your own organisation's objects")
 	}
-	body, err := readBody(c.Request(), col.root.cfg.MaxContentLength)
+	body, err := s.readBody(c, col.root.cfg.MaxContentLength)
 	if err != nil {
 		return err
 	}
-	items, err := stix.DecodeEnvelope(body)
+	// Held to ingest's limits, so that the dry run refuses what a POST
+	// would.
+	items, err := stix.DecodeEnvelopeLimited(body, gateway.IngestLimits(s.viewOf(c).cfg))
 	if err != nil {
 		return err
 	}

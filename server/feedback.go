@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/policy"
 	"github.com/ctigate/ctigate/stix"
@@ -47,7 +48,8 @@ type withheldJSON struct {
 // getFeedback tells a producer what each route decided about the objects
 // one of its requests submitted, from the decisions' entries in the
 // custody ledger: the requester, or a writer of the collection, reads it
-// (as the status itself); other users get 404.
+// (as the status itself); other users get 404, as does everyone once the
+// status has expired (status_retention).
 // Only the routes that read that collection, and only their decisions
 // about the versions in it, are reported: another organisation's objects
 // never appear. Each route's current policy version counts.
@@ -55,8 +57,11 @@ func (s *Server) getFeedback(c echo.Context) error {
 	ctx := c.Request().Context()
 	u := userOf(c)
 	st, err := s.store.Status(ctx, c.Param("status"))
-	if err != nil || u == nil {
-		return errNoStatus
+	if ctigate.KindOf(err) == ctigate.NotFound || u == nil {
+		return errNoStatus // unknown or expired
+	}
+	if err != nil {
+		return err
 	}
 	v := s.viewOf(c)
 	if st.Owner != u.Name && !v.access.CanWrite(u, st.Collection) {

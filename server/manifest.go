@@ -12,11 +12,12 @@ import (
 
 // getManifest serves GET …/collections/{id}/manifest/ (TAXII 2.1 §5.3).
 func (s *Server) getManifest(c echo.Context) error {
-	_, page, err := s.readPage(c, paramsObjects, func(q *store.Query) { q.WithoutRaw = true })
+	_, page, done, err := s.readPage(c, paramsObjects, func(q *store.Query) { q.WithoutRaw = true })
 	if err != nil {
 		return err
 	}
-	return writePage(c, page, "objects", writeManifestRecord)
+	defer done()
+	return s.writePage(c, page, pageItems{member: "objects", write: writeManifestRecord})
 }
 
 func writeManifestRecord(b *bytes.Buffer, o *store.Object) {

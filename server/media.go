@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"mime"
 	"net/http"
@@ -113,39 +114,114 @@ const taxiiTimeLayout = "2006-01-02T15:04:05.000000Z"
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// writePage writes an envelope-shaped page: {"more":…,"next":…,"<member>":[…]}
-// where each element is produced by item. The whole body is assembled
-// before the status line, so a failure mid-way is still a clean error.
-func writePage(c echo.Context, page store.Page, member string, item func(*bytes.Buffer, *store.Object)) error {
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
+// pageWriters are the buffered writers pages are streamed through.
+var pageWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
+// pageItems says how the elements of a page's array are written.
+type pageItems struct {
+	member string                                 // the array's name
+	raw    bool                                   // each element is the object's Raw, as stored
+	write  func(b *bytes.Buffer, o *store.Object) // otherwise, writes one element
+}
+
+// rawItems writes the objects as stored: the objects endpoints.
+var rawItems = pageItems{member: "objects", raw: true}
+
+// writePage writes an envelope-shaped page: {"more":…,"next":…,"<member>":[…]}.
+// The response is streamed from the page's objects rather than
+// assembled first, so a page is held in memory once; its length is
+// computed beforehand (Content-Length), and nothing can fail part way but
+// the connection. The write must end within paging.write_timeout: a
+// client that reads slower (or not at all) is cut off, the connection
+// closed, and the page's memory given back (admission.go).
+func (s *Server) writePage(c echo.Context, page store.Page, items pageItems) error {
+	scratch := bufPool.Get().(*bytes.Buffer)
 	defer func() {
-		if buf.Cap() <= 4<<20 {
-			bufPool.Put(buf)
+		if scratch.Cap() <= 64<<10 {
+			bufPool.Put(scratch)
 		}
 	}()
+	scratch.Reset()
 	if page.More {
-		buf.WriteString(`{"more":true`)
+		scratch.WriteString(`{"more":true`)
 		if page.Next != "" {
-			buf.WriteString(`,"next":`)
-			buf.WriteString(strconv.Quote(page.Next))
+			scratch.WriteString(`,"next":`)
+			scratch.WriteString(strconv.Quote(page.Next))
 		}
 	} else {
-		buf.WriteString(`{"more":false`)
+		scratch.WriteString(`{"more":false`)
 	}
 	if len(page.Objects) > 0 {
-		buf.WriteString(`,"`)
-		buf.WriteString(member)
-		buf.WriteString(`":[`)
-		for i := range page.Objects {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			item(buf, &page.Objects[i])
-		}
-		buf.WriteByte(']')
+		scratch.WriteString(`,"`)
+		scratch.WriteString(items.member)
+		scratch.WriteString(`":[`)
 	}
-	buf.WriteByte('}')
+	head := strings.Clone(scratch.String())
+
+	// The length: the head, the elements and their commas, "]" and "}".
+	n := len(head) + 1
+	if len(page.Objects) > 0 {
+		n += len(page.Objects)
+	}
+	for i := range page.Objects {
+		if items.raw {
+			n += len(page.Objects[i].Raw)
+			continue
+		}
+		scratch.Reset()
+		items.write(scratch, &page.Objects[i])
+		n += scratch.Len()
+	}
+
 	dateAddedHeaders(c, page.Objects)
-	return writeBody(c, http.StatusOK, buf.Bytes())
+	h := c.Response().Header()
+	h.Set("Content-Type", taxiiMediaType)
+	h.Set("Content-Length", strconv.Itoa(n))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	rc := http.NewResponseController(c.Response())
+	timeout := s.viewOf(c).paging.WithDefaults().WriteTimeout
+	deadline := rc.SetWriteDeadline(time.Now().Add(timeout)) == nil // not every writer can (tests' recorders)
+	c.Response().WriteHeader(http.StatusOK)
+
+	w := pageWriters.Get().(*bufio.Writer)
+	w.Reset(c.Response())
+	defer func() {
+		w.Reset(nil)
+		pageWriters.Put(w)
+	}()
+	w.WriteString(head)
+	for i := range page.Objects {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		o := &page.Objects[i]
+		if items.raw {
+			w.Write(o.Raw)
+		} else {
+			scratch.Reset()
+			items.write(scratch, o)
+			w.Write(scratch.Bytes())
+		}
+	}
+	if len(page.Objects) > 0 {
+		w.WriteByte(']')
+	}
+	w.WriteByte('}')
+	err := w.Flush()
+	if err == nil {
+		err = rc.Flush()
+	}
+	if err != nil {
+		// The status is sent: there is nobody left to tell.
+		s.log.Info("page not delivered in full", "path", c.Path(), "bytes", n, "written", c.Response().Size,
+			"user", userName(c), "err", err)
+		return nil
+	}
+	if deadline {
+		// The whole response is on the connection: the deadline is
+		// lifted, for the next request on it to set its own.
+		_ = rc.SetWriteDeadline(time.Time{})
+	}
+	return nil
 }

@@ -2,9 +2,11 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -16,71 +18,94 @@ import (
 
 // getObjects serves GET …/collections/{id}/objects/ (TAXII 2.1 §5.4).
 func (s *Server) getObjects(c echo.Context) error {
-	_, page, err := s.readPage(c, paramsObjects, nil)
+	_, page, done, err := s.readPage(c, paramsObjects, nil)
 	if err != nil {
 		return err
 	}
+	defer done()
 	s.served(c, len(page.Objects))
-	return writePage(c, page, "objects", writeRaw)
+	return s.writePage(c, page, rawItems)
 }
 
 // readPage is the common part of the read endpoints: it resolves the
 // collection for reading, parses the endpoint's filters, lets adjust fix
-// some of them, and reads one page.
-func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query)) (*collection, store.Page, error) {
-	col, err := s.collection(c, needs{read: true})
+// some of them, and reads one page, admitted first (admission.go) and
+// recorded as delivered before it is returned. The caller calls done once
+// the response is written (or failed), giving the page's memory back.
+func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query)) (col *collection, page store.Page, done func(), err error) {
+	col, err = s.collection(c, needs{read: true})
 	if err != nil {
-		return nil, store.Page{}, err
+		return nil, store.Page{}, nil, err
 	}
 	q, err := s.parseQuery(s.viewOf(c).paging, c.QueryParams(), allow)
 	if err != nil {
-		return nil, store.Page{}, err
+		return nil, store.Page{}, nil, err
 	}
 	if adjust != nil {
 		adjust(&q)
 	}
+	p, err := s.admitRead(c, col.cfg.ID, &q)
+	if err != nil {
+		return nil, store.Page{}, nil, refused(c, err)
+	}
+	defer func() {
+		if err != nil {
+			p.release()
+		}
+	}()
+	turn, err := p.read(c.Request().Context())
+	if err != nil {
+		return col, store.Page{}, nil, err
+	}
+	defer turn()
 	sctx, span := s.tracer.Start(c.Request().Context(), spanStoreRead)
-	page, err := s.store.Objects(sctx, col.cfg.ID, q)
+	page, err = s.store.Objects(sctx, col.cfg.ID, q)
 	telemetry.EndSpan(span, err)
 	if err != nil {
 		s.metrics.StoreError(c.Request().Context(), "objects")
-		return col, page, err
+		return col, page, nil, err
 	}
-	return col, page, s.recordDelivery(c, col, &q, &page)
+	if err = s.settle(c, p, col.cfg.ID, &q, &page); err != nil {
+		return col, store.Page{}, nil, refused(c, err)
+	}
+	if err = s.recordDelivery(c, col, &q, &page); err != nil {
+		return col, store.Page{}, nil, err
+	}
+	return col, page, p.release, nil
 }
 
 // readObjectPage is readPage for the endpoints of one object: 404 when the
 // collection holds no version of it, an empty page when it does but the
 // filters select none.
-func (s *Server) readObjectPage(c echo.Context, allow params, adjust func(*store.Query)) (store.Page, error) {
+func (s *Server) readObjectPage(c echo.Context, allow params, adjust func(*store.Query)) (store.Page, func(), error) {
 	id := c.Param("object")
-	col, page, err := s.readPage(c, allow, func(q *store.Query) {
+	col, page, done, err := s.readPage(c, allow, func(q *store.Query) {
 		q.IDs = []string{id}
 		if adjust != nil {
 			adjust(q)
 		}
 	})
 	if err != nil {
-		return page, err
+		return page, nil, err
 	}
 	if len(page.Objects) == 0 && !page.More {
 		if err := s.mustExist(c, col, id); err != nil {
-			return page, err
+			done()
+			return page, nil, err
 		}
 	}
-	return page, nil
+	return page, done, nil
 }
-
-func writeRaw(b *bytes.Buffer, o *store.Object) { b.Write(o.Raw) }
 
 // getObject serves GET …/objects/{object-id}/ (TAXII 2.1 §5.6).
 func (s *Server) getObject(c echo.Context) error {
-	page, err := s.readObjectPage(c, paramsObject, nil)
+	page, done, err := s.readObjectPage(c, paramsObject, nil)
 	if err != nil {
 		return err
 	}
+	defer done()
 	s.served(c, len(page.Objects))
-	return writePage(c, page, "objects", writeRaw)
+	return s.writePage(c, page, rawItems)
 }
 
 var errNoObject = ctigate.E("server", ctigate.NotFound, "no such object in this collection")
@@ -142,7 +167,7 @@ func (s *Server) addObjects(c echo.Context) error {
 	if err := checkContentType(req); err != nil {
 		return err
 	}
-	body, err := readBody(req, col.root.cfg.MaxContentLength)
+	body, err := s.readBody(c, col.root.cfg.MaxContentLength)
 	if err != nil {
 		return err
 	}
@@ -155,12 +180,16 @@ func (s *Server) addObjects(c echo.Context) error {
 		}
 		return err
 	}
+	s.noteUnrecorded(c, col, u.Name, out)
 	s.metrics.Ingest(req.Context(), u.Organisation, out.Received, len(out.Status.Successes), out.Rejected)
 	return writeJSON(c, http.StatusAccepted, statusOf(out.Status))
 }
 
-// readBody reads a request body of at most limit bytes: 413 above it.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
+// readBody reads the request body of c, of at most limit bytes: 413
+// above it. It must arrive at the rate server.min_body_rate sets (408
+// otherwise).
+func (s *Server) readBody(c echo.Context, limit int64) ([]byte, error) {
+	r := c.Request()
 	tooLarge := ctigate.E("server", ctigate.TooLarge,
 		fmt.Sprintf("request body is larger than this API root's max_content_length (%d bytes)", limit))
 	if r.ContentLength > limit {
@@ -170,8 +199,16 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if n < 0 || n > limit {
 		n = 0
 	}
+	var body io.Reader = r.Body
+	if l := s.viewOf(c).cfg.Server; l.MinBodyRate > 0 {
+		body = newRateReader(r.Body, controllerOf(r), l, time.Now)
+	}
 	buf := bytes.NewBuffer(make([]byte, 0, n+1))
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(body, limit+1)); err != nil {
+		var se *statusError
+		if errors.As(err, &se) {
+			return nil, se
+		}
 		return nil, ctigate.E("server", ctigate.Invalid, err, "reading request body failed")
 	}
 	if int64(buf.Len()) > limit {

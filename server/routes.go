@@ -13,6 +13,7 @@ func (s *Server) routeTable() *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = s.clientIP // c.RealIP(): the client's address by trusted_proxies
 
 	// TAXII paths end in "/" (TAXII 2.1 §3.1); accept them without it too.
 	e.Pre(middleware.AddTrailingSlashWithConfig(middleware.TrailingSlashConfig{

@@ -111,6 +111,7 @@ type Server struct {
 	now      func() time.Time
 	current  *gateway.Current     // the configuration in force
 	views    atomic.Pointer[view] // what the server made of it
+	admits   admissions           // each view's page admission, kept while its limits stay
 
 	onIngestSpan func(ctx context.Context, collection string, first, last time.Time)
 	ready        func(ctx context.Context) error
@@ -118,6 +119,8 @@ type Server struct {
 	metrics      *telemetry.Metrics
 	otelHandler  http.Handler
 	ledger       Ledger
+	throttle     *auth.Throttle                // password logins (throttle.go)
+	throttleCfg  atomic.Pointer[config.Config] // the configuration its limits come from
 	checkpoints  interface {
 		Sign(ctx context.Context) (custody.Head, error)
 	}
@@ -137,6 +140,8 @@ type view struct {
 	routes    map[string]*policy.Route // by the id of the collection a route publishes into
 	access    *access.Policy           // who may read and write what: every handler asks it
 	ingest    *gateway.Ingester        // what happens to what is posted
+	admit     *admission               // the memory pages may hold (admission.go)
+	clientIP  echo.IPExtractor         // the client's address, by trusted_proxies
 	// accessDigest identifies the access configuration in force (the
 	// view member of delivered entries): the first 128 bits of the
 	// SHA-256 of the collections and of the users' organisations and
@@ -187,6 +192,7 @@ func New(opts Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.throttle = auth.NewThrottle(auth.ThrottleLimits{}, s.now)
 	if s.markings == nil {
 		s.markings = stix.NewMarkings()
 	}
@@ -224,7 +230,11 @@ func (s *Server) view() *view {
 		v.routes[r.ID()] = r
 	}
 	v.accessDigest = accessDigest(cfg)
+	v.admit = s.admits.forPaging(cfg.Paging)
+	v.clientIP = ipExtractor(cfg.TrustedProxyRanges())
 	v.ingest = &gateway.Ingester{Store: s.store, Markings: s.markings, Routes: v.routes, Clock: s.now, Tracer: s.tracer,
+		StatusRetention: cfg.StatusRetention,
+		Limits:          gateway.IngestLimits(cfg),
 		Stored: func(ctx context.Context, collection string, res []store.AddResult) {
 			s.ingestSpan(ctx, collection, res) // before waking fan-out, so that it can link to this request
 			if s.onIngest != nil && slices.ContainsFunc(res, func(r store.AddResult) bool { return !r.Existed }) {
@@ -263,7 +273,9 @@ func (s *Server) Routes() []Route {
 }
 
 // ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.echo.ServeHTTP(w, withController(w, r))
+}
 
 // accessDigest returns view.accessDigest for cfg.
 func accessDigest(cfg *config.Config) string {

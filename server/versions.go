@@ -11,16 +11,17 @@ import (
 
 // getVersions serves GET …/objects/{object-id}/versions/ (TAXII 2.1 §5.8).
 func (s *Server) getVersions(c echo.Context) error {
-	page, err := s.readObjectPage(c, paramsVersions, func(q *store.Query) {
+	page, done, err := s.readObjectPage(c, paramsVersions, func(q *store.Query) {
 		q.Versions = []store.VersionMatch{{Kind: store.All}}
 		q.WithoutRaw = true
 	})
 	if err != nil {
 		return err
 	}
-	return writePage(c, page, "versions", func(b *bytes.Buffer, o *store.Object) {
+	defer done()
+	return s.writePage(c, page, pageItems{member: "versions", write: func(b *bytes.Buffer, o *store.Object) {
 		b.WriteByte('"')
 		b.WriteString(gateway.VersionString(o))
 		b.WriteByte('"')
-	})
+	}})
 }

@@ -39,6 +39,8 @@ type Item struct {
 	// "2022-101-27T13:49:54.326Z"`. The object is named by its id when
 	// that is a valid identifier, by its position otherwise; the property
 	// of a duplicate member is its JSON Pointer without the leading slash.
+	// An object over the Limits of DecodeEnvelopeLimited fails with kind
+	// TooLarge and a message of the same form naming the limit.
 	Err error
 	// Warnings lists what a valid object does that STIX 2.1 says it
 	// SHOULD NOT (such as a SCO whose UUIDv5 id is not the deterministic
@@ -116,11 +118,7 @@ func DecodeEnvelope(data []byte) ([]Item, error) {
 	// duplicates let through (checking the top-level members here) and
 	// check each object strictly on its own. Both paths give the same
 	// result; invalid UTF-8 fails the envelope on both.
-	items, err := decodeEnvelope(data, true)
-	if err == errRetryCareful {
-		items, err = decodeEnvelope(data, false)
-	}
-	return items, err
+	return DecodeEnvelopeLimited(data, Limits{})
 }
 
 // MaxObjects is the most elements one envelope may hold. It bounds the
@@ -131,9 +129,9 @@ const MaxObjects = 100_000
 // errRetryCareful reports that the fast path met a duplicate member name.
 var errRetryCareful = errors.New("stix: duplicate member name: decode carefully")
 
-// decodeEnvelope implements DecodeEnvelope on the fast path (fast) or on the
-// careful path.
-func decodeEnvelope(data []byte, fast bool) ([]Item, error) {
+// decodeEnvelope implements DecodeEnvelopeLimited on the fast path (fast)
+// or on the careful path.
+func decodeEnvelope(data []byte, fast bool, lim Limits) ([]Item, error) {
 	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(!fast))
 	fail := func(err error) error {
 		if fast && errors.Is(err, jsontext.ErrDuplicateName) {
@@ -235,7 +233,7 @@ func decodeEnvelope(data []byte, fast bool) ([]Item, error) {
 	// The envelope is sound: validate its objects. Each Raw is copied from
 	// data (the decoder's values are only valid until its next read).
 	items := make([]Item, len(elems))
-	var v validator
+	v := validator{lim: lim}
 	for i, e := range elems {
 		v.item(&items[i], i, bytes.Clone(data[e.start:e.end]), fast)
 	}

@@ -67,7 +67,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 
 		// Both decoding paths agree (the fast one is normally taken).
-		careful, cerr := decodeEnvelope(data, false)
+		careful, cerr := decodeEnvelope(data, false, Limits{})
 		if cerr != nil {
 			t.Fatalf("careful path failed where DecodeEnvelope succeeded: %v", cerr)
 		}

@@ -53,6 +53,7 @@ type validator struct {
 	buf bytes.Buffer
 	fs  fieldSet // scratch for properties
 	ctx vctx     // scratch for properties
+	lim Limits   // bounds beyond STIX's rules
 }
 
 // item fills it with element i of "objects", whose exact bytes are raw
@@ -80,13 +81,17 @@ func (v *validator) item(it *Item, i int, raw []byte, known bool) {
 	}
 	it.ID, it.Version = idAndVersion(&m)
 	var problem string
+	kind := ctigate.Invalid
 	it.Object, problem = validate(&m, it.ID)
 	if problem == "" {
 		problem, it.Warnings = v.properties(raw, it.Object.ID, it.Object.Type, objectClass(&m))
+		if v.ctx.overLimit {
+			kind = ctigate.TooLarge
+		}
 	}
 	if problem != "" {
 		it.Object = Object{}
-		it.Err = invalidf("%s: %s", label(i, &m), problem)
+		it.Err = ctigate.Errorf(kind, "%s: %s", label(i, &m), problem)
 	}
 }
 

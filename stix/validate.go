@@ -58,6 +58,9 @@ type vctx struct {
 	id       string   // the object's id
 	raw      []byte   // the whole object
 	warnings []string // SHOULD-level findings
+	// overLimit says that the problem found is the object's being over
+	// one of the validator's Limits, not a broken rule.
+	overLimit bool
 }
 
 // field is one member of a JSON object: its name (unquoted) and raw value.
@@ -188,6 +191,10 @@ func (v *validator) properties(raw []byte, id, typ string, c class) (problem str
 	if typ == "indicator" {
 		pt, _ := stringValue(fs.get("pattern_type"))
 		pat, _ := stringValue(fs.get("pattern"))
+		if p := v.lim.checkPattern(string(pt), pat); p != "" {
+			ctx.overLimit = true
+			return at("pattern", p), nil
+		}
 		if p := validatePattern(string(pt), string(pat)); p != "" {
 			return at("pattern", p), nil
 		}

@@ -56,6 +56,32 @@ type Query struct {
 	Versions     []VersionMatch // match[version]; empty means {Last}
 	SpecVersions []string       // match[spec_version]; empty matches every spec version
 	WithoutRaw   bool           // leave Object.Raw nil (manifest reads)
+	// MaxBytes, when positive, bounds the page by the bytes of its
+	// objects' Raw as well as by Limit: versions are added in order while
+	// their Raw bytes together stay within MaxBytes, and the first always
+	// is (a version larger than MaxBytes makes a page of its own), so
+	// that paging always moves on. A page that stopped short of Limit
+	// this way, with more matches after it, has More set and Next at its
+	// last version, exactly as a page cut by Limit; no version is lost
+	// or repeated. Reads WithoutRaw are bounded by Limit only.
+	MaxBytes int64
+}
+
+// FitBytes returns how many of objs, taken in order, a page bounded by
+// maxBytes of Raw holds (Query.MaxBytes): as many as fit, and at least
+// one. maxBytes <= 0 bounds nothing.
+func FitBytes(objs []Object, maxBytes int64) int {
+	if maxBytes <= 0 {
+		return len(objs)
+	}
+	var n int64
+	for i := range objs {
+		n += int64(len(objs[i].Raw))
+		if i > 0 && n > maxBytes {
+			return i
+		}
+	}
+	return len(objs)
 }
 
 // DefaultLimit is the page size used when Query.Limit is not set.
@@ -140,9 +166,14 @@ type Store interface {
 	// record names its versions this way (see custody, Deliveries).
 	ResolveAdded(ctx context.Context, collection string, das []time.Time) ([]AddedVersion, error)
 
-	// PutStatus creates or replaces a status resource.
+	// PutStatus creates or replaces a status resource. A replacement
+	// takes the new Status's Expires, which the writer therefore sets on
+	// every write (see Status.Expires).
 	PutStatus(ctx context.Context, s Status) error
-	// Status returns a status resource; NotFound if there is none.
+	// Status returns a status resource; NotFound if there is none or it
+	// has expired: from its Expires on, by the store's clock, a status
+	// reads as an id never stored, also before the backend has removed
+	// it.
 	Status(ctx context.Context, id string) (Status, error)
 
 	// Ping reports whether the backend is reachable and usable.
@@ -408,6 +439,13 @@ type Status struct {
 	Successes        []StatusDetail
 	Failures         []StatusDetail
 	Pendings         []StatusDetail
+	// Expires is when the status resource expires; the zero time keeps
+	// it until it is replaced. The gateway sets it to the time the
+	// status is complete plus the configured status_retention (TAXII 2.1
+	// asks for at least 24 hours). The backend removes an expired status
+	// by itself: Redis with the key's TTL, bbolt by a sweep
+	// (SweepStatuses, which the gateway runs every minute).
+	Expires time.Time
 }
 
 // StatusDetail is one entry of a status resource's successes, failures or

@@ -34,11 +34,13 @@ const (
 //	ctigate.objects.served     {organisation}          objects returned to consumers
 //	ctigate.consumer.last_poll {organisation}          time of the last objects read, Unix s
 //	ctigate.store.errors       {operation}             failed store calls
+//	ctigate.auth.throttled     {reason}                password logins refused unverified (see auth.Throttle)
 type Metrics struct {
 	received, accepted, rejected metric.Int64Counter
 	decisions                    metric.Int64Counter
 	served                       metric.Int64Counter
 	storeErrors                  metric.Int64Counter
+	throttled                    metric.Int64Counter
 	lag                          metric.Float64ObservableGauge
 	depth                        metric.Int64ObservableGauge
 	lastPoll                     metric.Float64ObservableGauge
@@ -61,7 +63,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		mp = noop.NewMeterProvider()
 	}
 	m := &Metrics{meter: mp.Meter(ScopeName), polls: map[string]time.Time{}}
-	var errs [9]error
+	var errs [10]error
 	m.received, errs[0] = m.meter.Int64Counter("ctigate.objects.received", metric.WithUnit("{object}"),
 		metric.WithDescription("Objects received in POSTed envelopes, by producer organisation."))
 	m.accepted, errs[1] = m.meter.Int64Counter("ctigate.objects.accepted", metric.WithUnit("{object}"),
@@ -80,6 +82,8 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		metric.WithDescription("Source versions after a route's checkpoint."))
 	m.lastPoll, errs[8] = m.meter.Float64ObservableGauge("ctigate.consumer.last_poll", metric.WithUnit("s"),
 		metric.WithDescription("When an organisation last read objects, Unix time."))
+	m.throttled, errs[9] = m.meter.Int64Counter("ctigate.auth.throttled", metric.WithUnit("{request}"),
+		metric.WithDescription("Password logins refused without verifying the password, by reason (user_address, address, queue_full, queue_wait)."))
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -151,6 +155,15 @@ func (m *Metrics) StoreError(ctx context.Context, op string) {
 		return
 	}
 	m.storeErrors.Add(ctx, 1, metric.WithAttributes(AttrOperation.String(op)))
+}
+
+// Throttled records a password login refused unverified, for reason (an
+// auth.Reason… constant).
+func (m *Metrics) Throttled(ctx context.Context, reason string) {
+	if m == nil {
+		return
+	}
+	m.throttled.Add(ctx, 1, metric.WithAttributes(AttrReason.String(reason)))
 }
 
 // ObserveBacklog makes f the source of the fan-out lag and queue depth

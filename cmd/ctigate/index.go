@@ -72,7 +72,8 @@ func runIndex(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("index rebuild: dropping the index: %w", err)
 	}
 	start := time.Now()
-	x := search.NewIndexer(search.IndexerOptions{Store: search.Join(st, ix), Collections: colls, Markings: markings, BatchSize: 5000})
+	x := search.NewIndexer(search.IndexerOptions{Store: search.Join(st, ix), Collections: colls, Markings: markings, BatchSize: 5000,
+		MaxObservables: cfg.Search.MaxObservablesPerObject})
 	stats, err := x.RunOnce(ctx)
 	d := time.Since(start)
 	if err != nil {
@@ -81,6 +82,10 @@ func runIndex(ctx context.Context, args []string, getenv func(string) string, st
 	secs := max(d.Seconds(), 1e-9)
 	fmt.Fprintf(stdout, "index rebuilt: %d object versions in %d collections, %d entries in %s (%.0f versions/s, %.0f entries/s)\n",
 		stats.Versions, len(colls), stats.Entries, d.Round(time.Millisecond), float64(stats.Versions)/secs, float64(stats.Entries)/secs)
+	if stats.Partial > 0 {
+		fmt.Fprintf(stdout, "%d object versions indexed partially: more than %d observables each (search.max_observables_per_object)\n",
+			stats.Partial, cfg.Search.MaxObservablesPerObject)
+	}
 	if err := ix.Close(); err != nil {
 		return err
 	}

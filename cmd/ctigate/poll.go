@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,6 +30,12 @@ interrupted poll resumes with no gap and no duplicate.
 
 Output: JSON Lines, appended (default), or one STIX bundle per run
 holding that run's objects (written when the run completes).
+
+Outages: each request is retried a few times (network errors, 429, 5xx),
+waiting up to --retry-max between attempts. Without --follow, poll then
+gives up. With --follow it keeps trying, waiting longer each time up to
+--retry-max, says so once per outage, and resumes from its cursor when
+the gateway answers again: nothing is skipped or written twice.
 
 Withdrawals: each run first asks the gateway what was withdrawn from the
 collection since the last run (GET /api/v1/collections/{id}/withdrawn:
@@ -63,6 +70,7 @@ func runPoll(ctx context.Context, args []string, getenv func(string) string, std
 	format := fs.String("format", "jsonl", "output format: jsonl (appended) or bundle (one per run)")
 	follow := fs.Bool("follow", false, "poll again every --interval until interrupted")
 	interval := fs.Duration("interval", 10*time.Second, "interval between runs with --follow")
+	retryMax := fs.Duration("retry-max", 30*time.Second, "longest wait between attempts while the gateway cannot be reached")
 	limit := fs.Int("limit", 1000, "objects per page")
 	withdrawn := fs.String("withdrawn", "", "append each withdrawal, as a JSON line, to this file")
 	fs.Usage = func() { fmt.Fprint(stderr, pollUsage); fs.PrintDefaults() }
@@ -72,7 +80,7 @@ func runPoll(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		return errUsage
 	}
-	if fs.NArg() != 0 || (*format != "jsonl" && *format != "bundle") || *limit <= 0 || *interval <= 0 {
+	if fs.NArg() != 0 || (*format != "jsonl" && *format != "bundle") || *limit <= 0 || *interval <= 0 || *retryMax <= 0 {
 		fs.Usage()
 		return errUsage
 	}
@@ -80,6 +88,8 @@ func runPoll(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("poll: %w", err)
 	}
+	c.MaxDelay = *retryMax
+	c.BaseDelay = min(500*time.Millisecond, *retryMax)
 	st := pollState{Server: c.Base, Collection: cf.collection}
 	if *statePath != "" {
 		b, err := os.ReadFile(*statePath)
@@ -96,26 +106,77 @@ func runPoll(ctx context.Context, args []string, getenv func(string) string, std
 		}
 	}
 	p := &poller{c: c, collection: cf.collection, statePath: *statePath, out: *out, bundle: *format == "bundle", limit: *limit, stdout: stdout, stderr: stderr, state: st, withdrawn: *withdrawn}
+	var (
+		down     time.Time // when the gateway stopped answering (zero: it answers)
+		failures int       // runs failed since
+	)
 	for {
 		n, err := p.runOnce(ctx)
 		if err != nil {
 			if ctx.Err() != nil && *follow {
 				return nil
 			}
-			return fmt.Errorf("poll: %w", err)
+			if !*follow || !unreachable(err) {
+				return fmt.Errorf("poll: %w", err)
+			}
+			// The cursor stays where the last page written left it: the
+			// next run starts from there.
+			if down.IsZero() {
+				down = time.Now()
+				fmt.Fprintf(stderr, "poll: the gateway cannot be reached (%v); retrying until it can (waits up to %s), from added_after %s\n",
+					err, *retryMax, cmp.Or(p.state.AddedAfter, "unset"))
+			}
+			d := client.Backoff(failures, c.BaseDelay, *retryMax, rand.Float64)
+			failures++
+			if !sleepCtx(ctx, d) {
+				return nil
+			}
+			continue
+		}
+		if !down.IsZero() {
+			fmt.Fprintf(stderr, "poll: the gateway answers again after %s; resumed\n", time.Since(down).Round(time.Millisecond))
+			down, failures = time.Time{}, 0
 		}
 		fmt.Fprintf(stderr, "poll: %d objects; added_after now %s\n", n, cmp.Or(p.state.AddedAfter, "unset (nothing received yet)"))
 		if !*follow {
 			return nil
 		}
-		t := time.NewTimer(*interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, *interval) {
 			return nil
-		case <-t.C:
 		}
 	}
+}
+
+// sleepCtx waits d and reports true, or false if ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// remoteError is a request to the gateway that failed (after the
+// client's own retries), as opposed to a failure to write the output or
+// the state.
+type remoteError struct{ err error }
+
+func (e *remoteError) Error() string { return e.err.Error() }
+func (e *remoteError) Unwrap() error { return e.err }
+
+// unreachable reports whether err is the gateway not answering, or
+// answering that it cannot serve now (429, 5xx): what --follow waits out.
+// Other answers (401, 403, 404…) need the user.
+func unreachable(err error) bool {
+	var re *remoteError
+	if !errors.As(err, &re) {
+		return false
+	}
+	var he *client.HTTPError
+	return !errors.As(err, &he) || client.Retryable(he.Status)
 }
 
 type poller struct {
@@ -145,7 +206,7 @@ func (p *poller) runOnce(ctx context.Context) (int, error) {
 	for {
 		page, err := p.c.GetObjects(ctx, p.collection, p.state.AddedAfter, next, p.limit)
 		if err != nil {
-			return total, err
+			return total, &remoteError{err}
 		}
 		if len(page.Objects) > 0 {
 			if page.DateAddedLast == "" {
@@ -195,7 +256,7 @@ func (p *poller) applyWithdrawals(ctx context.Context) error {
 	for {
 		page, err := p.c.Withdrawals(ctx, p.collection, after, 0)
 		if err != nil {
-			return fmt.Errorf("reading withdrawals: %w", err)
+			return &remoteError{fmt.Errorf("reading withdrawals: %w", err)}
 		}
 		all = append(all, page.Withdrawn...)
 		if !page.More || page.Next == "" {

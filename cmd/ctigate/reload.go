@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"reflect"
 	"strings"
 	"sync/atomic"
-	"syscall"
+	"time"
 
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
@@ -52,8 +53,10 @@ func (a *authn) Basic(ctx context.Context, name, password string) (*auth.User, e
 func (a *authn) Bearer(token string) (*auth.User, error) { return a.p.Load().Bearer(token) }
 
 // restartKeys are what a reload cannot change: where and how the gateway
-// listens, stores and signs. (Collections, routes, users, paging and
-// discovery change at once.)
+// listens, stores and signs, whether it speaks HTTPS and its log format.
+// (Collections, routes, users, paging, discovery, request limits and the
+// log level change at once; the TLS certificate, key and client CA files
+// are read again.)
 func restartKeys(old, cfg *config.Config) []string {
 	var keys []string
 	for _, k := range []struct {
@@ -61,8 +64,8 @@ func restartKeys(old, cfg *config.Config) []string {
 		a, b any
 	}{
 		{"listen", old.Listen, cfg.Listen}, {"data_dir", old.DataDir, cfg.DataDir}, {"store", old.Store, cfg.Store},
-		{"redis", old.Redis, cfg.Redis}, {"tls", old.TLS, cfg.TLS}, {"ops", old.Ops, cfg.Ops},
-		{"log", old.Log, cfg.Log}, {"custody", old.Custody.SigningKeyFile, cfg.Custody.SigningKeyFile},
+		{"redis", old.Redis, cfg.Redis}, {"tls (turning HTTPS on or off)", old.TLS.Enabled(), cfg.TLS.Enabled()}, {"ops", old.Ops, cfg.Ops},
+		{"log.format", old.Log.Format, cfg.Log.Format}, {"custody", old.Custody.SigningKeyFile, cfg.Custody.SigningKeyFile},
 	} {
 		if !reflect.DeepEqual(k.a, k.b) {
 			keys = append(keys, k.name)
@@ -72,7 +75,8 @@ func restartKeys(old, cfg *config.Config) []string {
 }
 
 // reloader re-reads the configuration on SIGHUP and puts it in force:
-// the snapshot server and fan-out read, and the users. What it cannot
+// the snapshot server and fan-out read, the users, the log level and the
+// TLS configuration (its files read again). What it cannot
 // change without a restart is refused, naming the keys; a configuration
 // that does not validate is refused and the one in force stays. Each
 // reload is recorded in the custody ledger (config-loaded, after the
@@ -85,18 +89,18 @@ type reloader struct {
 	grants  *grantsLedger // records the configuration and its access changes
 	signer  *custody.Signer
 	log     *slog.Logger
+	hup     <-chan os.Signal // SIGHUP, caught by serve for its whole run
+	level   *slog.LevelVar   // the log level in force
+	tls     *liveTLS         // the TLS configuration in force (unused with plain HTTP)
 }
 
 // Run reloads on every SIGHUP until ctx ends.
 func (r *reloader) Run(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-hup:
+		case <-r.hup:
 			if err := r.reload(ctx); err != nil {
 				r.log.Error("configuration not reloaded; the one in force stays", "err", err)
 			}
@@ -132,11 +136,26 @@ func (r *reloader) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The certificate, key and client CA files are read again, whether
+	// or not their names changed (a renewed certificate keeps its file).
+	newTLS, err := tlsConfig(cfg.TLS)
+	if err != nil {
+		return err
+	}
 	snap, err := r.current.Replace(cfg)
 	if err != nil {
 		return err
 	}
 	r.authn.p.Store(users)
+	r.level.Set(logLevel(cfg.Log.Level))
+	attrs := []any{"version", snap.Version, "routes", len(snap.Routes), "users", len(cfg.Users), "log_level", cfg.Log.Level}
+	if newTLS != nil {
+		r.tls.p.Store(newTLS)
+		if leaf := newTLS.Certificates[0].Leaf; leaf != nil {
+			fp := sha256.Sum256(leaf.Raw)
+			attrs = append(attrs, "tls_certificate", hex.EncodeToString(fp[:8]), "tls_not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
 	entry, err := configLoaded(r.path, snap.Routes, r.signer)
 	if err == nil {
 		_, err = r.grants.record(ctx, cfg, entry)
@@ -144,6 +163,6 @@ func (r *reloader) reload(ctx context.Context) error {
 	if err != nil {
 		r.log.Error("custody: recording the reloaded configuration", "err", err)
 	}
-	r.log.Info("configuration reloaded", "version", snap.Version, "routes", len(snap.Routes), "users", len(cfg.Users))
+	r.log.Info("configuration reloaded", attrs...)
 	return nil
 }

@@ -14,8 +14,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -48,6 +51,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	// SIGHUP is caught for as long as serve runs: while the gateway
+	// serves, the reloader reads the configuration again; while it starts
+	// and while it stops (finishing requests, draining fan-out) the signal
+	// is ignored, where its default action would end the process at once.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	// Flags are the last override, after the file and the environment.
 	loadConfig := func() (*config.Config, error) {
@@ -65,7 +75,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
+	level := new(slog.LevelVar) // a reload sets it
+	log := newLogger(cfg.Log, level, stderr)
 	if err := startPprof(ctx, getenv("CTIGATE_DEBUG_PPROF"), log); err != nil {
 		return err
 	}
@@ -116,7 +127,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
-	tlsCfg, err := tlsConfig(cfg.TLS)
+	// The TLS configuration in force: each handshake reads it, and a
+	// reload replaces it with the files read again.
+	var tlsCur liveTLS
+	tlsCfg, err := tlsCur.start(cfg.TLS)
 	if err != nil {
 		return err
 	}
@@ -183,7 +197,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer closeIndex()
 	sst := search.Join(st, ix)
-	idx := search.NewIndexer(search.IndexerOptions{Store: sst, CollectionsOf: collections, Markings: markings, Logger: log})
+	idx := search.NewIndexer(search.IndexerOptions{Store: sst, CollectionsOf: collections, Markings: markings, Logger: log,
+		MaxObservablesOf: func() int { return current.Load().Config.Search.MaxObservablesPerObject },
+		MeterProvider:    tel.MeterProvider})
 	fan := fanout.New(fanout.Options{Store: st, Current: current, Markings: markings, Logger: log, Lease: st.lease,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 		OnPublish: func(string) { idx.Notify() }})
@@ -193,13 +209,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator,
 		Ledger: st, Checkpoints: checkpoints,
 		Search: search.NewSearcher(sst)})
+	// A request's headers must arrive within ReadHeaderTimeout.
+	// ReadTimeout bounds headers and body together for what the handlers
+	// do not read: the rest of a body net/http reads after the answer. A
+	// POST body is bounded by server.min_body_rate instead (the server
+	// moves the read deadline as it arrives), and a request without a body
+	// has no read deadline once its handler runs, so that a long answer is
+	// bounded by WriteTimeout alone.
 	hs := &http.Server{
 		Handler:           srv,
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute,
+		ReadTimeout:       time.Minute,
 		WriteTimeout:      5 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -226,7 +249,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// retention sweeper stop; the checkpointer signs the final head. Then the index, the telemetry and
 	// the store close.
 	g := &group{log: log}
-	rl := &reloader{load: loadConfig, path: *cfgPath, current: current, authn: authn, grants: grants, signer: signer, log: log}
+	rl := &reloader{load: loadConfig, path: *cfgPath, current: current, authn: authn, grants: grants, signer: signer, log: log,
+		hup: hup, level: level, tls: &tlsCur}
 	g.add("reload", rl.Run)
 	g.add("http", func(ctx context.Context) error {
 		// Serving is announced once fan-out runs, so /readyz says ready
@@ -276,6 +300,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// record).
 	sweeper := &retention.Sweeper{Store: st, RetentionOf: retentionOf, Logger: log}
 	g.add("retention", func(ctx context.Context) error { sweeper.Run(ctx, time.Minute); return nil })
+	// Statuses past status_retention read as unknown at once; the store
+	// frees them here (bbolt) or by itself (Redis keys expire).
+	if st.statuses != nil {
+		statuses := &retention.StatusSweeper{Store: st.statuses, Logger: log}
+		g.add("status-expiry", func(ctx context.Context) error { statuses.Run(ctx, time.Minute); return nil })
+	}
 	g.add("checkpoints", func(ctx context.Context) error { checkpoints.Run(ctx); return nil }) // signs the final head
 	runErr := g.Run(ctx)
 
@@ -296,16 +326,24 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: lvl}
+// newLogger makes the gateway's logger, at c.Level, which is set into
+// level (a reload may change it there).
+func newLogger(c config.Log, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	level.Set(logLevel(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
 	// Records logged with a request's context carry its trace_id and
 	// span_id.
 	if c.Format == "json" {
 		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
 	return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts)))
+}
+
+// logLevel reads a validated log.level.
+func logLevel(s string) slog.Level {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(s))
+	return lvl
 }
 
 // demoUsers returns the users whose password is their name + "-demo".
@@ -351,6 +389,27 @@ func tlsConfig(c config.TLS) (*tls.Config, error) {
 		}
 	}
 	return t, nil
+}
+
+// liveTLS is the TLS configuration in force. The listener's configuration
+// hands each handshake the one in force, so that a reload that reads the
+// certificate, key and client CA files again applies to the next
+// connection.
+type liveTLS struct {
+	p atomic.Pointer[tls.Config]
+}
+
+// start reads c and returns the listener's configuration, nil for plain
+// HTTP.
+func (l *liveTLS) start(c config.TLS) (*tls.Config, error) {
+	t, err := tlsConfig(c)
+	if t == nil || err != nil {
+		return nil, err
+	}
+	l.p.Store(t)
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return l.p.Load(), nil
+	}}, nil
 }
 
 // checkpointSigner loads custody.signing_key_file, refusing one inside

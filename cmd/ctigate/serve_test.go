@@ -45,6 +45,12 @@ type gatewayProc struct {
 // called, and returns once it listens.
 func startServe(t *testing.T, getenv func(string) string, args ...string) *gatewayProc {
 	t.Helper()
+	return startServeLog(t, getenv, io.Discard, args...)
+}
+
+// startServeLog is startServe with serve's log written to stderr.
+func startServeLog(t *testing.T, getenv func(string) string, stderr io.Writer, args ...string) *gatewayProc {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	p := &gatewayProc{cancel: cancel, done: make(chan error, 1)}
@@ -53,7 +59,7 @@ func startServe(t *testing.T, getenv func(string) string, args ...string) *gatew
 	}
 	getenv = opsPort0(getenv)
 	go func() {
-		err := run(ctx, append([]string{"serve"}, args...), getenv, nil, pw, io.Discard)
+		err := run(ctx, append([]string{"serve"}, args...), getenv, nil, pw, stderr)
 		pw.CloseWithError(fmt.Errorf("serve returned: %v", err))
 		p.done <- err
 	}()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/retention"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/bolt"
 	"github.com/ctigate/ctigate/store/redis"
@@ -31,6 +32,9 @@ type backend struct {
 	ledgerLines
 	lease     func(ctx context.Context, name string, ttl time.Duration) (bool, error)
 	openIndex func() (store.Index, func() error, error)
+	// statuses removes expired status resources, which serve sweeps
+	// every minute; nil when the backend expires them itself (Redis).
+	statuses retention.StatusStore
 }
 
 // ledgerLines is the custody ledger with its index, its deliveries and
@@ -60,7 +64,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *t
 		if err != nil {
 			return nil, err
 		}
-		return &backend{Store: b, ledgerLines: b, openIndex: func() (store.Index, func() error, error) {
+		return &backend{Store: b, ledgerLines: b, statuses: b, openIndex: func() (store.Index, func() error, error) {
 			ix, err := bolt.OpenIndex(filepath.Join(cfg.DataDir, "search.db"), bolt.IndexOptions{})
 			if err != nil {
 				return nil, nil, fmt.Errorf("search index: %w", err)

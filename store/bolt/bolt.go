@@ -60,7 +60,8 @@ const (
 
 // Options configure a Store. The zero value is ready for production use.
 type Options struct {
-	// Clock is the source of date_added; nil means time.Now.
+	// Clock is the source of date_added and the time statuses expire by
+	// (store.Status.Expires); nil means time.Now.
 	Clock func() time.Time
 	// Logger receives background errors (trimming); nil discards them.
 	Logger *slog.Logger
@@ -157,7 +158,7 @@ func initFile(db *bbolt.DB) error {
 		if err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketCollections, bucketStatuses, bucketCheckpoints, bucketLedger, bucketLedgerByObject} {
+		for _, name := range [][]byte{bucketCollections, bucketStatuses, bucketStatusExpiry, bucketCheckpoints, bucketLedger, bucketLedgerByObject} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -221,7 +221,12 @@ func objectSeqs(tx *bbolt.Tx, id string, after, through uint64) []uint64 {
 	return out
 }
 
-// deliveryKey returns the secret of item salts, made on first use.
+// deliveryKey returns the secret of item salts, made on first use. It is
+// read without a write transaction when it exists, and made through the
+// committer when it does not: a write transaction that bypassed the
+// committer would leave the keydir behind the file, and readers of ids
+// waiting for it until the next write, forever if that write fails (the
+// disk is full).
 func (s *Store) deliveryKey() ([32]byte, error) {
 	var key [32]byte
 	s.saltMu.Lock()
@@ -229,15 +234,25 @@ func (s *Store) deliveryKey() ([32]byte, error) {
 	if s.salt != nil {
 		return *s.salt, nil
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keyDeliveryKey); len(v) == 32 {
+	found := false
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyDeliveryKey); len(v) == 32 {
 			copy(key[:], v)
-			return nil
+			found = true
 		}
-		_, _ = rand.Read(key[:])
-		return meta.Put(keyDeliveryKey, key[:])
+		return nil
 	})
+	if err == nil && !found {
+		err = s.update(1, func(tx *bbolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if v := meta.Get(keyDeliveryKey); len(v) == 32 {
+				copy(key[:], v)
+				return nil
+			}
+			_, _ = rand.Read(key[:])
+			return meta.Put(keyDeliveryKey, key[:])
+		})
+	}
 	if err != nil {
 		return key, err
 	}

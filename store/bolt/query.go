@@ -27,11 +27,12 @@ type filter struct {
 	last   bool
 	at     []versionKey
 	noRaw  bool
-	anyIDs bool // match[id] was given
+	anyIDs bool  // match[id] was given
+	maxRaw int64 // Query.MaxBytes: the page's Raw bytes; 0 bounds nothing
 }
 
 func compileQuery(q store.Query) (*filter, error) {
-	f := &filter{after: math.MinInt64, limit: q.Limit, noRaw: q.WithoutRaw}
+	f := &filter{after: math.MinInt64, limit: q.Limit, noRaw: q.WithoutRaw, maxRaw: max(q.MaxBytes, 0)}
 	if f.limit <= 0 {
 		f.limit = store.DefaultLimit
 	}
@@ -193,6 +194,7 @@ type pageReader struct {
 	more     bool
 	lastDate int64
 	bytes    int64 // bytes visited, for the trimmer
+	rawBytes int64 // bytes of Raw in objs, against f.maxRaw
 
 	rawCur     seqCursor
 	hashCur    seqCursor
@@ -275,7 +277,7 @@ func (r *pageReader) scan(ctx context.Context) error {
 		if r.full() {
 			return nil
 		}
-		if err := r.add(k, &h); err != nil {
+		if done, err := r.add(k, &h); err != nil || done {
 			return err
 		}
 	}
@@ -362,7 +364,7 @@ func (r *pageReader) byIDs(ctx context.Context) error {
 		if r.full() {
 			return nil
 		}
-		if err := r.add(k, &h); err != nil {
+		if done, err := r.add(k, &h); err != nil || done {
 			return err
 		}
 	}
@@ -370,8 +372,11 @@ func (r *pageReader) byIDs(ctx context.Context) error {
 }
 
 // add appends the version at date key k to the page, copying what it needs
-// out of the transaction exactly once.
-func (r *pageReader) add(k []byte, h *header) error {
+// out of the transaction exactly once. It reports done, adding nothing,
+// when the version's bytes would take the page past the filter's maxRaw:
+// this match is then the proof that more follow, and the cursor stays at
+// the last version added.
+func (r *pageReader) add(k []byte, h *header) (done bool, err error) {
 	if r.objs == nil {
 		r.objs = make([]store.Object, 0, min(r.f.limit, 64))
 	}
@@ -392,9 +397,14 @@ func (r *pageReader) add(k []byte, h *header) error {
 	if !r.f.noRaw {
 		raw, err := r.rawAt(k)
 		if err != nil {
-			return err
+			return false, err
 		}
 		r.bytes += int64(len(raw))
+		if r.f.maxRaw > 0 && len(r.objs) > 0 && r.rawBytes+int64(len(raw)) > r.f.maxRaw {
+			r.more = true
+			return true, nil
+		}
+		r.rawBytes += int64(len(raw))
 		o.Raw = r.copyRaw(raw)
 		if r.cb.hash != nil {
 			copy(o.Hash[:], r.hashCur.at(r.cb.hash, k))
@@ -407,7 +417,7 @@ func (r *pageReader) add(k []byte, h *header) error {
 	}
 	r.objs = append(r.objs, o)
 	r.lastDate = d
-	return nil
+	return false, nil
 }
 
 // rawAt returns the bytes stored under k.

@@ -18,9 +18,13 @@ import (
 // and versions have a fixed shape; as JSON that was about 54 KiB, here it is
 // about 14 KiB:
 //
-//	status   statusFormat, str ID, str APIRoot, str Collection, str Owner,
-//	         str Status, varint Unix seconds, uvarint nanoseconds,
-//	         varint TotalCount, list Successes, list Failures, list Pendings
+//	status   format, [expires], str ID, str APIRoot, str Collection,
+//	         str Owner, str Status, varint Unix seconds, uvarint
+//	         nanoseconds, varint TotalCount, list Successes, list Failures,
+//	         list Pendings
+//	format   statusFormat (no expiry) or statusFormatExpires
+//	expires  with statusFormatExpires only: Expires as varint Unix
+//	         seconds, uvarint nanoseconds
 //	list     uvarint n; if n > 0: str common message, then n details
 //	detail   byte h, id, version, [str message unless h&detailCommonMsg]
 //	id       h&detailIDMask: detailIDString: str id;
@@ -33,7 +37,44 @@ import (
 //	str      uvarint length, bytes
 //
 // A compact form is used only when decoding it gives back the same string.
-const statusFormat = 1
+// A status without Expires is written in statusFormat, as statuses
+// stored by earlier versions were, so those read as statuses that do not
+// expire.
+//
+// bucketStatusExpiry indexes the statuses that expire, for the sweep
+// (SweepStatuses): one empty value per status, keyed by its Expires in
+// microseconds rounded up (dateKey) followed by the status id.
+const (
+	statusFormat        = 1
+	statusFormatExpires = 2
+)
+
+var bucketStatusExpiry = []byte("status_expiry")
+
+// expiryKey is the key of the status id in bucketStatusExpiry. Its time
+// is Expires rounded up to the microsecond, so that a key at or before
+// the current microsecond is always that of an expired status.
+func expiryKey(expires time.Time, id string) []byte {
+	micros := expires.UnixMicro()
+	if expires.Nanosecond()%1000 != 0 {
+		micros++
+	}
+	return append(dateKey(micros), id...)
+}
+
+// storedExpiry returns the Expires of a stored status, read from its
+// first bytes; false when it has none.
+func storedExpiry(b []byte) (time.Time, bool) {
+	if len(b) == 0 || b[0] != statusFormatExpires {
+		return time.Time{}, false
+	}
+	r := &statusReader{b: b[1:]}
+	t := r.time()
+	return t, r.err == nil
+}
+
+// expired reports whether a status that expires at t has expired at now.
+func expired(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
 
 const (
 	detailIDMask        = 3
@@ -57,7 +98,13 @@ func encodeStatus(st *store.Status) []byte {
 	size := 64 + len(st.ID) + len(st.APIRoot) + len(st.Collection) + len(st.Owner) + len(st.Status)
 	size += 32 * (len(st.Successes) + len(st.Failures) + len(st.Pendings))
 	b := make([]byte, 0, size)
-	b = append(b, statusFormat)
+	if st.Expires.IsZero() {
+		b = append(b, statusFormat)
+	} else {
+		b = append(b, statusFormatExpires)
+		b = binary.AppendVarint(b, st.Expires.Unix())
+		b = binary.AppendUvarint(b, uint64(st.Expires.Nanosecond()))
+	}
 	for _, s := range []string{st.ID, st.APIRoot, st.Collection, st.Owner, st.Status} {
 		b = appendString(b, s)
 	}
@@ -237,15 +284,27 @@ func (r *statusReader) bytes(n uint64) []byte {
 
 func (r *statusReader) str() string { return string(r.bytes(r.uvarint())) }
 
+// time reads varint Unix seconds and uvarint nanoseconds.
+func (r *statusReader) time() time.Time {
+	secs := r.varint()
+	nanos := r.uvarint()
+	if nanos >= 1e9 {
+		r.err, r.b = errBadStatus, nil
+	}
+	return time.Unix(secs, int64(nanos)).UTC()
+}
+
 func decodeStatus(b []byte) (store.Status, error) {
-	if len(b) == 0 || b[0] != statusFormat {
+	if len(b) == 0 || (b[0] != statusFormat && b[0] != statusFormatExpires) {
 		return store.Status{}, errBadStatus
 	}
 	r := &statusReader{b: b[1:]}
 	var st store.Status
+	if b[0] == statusFormatExpires {
+		st.Expires = r.time()
+	}
 	st.ID, st.APIRoot, st.Collection, st.Owner, st.Status = r.str(), r.str(), r.str(), r.str(), r.str()
-	secs := r.varint()
-	st.RequestTimestamp = time.Unix(secs, int64(r.uvarint())).UTC()
+	st.RequestTimestamp = r.time()
 	st.TotalCount = int(r.varint())
 	var lastType string
 	for _, dst := range []*[]store.StatusDetail{&st.Successes, &st.Failures, &st.Pendings} {
@@ -317,7 +376,9 @@ func (r *statusReader) detail(d *store.StatusDetail, common string, lastType *st
 }
 
 // PutStatus creates or replaces a status resource. Its write joins the
-// group commit of concurrent writes (AddObjects of other requests).
+// group commit of concurrent writes (AddObjects of other requests). A
+// status with Expires is indexed by it for SweepStatuses; a replacement
+// takes the place of the earlier one in that index.
 func (s *Store) PutStatus(ctx context.Context, st store.Status) error {
 	const op = "bolt.PutStatus"
 	if st.ID == "" || len(st.ID) > maxIDLen {
@@ -335,7 +396,18 @@ func (s *Store) PutStatus(ctx context.Context, st store.Status) error {
 		return ctxErr(op, err)
 	}
 	err := s.write(1, int64(len(b)), func(w *writeTx) error {
-		return w.tx.Bucket(bucketStatuses).Put([]byte(st.ID), b)
+		sb, xb := w.tx.Bucket(bucketStatuses), w.tx.Bucket(bucketStatusExpiry)
+		if t, ok := storedExpiry(sb.Get([]byte(st.ID))); ok {
+			if err := xb.Delete(expiryKey(t, st.ID)); err != nil {
+				return err
+			}
+		}
+		if !st.Expires.IsZero() {
+			if err := xb.Put(expiryKey(st.Expires, st.ID), nil); err != nil {
+				return err
+			}
+		}
+		return sb.Put([]byte(st.ID), b)
 	})
 	if err != nil {
 		return ctigate.E(op, err)
@@ -343,7 +415,9 @@ func (s *Store) PutStatus(ctx context.Context, st store.Status) error {
 	return nil
 }
 
-// Status returns a status resource; ctigate.NotFound if there is none.
+// Status returns a status resource; ctigate.NotFound if there is none or
+// it has expired by the store's clock (whether or not SweepStatuses has
+// removed it yet).
 func (s *Store) Status(ctx context.Context, id string) (store.Status, error) {
 	const op = "bolt.Status"
 	if err := s.enter(op); err != nil {
@@ -368,8 +442,67 @@ func (s *Store) Status(ctx context.Context, id string) (store.Status, error) {
 	if err != nil {
 		return store.Status{}, ctigate.E(op, err)
 	}
-	if !found {
+	if !found || expired(st.Expires, s.clock()) {
 		return store.Status{}, ctigate.E(op, ctigate.NotFound, "no such status")
 	}
 	return st, nil
+}
+
+// DefaultStatusSweepLimit is the number of statuses SweepStatuses removes
+// in one write when its limit is not positive.
+const DefaultStatusSweepLimit = 1000
+
+// SweepStatuses removes the statuses that have expired by the store's
+// clock, the earliest expiry first, up to limit of them
+// (DefaultStatusSweepLimit when limit <= 0) in one write, and returns how
+// many it removed: fewer than limit means no expired status is left. Status
+// already reads an expired status as not found; the sweep frees its
+// space. Statuses without Expires are never swept. The gateway runs it
+// every minute (retention.StatusSweeper).
+func (s *Store) SweepStatuses(ctx context.Context, limit int) (int, error) {
+	const op = "bolt.SweepStatuses"
+	if limit <= 0 {
+		limit = DefaultStatusSweepLimit
+	}
+	if err := s.enter(op); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return 0, ctxErr(op, err)
+	}
+	now := s.clock()
+	through := now.UnixMicro() // expiryKey rounds up: a key through now is expired
+	var n int
+	err := s.write(limit, 0, func(w *writeTx) error {
+		n = 0
+		sb, xb := w.tx.Bucket(bucketStatuses), w.tx.Bucket(bucketStatusExpiry)
+		var keys [][]byte
+		c := xb.Cursor()
+		for k, _ := c.First(); k != nil && len(keys) < limit; k, _ = c.Next() {
+			if len(k) < dateKeyLen || dateMicros(k[:dateKeyLen]) > through {
+				break
+			}
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		for _, k := range keys {
+			id := k[dateKeyLen:]
+			// The index names the status's expiry as written: check the
+			// record's own all the same.
+			if t, ok := storedExpiry(sb.Get(id)); ok && expired(t, now) {
+				if err := sb.Delete(id); err != nil {
+					return err
+				}
+			}
+			if err := xb.Delete(k); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, ctigate.E(op, err)
+	}
+	return n, nil
 }

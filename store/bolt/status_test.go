@@ -1,11 +1,17 @@
 package bolt
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/ctigate/ctigate/store"
 )
@@ -49,7 +55,9 @@ func TestStatusEncoding(t *testing.T) {
 		},
 		Pendings: []store.StatusDetail{{ID: "p"}},
 	}
-	for _, st := range []store.Status{big, odd, {ID: "empty"}} {
+	expiring := envelopeStatus(3)
+	expiring.Expires = time.Date(2026, 3, 8, 12, 0, 0, 123456789, time.UTC)
+	for _, st := range []store.Status{big, odd, {ID: "empty"}, expiring} {
 		b := encodeStatus(&st)
 		got, err := decodeStatus(b)
 		if err != nil {
@@ -75,6 +83,8 @@ func TestStatusEncoding(t *testing.T) {
 func FuzzDecodeStatus(f *testing.F) {
 	st := envelopeStatus(3)
 	f.Add(encodeStatus(&st))
+	st.Expires = time.Date(2026, 3, 8, 12, 0, 0, 1, time.UTC)
+	f.Add(encodeStatus(&st))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := decodeStatus(b)
 		if err != nil {
@@ -85,4 +95,127 @@ func FuzzDecodeStatus(f *testing.F) {
 			t.Fatalf("re-encoding %x: %v", b, err)
 		}
 	})
+}
+
+// TestStatusFormatWithoutExpiry: a status without Expires is written in
+// the form earlier versions wrote, byte for byte, so a status they stored
+// reads back as one that does not expire; one with Expires carries it
+// after the format byte.
+func TestStatusFormatWithoutExpiry(t *testing.T) {
+	st := store.Status{ID: "s", APIRoot: "r", Collection: "c", Owner: "o", Status: "complete",
+		RequestTimestamp: time.Unix(1772366400, 5).UTC(), TotalCount: 2,
+		Failures: []store.StatusDetail{{ID: "x", Message: "m"}}}
+	// statusFormat, five strings, request_timestamp, total_count, then
+	// no successes, one failure (common message "m"; a detail whose id
+	// and version are strings), no pendings.
+	old := []byte{1, 1, 's', 1, 'r', 1, 'c', 1, 'o', 8, 'c', 'o', 'm', 'p', 'l', 'e', 't', 'e'}
+	old = binary.AppendVarint(old, 1772366400)
+	old = binary.AppendUvarint(old, 5)
+	old = binary.AppendVarint(old, 2)
+	old = append(old, 0, 1, 1, 'm', detailCommonMsg|detailVersionEmpty<<detailVersionShift, 1, 'x', 0)
+	if got := encodeStatus(&st); !bytes.Equal(got, old) {
+		t.Fatalf("status without Expires encodes as %x, want the earlier form %x", got, old)
+	}
+	got, err := decodeStatus(old)
+	if err != nil || !reflect.DeepEqual(got, st) {
+		t.Fatalf("decoding the earlier form: %+v, %v; want %+v", got, err, st)
+	}
+	if _, ok := storedExpiry(old); ok {
+		t.Fatal("the earlier form has an expiry")
+	}
+	st.Expires = time.Unix(1772971200, 7).UTC()
+	b := encodeStatus(&st)
+	if b[0] != statusFormatExpires {
+		t.Fatalf("status with Expires has format %d, want %d", b[0], statusFormatExpires)
+	}
+	if exp, ok := storedExpiry(b); !ok || !exp.Equal(st.Expires) {
+		t.Fatalf("storedExpiry = %s, %v; want %s", exp, ok, st.Expires)
+	}
+}
+
+// statusBuckets returns the ids in the statuses bucket and the keys of
+// the expiry index.
+func statusBuckets(t *testing.T, s *Store) (ids []string, index [][]byte) {
+	t.Helper()
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketStatuses).ForEach(func(k, _ []byte) error {
+			ids = append(ids, string(k))
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketStatusExpiry).ForEach(func(k, _ []byte) error {
+			index = append(index, bytes.Clone(k))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids, index
+}
+
+// TestSweepStatuses: the expiry index holds one key per status that
+// expires, also after replacements; the sweep removes expired statuses
+// in batches of its limit, the earliest first, with their index keys,
+// and leaves statuses without Expires (those stored before statuses
+// expired among them) alone.
+func TestSweepStatuses(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := openTest(t, filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true, Clock: func() time.Time { return now }})
+	id := func(i int) string { return fmt.Sprintf("5f6a3c1e-0000-4000-8000-%012d", i) }
+	for i := range 25 {
+		st := store.Status{ID: id(i), Status: "complete", Expires: now.Add(time.Duration(25-i) * time.Minute)}
+		if err := s.PutStatus(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		// Replaced: the index keeps only the replacement's expiry.
+		st.Expires = st.Expires.Add(time.Hour)
+		if err := s.PutStatus(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	legacy := store.Status{ID: "legacy", Status: "complete", RequestTimestamp: now.Add(-365 * 24 * time.Hour)}
+	if err := s.update(1, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketStatuses).Put([]byte(legacy.ID), encodeStatus(&legacy))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, index := statusBuckets(t, s); len(ids) != 26 || len(index) != 25 {
+		t.Fatalf("%d statuses and %d index keys, want 26 and 25", len(ids), len(index))
+	}
+	if n, err := s.SweepStatuses(ctx, 10); err != nil || n != 0 {
+		t.Fatalf("SweepStatuses before any expiry = %d, %v; want 0", n, err)
+	}
+
+	// 80 minutes on, the 20 statuses that expire 61 to 80 minutes after
+	// the start have expired (i = 5 to 24), the latest ids first.
+	now = now.Add(80 * time.Minute)
+	for _, want := range []int{10, 10, 0} {
+		n, err := s.SweepStatuses(ctx, 10)
+		if err != nil || n != want {
+			t.Fatalf("SweepStatuses(10) = %d, %v; want %d", n, err, want)
+		}
+	}
+	ids, index := statusBuckets(t, s)
+	if len(ids) != 6 || len(index) != 5 {
+		t.Fatalf("after the sweeps: statuses %v and %d index keys, want 6 and 5", ids, len(index))
+	}
+	for i := range 25 {
+		_, err := s.Status(ctx, id(i))
+		if want := i < 5; (err == nil) != want {
+			t.Fatalf("status %d after the sweeps: %v; want it kept: %v", i, err, want)
+		}
+	}
+	now = now.Add(365 * 24 * time.Hour)
+	if n, err := s.SweepStatuses(ctx, 0); err != nil || n != 5 {
+		t.Fatalf("SweepStatuses a year on = %d, %v; want 5", n, err)
+	}
+	if got, err := s.Status(ctx, legacy.ID); err != nil || !reflect.DeepEqual(got, legacy) {
+		t.Fatalf("status stored without expiry, a year on: %+v, %v", got, err)
+	}
+	if ids, index := statusBuckets(t, s); len(ids) != 1 || len(index) != 0 {
+		t.Fatalf("at the end: statuses %v and %d index keys, want only %s", ids, len(index), legacy.ID)
+	}
 }

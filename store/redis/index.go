@@ -108,6 +108,9 @@ func ixRedisErr(op string, ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctigate.E(op, ctigate.Unavailable, ctx.Err(), "request cancelled")
 	}
+	if isOOM(err) {
+		return ctigate.E(op, ctigate.Full, err)
+	}
 	return ctigate.E(op, ctigate.Unavailable, err, "the store is unavailable")
 }
 

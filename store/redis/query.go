@@ -120,22 +120,71 @@ func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (
 	}
 	var objs []store.Object
 	var das []int64
+	b := &rawBudget{max: q.MaxBytes}
+	if q.WithoutRaw {
+		b.max = 0
+	}
 	if len(q.IDs) > 0 {
-		objs, das, err = s.byIDs(ctx, collection, q, &sel, start, limit+1)
+		objs, das, err = s.byIDs(ctx, collection, q, &sel, start, limit+1, b)
 	} else {
-		objs, das, err = s.scan(ctx, collection, q, &sel, start, limit+1)
+		objs, das, err = s.scan(ctx, collection, q, &sel, start, limit+1, b)
 	}
 	if err != nil {
 		return store.Page{}, s.fail(op, err)
 	}
 	var p store.Page
-	if len(objs) > limit {
-		objs, das = objs[:limit], das[:limit]
-		p.More = true
-		p.Next = encodeCursor(das[limit-1])
+	n := len(objs)
+	if n > limit {
+		n, p.More = limit, true
+	}
+	if k := store.FitBytes(objs[:n], b.max); k < n {
+		n, p.More = k, true
+	}
+	if p.More {
+		objs, das = objs[:n], das[:n]
+		p.Next = encodeCursor(das[n-1])
 	}
 	p.Objects = objs
 	return p, nil
+}
+
+// rawBudget follows the Raw bytes a read collects against
+// Query.MaxBytes, so that it reads no more records than the page can
+// hold: records are fetched in chunks sized by the bytes left at the
+// average size seen so far, and the read stops once the page is known
+// to be cut (store.FitBytes).
+type rawBudget struct {
+	max int64 // Query.MaxBytes; 0 bounds nothing
+	raw int64 // Raw bytes collected
+	n   int64 // objects collected
+}
+
+// firstChunk is how many records a read bounded by bytes fetches before
+// it knows their size.
+const firstChunk = 16
+
+func (b *rawBudget) add(objs []store.Object) {
+	for i := range objs {
+		b.raw += int64(len(objs[i].Raw))
+	}
+	b.n += int64(len(objs))
+}
+
+// full reports that the objects collected already fill the page: at
+// least two, past max, so that FitBytes leaves the last one out.
+func (b *rawBudget) full() bool { return b.max > 0 && b.n >= 2 && b.raw > b.max }
+
+// chunk returns how many records to fetch next, at most want.
+func (b *rawBudget) chunk(want int) int {
+	if b.max <= 0 {
+		return want
+	}
+	if b.n == 0 {
+		return min(want, firstChunk)
+	}
+	avg := max(b.raw/b.n, 1)
+	left := max(b.max-b.raw, 0)
+	return int(min(int64(want), left/avg+2))
 }
 
 func typeOK(q *store.Query, typ string) bool {
@@ -143,7 +192,7 @@ func typeOK(q *store.Query, typ string) bool {
 }
 
 // byIDs reads the versions of q.IDs: their lists give the candidates.
-func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *selector, start int64, want int) ([]store.Object, []int64, error) {
+func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *selector, start int64, want int, b *rawBudget) ([]store.Object, []int64, error) {
 	ids := slices.Compact(slices.Sorted(slices.Values(q.IDs)))
 	lists, err := s.c.HMGet(ctx, s.collKey(coll, "n"), ids...).Result()
 	if err != nil {
@@ -166,14 +215,15 @@ func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *sele
 	slices.Sort(cands)
 	var objs []store.Object
 	var das []int64
-	for len(cands) > 0 && len(objs) < want {
-		n := min(len(cands), max(want-len(objs), 64))
+	for len(cands) > 0 && len(objs) < want && !b.full() {
+		n := min(len(cands), b.chunk(max(want-len(objs), 64)))
 		chunk := cands[:n]
 		cands = cands[n:]
 		got, gotDAs, err := s.fetch(ctx, coll, chunk, &q)
 		if err != nil {
 			return nil, nil, err
 		}
+		b.add(got)
 		objs = append(objs, got...)
 		das = append(das, gotDAs...)
 	}
@@ -184,7 +234,7 @@ func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *sele
 }
 
 // scan walks the collection's index from start.
-func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selector, start int64, want int) ([]store.Object, []int64, error) {
+func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selector, start int64, want int, b *rawBudget) ([]store.Object, []int64, error) {
 	filtered := len(q.Types) > 0 || len(q.SpecVersions) > 0 || !sel.all
 	chunk := want
 	if filtered {
@@ -193,7 +243,8 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 	keys := []string{s.collKey(coll, "z"), s.collKey(coll, "mv")}
 	var objs []store.Object
 	var das []int64
-	for len(objs) < want {
+	for len(objs) < want && !b.full() {
+		n := b.chunk(chunk)
 		lo := "-inf"
 		if start != math.MinInt64 {
 			lo = "(" + strconv.FormatInt(start, 10)
@@ -202,7 +253,7 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 		// members are the records.
 		pipe := s.c.Pipeline()
 		mvCmd := pipe.Get(ctx, keys[1])
-		zCmd := pipe.ZRangeArgsWithScores(ctx, goredis.ZRangeArgs{Key: keys[0], Start: lo, Stop: "+inf", ByScore: true, Count: int64(chunk)})
+		zCmd := pipe.ZRangeArgsWithScores(ctx, goredis.ZRangeArgs{Key: keys[0], Start: lo, Stop: "+inf", ByScore: true, Count: int64(n)})
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, nil, err
 		}
@@ -242,10 +293,11 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 		if err != nil {
 			return nil, nil, err
 		}
+		b.add(got)
 		objs = append(objs, got...)
 		das = append(das, gotDAs...)
 		start = cands[len(cands)-1]
-		if len(members) < chunk {
+		if len(members) < n {
 			break
 		}
 	}

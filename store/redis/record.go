@@ -61,38 +61,47 @@ func encodeRecord(o *store.Object) []byte {
 var errRecord = errors.New("malformed stored record")
 
 // decodeRecord decodes a record; Raw, Hash and Producer are set only when
-// withRaw. Raw is a fresh copy.
+// withRaw. Raw is a fresh copy, and the strings are cut from one copy of
+// the record's header: what is decoded holds nothing of b, so a page
+// keeps its objects' bytes once, not the records it was read from too.
 func decodeRecord(b string, withRaw bool) (store.Object, error) {
 	var o store.Object
 	if len(b) == 0 || b[0] != recordFormat {
 		return o, errRecord
 	}
-	b = b[1:]
-	var fields [3]string
-	for i := range fields {
-		n, w := uvarint(b)
-		if w <= 0 || uint64(len(b)-w) < n {
+	var bounds [4][2]int // id, type, spec_version, producer: start and end in b
+	p := 1
+	for i := range 3 {
+		n, w := uvarint(b[p:])
+		if w <= 0 || uint64(len(b)-p-w) < n {
 			return o, errRecord
 		}
-		fields[i] = b[w : w+int(n)]
-		b = b[w+int(n):]
+		bounds[i] = [2]int{p + w, p + w + int(n)}
+		p += w + int(n)
 	}
-	o.ID, o.Type, o.SpecVersion = fields[0], fields[1], fields[2]
-	if len(b) < 44 {
+	if len(b)-p < 44 {
 		return o, errRecord
 	}
-	o.Version = versionTime([]byte(b[:12]))
+	vk := p
+	end := p + 12 // the header ends after the version key, or after the producer
+	if withRaw {
+		q := p + 44
+		n, w := uvarint(b[q:])
+		if w <= 0 || uint64(len(b)-q-w) < n {
+			return o, errRecord
+		}
+		bounds[3] = [2]int{q + w, q + w + int(n)}
+		end = bounds[3][1]
+	}
+	h := strings.Clone(b[:end])
+	o.ID, o.Type, o.SpecVersion = h[bounds[0][0]:bounds[0][1]], h[bounds[1][0]:bounds[1][1]], h[bounds[2][0]:bounds[2][1]]
+	o.Version = versionTime([]byte(h[vk : vk+12]))
 	if !withRaw {
 		return o, nil
 	}
-	copy(o.Hash[:], b[12:44])
-	b = b[44:]
-	n, w := uvarint(b)
-	if w <= 0 || uint64(len(b)-w) < n {
-		return o, errRecord
-	}
-	o.Producer = b[w : w+int(n)]
-	o.Raw = []byte(b[w+int(n):])
+	copy(o.Hash[:], h[vk+12:vk+44])
+	o.Producer = h[bounds[3][0]:bounds[3][1]]
+	o.Raw = []byte(b[end:])
 	return o, nil
 }
 

@@ -73,7 +73,8 @@ type Options struct {
 	// Prefix starts every key; "" means DefaultPrefix. It must not contain
 	// '{' or '}' (they would change the hash tags).
 	Prefix string
-	// Clock is the source of date_added; nil means time.Now.
+	// Clock is the source of date_added and the time statuses expire by
+	// (store.Status.Expires); nil means time.Now.
 	Clock func() time.Time
 	// Logger receives background errors; nil discards them.
 	Logger *slog.Logger
@@ -235,6 +236,20 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// errOOM is in the error reply of a write Redis refuses at its maxmemory
+// with the noeviction policy, on its own ("OOM command not allowed …")
+// or in the reply of a script whose first write it refused. Redis refuses
+// only a script's first write, so a script refused for memory has
+// written nothing.
+const errOOM = "OOM command not allowed"
+
+// isOOM reports whether err is Redis refusing a write for want of memory:
+// its storage is full.
+func isOOM(err error) bool {
+	var re goredis.Error
+	return errors.As(err, &re) && strings.Contains(err.Error(), errOOM)
+}
+
 func ctxErr(op string, err error) error {
 	return ctigate.E(op, ctigate.Unavailable, err, "request cancelled")
 }
@@ -244,13 +259,16 @@ func ctxErr(op string, err error) error {
 const errConflict = "CTIGATE_CONFLICT"
 
 // fail classifies an error from Redis: a cancelled request, a checkpoint
-// conflict, Redis unreachable or not serving (Unavailable), or Internal.
+// conflict, Redis out of memory (Full), Redis unreachable or not serving
+// (Unavailable), or Internal.
 func (s *Store) fail(op string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return ctxErr(op, err)
 	case strings.HasPrefix(err.Error(), errConflict):
 		return ctigate.E(op, ctigate.Conflict, err, "checkpoint already moved by another writer")
+	case isOOM(err):
+		return ctigate.E(op, ctigate.Full, err)
 	}
 	var re goredis.Error
 	if errors.As(err, &re) {

@@ -24,6 +24,7 @@ type statusJSON struct {
 	Successes        []detailJSON `json:"successes,omitempty"`
 	Failures         []detailJSON `json:"failures,omitempty"`
 	Pendings         []detailJSON `json:"pendings,omitempty"`
+	Expires          time.Time    `json:"expires,omitzero"`
 }
 
 type detailJSON struct {
@@ -53,7 +54,12 @@ func fromJSON(ds []detailJSON) []store.StatusDetail {
 
 func (s *Store) statusKey(id string) string { return s.prefix + ":st:" + id }
 
-// PutStatus creates or replaces a status resource.
+// PutStatus creates or replaces a status resource. A status with Expires
+// is written with a TTL in the same command (SET … PX), the time left
+// until Expires by the store's clock, so that Redis removes it by itself;
+// a replacement's TTL replaces the earlier one (none when it has no
+// Expires). A status that has already expired is not written, and an
+// earlier one of its id is deleted.
 func (s *Store) PutStatus(ctx context.Context, st store.Status) error {
 	const op = "redis.PutStatus"
 	if st.ID == "" {
@@ -69,17 +75,32 @@ func (s *Store) PutStatus(ctx context.Context, st store.Status) error {
 		ID: st.ID, APIRoot: st.APIRoot, Collection: st.Collection, Owner: st.Owner, Status: st.Status,
 		RequestTimestamp: st.RequestTimestamp, TotalCount: st.TotalCount,
 		Successes: toJSON(st.Successes), Failures: toJSON(st.Failures), Pendings: toJSON(st.Pendings),
+		Expires: st.Expires,
 	})
 	if err != nil {
 		return ctigate.E(op, ctigate.Internal, err)
 	}
-	if err := s.c.Set(ctx, s.statusKey(st.ID), b, 0).Err(); err != nil {
+	var ttl time.Duration
+	if !st.Expires.IsZero() {
+		ttl = st.Expires.Sub(s.clock())
+		if ttl <= 0 {
+			if err := s.c.Del(ctx, s.statusKey(st.ID)).Err(); err != nil {
+				return s.fail(op, err)
+			}
+			return nil
+		}
+		// Whole milliseconds (PX), rounded up: never before Expires.
+		ttl = (ttl + time.Millisecond - 1).Truncate(time.Millisecond)
+	}
+	if err := s.c.Set(ctx, s.statusKey(st.ID), b, ttl).Err(); err != nil {
 		return s.fail(op, err)
 	}
 	return nil
 }
 
-// Status returns a status resource; NotFound if there is none.
+// Status returns a status resource; NotFound if there is none or it has
+// expired by the store's clock (also while its key's TTL, counted by
+// Redis's clock, has not yet run out).
 func (s *Store) Status(ctx context.Context, id string) (store.Status, error) {
 	const op = "redis.Status"
 	if id == "" || len(id) > maxIDLen {
@@ -99,9 +120,13 @@ func (s *Store) Status(ctx context.Context, id string) (store.Status, error) {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return store.Status{}, ctigate.E(op, ctigate.Internal, fmt.Errorf("status %s: %w", id, err))
 	}
+	if !j.Expires.IsZero() && !s.clock().Before(j.Expires) {
+		return store.Status{}, ctigate.E(op, ctigate.NotFound, "no such status")
+	}
 	return store.Status{
 		ID: j.ID, APIRoot: j.APIRoot, Collection: j.Collection, Owner: j.Owner, Status: j.Status,
 		RequestTimestamp: j.RequestTimestamp, TotalCount: j.TotalCount,
 		Successes: fromJSON(j.Successes), Failures: fromJSON(j.Failures), Pendings: fromJSON(j.Pendings),
+		Expires: j.Expires,
 	}, nil
 }

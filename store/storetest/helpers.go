@@ -153,6 +153,11 @@ func checkPage(t *testing.T, q store.Query, p store.Page) {
 	if !p.More && p.Next != "" {
 		t.Fatalf("Objects(%s): More is false but Next = %q, want empty", describe(q), p.Next)
 	}
+	if q.MaxBytes > 0 && !q.WithoutRaw && len(p.Objects) > 1 {
+		if n := rawBytes(p.Objects); n > q.MaxBytes {
+			t.Fatalf("Objects(%s): %d objects of %d bytes, want at most max_bytes (or one object)", describe(q), len(p.Objects), n)
+		}
+	}
 	for i, o := range p.Objects {
 		checkDateAdded(t, fmt.Sprintf("object %d (%s)", i, o.ID), o.DateAdded)
 		if i > 0 && !o.DateAdded.After(p.Objects[i-1].DateAdded) {
@@ -267,6 +272,9 @@ func describe(q store.Query) string {
 	}
 	if q.WithoutRaw {
 		parts = append(parts, "without_raw")
+	}
+	if q.MaxBytes != 0 {
+		parts = append(parts, fmt.Sprintf("max_bytes=%d", q.MaxBytes))
 	}
 	return "{" + strings.Join(parts, " ") + "}"
 }

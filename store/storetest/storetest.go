@@ -53,6 +53,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DefaultLimit", testDefaultLimit},
 		{"Pagination", testPagination},
 		{"PaginationExactlyFullPage", testPaginationExactlyFullPage},
+		{"MaxBytes", testMaxBytes},
+		{"MaxBytesFilters", testMaxBytesFilters},
 		{"CursorStableUnderAdds", testCursorStableUnderAdds},
 		{"CursorStableUnderDeletes", testCursorStableUnderDeletes},
 		{"CursorWithAddedAfter", testCursorWithAddedAfter},
@@ -88,6 +90,7 @@ func Run(t *testing.T, newStore NewStore) {
 	}
 	tests = append(tests, storeIndexTests()...)
 	tests = append(tests, resolveTests()...)
+	tests = append(tests, statusExpiryTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newEnv(t, newStore))
