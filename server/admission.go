@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,17 +45,19 @@ import (
 //
 // Small pages must stay fast while large ones queue (a consumer's
 // limit=1 read while others ask for 10,000 objects), so an eighth of the
-// gateway's budget is kept for them: pages that may cost at most
-// smallShare of it are admitted from that reserve, large ones from the
-// rest, each in the order they came. A user may hold a quarter of the
-// reserve at most, so no one user can take it all. Large pages are also
-// read and recorded a few at a time (by half the processors, at least
-// one): reading, hashing and recording a page of megabytes is work for a
-// processor, and a burst of them would otherwise leave small reads
-// waiting for one. The budgets count the pages' memory, not the
-// process's: the rest (connections, the store's caches, garbage not yet
-// collected) comes on top, which the Go runtime's soft memory limit keeps
-// in check.
+// gateway's budget is kept for them: pages that may cost at most a 32nd
+// of that reserve (256 KiB by default) are admitted from it, larger ones
+// from the rest, each in the order they came. A user may hold a quarter
+// of the reserve at most, so no one user can take it all. Large pages are
+// also read and recorded a few at a time (by half the processors, at
+// least one): reading, hashing and recording a page of megabytes is work
+// for a processor, and a burst of them would otherwise leave small reads
+// waiting for one; while a page is read, the backend's reply and the page
+// copied from it may briefly exist together, beyond what was admitted.
+// The budgets count the pages' memory, not the process's: the rest
+// (connections, the store's caches, garbage not yet collected) comes on
+// top, which the Go runtime's soft memory limit keeps in check.
+
 // admissionWait is how long a read may wait for room before it is
 // refused: enough for the pages ahead of it to be written to a client
 // that reads them, short enough that a refused client retries soon.
@@ -307,23 +310,36 @@ func (a *admission) noteObjectBytes(collection string, objs []store.Object) {
 }
 
 // admitRead admits the page q will read from collection for the user of
-// c, and sets q.MaxBytes to the bytes admitted for its objects. The
-// estimate is twice the collection's average object size per object
-// asked for, at least minPageBytes (or half a small page), at most
-// paging.max_bytes; a manifest or versions page holds no raw bytes and
-// costs its count.
+// c, and sets q.MaxBytes to the bytes admitted for its objects
+// (estimate).
 func (s *Server) admitRead(c echo.Context, collection string, q *store.Query) (*permit, error) {
 	a := s.viewOf(c).admit
-	limit := q.Limit
-	if limit <= 0 {
-		limit = store.DefaultLimit
-	}
-	var raw int64
+	raw, cost := a.estimate(collection, q)
 	if !q.WithoutRaw {
-		raw = min(a.limits.MaxBytes, max(int64(limit)*2*a.objectBytes(collection), min(minPageBytes, a.smallPage/2)))
 		q.MaxBytes = raw
 	}
-	return a.acquire(c.Request().Context(), userName(c), pageCost(limit, raw))
+	return a.acquire(c.Request().Context(), userName(c), cost)
+}
+
+// estimate returns the bytes of objects a page read with q may hold, and
+// what the page may cost in all. The objects: twice the collection's
+// average object size per object the page may hold, at least
+// minPageBytes (or half a small page), at most paging.max_bytes. A page
+// may hold limit objects, or fewer when it asks for ids: one version of
+// each per match[version] selector, unless it asks for all. A manifest or
+// versions page holds no raw bytes and costs its count.
+func (a *admission) estimate(collection string, q *store.Query) (raw, cost int64) {
+	n := q.Limit
+	if n <= 0 {
+		n = store.DefaultLimit
+	}
+	if len(q.IDs) > 0 && !slices.ContainsFunc(q.Versions, func(v store.VersionMatch) bool { return v.Kind == store.All }) {
+		n = min(n, len(q.IDs)*max(1, len(q.Versions)))
+	}
+	if !q.WithoutRaw {
+		raw = min(a.limits.MaxBytes, max(int64(n)*2*a.objectBytes(collection), min(minPageBytes, a.smallPage/2)))
+	}
+	return raw, pageCost(n, raw)
 }
 
 // settle makes the permit what the page read holds: less than admitted,

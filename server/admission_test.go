@@ -128,8 +128,9 @@ func TestAdmissionBudgets(t *testing.T) {
 }
 
 // TestAdmissionEstimate: a read is admitted, and bounded in the store,
-// by twice its collection's average object size per object asked for,
-// between minPageBytes and paging.max_bytes; a manifest read by its count.
+// by twice its collection's average object size per object it may get
+// (its limit, or fewer for ids without match[version]=all), between
+// minPageBytes and paging.max_bytes; a manifest read by its count.
 func TestAdmissionEstimate(t *testing.T) {
 	a := newAdmission(config.Paging{MaxBytes: 8 << 20})
 	if got := a.objectBytes("c"); got != defaultObjectBytes {
@@ -149,6 +150,26 @@ func TestAdmissionEstimate(t *testing.T) {
 	}
 	if got := a.objectBytes("other"); got != defaultObjectBytes {
 		t.Fatalf("another collection: %d, want %d", got, defaultObjectBytes)
+	}
+
+	all := []store.VersionMatch{{Kind: store.All}}
+	for _, tc := range []struct {
+		q         store.Query
+		raw, cost int64
+	}{
+		{store.Query{Limit: 1}, 64 << 10, 64<<10 + pageObjectCost},                                                    // at least minPageBytes
+		{store.Query{Limit: 100}, 100 * 2 * 2000, 100*2*2000 + 100*pageObjectCost},                                    // twice the average
+		{store.Query{Limit: 10000}, 8 << 20, 8<<20 + 10000*pageObjectCost},                                            // at most max_bytes
+		{store.Query{}, store.DefaultLimit * 2 * 2000, store.DefaultLimit*2*2000 + store.DefaultLimit*pageObjectCost}, // the store's default limit
+		{store.Query{Limit: 10000, WithoutRaw: true}, 0, 10000 * pageObjectCost},                                      // a manifest: its count
+		{store.Query{Limit: 1000, IDs: []string{"x"}}, 64 << 10, 64<<10 + pageObjectCost},                             // one object's last version
+		{store.Query{Limit: 1000, IDs: []string{"x", "y"}, Versions: []store.VersionMatch{{Kind: store.First}, {Kind: store.Last}}}, 64 << 10, 64<<10 + 4*pageObjectCost},
+		{store.Query{Limit: 100, IDs: []string{"x"}, Versions: all}, 100 * 2 * 2000, 100*2*2000 + 100*pageObjectCost}, // every version: the limit
+	} {
+		raw, cost := a.estimate("c", &tc.q)
+		if raw != tc.raw || cost != tc.cost {
+			t.Errorf("estimate(%+v) = %d, %d; want %d, %d", tc.q, raw, cost, tc.raw, tc.cost)
+		}
 	}
 }
 
