@@ -107,19 +107,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 }
 
 func TestValidationNamesKeys(t *testing.T) {
-	base := `
-api_roots:
-  - name: exchange
-    title: X
-    collections:
-      - id: 24f70a31-7be5-4fdd-8353-9784877646c1
-        title: In
-        readers: [u1]
-users:
-  - name: u1
-    organisation: O
-    token_sha256: [` + strings.Repeat("a", 64) + `]
-`
+	base := minimalYAML
 	if _, err := Parse([]byte(base), nil); err != nil {
 		t.Fatalf("base config: %v", err)
 	}
@@ -248,19 +236,7 @@ func TestContentOrganisations(t *testing.T) {
 // TestStatusRetention: statuses are kept a week unless status_retention
 // says otherwise, and never less than the 24 hours TAXII 2.1 asks for.
 func TestStatusRetention(t *testing.T) {
-	base := `
-api_roots:
-  - name: exchange
-    title: X
-    collections:
-      - id: 24f70a31-7be5-4fdd-8353-9784877646c1
-        title: In
-        readers: [u1]
-users:
-  - name: u1
-    organisation: O
-    token_sha256: [` + strings.Repeat("a", 64) + `]
-`
+	base := minimalYAML
 	c, err := Parse([]byte(base), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -46,19 +46,7 @@ func TestParsePublicKeys(t *testing.T) {
 func TestTrustedKeys(t *testing.T) {
 	k1, s1 := newPub(t)
 	k2, s2 := newPub(t)
-	base := `
-api_roots:
-  - name: exchange
-    title: X
-    collections:
-      - id: 24f70a31-7be5-4fdd-8353-9784877646c1
-        title: In
-        readers: [u1]
-users:
-  - name: u1
-    organisation: O
-    token_sha256: [` + strings.Repeat("a", 64) + `]
-custody:
+	base := minimalYAML + `custody:
   trusted_keys:
     - ` + s1 + `
     - ` + s2 + `

@@ -9,19 +9,7 @@ import (
 // their defaults, are read from the file, and out-of-range values are
 // refused naming their keys.
 func TestObjectCostLimits(t *testing.T) {
-	base := `
-api_roots:
-  - name: exchange
-    title: X
-    collections:
-      - id: 24f70a31-7be5-4fdd-8353-9784877646c1
-        title: In
-        readers: [u1]
-users:
-  - name: u1
-    organisation: O
-    token_sha256: [` + strings.Repeat("a", 64) + `]
-`
+	base := minimalYAML
 	c, err := Parse([]byte(base), nil)
 	if err != nil {
 		t.Fatal(err)

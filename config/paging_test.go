@@ -11,19 +11,7 @@ import (
 // built in code means the default, and values that could not work are
 // refused naming their keys.
 func TestPagingBytes(t *testing.T) {
-	base := `
-api_roots:
-  - name: exchange
-    title: X
-    collections:
-      - id: 24f70a31-7be5-4fdd-8353-9784877646c1
-        title: In
-        readers: [u1]
-users:
-  - name: u1
-    organisation: O
-    token_sha256: [` + strings.Repeat("a", 64) + `]
-`
+	base := minimalYAML
 	c, err := Parse([]byte(base), nil)
 	if err != nil {
 		t.Fatal(err)
