@@ -20,10 +20,7 @@ import (
 // Ledger is what the server needs from the custody ledger: its entries,
 // its index (evidence packages prove entries against its Merkle tree) and
 // deliveries recorded by reference.
-type Ledger interface {
-	store.IndexedLedger
-	store.Deliveries
-}
+type Ledger = gateway.DeliveryLedger
 
 // auditRole may read the custody ledger: hashes and metadata, never
 // object content (DESIGN.md, "Roles").

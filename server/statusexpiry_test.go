@@ -14,7 +14,6 @@ import (
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/bolt"
 	"github.com/ctigate/ctigate/store/redis"
-	"github.com/ctigate/ctigate/store/redis/redistest"
 )
 
 // testClock is a clock that moves only when a test moves it.
@@ -62,22 +61,7 @@ func TestStatusExpires(t *testing.T) {
 			return st
 		},
 		"redis": func(t *testing.T, clock func() time.Time) expiringStore {
-			url := redistest.URL(t)
-			admin, err := redis.NewClient(redis.Config{URL: url})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { admin.Close() })
-			prefix := redistest.Prefix(t, admin)
-			c, err := redis.NewClient(redis.Config{URL: url})
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := redis.New(c, redis.Options{Prefix: prefix, Clock: clock, CloseClient: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
+			st, _, _ := redisStore(t, func(o *redis.Options) { o.Clock = clock })
 			return st
 		},
 	}

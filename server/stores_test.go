@@ -27,8 +27,9 @@ func authOf(t testing.TB, cfg *config.Config) *auth.Authenticator {
 
 // redisStore opens a store on the test Redis under a fresh key prefix,
 // closed at the end of the test, with a client of its own for the test
-// to look at the keys (admin) and the prefix.
-func redisStore(t testing.TB) (st *redis.Store, admin goredis.UniversalClient, prefix string) {
+// to look at the keys (admin) and the prefix. set, when given, adjusts
+// the store's options.
+func redisStore(t testing.TB, set ...func(*redis.Options)) (st *redis.Store, admin goredis.UniversalClient, prefix string) {
 	t.Helper()
 	url := redistest.URL(t)
 	admin, err := redis.NewClient(redis.Config{URL: url})
@@ -41,7 +42,11 @@ func redisStore(t testing.TB) (st *redis.Store, admin goredis.UniversalClient, p
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err = redis.New(c, redis.Options{Prefix: prefix, CloseClient: true})
+	opts := redis.Options{Prefix: prefix, CloseClient: true}
+	for _, f := range set {
+		f(&opts)
+	}
+	st, err = redis.New(c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
