@@ -79,10 +79,13 @@ type nlGranular struct {
 }
 
 // nlGen builds objects whose every string value holds a unique token
-// ("tk<n>q"), so that a leak is a substring of a response.
+// ("tk-<n>-q"), so that a leak is a substring of a response. The hyphens
+// and the letters t, k, q keep tokens out of hexadecimal digests, UUIDs and
+// standard base64 (entry nonces, salts): a random value in a response must
+// not look like a leaked token.
 type nlGen struct{ n int }
 
-func (g *nlGen) token() string { g.n++; return "tk" + strconv.Itoa(g.n) + "q" }
+func (g *nlGen) token() string { g.n++; return "tk-" + strconv.Itoa(g.n) + "-q" }
 
 type member struct {
 	name string
@@ -223,7 +226,7 @@ func (g *nlGen) object(t *rapid.T, i int, ids []string) *nlObj {
 }
 
 var (
-	nlTokenRE    = regexp.MustCompile(`tk[0-9]+q`)
+	nlTokenRE    = regexp.MustCompile(`tk-[0-9]+-q`)
 	nlModifiedRE = regexp.MustCompile(`"modified":"[^"]*"`)
 )
 
