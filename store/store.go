@@ -455,3 +455,25 @@ type StatusDetail struct {
 	Version string
 	Message string
 }
+
+// EachVersion calls fn for every version collection holds, raw bytes
+// included, in date_added order, a page at a time (reading a collection
+// of millions without holding it).
+func EachVersion(ctx context.Context, s Store, collection string, fn func(Object) error) error {
+	q := Query{Versions: []VersionMatch{{Kind: All}}, Limit: DefaultLimit, MaxBytes: 8 << 20}
+	for {
+		p, err := s.Objects(ctx, collection, q)
+		if err != nil {
+			return err
+		}
+		for _, o := range p.Objects {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+		if !p.More {
+			return nil
+		}
+		q.Next = p.Next
+	}
+}

@@ -256,23 +256,10 @@ func verifyData(cfgPath, dataDir string, keys keysFlag, stdout, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("audit verify: %w", err)
 	}
-	n, err := oc.Check(func(coll, id, version string) ([]byte, bool, error) {
-		q := store.Query{IDs: []string{id}, Versions: []store.VersionMatch{{Kind: store.All}}}
-		for {
-			p, err := st.Objects(ctx, coll, q)
-			if err != nil {
-				return nil, false, err
-			}
-			for _, o := range p.Objects {
-				if custody.FormatVersion(o.Version) == version {
-					return o.Raw, true, nil
-				}
-			}
-			if !p.More {
-				return nil, false, nil
-			}
-			q.Next = p.Next
-		}
+	n, err := oc.Check(func(coll string, fn func(id, version string, raw []byte) error) error {
+		return store.EachVersion(ctx, st, coll, func(o store.Object) error {
+			return fn(o.ID, custody.FormatVersion(o.Version), o.Raw)
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("audit verify: %w", err)

@@ -54,17 +54,10 @@ func verifyFile(t *testing.T, path string) error {
 	if err != nil {
 		return err
 	}
-	_, err = oc.Check(func(coll, id, version string) ([]byte, bool, error) {
-		p, err := s.Objects(ctx, coll, store.Query{IDs: []string{id}, Versions: []store.VersionMatch{{Kind: store.All}}})
-		if err != nil {
-			return nil, false, err
-		}
-		for _, o := range p.Objects {
-			if custody.FormatVersion(o.Version) == version {
-				return o.Raw, true, nil
-			}
-		}
-		return nil, false, nil
+	_, err = oc.Check(func(coll string, fn func(id, version string, raw []byte) error) error {
+		return store.EachVersion(ctx, s, coll, func(o store.Object) error {
+			return fn(o.ID, custody.FormatVersion(o.Version), o.Raw)
+		})
 	})
 	return err
 }
