@@ -115,8 +115,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // of space is Full however it was wrapped.
 func KindOf(err error) Kind {
 	for e := err; e != nil; {
-		var ce *Error
-		if !errors.As(e, &ce) {
+		ce, ok := errors.AsType[*Error](e) // As would allocate its target
+		if !ok {
 			break
 		}
 		if ce.Kind != Internal {
@@ -165,8 +165,8 @@ func MessageOf(err error) string {
 		return ""
 	}
 	for err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
+		e, ok := errors.AsType[*Error](err)
+		if !ok {
 			return ""
 		}
 		if e.Msg != "" {

@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/custody"
@@ -149,15 +148,22 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 	}
 	guard := in.newRouteGuard(ctx, target.Collection, actor.Org)
 	rejected := rejections{actor: actor, collection: target.Collection, status: st.ID} // what the ledger records of the failures
-	objs := make([]store.Object, 0, len(items))
-	index := make([]int, 0, len(items))    // each object's position in the envelope
-	notes := make([]string, 0, len(items)) // how the gateway read each object's markings
-	reject := func(i int, id, version string, raw []byte, err error) {
-		if len(st.Failures) < MaxListedFailures {
-			st.Failures = append(st.Failures, store.StatusDetail{ID: id, Version: version, Message: ctigate.MessageOf(err)})
+	valid := 0                                                                         // sized by the valid elements, not by the envelope (which may be junk)
+	for i := range items {
+		if items[i].Err == nil {
+			valid++
 		}
-		out.Rejected[ctigate.KindOf(err).String()]++
-		rejected.add(i, id, version, raw, ctigate.KindOf(err).String(), err)
+	}
+	objs := make([]store.Object, 0, valid)
+	index := make([]int, 0, valid)    // each object's position in the envelope
+	notes := make([]string, 0, valid) // how the gateway read each object's markings
+	reject := func(it *stix.Item, err error) {
+		if len(st.Failures) < MaxListedFailures {
+			st.Failures = append(st.Failures, store.StatusDetail{ID: failureID(it), Version: it.Version, Message: ctigate.MessageOf(err)})
+		}
+		kind := ctigate.KindOf(err).String()
+		out.Rejected[kind]++
+		rejected.add(it, kind, err)
 	}
 	for i := range items {
 		it := &items[i]
@@ -165,12 +171,12 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 			it.Err = refused[i]
 		}
 		if it.Err != nil {
-			reject(it.Index, failureID(it), it.Version, it.Raw, it.Err)
+			reject(it, it.Err)
 			continue
 		}
 		o, note, err := admit(it, markings, guard)
 		if err != nil {
-			reject(it.Index, it.ID, it.Version, it.Raw, err)
+			reject(it, err)
 			continue
 		}
 		o.Producer = actor.Org
@@ -270,19 +276,18 @@ type rejections struct {
 	n                  int // refusals added
 	listed             []custody.Entry
 	bitmap             custody.Bitmap
-	leaves             []tlog.Hash
+	tree               custody.Compact // of the summarised refusals' leaves
 	kinds              map[string]int
 }
 
-// add records the refusal of the envelope's element i (id, version and
-// bytes as sent) for err, of kind.
-func (r *rejections) add(i int, id, version string, raw []byte, kind string, err error) {
+// add records the refusal of the envelope's element it for err, of kind.
+func (r *rejections) add(it *stix.Item, kind string, err error) {
 	r.n++
 	if len(r.listed) < MaxRejectedEntries {
-		r.listed = append(r.listed, rejectedEntry(r.actor, r.collection, r.status, id, version, raw, err))
+		r.listed = append(r.listed, rejectedEntry(r.actor, r.collection, r.status, failureID(it), it.Version, it.Raw, err))
 		return
 	}
-	r.summarise(i, raw, kind)
+	r.summarise(it.Index, it.Raw, kind)
 }
 
 // addConflict records element i, the object o, refused because another
@@ -304,7 +309,7 @@ func (r *rejections) summarise(i int, raw []byte, kind string) {
 		r.kinds = map[string]int{}
 	}
 	r.bitmap.Set(i)
-	r.leaves = append(r.leaves, custody.RejectedLeaf(i, raw))
+	r.tree.Append(custody.RejectedLeaf(i, raw))
 	r.kinds[kind]++
 }
 
@@ -312,7 +317,8 @@ func (r *rejections) summarise(i int, raw []byte, kind string) {
 // summary of the others.
 func (r *rejections) entries() []custody.Entry {
 	out := r.listed
-	if len(r.leaves) == 0 {
+	n := int(r.tree.Size())
+	if n == 0 {
 		return out
 	}
 	var reason []string
@@ -321,9 +327,9 @@ func (r *rejections) entries() []custody.Entry {
 	}
 	return append(out, custody.Entry{
 		Action: custody.Rejected, User: r.actor.User, Org: r.actor.Org, Collection: r.collection,
-		Detail: fmt.Sprintf("status %s; %d more refused objects of the envelope, by index", r.status, len(r.leaves)),
-		Reason: strings.Join(reason, ", "), Count: len(r.leaves), RejectedItems: r.bitmap.String(),
-		ItemsRoot: custody.HexRoot(custody.TreeRoot(r.leaves)),
+		Detail: fmt.Sprintf("status %s; %d more refused objects of the envelope, by index", r.status, n),
+		Reason: strings.Join(reason, ", "), Count: n, RejectedItems: r.bitmap.String(),
+		ItemsRoot: custody.HexRoot(r.tree.Root()),
 	})
 }
 

@@ -91,7 +91,8 @@ func (v *validator) item(it *Item, i int, raw []byte, known bool) {
 	}
 	if problem != "" {
 		it.Object = Object{}
-		it.Err = ctigate.Errorf(kind, "%s: %s", label(i, &m), problem)
+		// Concatenated, not formatted: an envelope may hold 100,000 refusals.
+		it.Err = &ctigate.Error{Kind: kind, Msg: label(i, &m) + ": " + problem}
 	}
 }
 
