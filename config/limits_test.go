@@ -14,7 +14,7 @@ func TestObjectCostLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The defaults the README gives.
+	// The defaults docs/configuration.md gives.
 	if c.Ingest.MaxPatternBytes != 65536 || c.Search.MaxObservablesPerObject != 1000 {
 		t.Errorf("defaults: ingest %+v, search %+v", c.Ingest, c.Search)
 	}

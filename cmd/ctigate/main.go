@@ -47,7 +47,7 @@ Usage:
                                                                 dry-run a bundle against a sharing route
   ctigate audit keygen|verify|export|evidence ...               custody ledger tools (see ctigate audit help)
 
-Environment overrides for serve: see README.md ("Configuration").
+Environment overrides for serve: see docs/configuration.md.
 `
 
 // run is the whole program; main only wires the process to it.

@@ -18,11 +18,11 @@ import (
 	"github.com/ctigate/ctigate/store/redis/redistest"
 )
 
-// readmeACL returns the arguments of the README's `ACL SETUSER ctigate`
+// readmeACL returns the arguments of docs/redis.md's `ACL SETUSER ctigate`
 // line (the Redis section's), as redis-cli would pass them.
 func readmeACL(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../docs/redis.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,15 +37,15 @@ func readmeACL(t *testing.T) []string {
 		}
 		return args
 	}
-	t.Fatal("README.md has no `redis-cli ACL SETUSER ctigate …` line")
+	t.Fatal("docs/redis.md has no `redis-cli ACL SETUSER ctigate …` line")
 	return nil
 }
 
-// TestRedisACLFromREADME: the Redis user the README tells operators to
+// TestRedisACLFromDocs: the Redis user docs/redis.md tells operators to
 // give the replicas is enough for the whole gateway (ingest, fan-out,
 // ledger, search, polling) and refuses everything else: keys outside the
 // gateway's prefix and dangerous commands.
-func TestRedisACLFromREADME(t *testing.T) {
+func TestRedisACLFromDocs(t *testing.T) {
 	admin, err := goredis.ParseURL(redistest.URL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func TestRedisACLFromREADME(t *testing.T) {
 	const id = "indicator--acacacac-0000-4000-8000-000000000001"
 	if res, b, err := request(t, client, "POST", gw.base+inboundPath+"objects/", "cert-a",
 		[]byte(`{"objects":[`+isoIndicator(id, "acl.example", stix.TLP2Green)+`]}`)); err != nil || res.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST under the README's ACL: %v %v %s", res, err, b)
+		t.Fatalf("POST under the documented ACL: %v %v %s", res, err, b)
 	}
 	waitFor(t, "police read the indicator", 15*time.Second, func() bool {
 		_, b, _ := request(t, client, "GET", gw.base+lawEnforcementPath+"objects/", "police", nil)
@@ -95,7 +95,7 @@ func TestRedisACLFromREADME(t *testing.T) {
 		return strings.Contains(string(b), id)
 	})
 	if res, b, _ := request(t, client, "GET", gw.base+"/api/v1/audit/export", "auditor", nil); res == nil || res.StatusCode != http.StatusOK || !strings.Contains(string(b), id) {
-		t.Errorf("ledger export under the README's ACL: %v %.200s", res, b)
+		t.Errorf("ledger export under the documented ACL: %v %.200s", res, b)
 	}
 
 	// The same user, as anyone holding its password: nothing outside the

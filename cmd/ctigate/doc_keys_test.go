@@ -16,18 +16,18 @@ import (
 	"github.com/ctigate/ctigate/store/redis/redistest"
 )
 
-// readmeBlock returns the ```sh block of README.md holding marker.
+// readmeBlock returns the ```sh block of docs/custody.md holding marker.
 func readmeBlock(t *testing.T, marker string) string {
 	t.Helper()
-	s := readRepoFile(t, "README.md")
+	s := readRepoFile(t, "docs/custody.md")
 	k := strings.Index(s, marker)
 	if k < 0 {
-		t.Fatalf("README.md has no %q", marker)
+		t.Fatalf("docs/custody.md has no %q", marker)
 	}
 	i := strings.LastIndex(s[:k], "```sh\n")
 	j := strings.Index(s[k:], "```")
 	if i < 0 || j < 0 {
-		t.Fatalf("%q is not in a ```sh block of README.md", marker)
+		t.Fatalf("%q is not in a ```sh block of docs/custody.md", marker)
 	}
 	return s[i+len("```sh\n") : k+j]
 }
@@ -48,15 +48,15 @@ func invariant(line string) string {
 	return varNum.ReplaceAllString(line, "N")
 }
 
-// TestREADMECheckpointKeys runs the README's checkpoint key walk-through
-// as written, with the built binary, from the repository root (only the
+// TestDocCheckpointKeys runs the checkpoint key walk-through of
+// docs/custody.md as written, with the built binary, from the repository root (only the
 // binary's path and the two listen addresses are replaced, by free
 // ones): keygen, serve with the key, a push, a clean stop, an export
 // verified against the pinned key (at least one checkpoint, signed by
 // the key keygen made) and refused against another key, naming the
-// entry. Its output is the one the README shows but for keys, hashes,
+// entry. Its output is the one the document shows but for keys, hashes,
 // paths and numbers.
-func TestREADMECheckpointKeys(t *testing.T) {
+func TestDocCheckpointKeys(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
@@ -110,11 +110,11 @@ func TestREADMECheckpointKeys(t *testing.T) {
 
 	got := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	if len(got) != len(shown) {
-		t.Fatalf("the walk-through prints %d lines; the README shows %d", len(got), len(shown))
+		t.Fatalf("the walk-through prints %d lines; docs/custody.md shows %d", len(got), len(shown))
 	}
 	for i := range got {
 		if invariant(got[i]) != invariant(shown[i]) {
-			t.Errorf("line %d of the output:\n%s\nthe README shows\n%s", i+1, got[i], shown[i])
+			t.Errorf("line %d of the output:\n%s\ndocs/custody.md shows\n%s", i+1, got[i], shown[i])
 		}
 	}
 	m := regexp.MustCompile(`public key:  (\S+) `).FindStringSubmatch(out)
