@@ -219,7 +219,16 @@ func checkLargeEvidence(t *testing.T, entries, pages, pageSize, maxBytes int) {
 var (
 	largeOnce sync.Once
 	large     *largeLedger
+	largeDir  string // removed by TestMain once every benchmark has run
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if largeDir != "" {
+		_ = os.RemoveAll(largeDir)
+	}
+	os.Exit(code)
+}
 
 // BenchmarkEvidenceLargeLedger measures building the evidence package of
 // TestEvidenceLargeLedger's object (the ledger is built once, outside the
@@ -234,6 +243,7 @@ func BenchmarkEvidenceLargeLedger(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		largeDir = dir
 		large = buildLargeLedger(b, dir, n, 1000, 1000)
 	})
 	var size int
