@@ -977,14 +977,17 @@ func (w *Worker) arrived(b *batch, ids []string, producer string) bool {
 	return false
 }
 
-// retract withdraws the copies r published from versions deleted from src
-// (the source's tombstones of kind deleted, followed with a checkpoint of
-// their own). A copy stays when a source of r holds the same version from
-// the same producer again (another source, or re-added) and r publishes it
-// as it is; when r would publish it differently now, the copy is replaced.
-// Other tombstones are passed over, the checkpoint moving past them: an
-// expired version's (retention is not retraction, store.Retracts) and a
-// withdrawn one's (a copy another route took back).
+// retract withdraws the copies r published from versions taken back from
+// src (the source's tombstones that retract, store.Retracts, followed with
+// a checkpoint of their own): deleted by their producer, or withdrawn by
+// the route that publishes into src when src is another route's
+// collection (a chain of routes follows a deletion or a withdrawal to its
+// end). A copy stays when a source of r holds the same version from the
+// same producer again (another source, re-added, or republished by the
+// upstream route) and r publishes it as it is; when r would publish it
+// differently now, the copy is replaced. An expired version's tombstone
+// is passed over, the checkpoint moving past it: retention is not
+// retraction.
 func (w *Worker) retract(ctx context.Context, r *policy.Route, src string) error {
 	name := CheckpointName(r, src) + "/tombstones"
 	for {
@@ -1005,8 +1008,8 @@ func (w *Worker) retract(ctx context.Context, r *policy.Route, src string) error
 			Markings: w.markings, Route: r, Now: now, Holds: gateway.StoreHolds(ctx, w.st, r.ID(), ""),
 		}}
 		for _, t := range ts {
-			if t.Kind != store.RemovalDeleted {
-				continue // not a deletion: expired (not retracted) or withdrawn
+			if !store.Retracts(t.Kind) {
+				continue // expired: retention, not retraction
 			}
 			if err := b.retractOne(t); err != nil {
 				return err
@@ -1051,7 +1054,11 @@ func (b *batch) retractOne(t store.Tombstone) error {
 		if by == "" {
 			by = "its producer"
 		}
-		if err := w.withdraw(b.ctx, r, b.src, c, ReasonRetracted, "deleted from source collection "+b.src+" by "+by); err != nil {
+		detail := "deleted from source collection " + b.src + " by " + by
+		if t.Kind == store.RemovalWithdrawn {
+			detail = "withdrawn from source collection " + b.src + " by the route publishing there (" + t.Reason + ")"
+		}
+		if err := w.withdraw(b.ctx, r, b.src, c, ReasonRetracted, detail); err != nil {
 			return err
 		}
 		if held && dec.Action != policy.Withhold {

@@ -400,3 +400,47 @@ func TestRetractedButAnotherSubmitterHoldsIt(t *testing.T) {
 		t.Fatalf("after both deletes the route holds %+v", got)
 	}
 }
+
+// TestChainedRouteFollowsWithdrawals: a route fed by another route's
+// collection takes back what the first route withdraws, whether the
+// producer deleted the object or a newer version may not go.
+func TestChainedRouteFollowsWithdrawals(t *testing.T) {
+	const chainColl = "0c0ffee0-0000-4000-8000-00000000c4a1"
+	e := newOrgEnv(t)
+	e.routes = append(e.routes, route(t, chainColl, "chained", "TLP:GREEN", func(rc *policy.RouteConfig) {
+		rc.Sources = []string{lawColl}
+	}))
+	e.add(produced("CERT-A", samples()...)...)
+	w := e.worker(nil)
+	e.runOnce(w)
+	e.runOnce(w) // the chained route reads what the first pass published
+	if len(e.holds(chainColl, id(nGreen))) != 1 || len(e.holds(chainColl, id(nGreen1))) != 1 {
+		t.Fatal("the chained route did not publish the GREEN indicators")
+	}
+	ctx := store.WithActor(context.Background(), store.Actor{User: "cert-a", Org: "CERT-A"})
+	// Deleted by its producer: withdrawn from the first route's
+	// collection, then from the chained one.
+	if _, err := e.st.DeleteObject(ctx, inbound, id(nGreen), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Raised to RED: the first route withdraws its earlier version.
+	red := versionOf(produced("CERT-A", indicator(nGreen1, marked(stix.TLP2Green)))[0], now.Add(-time.Hour), `,"object_marking_refs":["`+stix.TLP2Red+`"]`)
+	e.add(red)
+	e.runOnce(w)
+	e.runOnce(w)
+	for _, n := range []int{nGreen, nGreen1} {
+		if got := e.holds(lawColl, id(n)); len(got) != 0 {
+			t.Errorf("law-enforcement still holds %s", id(n))
+		}
+		if got := e.holds(chainColl, id(n)); len(got) != 0 {
+			t.Errorf("the chained route still holds %s, which the route it reads withdrew", id(n))
+		}
+		if got := e.tombstones(chainColl)[id(n)]; len(got) != 1 || !strings.HasPrefix(got[0], "withdrawn:") {
+			t.Errorf("chained tombstones of %s = %v, want one withdrawal", id(n), got)
+		}
+	}
+	// What the first route still holds, the chained one still holds.
+	if got, want := idsOf(e.all(chainColl)), idsOf(e.all(judiColl)); !slices.Equal(got, want) {
+		t.Errorf("chained holds %v, judiciary (same ceiling, same objects) %v", got, want)
+	}
+}
