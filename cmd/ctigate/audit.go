@@ -43,7 +43,9 @@ const auditUsage = `Usage:
         verify an evidence package offline, re-hashing the original bytes
   ctigate audit verify --data DIR [--config FILE] [--key KEY]...
         verify the ledger in the data file (gateway stopped), and re-hash
-        every stored object version against the entry that recorded it
+        every stored object version against the entry that recorded it;
+        with store: redis, the Redis deployment's (DIR is not read; stop
+        the replicas, or retention and deletes during the check fail it)
   ctigate audit export [--config FILE] [--data DIR] [--after N] [--through N] [--out FILE]
         export the ledger from the data file (gateway stopped) as JSON Lines
   ctigate audit evidence [--config FILE] [--data DIR] --object ID [--out FILE]
@@ -178,14 +180,14 @@ func runAuditVerify(args []string, getenv func(string) string, stdin io.Reader, 
 	fs.Var(&keys, "key", "pinned checkpoint public key (base64, or a file of them); repeatable")
 	evidence := fs.Bool("evidence", false, "FILE is an evidence package")
 	anchored := fs.Bool("anchored", false, "the export is a range: accept a first entry other than seq 1")
-	dataDir := fs.String("data", "", "verify the data file in this directory instead of an export")
+	dataDir := fs.String("data", "", "verify the store's ledger and objects (the data file in this directory; with store: redis, the Redis deployment) instead of an export")
 	cfgPath := fs.String("config", "configs/ctigate.yaml", "configuration file (with --data)")
 	if err := fs.Parse(args); err != nil || (fs.NArg() != 1) == (*dataDir == "") {
 		fmt.Fprint(stderr, auditUsage)
 		return errUsage
 	}
 	if *dataDir != "" {
-		return verifyData(*cfgPath, *dataDir, keys, stdout, stderr)
+		return verifyData(*cfgPath, *dataDir, keys, getenv, stdout, stderr)
 	}
 	// An export is verified against the trusted keys of a configuration
 	// only when one is named.
@@ -235,8 +237,8 @@ func runAuditVerify(args []string, getenv func(string) string, stdin io.Reader, 
 }
 
 // verifyData verifies the ledger of a data file and the stored objects.
-func verifyData(cfgPath, dataDir string, keys keysFlag, stdout, stderr io.Writer) error {
-	cfg, st, _, err := openOffline([]string{"--config", cfgPath, "--data", dataDir}, "audit verify", func(string) string { return "" }, stderr, func(*flag.FlagSet) {})
+func verifyData(cfgPath, dataDir string, keys keysFlag, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, st, _, err := openOffline([]string{"--config", cfgPath, "--data", dataDir}, "audit verify", getenv, stderr, func(*flag.FlagSet) {})
 	if err != nil {
 		return err
 	}
