@@ -75,7 +75,10 @@ import (
 const (
 	DefaultInterval  = 200 * time.Millisecond
 	DefaultBatchSize = 500
-	DefaultLeaseTTL  = 10 * time.Second
+	// DefaultLeaseTTL: a worker renews its leases every pass (Interval),
+	// so a lease lapses only when its holder died or stalled; another
+	// replica then takes the route over within LeaseTTL and a pass.
+	DefaultLeaseTTL = 1500 * time.Millisecond
 )
 
 // Options configure a Worker.
@@ -115,6 +118,11 @@ type Options struct {
 	Lease func(ctx context.Context, name string, ttl time.Duration) (bool, error)
 	// LeaseTTL is the lease's lifetime. Default: DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// Release, when set with Lease, gives a lease up (when this worker
+	// holds it): ReleaseLeases, at a clean stop, gives up the leases the
+	// worker holds, so that another replica takes their routes over at
+	// once rather than after LeaseTTL.
+	Release func(ctx context.Context, name string) error
 	// TracerProvider and MeterProvider receive the spans of each batch
 	// and the decision, lag and queue-depth metrics (see package
 	// telemetry). Default: no-op.
@@ -139,6 +147,8 @@ type Worker struct {
 	batch    int
 	lease    func(ctx context.Context, name string, ttl time.Duration) (bool, error)
 	leaseTTL time.Duration
+	giveUp   func(ctx context.Context, name string) error // Options.Release
+	held     map[string]bool                              // leases taken by this worker (under mu)
 	wake     chan struct{}
 	publish  func(collection string)
 
@@ -163,7 +173,7 @@ func New(opts Options) *Worker {
 	w := &Worker{
 		st: opts.Store, routes: opts.Routes, current: opts.Current, markings: opts.Markings, log: opts.Logger,
 		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize,
-		lease: opts.Lease, leaseTTL: opts.LeaseTTL, publish: opts.OnPublish,
+		lease: opts.Lease, leaseTTL: opts.LeaseTTL, giveUp: opts.Release, held: map[string]bool{}, publish: opts.OnPublish,
 		wake: make(chan struct{}, 1), warned: map[string]bool{}, started: make(chan struct{}), released: map[string]time.Time{},
 		inForce: map[string]bool{}, fresh: map[string]bool{},
 	}
@@ -238,6 +248,28 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-w.wake:
 			wait.Stop()
 		}
+	}
+}
+
+// ReleaseLeases gives up the leases this worker holds (Options.Release),
+// after the pass under way if any; call it when the worker will not run
+// again (a clean stop, after the last pass). A lease it fails to give up
+// lapses after LeaseTTL.
+func (w *Worker) ReleaseLeases(ctx context.Context) {
+	if w.giveUp == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, held := range w.held {
+		if !held {
+			continue
+		}
+		if err := w.giveUp(ctx, name); err != nil {
+			w.log.Warn("fanout: lease not released; another replica takes it over when it lapses", "lease", name, "err", err)
+			continue
+		}
+		delete(w.held, name)
 	}
 }
 
@@ -353,6 +385,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 			if err != nil {
 				return total, err
 			}
+			w.held[leaseName(r, src)] = held
 			if !held {
 				delete(w.inForce, name) // another worker drains it, maybe under another version
 				delete(w.fresh, name)

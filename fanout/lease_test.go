@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -40,4 +41,58 @@ func TestLeaseSharesRoutes(t *testing.T) {
 		t.Fatalf("worker b evaluated %d versions, want %d (its route)", n, len(samples())+1)
 	}
 	e.check("after both workers")
+}
+
+// TestLeasesReleasedOnStop: stopped, the worker gives up the leases it
+// holds (and only those), so another replica takes its routes over at
+// once.
+func TestLeasesReleasedOnStop(t *testing.T) {
+	e := newEnv(t)
+	e.add(samples()...)
+	var mu sync.Mutex
+	holders := map[string]string{}
+	holders[leaseName(e.routes[1], inbound)] = "b" // b keeps the judiciary route
+	lease := func(_ context.Context, name string, _ time.Duration) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if h, ok := holders[name]; ok && h != "a" {
+			return false, nil
+		}
+		holders[name] = "a"
+		return true, nil
+	}
+	var released []string
+	release := func(_ context.Context, name string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if holders[name] == "a" {
+			delete(holders, name)
+		}
+		released = append(released, name)
+		return nil
+	}
+	w := New(Options{Store: e.st, Routes: e.routes, Markings: e.markings, Clock: func() time.Time { return now },
+		Lease: lease, Release: release, Interval: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	for len(e.all(lawColl)) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w.ReleaseLeases(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{leaseName(e.routes[0], inbound)}; !slices.Equal(released, want) {
+		t.Errorf("released %v, want only the lease a held, %v", released, want)
+	}
+	if _, ok := holders[leaseName(e.routes[0], inbound)]; ok {
+		t.Error("the law-enforcement lease is still held after a stopped")
+	}
+	if holders[leaseName(e.routes[1], inbound)] != "b" {
+		t.Error("b's lease changed hands")
+	}
 }

@@ -200,7 +200,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	idx := search.NewIndexer(search.IndexerOptions{Store: sst, CollectionsOf: collections, Markings: markings, Logger: log,
 		MaxObservablesOf: func() int { return current.Load().Config.Search.MaxObservablesPerObject },
 		MeterProvider:    tel.MeterProvider})
-	fan := fanout.New(fanout.Options{Store: st, Current: current, Markings: markings, Logger: log, Lease: st.lease,
+	fan := fanout.New(fanout.Options{Store: st, Current: current, Markings: markings, Logger: log, Lease: st.lease, Release: st.release,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 		OnPublish: func(string) { idx.Notify() }})
 	srv := server.New(server.Options{Current: current, Store: st, Auth: authn, Markings: markings, Logger: log,
@@ -293,6 +293,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		} else if n > 0 {
 			log.Info("fan-out drained", "versions", n)
 		}
+		// Another replica takes the routes over at once.
+		fan.ReleaseLeases(dctx)
 		return nil
 	})
 	g.add("indexer", idx.Run)

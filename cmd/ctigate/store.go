@@ -31,6 +31,7 @@ type backend struct {
 	store.Store
 	ledgerLines
 	lease     func(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	release   func(ctx context.Context, name string) error // gives a lease up (a clean stop)
 	openIndex func() (store.Index, func() error, error)
 	// statuses removes expired status resources, which serve sweeps
 	// every minute; nil when the backend expires them itself (Redis).
@@ -122,6 +123,9 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *t
 		// Replicas share fan-out by a lease per route in Redis.
 		lease: func(ctx context.Context, name string, ttl time.Duration) (bool, error) {
 			return st.Lease(ctx, name, holder, ttl)
+		},
+		release: func(ctx context.Context, name string) error {
+			return st.ReleaseLease(ctx, name, holder)
 		},
 		// The index lives under the store's prefix, with the store's
 		// client, which the store closes.

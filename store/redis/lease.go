@@ -33,3 +33,25 @@ func (s *Store) Lease(ctx context.Context, name, holder string, ttl time.Duratio
 	}
 	return n == 1, nil
 }
+
+// releaseScript deletes lease KEYS[1] if holder ARGV[1] has it.
+var releaseScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`)
+
+// ReleaseLease gives up the lease name if holder has it (another holder's
+// lease is left alone), so that another holder may take it at once.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	const op = "redis.ReleaseLease"
+	if name == "" || holder == "" {
+		return fmt.Errorf("%s: need a name and a holder", op)
+	}
+	if err := releaseScript.Run(ctx, s.c, []string{s.prefix + ":lease:" + name}, holder).Err(); err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}

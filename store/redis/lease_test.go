@@ -49,6 +49,20 @@ func TestLease(t *testing.T) {
 	if !lease("b") || lease("a") {
 		t.Fatal("after expiry b takes the lease and a no longer has it")
 	}
+	// Released by a, which does not hold it: b keeps it. Released by b:
+	// a takes it at once.
+	if err := s.ReleaseLease(ctx, "fanout/r/s/v", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if lease("a") {
+		t.Fatal("a released a lease b holds, and took it")
+	}
+	if err := s.ReleaseLease(ctx, "fanout/r/s/v", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if !lease("a") {
+		t.Fatal("b released its lease, yet a cannot take it")
+	}
 }
 
 func testObj(i int) store.Object {
