@@ -289,7 +289,7 @@ func TestSoak(t *testing.T) {
 	if anon := peakAnon.Load(); anon > 400<<10 {
 		t.Errorf("gateway peak anonymous RSS %.1f MiB, bound 400 MiB", float64(anon)/1024)
 	}
-	t.Logf("%s, %v: %d POSTs (%d not acknowledged), %d objects acknowledged, %d lost, %d leaks; %d reads; %d flood requests; %d restarts; gateway peak RSS %.1f MiB (anonymous %.1f MiB, the rest the data file's mapping)",
+	t.Logf("%s, %v: %d POSTs (%d not acknowledged), %d objects acknowledged, %d lost, %d leaks; %d reads; %d flood requests; %d restarts; gateway peak RSS %.1f MiB (anonymous %.1f MiB; the rest is mapped files: the binary, and the data file on bbolt)",
 		*soakStore, *soakDuration, posts.Load(), refused.Load(), len(acked), lost, leaks, reads.Load(), floods.Load(), restarts.Load(), float64(peakRSS.Load())/1024, float64(peakAnon.Load())/1024)
 	t.Logf("ledger (audit verify --data, %v): %s", verifyTook.Round(time.Second), strings.TrimSpace(string(out)))
 }
