@@ -191,6 +191,11 @@ func (s *Store) LedgerEntry(ctx context.Context, seq uint64) (custody.Entry, err
 // LedgerEntries returns entries matching q in Seq order.
 func (s *Store) LedgerEntries(ctx context.Context, q store.LedgerQuery) ([]custody.Entry, error) {
 	var out []custody.Entry
+	if q.ObjectID == "" && q.Through > q.After {
+		// A range (the indexer's batches): sized once, not grown (an
+		// entry is large).
+		out = make([]custody.Entry, 0, min(q.Through-q.After, uint64(ledgerLimit(q.Limit))))
+	}
 	err := s.ledgerScan(ctx, "bolt.LedgerEntries", q, func(seq uint64, line []byte) error {
 		var e custody.Entry
 		if err := json.Unmarshal(line, &e); err != nil {
