@@ -3,16 +3,11 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
-
-	"github.com/ctigate/ctigate/store/redis/redistest"
 )
 
 // TestRedisFailover: two gateway processes share Redis. The replica
@@ -26,17 +21,7 @@ func TestRedisFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	url := redistest.URL(t)
-	opts, _ := goredis.ParseURL(url)
-	admin := goredis.NewClient(opts)
-	t.Cleanup(func() { admin.Close() })
-	prefix := redistest.Prefix(t, admin)
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "ctigate")
-	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	env := []string{"CTIGATE_STORE=redis", "CTIGATE_REDIS_URL=" + url, "CTIGATE_REDIS_PREFIX=" + prefix}
+	dir, exe, env := redisReplicas(t)
 	client := &http.Client{Timeout: 30 * time.Second}
 	post := func(base string, i int) {
 		t.Helper()

@@ -152,6 +152,24 @@ func TestRedisRestartMidIngest(t *testing.T) {
 	t.Logf("%d envelopes: %d stored, %d failed during the outage (%d of them stored whole all the same)", len(outcome), ok.Load(), failed, wholeAnyway)
 }
 
+// redisReplicas builds the binary into a temporary directory dir and
+// returns, with it, the environment of gateway replicas sharing the test
+// Redis under a key prefix of their own.
+func redisReplicas(t *testing.T) (dir, exe string, env []string) {
+	t.Helper()
+	url := redistest.URL(t)
+	opts, _ := goredis.ParseURL(url)
+	admin := goredis.NewClient(opts)
+	t.Cleanup(func() { admin.Close() })
+	prefix := redistest.Prefix(t, admin)
+	dir = t.TempDir()
+	exe = filepath.Join(dir, "ctigate")
+	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir, exe, []string{"CTIGATE_STORE=redis", "CTIGATE_REDIS_URL=" + url, "CTIGATE_REDIS_PREFIX=" + prefix}
+}
+
 // TestRedisReplicaKilledMidFanOut: two gateway processes share Redis; one
 // is killed with SIGKILL while fan-out is under way. The other finishes
 // the work: each route's collection holds exactly what its ceiling allows,
@@ -160,18 +178,7 @@ func TestRedisReplicaKilledMidFanOut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	url := redistest.URL(t)
-	opts, _ := goredis.ParseURL(url)
-	admin := goredis.NewClient(opts)
-	t.Cleanup(func() { admin.Close() })
-	prefix := redistest.Prefix(t, admin)
-
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "ctigate")
-	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	env := []string{"CTIGATE_STORE=redis", "CTIGATE_REDIS_URL=" + url, "CTIGATE_REDIS_PREFIX=" + prefix}
+	dir, exe, env := redisReplicas(t)
 	a := startChildEnv(t, exe, filepath.Join(dir, "a"), filepath.Join(dir, "a.log"), env...)
 	b := startChildEnv(t, exe, filepath.Join(dir, "b"), filepath.Join(dir, "b.log"), env...)
 	client := &http.Client{Timeout: 30 * time.Second}

@@ -2,9 +2,7 @@ package bolt
 
 import (
 	"context"
-	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,7 +54,7 @@ func BenchmarkIndexLedger(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		path := filepath.Join(dir, "ledger.db")
-		copyFileB(b, base, path)
+		copyFile(b, base, path)
 		s, err := Open(path, Options{NoSync: true})
 		if err != nil {
 			b.Fatal(err)
@@ -71,22 +69,4 @@ func BenchmarkIndexLedger(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/entry")
-}
-
-func copyFileB(b *testing.B, from, to string) {
-	src, err := os.Open(from)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.Create(to)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		b.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		b.Fatal(err)
-	}
 }
