@@ -46,8 +46,18 @@ type Authenticator struct {
 	sem    chan struct{} // bounds concurrent slow hash verifications
 	dummy  string        // hash verified for unknown users, so timing does not reveal names
 
-	mu    sync.Mutex
-	cache map[[32]byte]cached
+	mu      sync.Mutex
+	cache   map[[32]byte]cached
+	flights map[[32]byte]*flight // verifications under way, by cache key
+}
+
+// flight is one password verification under way: requests with the same
+// credentials meanwhile wait for its verdict instead of hashing again (a
+// burst of first logins by one client costs one hash, not one each).
+type flight struct {
+	done chan struct{}
+	user *User
+	err  error // errBadCredentials is a verdict; other errors are not shared
 }
 
 type cached struct {
@@ -71,12 +81,13 @@ func New(users []User, opts Options) (*Authenticator, error) {
 		opts.Clock = time.Now
 	}
 	a := &Authenticator{
-		users:  make(map[string]*User, len(users)),
-		tokens: make(map[[32]byte]*User),
-		opts:   opts,
-		secret: make([]byte, 32),
-		sem:    make(chan struct{}, opts.MaxHashes),
-		cache:  make(map[[32]byte]cached),
+		users:   make(map[string]*User, len(users)),
+		tokens:  make(map[[32]byte]*User),
+		opts:    opts,
+		secret:  make([]byte, 32),
+		sem:     make(chan struct{}, opts.MaxHashes),
+		cache:   make(map[[32]byte]cached),
+		flights: make(map[[32]byte]*flight),
 	}
 	if _, err := rand.Read(a.secret); err != nil {
 		return nil, err
@@ -125,10 +136,41 @@ var errBadCredentials = ctigate.E("auth", ctigate.Unauthorized, "invalid credent
 // needs no verification of its own.
 func (a *Authenticator) Basic(ctx context.Context, name, password string) (*User, error) {
 	key := a.cacheKey(name, password)
-	if u := a.cached(key); u != nil {
-		return u, nil
+	for {
+		if u := a.cached(key); u != nil {
+			return u, nil
+		}
+		a.mu.Lock()
+		f, waiting := a.flights[key]
+		if !waiting {
+			f = &flight{done: make(chan struct{})}
+			a.flights[key] = f
+		}
+		a.mu.Unlock()
+		if !waiting {
+			f.user, f.err = a.verify(ctx, key, name, password)
+			a.mu.Lock()
+			delete(a.flights, key)
+			a.mu.Unlock()
+			close(f.done)
+			return f.user, f.err
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctigate.E("auth", ctigate.Unavailable, ctx.Err())
+		}
+		if f.err == nil || errors.Is(f.err, errBadCredentials) {
+			return f.user, f.err
+		}
+		// The verification under way gave no verdict (its request gave
+		// up, no hash slot): try again.
 	}
+}
 
+// verify checks name's password by its hash (a dummy one for unknown
+// names, so that timing does not reveal them) and caches a success.
+func (a *Authenticator) verify(ctx context.Context, key [32]byte, name, password string) (*User, error) {
 	u := a.users[name]
 	hash := a.dummy
 	if u != nil && u.PasswordHash != "" {

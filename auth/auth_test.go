@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -132,5 +133,69 @@ func TestNewRejectsBadUsers(t *testing.T) {
 		if _, err := New(users, Options{}); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestBasicSharesVerification: concurrent logins with the same
+// credentials wait for one password hash and share its verdict, right or
+// wrong; other credentials hash on their own; a verification that gave no
+// verdict (no hash slot) is not shared: the next request tries again.
+func TestBasicSharesVerification(t *testing.T) {
+	a, _ := newTestAuth(t, time.Now)
+	var (
+		mu     sync.Mutex
+		hashes int
+		gate   = make(chan struct{})
+	)
+	ctx := WithHashGate(context.Background(), func(ctx context.Context) (func(), error) {
+		mu.Lock()
+		hashes++
+		mu.Unlock()
+		<-gate // held until every request has arrived
+		return func() {}, nil
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		pw := "police-pw"
+		if i%2 == 1 {
+			pw = "wrong"
+		}
+		wg.Go(func() {
+			_, err := a.Basic(ctx, "police", pw)
+			if (pw == "police-pw") != (err == nil) {
+				errs <- fmt.Errorf("password %q: %v", pw, err)
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // all twenty wait on the two hashes
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if hashes != 2 {
+		t.Errorf("%d hashes for 20 logins with two sets of credentials, want 2", hashes)
+	}
+
+	// No verdict: a login waiting on a verification that found no hash
+	// slot hashes for itself.
+	release := make(chan struct{})
+	busy := WithHashGate(context.Background(), func(context.Context) (func(), error) {
+		<-release
+		return nil, ctigate.E("auth", ctigate.Unavailable, "no hash slot")
+	})
+	leader, waiter := make(chan error), make(chan error)
+	go func() { _, err := a.Basic(busy, "prosecutor", "x"); leader <- err }()
+	time.Sleep(50 * time.Millisecond)
+	go func() { _, err := a.Basic(context.Background(), "prosecutor", "x"); waiter <- err }()
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	if err := <-leader; ctigate.KindOf(err) != ctigate.Unavailable {
+		t.Fatalf("without a hash slot: %v, want Unavailable", err)
+	}
+	if err := <-waiter; ctigate.KindOf(err) != ctigate.Unauthorized {
+		t.Fatalf("the login that waited: %v, want Unauthorized (its own verdict)", err)
 	}
 }

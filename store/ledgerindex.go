@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/go-json-experiment/json"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ctigate/ctigate"
@@ -48,9 +49,50 @@ func IndexLedger(ctx context.Context, l IndexedLedger, through uint64) (uint64, 
 	}
 }
 
+// indexed is what the index needs of an entry: decoding only these
+// members of a ledger line costs a fraction of a whole custody.Entry.
+type indexed struct {
+	Seq        uint64 `json:"seq"`
+	Action     string `json:"action"`
+	ObjectID   string `json:"object_id"`
+	Collection string `json:"collection"`
+	FirstAdded string `json:"first_added"`
+	LastAdded  string `json:"last_added"`
+	Hash       string `json:"hash"`
+}
+
+// ledgerLines is a ledger whose entries can be read as their JSON text
+// (both backends).
+type ledgerLines interface {
+	LedgerLines(ctx context.Context, after, through uint64, fn func(seq uint64, line []byte) error) error
+}
+
+// indexedEntries reads what the index needs of entries (from, to].
+func indexedEntries(ctx context.Context, l IndexedLedger, from, to uint64) ([]indexed, error) {
+	out := make([]indexed, 0, to-from)
+	if ll, ok := l.(ledgerLines); ok {
+		err := ll.LedgerLines(ctx, from, to, func(seq uint64, line []byte) error {
+			var e indexed
+			if err := json.Unmarshal(line, &e); err != nil {
+				return ctigate.E("store.IndexLedger", ctigate.Internal, fmt.Errorf("ledger entry %d: %v", seq, err))
+			}
+			out = append(out, e)
+			return nil
+		})
+		return out, err
+	}
+	es, err := l.LedgerEntries(ctx, LedgerQuery{After: from, Through: to, Limit: MaxLedgerLimit})
+	for i := range es {
+		e := &es[i]
+		out = append(out, indexed{Seq: e.Seq, Action: e.Action, ObjectID: e.ObjectID, Collection: e.Collection,
+			FirstAdded: e.FirstAdded, LastAdded: e.LastAdded, Hash: e.Hash})
+	}
+	return out, err
+}
+
 // indexBatchAfter computes the index of entries (from, to].
 func indexBatchAfter(ctx context.Context, l IndexedLedger, from, to uint64) (*IndexBatch, error) {
-	es, err := l.LedgerEntries(ctx, LedgerQuery{After: from, Through: to, Limit: MaxLedgerLimit})
+	es, err := indexedEntries(ctx, l, from, to)
 	if err != nil {
 		return nil, err
 	}
