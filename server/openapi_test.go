@@ -14,7 +14,8 @@ import (
 
 // TestOpenAPIDescribesEveryRoute: the OpenAPI document parses, is OpenAPI
 // 3, and describes every /api/v1 route of the route table with its method,
-// and nothing the route table does not serve.
+// and nothing the route table does not serve; authenticated operations
+// describe the login throttle's answers.
 func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	var doc struct {
 		OpenAPI string                               `json:"openapi"`
@@ -45,6 +46,26 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		for m := range ops {
 			if !served[m+" "+p] {
 				t.Errorf("openapi.json describes %s %s, which is not served", m, p)
+			}
+		}
+	}
+	// An operation that authenticates says that logins are throttled
+	// (429) and may find no hash slot (503).
+	for p, ops := range doc.Paths {
+		for m, raw := range ops {
+			var op struct {
+				Responses map[string]jsontext.Value `json:"responses"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatalf("%s %s: %v", m, p, err)
+			}
+			if _, ok := op.Responses["401"]; !ok {
+				continue
+			}
+			for _, code := range []string{"429", "503"} {
+				if _, ok := op.Responses[code]; !ok {
+					t.Errorf("%s %s answers 401 but does not describe %s", m, p, code)
+				}
 			}
 		}
 	}
