@@ -367,12 +367,27 @@ var envKeys = []struct {
 	{"CTIGATE_REDIS_PREFIX", "redis.prefix", func(c *Config, v string) error { c.Redis.Prefix = v; return nil }},
 	{"CTIGATE_REDIS_TLS_CA_FILE", "redis.tls.ca_file", func(c *Config, v string) error { c.Redis.TLS.CAFile = v; return nil }},
 	{"CTIGATE_OPS_LISTEN", "ops.listen", func(c *Config, v string) error { c.Ops.Listen = v; return nil }},
+	{"CTIGATE_OPS_ALLOW_REMOTE", "ops.allow_remote", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.Ops.AllowRemote = b
+		return nil
+	}},
+	{"CTIGATE_TRUSTED_PROXIES", "trusted_proxies", func(c *Config, v string) error {
+		c.TrustedProxies = strings.Split(v, ",")
+		return nil
+	}},
 	{"CTIGATE_CUSTODY_SIGNING_KEY_FILE", "custody.signing_key_file", func(c *Config, v string) error { c.Custody.SigningKeyFile = v; return nil }},
 	{"CTIGATE_CUSTODY_TRUSTED_KEYS", "custody.trusted_keys", func(c *Config, v string) error { c.Custody.TrustedKeys = strings.Split(v, ","); return nil }},
 	{"CTIGATE_PAGING_MAX_LIMIT", "paging.max_limit", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", v)
+		}
 		c.Paging.MaxLimit = n
-		return err
+		return nil
 	}},
 }
 
@@ -386,7 +401,7 @@ func (c *Config) applyEnv(getenv func(string) string) ([]string, error) {
 	for _, e := range envKeys {
 		if v := getenv(e.env); v != "" {
 			if err := e.set(c, v); err != nil {
-				return nil, fmt.Errorf("config: %s (from %s): %q is not a number", e.key, e.env, v)
+				return nil, fmt.Errorf("config: %s (from %s): %v", e.key, e.env, err)
 			}
 			set = append(set, e.key)
 		}

@@ -233,6 +233,21 @@ func TestOpsListenNeedsAllowRemote(t *testing.T) {
 	}); err == nil || !strings.Contains(err.Error(), "ops.allow_remote") {
 		t.Errorf("ops.listen from the environment: got %v, want a refusal naming ops.allow_remote", err)
 	}
+	// Both from the environment (a container's): accepted; a value that
+	// is not a boolean is refused, naming the variable.
+	env := map[string]string{"CTIGATE_OPS_LISTEN": "0.0.0.0:9464", "CTIGATE_OPS_ALLOW_REMOTE": "true"}
+	path, err := loadText(t, demo, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("ops.listen and ops.allow_remote from the environment: %v", err)
+	}
+	if c, err := Load(path, func(k string) string { return env[k] }); err != nil || !c.Ops.AllowRemote {
+		t.Errorf("ops.allow_remote from the environment: %v", err)
+	}
+	env["CTIGATE_OPS_ALLOW_REMOTE"] = "yes please"
+	if _, err := loadText(t, demo, func(k string) string { return env[k] }); err == nil ||
+		!strings.Contains(err.Error(), "CTIGATE_OPS_ALLOW_REMOTE") || !strings.Contains(err.Error(), "is not true or false") {
+		t.Errorf("CTIGATE_OPS_ALLOW_REMOTE=%q: got %v", env["CTIGATE_OPS_ALLOW_REMOTE"], err)
+	}
 }
 
 // TestTrustedProxies: trusted_proxies takes CIDR ranges and single
@@ -274,6 +289,16 @@ func TestTrustedProxies(t *testing.T) {
 		if want := fmt.Sprintf("%s:%d: %s", path, lineWith(t, text, "trusted_proxies:"), c.want); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want %s", c.list, err, want)
 		}
+	}
+	// From the environment, comma-separated (a container's), checked
+	// alike.
+	env := map[string]string{"CTIGATE_TRUSTED_PROXIES": "10.0.0.0/8,192.0.2.7"}
+	if c, err := Load(path, func(k string) string { return env[k] }); err != nil || len(c.TrustedProxyRanges()) != 2 {
+		t.Errorf("CTIGATE_TRUSTED_PROXIES=%s: %v", env["CTIGATE_TRUSTED_PROXIES"], err)
+	}
+	env["CTIGATE_TRUSTED_PROXIES"] = "0.0.0.0/0"
+	if _, err := Load(path, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "trusts every address") {
+		t.Errorf("CTIGATE_TRUSTED_PROXIES=0.0.0.0/0: got %v, want a refusal", err)
 	}
 }
 
