@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,6 +96,68 @@ type Indexer struct {
 	skipped  metric.Int64Counter // observables of those left out
 	wake     chan struct{}
 	mu       sync.Mutex // held by a pass
+	extracts extractCache
+}
+
+// extractCacheSize is how many extractions the indexer remembers: a few
+// batches' worth, enough to span an inbound batch and the routes' copies
+// of it.
+const extractCacheSize = 16384
+
+// extractCache remembers what Extract found in recently indexed versions,
+// by their canonical hash (store.Object.Hash): a route's copy published
+// unchanged has the hash of its source version, so the indexer extracts
+// it once for the inbound collection and every route (Extract depends on
+// the object's JSON value alone, which the hash identifies).
+type extractCache struct {
+	mu   sync.Mutex
+	m    map[[32]byte]Extracted
+	ring [][32]byte // insertion order, for eviction
+	next int
+}
+
+func (c *extractCache) get(h [32]byte) (Extracted, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ex, ok := c.m[h]
+	return ex, ok
+}
+
+func (c *extractCache) put(h [32]byte, ex Extracted) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[[32]byte]Extracted, extractCacheSize)
+		c.ring = make([][32]byte, 0, extractCacheSize)
+	}
+	if _, ok := c.m[h]; ok {
+		return
+	}
+	// Clipped: a caller appending to them must not write into the cache.
+	ex.Observables, ex.Refs, ex.Labels = slices.Clip(ex.Observables), slices.Clip(ex.Refs), slices.Clip(ex.Labels)
+	if len(c.ring) < extractCacheSize {
+		c.ring = append(c.ring, h)
+	} else {
+		delete(c.m, c.ring[c.next])
+		c.ring[c.next] = h
+		c.next = (c.next + 1) % extractCacheSize
+	}
+	c.m[h] = ex
+}
+
+// extract is Extract(o.Raw), from the cache when o's bytes were seen.
+func (x *Indexer) extract(o *store.Object) (Extracted, error) {
+	if o.Hash == ([32]byte{}) {
+		return Extract(o.Raw)
+	}
+	if ex, ok := x.extracts.get(o.Hash); ok {
+		return ex, nil
+	}
+	ex, err := Extract(o.Raw)
+	if err == nil {
+		x.extracts.put(o.Hash, ex)
+	}
+	return ex, err
 }
 
 // Attribute of the indexer's metrics: the collection's id (bounded by
@@ -318,7 +381,7 @@ func (x *Indexer) entries(ctx context.Context, coll string, objs []store.Object,
 	var partial []partialObject
 	for i := range objs {
 		o := &objs[i]
-		ex, err := Extract(o.Raw)
+		ex, err := x.extract(o)
 		if err != nil {
 			x.log.Debug("search: not indexed", "collection", coll, "id", o.ID, "err", err)
 			continue
@@ -329,7 +392,7 @@ func (x *Indexer) entries(ctx context.Context, coll string, objs []store.Object,
 			if err != nil {
 				return nil, nil, err
 			}
-			obs = dedup(append(obs, refs...))
+			obs = dedup(append(slices.Clone(obs), refs...)) // not in place: obs may be the cache's
 		}
 		if len(obs) == 0 {
 			continue

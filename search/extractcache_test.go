@@ -1,0 +1,64 @@
+package search
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/ctigate/ctigate/store"
+)
+
+// TestExtractCache: the indexer's entries for a version are the same
+// whether its extraction came from the cache (a route's copy of a source
+// version, same hash) or not; the cache holds at most extractCacheSize
+// extractions, evicting the oldest; what it hands out can be appended to
+// without changing what it holds.
+func TestExtractCache(t *testing.T) {
+	raw := []byte(`{"type":"indicator","spec_version":"2.1","id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",` +
+		`"created":"2026-01-01T00:00:00.000Z","modified":"2026-01-01T00:00:00.000Z","labels":["c2"],` +
+		`"pattern":"[ipv4-addr:value = '198.51.100.7'] OR [domain-name:value = 'evil.example']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"}`)
+	o := store.Object{ID: "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f", Type: "indicator", Raw: raw, Hash: sha256.Sum256(raw), Producer: "CERT-A"}
+	x := NewIndexer(IndexerOptions{})
+	ctx := context.Background()
+	first, err := x.Entries(ctx, "inbound", []store.Object{o})
+	if err != nil || len(first) != 2 {
+		t.Fatalf("entries %v, %v; want 2", first, err)
+	}
+	if _, ok := x.extracts.get(o.Hash); !ok {
+		t.Fatal("the extraction was not cached")
+	}
+	again, err := x.Entries(ctx, "route", []store.Object{o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range again {
+		again[i].Collection = "inbound"
+	}
+	if !reflect.DeepEqual(first, again) {
+		t.Fatalf("from the cache: %+v\nextracted: %+v", again, first)
+	}
+
+	// Clipped: an append by a caller reallocates instead of writing
+	// into the cached array.
+	ex, _ := x.extracts.get(o.Hash)
+	if cap(ex.Observables) != len(ex.Observables) || cap(ex.Labels) != len(ex.Labels) {
+		t.Fatalf("cached slices have room to append into: observables %d/%d, labels %d/%d",
+			len(ex.Observables), cap(ex.Observables), len(ex.Labels), cap(ex.Labels))
+	}
+
+	var c extractCache
+	for i := range extractCacheSize + 10 {
+		c.put(sha256.Sum256(fmt.Append(nil, i)), Extracted{})
+	}
+	if len(c.m) != extractCacheSize {
+		t.Fatalf("the cache holds %d extractions, bound %d", len(c.m), extractCacheSize)
+	}
+	if _, ok := c.get(sha256.Sum256(fmt.Append(nil, 0))); ok {
+		t.Error("the oldest extraction was not evicted")
+	}
+	if _, ok := c.get(sha256.Sum256(fmt.Append(nil, extractCacheSize+9))); !ok {
+		t.Error("the newest extraction is missing")
+	}
+}
