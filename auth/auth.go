@@ -125,15 +125,19 @@ func New(users []User, opts Options) (*Authenticator, error) {
 
 var errBadCredentials = ctigate.E("auth", ctigate.Unauthorized, "invalid credentials")
 
+// errNoVerdict is a shared verification's outcome until it has one.
+var errNoVerdict = ctigate.E("auth", ctigate.Unavailable, "password verification did not finish")
+
 // Basic authenticates a user name and password. A success is remembered for
 // CacheTTL under an HMAC of both, so a changed or wrong password never hits
 // the cache. Failures are never cached.
 //
 // A verification of the password hash waits for the HashGate in ctx (see
 // WithHashGate), or else for one of MaxHashes slots; its errors are
-// returned as they are. After the wait the cache is looked at again: a
-// request that waited behind another with the same credentials then
-// needs no verification of its own.
+// returned as they are. Requests with the same credentials as one being
+// verified wait for its verdict (success or wrong password) instead of
+// verifying again; when it ends without one (its request gave up, no
+// hash slot), one of them verifies.
 func (a *Authenticator) Basic(ctx context.Context, name, password string) (*User, error) {
 	key := a.cacheKey(name, password)
 	for {
@@ -148,11 +152,14 @@ func (a *Authenticator) Basic(ctx context.Context, name, password string) (*User
 		}
 		a.mu.Unlock()
 		if !waiting {
+			defer func() { // whatever happens, the waiters go on
+				a.mu.Lock()
+				delete(a.flights, key)
+				a.mu.Unlock()
+				close(f.done)
+			}()
+			f.err = errNoVerdict // until verify returns: waiters try again
 			f.user, f.err = a.verify(ctx, key, name, password)
-			a.mu.Lock()
-			delete(a.flights, key)
-			a.mu.Unlock()
-			close(f.done)
 			return f.user, f.err
 		}
 		select {
