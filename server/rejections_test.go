@@ -123,23 +123,7 @@ func TestJunkEnvelopesKeepReadsFast(t *testing.T) {
 	if testing.Short() || raceDetector {
 		t.Skip("a latency bound: not under -race or -short")
 	}
-	cfg := testConfig(t)
-	cfg.APIRoots[0].MaxContentLength = 1 << 20
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "ctigate.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authOf(t, cfg), Ledger: st})
-	do := func(method, path, user, body string) int {
-		req := httptest.NewRequest(method, path, strings.NewReader(body))
-		req.Header.Set("Accept", "application/taxii+json;version=2.1")
-		req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
-		req.SetBasicAuth(user, user+"-pw")
-		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, req)
-		return w.Code
-	}
+	do := junkGateway(t)
 	var objs []string
 	for i := range 100 {
 		objs = append(objs, indicator(i, "2026-01-02T00:00:00.000Z"))
@@ -184,29 +168,38 @@ func TestJunkEnvelopesKeepReadsFast(t *testing.T) {
 	}
 }
 
-// BenchmarkJunkEnvelope posts envelopes of 100,000 empty objects: what
-// one refused element costs in time and allocations (allocations are
-// what slows other requests: the collector runs beside them).
-func BenchmarkJunkEnvelope(b *testing.B) {
-	cfg := testConfig(b)
+// junkGateway serves a gateway over a bbolt file (fsync on) that takes
+// bodies of up to 1 MiB, and returns a function making one request of it
+// as user (password user-pw) and returning the status code.
+func junkGateway(tb testing.TB) func(method, path, user, body string) int {
+	cfg := testConfig(tb)
 	cfg.APIRoots[0].MaxContentLength = 1 << 20
-	st, err := bolt.Open(filepath.Join(b.TempDir(), "ctigate.db"), bolt.Options{})
+	st, err := bolt.Open(filepath.Join(tb.TempDir(), "ctigate.db"), bolt.Options{})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { st.Close() })
-	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authOf(b, cfg), Ledger: st})
+	tb.Cleanup(func() { st.Close() })
+	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authOf(tb, cfg), Ledger: st})
+	return func(method, path, user, body string) int {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header.Set("Accept", "application/taxii+json;version=2.1")
+		req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
+		req.SetBasicAuth(user, user+"-pw")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		return w.Code
+	}
+}
+
+// BenchmarkJunkEnvelope posts envelopes of 100,000 empty objects: what
+// refusing them costs in time and allocations.
+func BenchmarkJunkEnvelope(b *testing.B) {
+	do := junkGateway(b)
 	junk := `{"objects":[` + strings.Repeat("{},", 99_999) + `{}]}`
 	b.ReportAllocs()
 	for b.Loop() {
-		req := httptest.NewRequest(http.MethodPost, inbound+"objects/", strings.NewReader(junk))
-		req.Header.Set("Accept", "application/taxii+json;version=2.1")
-		req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
-		req.SetBasicAuth("cert-a", "cert-a-pw")
-		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, req)
-		if w.Code != http.StatusAccepted {
-			b.Fatal(w.Code)
+		if c := do(http.MethodPost, inbound+"objects/", "cert-a", junk); c != http.StatusAccepted {
+			b.Fatal(c)
 		}
 	}
 }
