@@ -75,6 +75,26 @@ func startChildEnv(t *testing.T, exe, data, logPath string, env ...string) *chil
 	cmd := exec.Command(exe, "serve", "--config", cfg, "--data", data, "--listen", "127.0.0.1:0")
 	cmd.Env = append(childEnv(), env...)
 	cmd.Stderr = logf
+	g := &childGateway{cmd: cmd, log: logPath}
+	s := startServed(t, cmd, g.logTail)
+	g.base, g.exited = s.base, s.exited
+	return g
+}
+
+// served is a started `ctigate serve` child process: its TAXII base URL,
+// and exited, closed once it has ended (err is then what Wait returned).
+type served struct {
+	base   string
+	exited chan struct{}
+	err    error
+}
+
+// startServed starts cmd, a `ctigate serve` whose standard output it
+// reads, and waits up to a minute for it to listen, failing t with
+// logTail when it ends or does not listen first. The child is killed at
+// cleanup if it still runs.
+func startServed(t *testing.T, cmd *exec.Cmd, logTail func() string) *served {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +102,7 @@ func startChildEnv(t *testing.T, exe, data, logPath string, env ...string) *chil
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	g := &childGateway{cmd: cmd, exited: make(chan struct{}), log: logPath}
+	s := &served{exited: make(chan struct{})}
 	urls := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -91,18 +111,21 @@ func startChildEnv(t *testing.T, exe, data, logPath string, env ...string) *chil
 				urls <- strings.TrimSuffix(u, "/taxii2/")
 			}
 		}
-		_ = cmd.Wait()
-		close(g.exited)
+		s.err = cmd.Wait()
+		close(s.exited)
 	}()
-	t.Cleanup(func() { g.kill() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-s.exited
+	})
 	select {
-	case g.base = <-urls:
-	case <-g.exited:
-		t.Fatalf("ctigate serve exited before listening:\n%s", g.logTail())
+	case s.base = <-urls:
+	case <-s.exited:
+		t.Fatalf("ctigate serve exited before listening: %v\n%s", s.err, logTail())
 	case <-time.After(time.Minute):
-		t.Fatalf("ctigate serve did not listen within a minute:\n%s", g.logTail())
+		t.Fatalf("ctigate serve did not listen within a minute:\n%s", logTail())
 	}
-	return g
+	return s
 }
 
 // childEnv is this process's environment without CTIGATE_* variables.

@@ -253,38 +253,8 @@ func TestSIGHUPWhileStopping(t *testing.T) {
 	cmd := exec.Command(exe, "serve", "--config", cfg, "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0")
 	cmd.Env = childEnv()
 	cmd.Stderr = &log
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if _, u, ok := strings.Cut(sc.Text(), "serving TAXII 2.1 at "); ok {
-				urls <- strings.TrimSuffix(u, "/taxii2/")
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	var base string
-	select {
-	case base = <-urls:
-	case err := <-exited:
-		t.Fatalf("serve exited before listening: %v\n%s", err, log.String())
-	case <-time.After(time.Minute):
-		t.Fatalf("serve did not listen within a minute:\n%s", log.String())
-	}
+	srv := startServed(t, cmd, log.String)
+	base := srv.base
 
 	// A request under way: its body has not all arrived.
 	conn, rd := startPost(t, base, 1000)
@@ -298,17 +268,17 @@ func TestSIGHUPWhileStopping(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		t.Fatalf("serve ended on SIGHUP while stopping: %v\n%s", err, log.String())
+	case <-srv.exited:
+		t.Fatalf("serve ended on SIGHUP while stopping: %v\n%s", srv.err, log.String())
 	case <-time.After(500 * time.Millisecond):
 	}
 	// The client gives up: the request ends, and serve with it.
 	conn.Close()
 	_, _ = rd.ReadByte()
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("serve: %v\n%s", err, log.String())
+	case <-srv.exited:
+		if srv.err != nil {
+			t.Fatalf("serve: %v\n%s", srv.err, log.String())
 		}
 	case <-time.After(45 * time.Second):
 		t.Fatalf("serve did not stop within 45 s of its last request:\n%s", log.String())

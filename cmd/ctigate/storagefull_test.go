@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"os"
@@ -39,37 +38,10 @@ func startLimited(t *testing.T, exe, data string, fsize int64) *limitedChild {
 	cmd := exec.Command("prlimit", "--fsize="+strconv.FormatInt(fsize, 10)+":unlimited", "--",
 		exe, "serve", "--config", cfg, "--data", data, "--listen", "127.0.0.1:0")
 	cmd.Env = childEnv()
-	g := &limitedChild{cmd: cmd, exited: make(chan struct{}), log: &lockedBuffer{}}
+	g := &limitedChild{cmd: cmd, log: &lockedBuffer{}}
 	cmd.Stderr = g.log
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if _, u, ok := strings.Cut(sc.Text(), "serving TAXII 2.1 at "); ok {
-				urls <- strings.TrimSuffix(u, "/taxii2/")
-			}
-		}
-		_ = cmd.Wait()
-		close(g.exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-g.exited
-	})
-	select {
-	case g.base = <-urls:
-	case <-g.exited:
-		t.Fatalf("ctigate serve exited before listening:\n%s", g.log)
-	case <-time.After(time.Minute):
-		t.Fatalf("ctigate serve did not listen within a minute:\n%s", g.log)
-	}
+	s := startServed(t, cmd, g.log.String)
+	g.base, g.exited = s.base, s.exited
 	return g
 }
 
