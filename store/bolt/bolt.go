@@ -55,6 +55,7 @@ const fileFormat = 3
 const (
 	DefaultTrimInterval   = time.Second
 	DefaultTrimAfterBytes = 8 << 20
+	DefaultTrimAbove      = 256 << 20
 	DefaultOpenTimeout    = 5 * time.Second
 )
 
@@ -71,14 +72,19 @@ type Options struct {
 	// OpenTimeout bounds how long Open waits for another process to release
 	// the file; zero means DefaultOpenTimeout.
 	OpenTimeout time.Duration
-	// TrimInterval is how often the file mapping is dropped from the
-	// process's page tables (see trim.go); zero means DefaultTrimInterval,
-	// negative disables periodic trimming.
+	// TrimInterval is how often the process's resident file pages are
+	// checked against TrimAbove, and the file mapping dropped from the
+	// page tables when over it (see trim.go); zero means DefaultTrimInterval,
+	// negative disables periodic checks.
 	TrimInterval time.Duration
-	// TrimAfterBytes triggers a trim once reads have returned, or writes
+	// TrimAfterBytes triggers a check once reads have returned, or writes
 	// committed, this many bytes since the last one; zero means
 	// DefaultTrimAfterBytes, negative disables it.
 	TrimAfterBytes int64
+	// TrimAbove is the process's resident file-backed memory over which a
+	// trim drops the mapping; below it, checks leave the mapping alone. Zero
+	// means DefaultTrimAbove, negative trims at every check.
+	TrimAbove int64
 }
 
 // Store is a store.Store kept in one bbolt file. It is safe for concurrent
@@ -148,7 +154,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, ctigate.E(op, fmt.Errorf("rebuilding the id index: %w", err))
 	}
 	// The rebuild read every index page: startTrimmer trims first.
-	s.startTrimmer(db, s.log, "store", opts.TrimAfterBytes, opts.TrimInterval)
+	s.startTrimmer(db, s.log, "store", opts.TrimAfterBytes, opts.TrimAbove, opts.TrimInterval)
 	return s, nil
 }
 

@@ -81,9 +81,10 @@ type IndexOptions struct {
 	SegmentEntries int
 	// Logger receives background errors (trimming); nil discards them.
 	Logger *slog.Logger
-	// TrimInterval and TrimAfterBytes are as in Options.
+	// TrimInterval, TrimAfterBytes and TrimAbove are as in Options.
 	TrimInterval   time.Duration
 	TrimAfterBytes int64
+	TrimAbove      int64
 }
 
 // OpenIndex opens or creates the index file at path.
@@ -136,7 +137,7 @@ func OpenIndex(path string, opts IndexOptions) (*Index, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s.startTrimmer(db, log, "search index", opts.TrimAfterBytes, opts.TrimInterval)
+	s.startTrimmer(db, log, "search index", opts.TrimAfterBytes, opts.TrimAbove, opts.TrimInterval)
 	return s, nil
 }
 

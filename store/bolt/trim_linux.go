@@ -2,7 +2,13 @@
 
 package bolt
 
-import "golang.org/x/sys/unix"
+import (
+	"bytes"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
 
 const trimSupported = true
 
@@ -19,4 +25,22 @@ func dropMapping(addr uintptr, size int64) error {
 		return errno
 	}
 	return nil
+}
+
+// residentFileBytes returns the process's resident shared pages
+// (/proc/self/statm's third field: file-backed and shared memory), in bytes.
+func residentFileBytes() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	f := bytes.Fields(b)
+	if len(f) < 3 {
+		return 0, false
+	}
+	pages, err := strconv.ParseInt(string(f[2]), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * int64(os.Getpagesize()), true
 }

@@ -104,7 +104,7 @@ func TestTrimDropsRSS(t *testing.T) {
 // TestTrimAutomatic checks that the store trims by itself once enough bytes
 // were read.
 func TestTrimAutomatic(t *testing.T) {
-	s := openTest(t, filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: 4 << 20})
+	s := openTest(t, filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: 4 << 20, TrimAbove: -1})
 	fillStore(t, s, "c", 10000, 1000)
 	before := s.trimsCount.Load()
 	scanAll(t, s, "c")
@@ -114,6 +114,37 @@ func TestTrimAutomatic(t *testing.T) {
 			t.Fatal("no trim after reading 10 MB with TrimAfterBytes = 4 MB")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestTrimOnlyOverBudget checks that reads below the budget leave the
+// mapping alone (each trim costs a page fault per page read again), and
+// that the same reads trim once the process's file pages are over it.
+func TestTrimOnlyOverBudget(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		above int64
+		trims bool
+	}{
+		{"under", 1 << 40, false},
+		{"over", 1 << 20, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := openTest(t, filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: 4 << 20, TrimAbove: c.above})
+			fillStore(t, s, "c", 10000, 1000)
+			trims, checks := s.trimsCount.Load(), s.checks.Load()
+			scanAll(t, s, "c")
+			deadline := time.Now().Add(5 * time.Second)
+			for s.checks.Load() == checks {
+				if time.Now().After(deadline) {
+					t.Fatal("no budget check after reading 10 MB with TrimAfterBytes = 4 MB")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if got := s.trimsCount.Load() > trims; got != c.trims {
+				t.Fatalf("trimmed = %v with TrimAbove = %d (resident file pages %d MB), want %v", got, c.above, procStatus("RssFile")>>20, c.trims)
+			}
+		})
 	}
 }
 
@@ -185,7 +216,7 @@ func TestTrimConcurrentReaders(t *testing.T) {
 // TestTrimIndex checks that the search index trims its own mapping once
 // enough bytes were written.
 func TestTrimIndex(t *testing.T) {
-	ix, err := OpenIndex(filepath.Join(t.TempDir(), "search.db"), IndexOptions{TrimInterval: -1, TrimAfterBytes: 1 << 20})
+	ix, err := OpenIndex(filepath.Join(t.TempDir(), "search.db"), IndexOptions{TrimInterval: -1, TrimAfterBytes: 1 << 20, TrimAbove: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

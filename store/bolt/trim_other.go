@@ -7,3 +7,5 @@ package bolt
 const trimSupported = false
 
 func dropMapping(addr uintptr, size int64) error { return nil }
+
+func residentFileBytes() (int64, bool) { return 0, false }
