@@ -47,7 +47,7 @@ type trimmer struct {
 	tlog       *slog.Logger
 	what       string // "store" or "search index", for log messages
 	trimAfter  int64
-	trimAbove  int64 // resident file bytes over which to trim; negative: always
+	trimAbove  int64        // resident file bytes over which to trim; negative: always
 	touched    atomic.Int64 // bytes read or written since the last trim
 	active     atomic.Bool  // the file was used since the last trim
 	trimNow    chan struct{}
