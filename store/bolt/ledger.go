@@ -283,7 +283,11 @@ func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, 
 		if q.Through != 0 {
 			indexed = min(indexed, q.Through)
 		}
-		for _, seq := range objectSeqs(tx, q.ObjectID, q.After, indexed) {
+		seqs, err := objectSeqs(tx, q.ObjectID, q.After, indexed)
+		if err != nil {
+			return err
+		}
+		for _, seq := range seqs {
 			if done, err := emit(seq); done || err != nil {
 				return err
 			}

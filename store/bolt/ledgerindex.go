@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"sort"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -26,10 +28,22 @@ var (
 // The ledger's index (store.LedgerIndex), built behind the chain:
 //
 //	ledger-tree       storage index (8 bytes) -> tree hash (32 bytes)
-//	ledger-objects    uvarint len(id), id, seq (8) -> nothing
+//	ledger-object-runs  run (8) -> sorted (tag (8), seq (8)) pairs
+//	ledger-objects    uvarint len(id), id, seq (8) -> nothing (read only:
+//	                  stores indexed before the runs)
 //	ledger-ranges     uvarint len(collection), collection, span class
 //	                  (1), last date_added (8), seq (8) -> first date_added (8)
 //	meta/ledger-indexed  the seq it is built through (8 bytes)
+//
+// The entries about an object are found by its tag (objectTag) in runs:
+// each WriteIndex stores its batch's pairs as one value, sorted, and merges
+// it with the newest runs no larger than it (up to maxRunPairs), so a
+// batch costs a sequential write of its own size plus merges that rewrite
+// each pair about log2(maxRunPairs/batch) times, and a lookup binary-
+// searches each run. One B+tree keyed by object id (ledger-objects, still
+// read) made every batch dirty a leaf page per entry all over the file:
+// it was a quarter of the gateway's CPU during a push. A tag may be
+// another object's too: readers keep only the entries about the id.
 //
 // A delivery's span class is the bit length of last-first in
 // microseconds: every range of class k holding an instant d ends in
@@ -45,13 +59,104 @@ var (
 var (
 	bucketLedgerTree    = []byte("ledger-tree")
 	bucketLedgerObjects = []byte("ledger-objects")
+	bucketLedgerRuns    = []byte("ledger-object-runs")
 	bucketLedgerRanges  = []byte("ledger-ranges")
 	bucketManifests     = []byte("delivery-manifests")
 	keyLedgerIndexed    = []byte("ledger-indexed")
 	keyDeliveryKey      = []byte("delivery-key")
 )
 
-var indexBuckets = [][]byte{bucketLedgerTree, bucketLedgerObjects, bucketLedgerRanges, bucketManifests}
+var indexBuckets = [][]byte{bucketLedgerTree, bucketLedgerObjects, bucketLedgerRuns, bucketLedgerRanges, bucketManifests}
+
+// maxRunPairs bounds the runs merges make (16 MiB each).
+const maxRunPairs = 1 << 20
+
+// objectRun returns the (tag, seq) pairs of refs, sorted, as a run.
+func objectRun(refs []store.ObjectRef) []byte {
+	type pair struct{ tag, seq uint64 }
+	ps := make([]pair, len(refs))
+	for i, o := range refs {
+		ps[i] = pair{objectTag(o.ID), o.Seq}
+	}
+	slices.SortFunc(ps, func(a, b pair) int {
+		if c := cmp.Compare(a.tag, b.tag); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	run := make([]byte, 0, 16*len(ps))
+	for _, p := range ps {
+		run = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(run, p.tag), p.seq)
+	}
+	return run
+}
+
+// mergeRuns returns the sorted union of runs a and b.
+func mergeRuns(a, b []byte) []byte {
+	out := make([]byte, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if bytes.Compare(a[:16], b[:16]) <= 0 {
+			out, a = append(out, a[:16]...), a[16:]
+		} else {
+			out, b = append(out, b[:16]...), b[16:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
+
+// putObjectRun stores run, merged with the newest stored runs while they
+// are no larger than it and the result stays within maxRunPairs.
+func putObjectRun(runs *bbolt.Bucket, run []byte, maxPairs int) error {
+	if len(run) == 0 {
+		return nil
+	}
+	// The runs are few (capped ones, then a binary counter below the
+	// cap): read their keys, merge from the newest, then delete what was
+	// merged. (Cursor.Last after deletes that empty a bucket's leaves
+	// does not return in bbolt 1.5.)
+	type stored struct{ key, val []byte }
+	var all []stored
+	err := runs.ForEach(func(k, v []byte) error {
+		if len(k) != 8 || len(v)%16 != 0 {
+			return fmt.Errorf("ledger object run: %w", errCorrupt)
+		}
+		all = append(all, stored{k, v})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	next := uint64(1)
+	if len(all) > 0 {
+		next = binary.BigEndian.Uint64(all[len(all)-1].key) + 1
+	}
+	var merged [][]byte
+	for i := len(all) - 1; i >= 0 && len(all[i].val) <= len(run) && len(all[i].val)+len(run) <= 16*maxPairs; i-- {
+		run = mergeRuns(all[i].val, run)
+		next = binary.BigEndian.Uint64(all[i].key)
+		merged = append(merged, all[i].key)
+	}
+	for _, k := range merged {
+		if err := runs.Delete(k); err != nil {
+			return err
+		}
+	}
+	runs.FillPercent = 1
+	return runs.Put(seqKey(next), run)
+}
+
+// runSeqs appends to out the seqs in (after, through] paired with tag in
+// the sorted run.
+func runSeqs(out []uint64, run []byte, tag, after, through uint64) []uint64 {
+	n := len(run) / 16
+	i := sort.Search(n, func(i int) bool { return binary.BigEndian.Uint64(run[16*i:]) >= tag })
+	for ; i < n && binary.BigEndian.Uint64(run[16*i:]) == tag; i++ {
+		if seq := binary.BigEndian.Uint64(run[16*i+8:]); seq > after && seq <= through {
+			out = append(out, seq)
+		}
+	}
+	return out
+}
 
 func prefixed(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
@@ -108,14 +213,10 @@ func (s *Store) WriteIndex(ctx context.Context, from uint64, b *store.IndexBatch
 				return err
 			}
 		}
-		objs := tx.Bucket(bucketLedgerObjects)
-		var k []byte
-		for _, o := range b.Objects {
-			k = binary.BigEndian.AppendUint64(prefixed(k[:0], o.ID), o.Seq)
-			if err := objs.Put(k, nil); err != nil {
-				return err
-			}
+		if err := putObjectRun(tx.Bucket(bucketLedgerRuns), objectRun(b.Objects), maxRunPairs); err != nil {
+			return err
 		}
+		var k []byte
 		ranges := tx.Bucket(bucketLedgerRanges)
 		for _, d := range b.Deliveries {
 			k = prefixed(k[:0], d.Collection)
@@ -205,10 +306,21 @@ func (s *Store) DeliveriesContaining(ctx context.Context, collection string, at 
 	return out, nil
 }
 
-// objectSeqs returns the indexed seqs of entries about id in (after,
-// through], ascending.
-func objectSeqs(tx *bbolt.Tx, id string, after, through uint64) []uint64 {
+// objectSeqs returns the indexed seqs of entries that may be about id
+// (its tag's) in (after, through], ascending.
+func objectSeqs(tx *bbolt.Tx, id string, after, through uint64) ([]uint64, error) {
 	var out []uint64
+	tag := objectTag(id)
+	err := tx.Bucket(bucketLedgerRuns).ForEach(func(k, v []byte) error {
+		if len(k) != 8 || len(v)%16 != 0 {
+			return fmt.Errorf("ledger object run: %w", errCorrupt)
+		}
+		out = runSeqs(out, v, tag, after, through)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	p := prefixed(nil, id)
 	c := tx.Bucket(bucketLedgerObjects).Cursor()
 	for k, _ := c.Seek(binary.BigEndian.AppendUint64(slices.Clip(p), after+1)); k != nil && bytes.HasPrefix(k, p) && len(k) == len(p)+8; k, _ = c.Next() {
@@ -218,7 +330,8 @@ func objectSeqs(tx *bbolt.Tx, id string, after, through uint64) []uint64 {
 		}
 		out = append(out, seq)
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // deliveryKey returns the secret of item salts, made on first use. It is
