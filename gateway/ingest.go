@@ -27,11 +27,16 @@ import (
 const (
 	SpanDecode    = "stix.decode"           // envelope decoding and per-object validation
 	SpanMarkings  = "stix.resolve_markings" // marking resolution, canonical hash, route guard
-	SpanStoreAdd  = "store.add_objects"     // the inbound write
-	SpanStoreStat = "store.put_status"      // the status resource
+	SpanStoreAdd  = "store.add_objects"     // the inbound write (with the status resource on a store.StatusAdder)
+	SpanStoreStat = "store.put_status"      // the status resource, when not written with the objects
 )
 
-var attrObjects = attribute.Key("ctigate.objects")
+var (
+	attrObjects = attribute.Key("ctigate.objects")
+	// attrStatus is set on store.add_objects when the status resource was
+	// written in the same write (store.StatusAdder).
+	attrStatus = attribute.Key("ctigate.status_stored")
+)
 
 // IngestStore is what ingest needs of the store.
 type IngestStore interface {
@@ -109,7 +114,9 @@ type Outcome struct {
 // reported in Outcome.Unrecorded, not as an error that would tell the
 // client its objects were not stored. Only an envelope of which no
 // object was admitted fails when its status cannot be stored, since the
-// status is then all it leaves.
+// status is then all it leaves. On a store.StatusAdder (the embedded
+// store) the objects and their status are one write, so neither is
+// stored without the other.
 func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body []byte) (Outcome, error) {
 	tracer := in.Tracer
 	if tracer == nil {
@@ -192,19 +199,17 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 			return out, err
 		}
 	}
-	conflicts := rejections{actor: actor, collection: target.Collection, status: st.ID}
-	if len(objs) > 0 {
-		sctx, span := tracer.Start(store.WithActor(ctx, actor), SpanStoreAdd)
-		span.SetAttributes(attrObjects.Int(len(objs)))
-		res, err := in.Store.AddObjects(sctx, target.Collection, objs)
-		telemetry.EndSpan(span, err)
-		if err != nil {
-			out.Failed = "add_objects"
-			return out, err
-		}
-		if in.Stored != nil {
-			in.Stored(ctx, target.Collection, res)
-		}
+	// receipt makes the status resource from the store's results: the
+	// producer's receipts, and conflicts as failures. It may run more than
+	// once (store.StatusAdder); each run starts again from base.
+	base := st
+	var conflicts rejections
+	nConflicts := 0
+	receipt := func(res []store.AddResult) store.Status {
+		st := base
+		st.Failures = slices.Clip(base.Failures)
+		conflicts = rejections{actor: actor, collection: target.Collection, status: st.ID}
+		nConflicts = 0
 		for j, r := range res {
 			o := &objs[j]
 			d := store.StatusDetail{ID: o.ID, Version: VersionString(&store.Object{Version: o.Version, DateAdded: r.DateAdded})}
@@ -227,26 +232,67 @@ func (in *Ingester) Ingest(ctx context.Context, actor Actor, target Target, body
 				if len(st.Failures) < MaxListedFailures {
 					st.Failures = append(st.Failures, d)
 				}
-				out.Rejected["conflict"]++
+				nConflicts++
 				conflicts.addConflict(index[j], o, d.Version, r.Hash)
 				continue
 			}
 			st.Successes = append(st.Successes, d)
 		}
+		if in.StatusRetention > 0 {
+			// Complete now: kept for StatusRetention from here on.
+			st.Expires = in.Clock().UTC().Add(in.StatusRetention)
+		}
+		return st
+	}
+	statusStored := false
+	if len(objs) > 0 {
+		sctx, span := tracer.Start(store.WithActor(ctx, actor), SpanStoreAdd)
+		span.SetAttributes(attrObjects.Int(len(objs)))
+		var res []store.AddResult
+		var err error
+		sa, ok := in.Store.(store.StatusAdder)
+		if ok {
+			// One durable write for the objects and their status.
+			res, err = sa.AddObjectsStatus(sctx, target.Collection, objs, func(res []store.AddResult) store.Status {
+				st = receipt(res)
+				return st
+			})
+			ok = ctigate.KindOf(err) != ctigate.Unsupported
+			statusStored = ok && err == nil
+		}
+		span.SetAttributes(attrStatus.Bool(statusStored))
+		if !ok {
+			res, err = in.Store.AddObjects(sctx, target.Collection, objs)
+			if err == nil {
+				st = receipt(res)
+			}
+		}
+		telemetry.EndSpan(span, err)
+		if err != nil {
+			out.Failed = "add_objects"
+			return out, err
+		}
+		if in.Stored != nil {
+			in.Stored(ctx, target.Collection, res)
+		}
+		if nConflicts > 0 {
+			out.Rejected["conflict"] += nConflicts
+		}
+	} else if in.StatusRetention > 0 {
+		st.Expires = in.Clock().UTC().Add(in.StatusRetention)
 	}
 	if in.Ledger != nil && conflicts.n > 0 {
 		if _, err := in.Ledger.AppendEntries(ctx, conflicts.entries()); err != nil {
 			out.Failed, out.Unrecorded = "ledger", fmt.Errorf("recording the conflicts in the custody ledger: %w", err)
 		}
 	}
-	if in.StatusRetention > 0 {
-		// Complete now: kept for StatusRetention from here on.
-		st.Expires = in.Clock().UTC().Add(in.StatusRetention)
+	out.Status = st
+	if statusStored {
+		return out, nil
 	}
 	sctx, span := tracer.Start(ctx, SpanStoreStat)
 	err = in.Store.PutStatus(sctx, st)
 	telemetry.EndSpan(span, err)
-	out.Status = st
 	if err != nil {
 		out.Failed = "put_status"
 		if len(objs) == 0 {

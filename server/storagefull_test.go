@@ -27,6 +27,9 @@ type fullStore struct {
 	*bolt.Store
 	mu   sync.Mutex
 	full map[string]bool // "add", "status", "delivery", "ledger"
+	// apart makes ingest write the objects and their status in two
+	// writes, as with Redis (AddObjectsStatus is unsupported).
+	apart bool
 }
 
 func (f *fullStore) setFull(writes ...string) {
@@ -56,6 +59,19 @@ func (f *fullStore) AddObjects(ctx context.Context, collection string, objs []st
 		return nil, err
 	}
 	return f.Store.AddObjects(ctx, collection, objs)
+}
+
+// AddObjectsStatus is one write: it fails when either part would.
+func (f *fullStore) AddObjectsStatus(ctx context.Context, collection string, objs []store.Object, status func([]store.AddResult) store.Status) ([]store.AddResult, error) {
+	if f.apart {
+		return nil, ctigate.E("test.AddObjectsStatus", ctigate.Unsupported, "apart")
+	}
+	for _, w := range []string{"add", "status"} {
+		if err := f.fail(w, "bolt.AddObjectsStatus"); err != nil {
+			return nil, err
+		}
+	}
+	return f.Store.AddObjectsStatus(ctx, collection, objs, status)
 }
 
 func (f *fullStore) PutStatus(ctx context.Context, s store.Status) error {
@@ -117,12 +133,20 @@ func expectFull(t *testing.T, r response, want string) {
 
 // TestStorageFullPostRefused: a POST whose objects cannot be stored for
 // want of space is a TAXII 507 that says so, not a bare 500, and nothing
-// of it is readable; once space is freed, the same POST succeeds.
+// of it is readable; once space is freed, the same POST succeeds. The
+// embedded store writes the objects and their status in one write, so
+// either failing refuses the POST.
 func TestStorageFullPostRefused(t *testing.T) {
+	for _, full := range []string{"add", "status"} {
+		t.Run(full, func(t *testing.T) { testStorageFullPostRefused(t, full) })
+	}
+}
+
+func testStorageFullPostRefused(t *testing.T, full string) {
 	g, f, _ := newFullGateway(t)
 	body := env(indicator(1, "2026-01-01T00:00:00.000Z"), indicator(2, "2026-01-01T00:00:00.000Z"))
 
-	f.setFull("add")
+	f.setFull(full)
 	expectFull(t, g.post(inbound+"objects/", "cert-a", body), "nothing of this request was stored")
 
 	f.setFull()
@@ -141,7 +165,7 @@ func TestStorageFullPostRefused(t *testing.T) {
 // TestStorageFullAfterObjectsStored: when the objects are stored but the
 // status resource, or the ledger record of a conflict, cannot be, the POST
 // still answers 202 with the stored objects as successes: its objects are
-// there to read.
+// there to read. (A store that writes the two apart, as Redis does.)
 func TestStorageFullAfterObjectsStored(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -152,6 +176,7 @@ func TestStorageFullAfterObjectsStored(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g, f, logs := newFullGateway(t)
+			f.apart = true
 			// Object 3 is stored first, so that a different object with
 			// its id and version in the next envelope is a conflict.
 			g.post(inbound+"objects/", "cert-a", env(indicator(3, "2026-01-01T00:00:00.000Z"))).expect(t, http.StatusAccepted, nil)

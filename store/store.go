@@ -426,6 +426,18 @@ func ValidateDecisions(ds []Decision) error {
 	return nil
 }
 
+// StatusAdder is a store that writes an envelope's status resource in the
+// same durable write as its objects: one commit for both where two would
+// each wait for their own (the embedded store; with small envelopes from
+// many producers the commits are what ingest waits for). status builds the
+// status from the objects' results; it may run more than once (a shared
+// write retried alone), and the status of its last run is the one stored.
+// A wrapper whose store has no such write returns a ctigate.Unsupported
+// error without writing anything; the caller then writes the two apart.
+type StatusAdder interface {
+	AddObjectsStatus(ctx context.Context, collection string, objs []Object, status func([]AddResult) Status) ([]AddResult, error)
+}
+
 // Status is a TAXII status resource, with the fields the gateway needs to
 // authorise access to it.
 type Status struct {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/retention"
@@ -36,6 +37,15 @@ type backend struct {
 	// statuses removes expired status resources, which serve sweeps
 	// every minute; nil when the backend expires them itself (Redis).
 	statuses retention.StatusStore
+}
+
+// AddObjectsStatus passes ingest's one-write path (store.StatusAdder)
+// through to a store that has it; the embedded interface would hide it.
+func (b *backend) AddObjectsStatus(ctx context.Context, collection string, objs []store.Object, status func([]store.AddResult) store.Status) ([]store.AddResult, error) {
+	if sa, ok := b.Store.(store.StatusAdder); ok {
+		return sa.AddObjectsStatus(ctx, collection, objs, status)
+	}
+	return nil, ctigate.E("backend.AddObjectsStatus", ctigate.Unsupported, "the store writes the status resource apart")
 }
 
 // ledgerLines is the custody ledger with its index, its deliveries and

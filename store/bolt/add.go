@@ -38,7 +38,13 @@ type pending struct {
 // each new version a date_added strictly greater than any assigned before in
 // the collection, in input order.
 func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.Object) ([]store.AddResult, error) {
-	return s.addObjects(ctx, "bolt.AddObjects", collection, objs, nil, nil, time.Time{}, nil)
+	return s.addObjects(ctx, "bolt.AddObjects", collection, objs, nil, nil, time.Time{}, nil, nil)
+}
+
+// AddObjectsStatus is AddObjects that also stores the status status
+// builds from the results, in the same write transaction.
+func (s *Store) AddObjectsStatus(ctx context.Context, collection string, objs []store.Object, status func([]store.AddResult) store.Status) ([]store.AddResult, error) {
+	return s.addObjects(ctx, "bolt.AddObjectsStatus", collection, objs, nil, nil, time.Time{}, nil, status)
 }
 
 // AddObjectsCheckpoint is AddObjects that also records decisions (as
@@ -56,13 +62,14 @@ func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, obj
 	if err := store.ValidateDecisions(decisions); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	return s.addObjects(ctx, op, collection, objs, decisions, []byte(name), from, v)
+	return s.addObjects(ctx, op, collection, objs, decisions, []byte(name), from, v, nil)
 }
 
 // addObjects writes objs into collection and, in the same transaction, the
 // ledger entries of the decisions ds and the checkpoint cpName (when not
-// nil), provided it is still cpFrom.
-func (s *Store) addObjects(ctx context.Context, op, collection string, objs []store.Object, ds []store.Decision, cpName []byte, cpFrom time.Time, cpValue []byte) ([]store.AddResult, error) {
+// nil), provided it is still cpFrom, and the status status makes of the
+// results (when not nil).
+func (s *Store) addObjects(ctx context.Context, op, collection string, objs []store.Object, ds []store.Decision, cpName []byte, cpFrom time.Time, cpValue []byte, status func([]store.AddResult) store.Status) ([]store.AddResult, error) {
 	if err := store.ValidName("collection", collection); err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
@@ -99,7 +106,7 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 		return nil, ctxErr(op, err)
 	}
 	results := make([]store.AddResult, len(objs))
-	if len(objs) == 0 && cpName == nil {
+	if len(objs) == 0 && cpName == nil && status == nil {
 		return results, nil
 	}
 	// The custody entries: received for new versions written for an
@@ -147,6 +154,11 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 		entries = append(entries, decided...)
 		if err := appendLedger(w.tx, entries, nil, s.clock()); err != nil {
 			return err
+		}
+		if status != nil {
+			if err := putStatus(w.tx, status(results)); err != nil {
+				return err
+			}
 		}
 		if cpName != nil {
 			return w.tx.Bucket(bucketCheckpoints).Put(cpName, cpValue)

@@ -381,11 +381,10 @@ func (r *statusReader) detail(d *store.StatusDetail, common string, lastType *st
 // takes the place of the earlier one in that index.
 func (s *Store) PutStatus(ctx context.Context, st store.Status) error {
 	const op = "bolt.PutStatus"
-	if st.ID == "" || len(st.ID) > maxIDLen {
-		return ctigate.E(op, ctigate.Invalid, "bad status id")
+	if err := checkStatus(&st); err != nil {
+		return ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	b := encodeStatus(&st)
-	if len(b) > bbolt.MaxValueSize {
+	if len(encodeStatus(&st)) > bbolt.MaxValueSize {
 		return ctigate.E(op, ctigate.Invalid, "status too large")
 	}
 	if err := s.enter(op); err != nil {
@@ -395,24 +394,41 @@ func (s *Store) PutStatus(ctx context.Context, st store.Status) error {
 	if err := ctx.Err(); err != nil {
 		return ctxErr(op, err)
 	}
-	err := s.write(1, int64(len(b)), func(w *writeTx) error {
-		sb, xb := w.tx.Bucket(bucketStatuses), w.tx.Bucket(bucketStatusExpiry)
-		if t, ok := storedExpiry(sb.Get([]byte(st.ID))); ok {
-			if err := xb.Delete(expiryKey(t, st.ID)); err != nil {
-				return err
-			}
-		}
-		if !st.Expires.IsZero() {
-			if err := xb.Put(expiryKey(st.Expires, st.ID), nil); err != nil {
-				return err
-			}
-		}
-		return sb.Put([]byte(st.ID), b)
-	})
+	err := s.write(1, 0, func(w *writeTx) error { return putStatus(w.tx, st) })
 	if err != nil {
 		return ctigate.E(op, err)
 	}
 	return nil
+}
+
+func checkStatus(st *store.Status) error {
+	if st.ID == "" || len(st.ID) > maxIDLen {
+		return errors.New("bad status id")
+	}
+	return nil
+}
+
+// putStatus writes st in tx, replacing its expiry index entry.
+func putStatus(tx *bbolt.Tx, st store.Status) error {
+	if err := checkStatus(&st); err != nil {
+		return err
+	}
+	b := encodeStatus(&st)
+	if len(b) > bbolt.MaxValueSize {
+		return errors.New("status too large")
+	}
+	sb, xb := tx.Bucket(bucketStatuses), tx.Bucket(bucketStatusExpiry)
+	if t, ok := storedExpiry(sb.Get([]byte(st.ID))); ok {
+		if err := xb.Delete(expiryKey(t, st.ID)); err != nil {
+			return err
+		}
+	}
+	if !st.Expires.IsZero() {
+		if err := xb.Put(expiryKey(st.Expires, st.ID), nil); err != nil {
+			return err
+		}
+	}
+	return sb.Put([]byte(st.ID), b)
 }
 
 // Status returns a status resource; ctigate.NotFound if there is none or

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,5 +218,76 @@ func TestSweepStatuses(t *testing.T) {
 	}
 	if ids, index := statusBuckets(t, s); len(ids) != 1 || len(index) != 0 {
 		t.Fatalf("at the end: statuses %v and %d index keys, want only %s", ids, len(index), legacy.ID)
+	}
+}
+
+// TestAddObjectsStatus writes envelopes and their status resources in
+// one write each, concurrently, with one whose status cannot be stored:
+// that write fails whole (its objects are not stored either), the shared
+// transaction it joined is retried without it, and every other status is
+// the one built from its own final results.
+func TestAddObjectsStatus(t *testing.T) {
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true})
+	const writers = 8
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			objs := []store.Object{testObject(10*w + 1), testObject(10*w + 2)}
+			id := fmt.Sprintf("status-%d", w)
+			if w == 3 {
+				id = "" // refused inside the write
+			}
+			_, errs[w] = s.AddObjectsStatus(ctx, "c", objs, func(res []store.AddResult) store.Status {
+				st := store.Status{ID: id, Status: "complete", TotalCount: len(objs)}
+				for i, r := range res {
+					if !r.Existed {
+						st.Successes = append(st.Successes, store.StatusDetail{ID: objs[i].ID, Message: "added"})
+					}
+				}
+				return st
+			})
+		})
+	}
+	wg.Wait()
+	for w := range writers {
+		if w == 3 {
+			if errs[w] == nil {
+				t.Errorf("writer 3: a status without an id was stored")
+			}
+			p, err := s.Objects(ctx, "c", store.Query{IDs: []string{testObject(31).ID}})
+			if err != nil || len(p.Objects) != 0 {
+				t.Errorf("writer 3's objects are stored (%d, %v) though its status was refused", len(p.Objects), err)
+			}
+			continue
+		}
+		if errs[w] != nil {
+			t.Fatalf("writer %d: %v", w, errs[w])
+		}
+		st, err := s.Status(ctx, fmt.Sprintf("status-%d", w))
+		if err != nil {
+			t.Fatalf("writer %d: status: %v", w, err)
+		}
+		if len(st.Successes) != 2 || st.Successes[0].ID != testObject(10*w+1).ID {
+			t.Errorf("writer %d: status successes %+v, want its two objects", w, st.Successes)
+		}
+	}
+	// Again: the objects exist now, and the status says so.
+	objs := []store.Object{testObject(1), testObject(2)}
+	_, err := s.AddObjectsStatus(ctx, "c", objs, func(res []store.AddResult) store.Status {
+		st := store.Status{ID: "again", Status: "complete", TotalCount: 2}
+		for i, r := range res {
+			if r.Existed {
+				st.Failures = append(st.Failures, store.StatusDetail{ID: objs[i].ID, Message: "already stored"})
+			}
+		}
+		return st
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Status(ctx, "again"); err != nil || len(st.Failures) != 2 {
+		t.Errorf("status again: %+v, %v; want both objects already stored", st, err)
 	}
 }
