@@ -234,7 +234,11 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 
 	s.stopTrimmer()
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	// No operation runs any more (mu above): the keydir's tables, outside
+	// the Go heap, are given back.
+	s.keys.drop()
+	if err != nil {
 		return ctigate.E(op, err)
 	}
 	return nil

@@ -25,7 +25,7 @@ import (
 // everything else (flags, version, id, type, spec_version). Open rebuilds
 // the keydir by scanning the index buckets, which is sequential.
 //
-// Memory: an id is one 32-byte head (UUID, interned type, date_added of one
+// Memory (outside the Go heap, see offHeap): an id is one 32-byte head (UUID, interned type, date_added of one
 // version, link to the others) and one 4-byte slot of an open-addressing
 // table kept at most 3/4 full; each further version is 16 bytes (date_added,
 // link). Values live in chunks that never move, with no pointers for the
@@ -281,10 +281,18 @@ func (a *arena[T]) alloc() uint32 {
 		return r
 	}
 	if int(a.n>>chunkBits) == len(a.chunks) {
-		a.chunks = append(a.chunks, make([]T, 1<<chunkBits))
+		a.chunks = append(a.chunks, offHeap[T](1<<chunkBits))
 	}
 	a.n++
 	return a.n
+}
+
+// drop gives the arena's memory back; it must not be used after.
+func (a *arena[T]) drop() {
+	for _, c := range a.chunks {
+		freeOffHeap(c)
+	}
+	*a = arena[T]{}
 }
 
 func (a *arena[T]) release(r uint32) {
@@ -379,12 +387,32 @@ func (kd *keydir) reserve(n uint64) {
 	for uint64(size)*3 < n*4 && size < 1<<31 {
 		size *= 2
 	}
-	kd.slots = make([]uint32, size)
+	freeOffHeap(kd.slots)
+	kd.slots = offHeap[uint32](size)
+}
+
+// drop gives the keydir's memory back; it must not be used after.
+func (kd *keydir) drop() {
+	freeOffHeap(kd.slots)
+	kd.slots = nil
+	kd.heads.drop()
+	kd.more.drop()
+}
+
+// drop gives every keydir's memory back (the store is closed).
+func (k *keys) drop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, kd := range k.colls {
+		kd.drop()
+	}
+	k.colls = map[string]*keydir{}
 }
 
 func (k *keys) grow(kd *keydir) {
 	old := kd.slots
-	kd.slots = make([]uint32, max(1024, 2*len(old)))
+	defer freeOffHeap(old)
+	kd.slots = offHeap[uint32](max(1024, 2*len(old)))
 	mask := uint64(len(kd.slots) - 1)
 	for _, r := range old {
 		if r == 0 {
