@@ -60,8 +60,18 @@ soak:
 	$(GO) test -count=1 ./policy -run 'TestNoLeak$$' -rapid.checks=20000
 	$(GO) test -count=1 -timeout 60m ./fanout -run 'TestNoLeakHTTP$$|TestNoLeakOrganisations$$|TestDryRunAgreesWithFanOut$$' -rapid.checks=2000
 
-bench:
+# The figures of docs/performance.md, each from its own command (several
+# minutes; run it on a quiet machine). BENCH10M=1 adds the 10-million-version
+# run (about 10 minutes and 7 GB in /var/tmp).
+bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./stix ./stix/pattern ./store/bolt
+	$(GO) test -run='^$$' -bench='Propagation' -benchtime 200x ./server
+	$(GO) test -run='^$$' -bench='IngestTelemetryPaired' -benchtime 300x ./server
+	$(BINARY) bench -n 200000
+	$(BINARY) bench --phase push --no-ceiling -n 60000 -b 10 -p 16
+	if [ -n "$(BENCH10M)" ]; then rm -rf /var/tmp/ctigate-b10m && \
+	  $(BINARY) bench --phase push --routeless --no-ceiling -n 10000000 --data /var/tmp/ctigate-b10m && \
+	  $(BINARY) bench --phase poll --routeless --no-ceiling -c 1 --data /var/tmp/ctigate-b10m; fi
 
 run:
 	$(GO) run ./cmd/ctigate serve

@@ -252,11 +252,19 @@ func (s *Store) ledgerScan(ctx context.Context, op string, q store.LedgerQuery, 
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLedger)
 		if q.ObjectID == "" {
+			// A scan may read the whole ledger (an export, a replay at
+			// start): the trimmer hears of it as it goes.
+			var read int64
+			defer func() { s.noteRead(read) }()
 			c := b.Cursor()
 			for k, v := c.Seek(seqKey(q.After + 1)); k != nil; k, v = c.Next() {
 				seq := binary.BigEndian.Uint64(k)
 				if !inRange(seq) {
 					return nil
+				}
+				if read += int64(len(k) + len(v)); read >= 1<<20 {
+					s.noteRead(read)
+					read = 0
 				}
 				if err := fn(seq, v); err != nil {
 					return err

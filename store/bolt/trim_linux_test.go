@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -235,6 +237,39 @@ func TestTrimIndex(t *testing.T) {
 	for ix.trimsCount.Load() == before {
 		if time.Now().After(deadline) {
 			t.Fatal("no index trim after writing 25,000 entries with TrimAfterBytes = 1 MB")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestTrimLedgerScan checks that a scan of the ledger (an export, the
+// access replay at start) counts towards the trimmer's bytes, so that
+// reading a large ledger does not leave it all mapped.
+func TestTrimLedgerScan(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: 1 << 20, TrimAbove: -1})
+	pad := strings.Repeat("x", 400)
+	for b := range 10 {
+		var es []custody.Entry
+		for i := range 1000 {
+			es = append(es, custody.Entry{Action: custody.Received, User: "u", Org: "O", Collection: "c",
+				ObjectID: fmt.Sprintf("indicator--%d-%d", b, i), ObjectVersion: "2026-01-01T00:00:00.000Z", SHA256: strings.Repeat("ab", 32), Detail: pad})
+		}
+		if _, err := s.AppendEntries(t.Context(), es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checks := s.checks.Load()
+	n := 0
+	if err := s.LedgerLines(t.Context(), 0, 0, func(uint64, []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 10000 {
+		t.Fatalf("scanned %d entries, want 10000", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.checks.Load() == checks {
+		if time.Now().After(deadline) {
+			t.Fatal("no trim check after scanning a ledger of about 8 MB with TrimAfterBytes = 1 MB")
 		}
 		time.Sleep(time.Millisecond)
 	}
