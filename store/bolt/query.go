@@ -141,7 +141,7 @@ func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (
 	// already applied starts again on a newer snapshot (see keys).
 	var r *pageReader
 	for attempt := 0; ; attempt++ {
-		r = &pageReader{f: f, keys: s.keys, coll: collection}
+		r = &pageReader{f: f, keys: s.keys, coll: collection, note: s.noteRead}
 		err = s.db.View(func(tx *bbolt.Tx) error {
 			cb, ok := openCollection(tx, collection)
 			if !ok {
@@ -193,8 +193,9 @@ type pageReader struct {
 	objs     []store.Object
 	more     bool
 	lastDate int64
-	bytes    int64 // bytes visited, for the trimmer
-	rawBytes int64 // bytes of Raw in objs, against f.maxRaw
+	bytes    int64         // bytes visited and not yet noted, for the trimmer
+	note     func(n int64) // tells the trimmer, during a long scan
+	rawBytes int64         // bytes of Raw in objs, against f.maxRaw
 
 	rawCur     seqCursor
 	hashCur    seqCursor
@@ -252,7 +253,13 @@ func (r *pageReader) scan(ctx context.Context) error {
 				return err
 			}
 		}
-		r.bytes += int64(len(v))
+		// A scan that matches little may visit the whole collection in
+		// one call (the marking definitions loaded at start): the
+		// trimmer hears of it as it goes.
+		if r.bytes += int64(len(v)); r.bytes >= 1<<20 && r.note != nil {
+			r.note(r.bytes)
+			r.bytes = 0
+		}
 		if len(k) != dateKeyLen {
 			return errCorrupt
 		}

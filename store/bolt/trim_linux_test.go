@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store"
 )
@@ -272,5 +274,38 @@ func TestTrimLedgerScan(t *testing.T) {
 			t.Fatal("no trim check after scanning a ledger of about 8 MB with TrimAfterBytes = 1 MB")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestTrimLongScan checks that one read that visits a whole collection
+// and matches nothing (a type no version has) tells the trimmer of its
+// bytes while it runs, not only once it returns.
+func TestTrimLongScan(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: -1})
+	fillStore(t, s, "c", 20000, 100)
+	f, err := compileQuery(store.Query{Types: []string{"marking-definition"}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var noted int64
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		cb, ok := openCollection(tx, "c")
+		if !ok {
+			t.Fatal("no collection c")
+		}
+		r := &pageReader{f: f, keys: s.keys, coll: "c", cb: cb, txid: tx.ID(), note: func(n int64) { noted += n }}
+		if err := r.scan(t.Context()); err != nil {
+			return err
+		}
+		if len(r.objs) != 0 {
+			t.Errorf("the scan matched %d versions", len(r.objs))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noted < 1<<20 {
+		t.Fatalf("a scan of 20,000 headers told the trimmer of %d bytes while it ran, want at least 1 MiB", noted)
 	}
 }
