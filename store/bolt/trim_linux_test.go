@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,10 +113,17 @@ func TestTrimAutomatic(t *testing.T) {
 	fillStore(t, s, "c", 10000, 1000)
 	before := s.trimsCount.Load()
 	scanAll(t, s, "c")
+	awaitChange(t, &s.trimsCount, before, "no trim after reading 10 MB with TrimAfterBytes = 4 MB")
+}
+
+// awaitChange waits up to 5 s for n to move from before, failing with
+// msg if it does not.
+func awaitChange(t *testing.T, n *atomic.Int64, before int64, msg string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for s.trimsCount.Load() == before {
+	for n.Load() == before {
 		if time.Now().After(deadline) {
-			t.Fatal("no trim after reading 10 MB with TrimAfterBytes = 4 MB")
+			t.Fatal(msg)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -138,13 +146,7 @@ func TestTrimOnlyOverBudget(t *testing.T) {
 			fillStore(t, s, "c", 10000, 1000)
 			trims, checks := s.trimsCount.Load(), s.checks.Load()
 			scanAll(t, s, "c")
-			deadline := time.Now().Add(5 * time.Second)
-			for s.checks.Load() == checks {
-				if time.Now().After(deadline) {
-					t.Fatal("no budget check after reading 10 MB with TrimAfterBytes = 4 MB")
-				}
-				time.Sleep(time.Millisecond)
-			}
+			awaitChange(t, &s.checks, checks, "no budget check after reading 10 MB with TrimAfterBytes = 4 MB")
 			if got := s.trimsCount.Load() > trims; got != c.trims {
 				t.Fatalf("trimmed = %v with TrimAbove = %d (resident file pages %d MB), want %v", got, c.above, procStatus("RssFile")>>20, c.trims)
 			}
@@ -235,13 +237,7 @@ func TestTrimIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for ix.trimsCount.Load() == before {
-		if time.Now().After(deadline) {
-			t.Fatal("no index trim after writing 25,000 entries with TrimAfterBytes = 1 MB")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	awaitChange(t, &ix.trimsCount, before, "no index trim after writing 25,000 entries with TrimAfterBytes = 1 MB")
 }
 
 // TestTrimLedgerScan checks that a scan of the ledger (an export, the
@@ -268,13 +264,7 @@ func TestTrimLedgerScan(t *testing.T) {
 	if n != 10000 {
 		t.Fatalf("scanned %d entries, want 10000", n)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.checks.Load() == checks {
-		if time.Now().After(deadline) {
-			t.Fatal("no trim check after scanning a ledger of about 8 MB with TrimAfterBytes = 1 MB")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	awaitChange(t, &s.checks, checks, "no trim check after scanning a ledger of about 8 MB with TrimAfterBytes = 1 MB")
 }
 
 // TestTrimLongScan checks that one read that visits a whole collection
