@@ -145,6 +145,20 @@ type LedgerIndex interface {
 	DeliveriesContaining(ctx context.Context, collection string, at time.Time, after uint64, limit int) ([]uint64, error)
 }
 
+// Memos keep small values derived from the ledger beside it, so that a
+// process starting need not replay the whole ledger to recompute them.
+// A memo is not evidence: whoever reads one checks what it claims
+// against the ledger (its hash-chained entries) before relying on it.
+type Memos interface {
+	// Memo returns the value stored under name, nil when there is none.
+	Memo(ctx context.Context, name string) ([]byte, error)
+	// PutMemo stores v under name, replacing what was there.
+	PutMemo(ctx context.Context, name string, v []byte) error
+}
+
+// MaxMemoBytes bounds a memo's value.
+const MaxMemoBytes = 1 << 20
+
 // IndexBatch is the index of the entries after IndexedThrough through
 // Through.
 type IndexBatch struct {

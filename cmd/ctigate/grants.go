@@ -21,6 +21,14 @@ import (
 // last recorded state is read from the ledger, never remembered: the
 // first record replays every access change since the ledger's start;
 // later ones read only the entries appended since (their own included).
+//
+// So that a start does not replay a ledger of tens of millions of entries,
+// each record leaves a memo (store.Memos) of the state it put in force and
+// the seq of its config-loaded entry; the first record of the next start
+// replays from there, once the ledger's entry at that seq is a
+// config-loaded entry whose grants_sha256 is the memo state's digest (the
+// chain, not the memo, is the evidence). Otherwise it replays from the
+// start.
 type grantsLedger struct {
 	ledger ledgerLines
 	log    *slog.Logger
@@ -28,6 +36,54 @@ type grantsLedger struct {
 	mu      sync.Mutex
 	grants  *access.Grants // what the entries through seq through add up to
 	through uint64
+	memoed  bool // the memo was tried
+}
+
+// grantsMemoName names the memo of the access state.
+const grantsMemoName = "grants"
+
+// grantsMemo is the access state in force at a config-loaded entry.
+type grantsMemo struct {
+	Through uint64          `json:"through"` // the config-loaded entry's seq
+	Facts   []custody.Entry `json:"facts"`   // the state, as the changes that lead to it from none
+}
+
+// fromMemo starts the replay from the memo, when the ledger confirms it.
+func (g *grantsLedger) fromMemo(ctx context.Context) {
+	b, err := g.ledger.Memo(ctx, grantsMemoName)
+	if err != nil || b == nil {
+		if err != nil {
+			g.log.Warn("custody: the access state's memo could not be read; replaying the ledger", "err", err)
+		}
+		return
+	}
+	var memo grantsMemo
+	if err := json.Unmarshal(b, &memo); err != nil || memo.Through == 0 {
+		g.log.Warn("custody: the access state's memo is malformed; replaying the ledger", "err", err)
+		return
+	}
+	state := access.NewGrants()
+	for i := range memo.Facts {
+		state.Apply(&memo.Facts[i])
+	}
+	e, err := g.ledger.LedgerEntry(ctx, memo.Through)
+	if err != nil || e.Action != custody.ConfigLoaded || e.GrantsSHA256 != state.Digest() {
+		g.log.Warn("custody: the access state's memo does not match the ledger; replaying the ledger", "seq", memo.Through, "err", err)
+		return
+	}
+	g.grants, g.through = state, memo.Through
+}
+
+// putMemo leaves the memo of state, in force from the config-loaded entry
+// seq. A failure costs only a longer replay at the next start.
+func (g *grantsLedger) putMemo(ctx context.Context, state *access.Grants, seq uint64) {
+	b, err := json.Marshal(grantsMemo{Through: seq, Facts: access.NewGrants().Changes(state)})
+	if err == nil {
+		err = g.ledger.PutMemo(ctx, grantsMemoName, b)
+	}
+	if err != nil {
+		g.log.Warn("custody: the access state's memo was not stored; the next start replays the ledger", "err", err)
+	}
 }
 
 func newGrantsLedger(l ledgerLines, log *slog.Logger) *grantsLedger {
@@ -89,11 +145,22 @@ func (g *grantsLedger) catchUp(ctx context.Context) error {
 func (g *grantsLedger) record(ctx context.Context, cfg *config.Config, loaded custody.Entry) ([]custody.Entry, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !g.memoed {
+		g.memoed = true
+		g.fromMemo(ctx)
+	}
 	if err := g.catchUp(ctx); err != nil {
 		return nil, fmt.Errorf("reading the access state the ledger records: %w", err)
 	}
 	next := access.GrantsOf(cfg)
 	entries := g.grants.Changes(next)
 	loaded.GrantsSHA256 = next.Digest()
-	return g.ledger.AppendEntries(ctx, append(entries, loaded))
+	out, err := g.ledger.AppendEntries(ctx, append(entries, loaded))
+	// The replay through the config-loaded entry gives next only when no
+	// other replica's entries came between the catch-up and this append;
+	// otherwise no memo (an earlier one stays true of its own entry).
+	if err == nil && len(out) > 0 && out[0].Seq == g.through+1 {
+		g.putMemo(ctx, next, out[len(out)-1].Seq)
+	}
+	return out, err
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/ctigate/ctigate/auth"
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/store/bolt"
 	"github.com/ctigate/ctigate/store/redis/redistest"
 )
 
@@ -242,5 +245,94 @@ func TestMayBeAccess(t *testing.T) {
 				t.Errorf("mayBeAccess(%s) = %v", line, !want)
 			}
 		}
+	}
+}
+
+// countingLedger records where each replay of the ledger starts.
+type countingLedger struct {
+	ledgerLines
+	starts []uint64
+}
+
+func (c *countingLedger) LedgerLines(ctx context.Context, after, through uint64, fn func(uint64, []byte) error) error {
+	c.starts = append(c.starts, after)
+	return c.ledgerLines.LedgerLines(ctx, after, through, fn)
+}
+
+// TestGrantsMemo: a start replays the ledger from the memo the last
+// record left, once the ledger confirms it, and the changes it records are
+// those a replay from the start would record; an access change appended
+// after the memo is replayed; a memo the ledger does not confirm (here, a
+// state with one grant more) is ignored and the ledger replayed from the
+// start.
+func TestGrantsMemo(t *testing.T) {
+	ctx := t.Context()
+	pathA, pathB := accessConfigs(t)
+	cfgA, err := config.Load(pathA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgB, err := config.Load(pathB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "ctigate.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	log := slog.New(slog.DiscardHandler)
+	loaded := custody.Entry{Action: custody.ConfigLoaded, User: "ctigate", SHA256: strings.Repeat("ab", 32)}
+	record := func(cfg *config.Config) (out []custody.Entry, starts []uint64) {
+		t.Helper()
+		l := &countingLedger{ledgerLines: st}
+		out, err := newGrantsLedger(l, log).record(ctx, cfg, loaded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, l.starts
+	}
+	first, starts := record(cfgA)
+	if !slices.Equal(starts, []uint64{0}) {
+		t.Fatalf("the first record replayed from %v, want from 0", starts)
+	}
+	// A change appended by hand after the memo: the next start must see it
+	// (the police user removed, so that B's record adds them again).
+	extra, err := st.AppendEntries(ctx, []custody.Entry{{Action: custody.UserRemoved, User: "police", Org: "National Police"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, starts := record(cfgB)
+	if memoAt := first[len(first)-1].Seq; !slices.Equal(starts, []uint64{memoAt}) {
+		t.Fatalf("the second record replayed from %v, want from the memo's entry %d", starts, memoAt)
+	}
+	var changed []string
+	for _, e := range out[:len(out)-1] {
+		changed = append(changed, describeChange(e))
+	}
+	if !slices.Contains(changed, "user-added police@National Police") {
+		t.Errorf("the change appended after the memo (seq %d) was not replayed: B records %v", extra[0].Seq, changed)
+	}
+	if got, want := out[len(out)-1].GrantsSHA256, access.GrantsOf(cfgB).Digest(); got != want {
+		t.Errorf("config-loaded grants %s, want %s", got, want)
+	}
+
+	// A memo that claims one grant more than the ledger's entry confirms.
+	state := access.GrantsOf(cfgB)
+	facts := access.NewGrants().Changes(state)
+	facts = append(facts, custody.Entry{Action: custody.UserAdded, User: "intruder", Org: "CERT-A"})
+	b, err := json.Marshal(grantsMemo{Through: out[len(out)-1].Seq, Facts: facts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutMemo(ctx, grantsMemoName, b); err != nil {
+		t.Fatal(err)
+	}
+	again, starts := record(cfgB)
+	if !slices.Equal(starts, []uint64{0}) {
+		t.Errorf("with a memo the ledger does not confirm, the record replayed from %v, want from 0", starts)
+	}
+	if len(again) != 1 {
+		t.Errorf("B again records %d entries, want only its config-loaded entry", len(again))
 	}
 }

@@ -48,11 +48,12 @@ func (b *backend) AddObjectsStatus(ctx context.Context, collection string, objs 
 	return nil, ctigate.E("backend.AddObjectsStatus", ctigate.Unsupported, "the store writes the status resource apart")
 }
 
-// ledgerLines is the custody ledger with its index, its deliveries and
-// its raw lines (the export).
+// ledgerLines is the custody ledger with its index, its deliveries, its
+// memos and its raw lines (the export).
 type ledgerLines interface {
 	store.IndexedLedger
 	store.Deliveries
+	store.Memos
 	LedgerLines(ctx context.Context, after, through uint64, fn func(seq uint64, line []byte) error) error
 }
 

@@ -483,3 +483,51 @@ func (s *Store) UsedBytes() (int64, error) {
 	}
 	return n, nil
 }
+
+// Memos (store.Memos) are kept in the meta bucket under "memo/" + name.
+var _ store.Memos = (*Store)(nil)
+
+func memoKey(name string) []byte { return append([]byte("memo/"), name...) }
+
+// Memo returns the memo stored under name, nil when there is none.
+func (s *Store) Memo(ctx context.Context, name string) ([]byte, error) {
+	const op = "bolt.Memo"
+	if err := store.ValidName("memo", name); err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if err := s.enter(op); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	var out []byte
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		out = bytes.Clone(tx.Bucket(bucketMeta).Get(memoKey(name)))
+		return nil
+	})
+	if err != nil {
+		return nil, ctigate.E(op, err)
+	}
+	return out, nil
+}
+
+// PutMemo stores v under name.
+func (s *Store) PutMemo(ctx context.Context, name string, v []byte) error {
+	const op = "bolt.PutMemo"
+	if err := store.ValidName("memo", name); err != nil {
+		return ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if len(v) > store.MaxMemoBytes {
+		return ctigate.E(op, ctigate.Invalid, "memo too large")
+	}
+	if err := s.enter(op); err != nil {
+		return err
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return ctxErr(op, err)
+	}
+	if err := s.update(1, func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Put(memoKey(name), v) }); err != nil {
+		return ctigate.E(op, err)
+	}
+	return nil
+}

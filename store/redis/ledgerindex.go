@@ -43,6 +43,7 @@ var (
 //
 //	P:{l}:m:<coll>    hash: items root (hex) -> custody.EncodeManifest
 //	P:{l}:dk          the secret of item salts (32 bytes)
+//	P:{l}:memo:<name> a memo (store.Memos)
 const treeChunk = 1 << 16
 
 // writeIndexScript writes an index batch if P:{l}:ix is still ARGV[1].
@@ -342,4 +343,38 @@ func (s *Store) Manifest(ctx context.Context, collection, root string) ([]byte, 
 		return nil, s.fail(op, err)
 	}
 	return []byte(v), nil
+}
+
+// Memos (store.Memos) are kept as P:{l}:memo:<name>.
+var _ store.Memos = (*Store)(nil)
+
+// Memo returns the memo stored under name, nil when there is none.
+func (s *Store) Memo(ctx context.Context, name string) ([]byte, error) {
+	const op = "redis.Memo"
+	if err := store.ValidName("memo", name); err != nil {
+		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	v, err := s.c.Get(ctx, s.ledKey("memo:"+name)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	return v, nil
+}
+
+// PutMemo stores v under name.
+func (s *Store) PutMemo(ctx context.Context, name string, v []byte) error {
+	const op = "redis.PutMemo"
+	if err := store.ValidName("memo", name); err != nil {
+		return ctigate.E(op, ctigate.Invalid, err.Error())
+	}
+	if len(v) > store.MaxMemoBytes {
+		return ctigate.E(op, ctigate.Invalid, "memo too large")
+	}
+	if err := s.c.Set(ctx, s.ledKey("memo:"+name), v, 0).Err(); err != nil {
+		return s.fail(op, err)
+	}
+	return nil
 }
