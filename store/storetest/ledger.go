@@ -379,3 +379,35 @@ func testLedgerObjectPaging(t *testing.T, e *env) {
 		}
 	}
 }
+
+// testMemos: a memo reads back as stored, is replaced by the next, is
+// nil before any, survives a restart, and refuses bad names and values
+// over the bound.
+func testMemos(t *testing.T, e *env) {
+	m, ok := e.s.(store.Memos)
+	if !ok {
+		t.Skip("backend keeps no memos")
+	}
+	ctx := t.Context()
+	if v, err := m.Memo(ctx, "grants"); err != nil || v != nil {
+		t.Fatalf("Memo before any: %q, %v", v, err)
+	}
+	for _, v := range []string{`{"through":7}`, `{"through":9}`} {
+		if err := m.PutMemo(ctx, "grants", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := m.Memo(ctx, "grants"); err != nil || string(got) != v {
+			t.Fatalf("Memo = %q, %v; want %q", got, err, v)
+		}
+	}
+	if v, err := m.Memo(ctx, "other"); err != nil || v != nil {
+		t.Errorf("another name reads %q, %v", v, err)
+	}
+	wantKind(t, "PutMemo with an empty name", m.PutMemo(ctx, "", []byte("x")), ctigate.Invalid)
+	wantKind(t, "PutMemo over the bound", m.PutMemo(ctx, "big", make([]byte, store.MaxMemoBytes+1)), ctigate.Invalid)
+	e.restart()
+	m = e.s.(store.Memos)
+	if got, err := m.Memo(ctx, "grants"); err != nil || string(got) != `{"through":9}` {
+		t.Errorf("after a restart Memo = %q, %v", got, err)
+	}
+}

@@ -87,6 +87,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DecisionsPaging", testDecisionsPaging},
 		{"Model", testModel},
 		{"Ledger", testLedger},
+		{"Memos", testMemos},
 	}
 	tests = append(tests, storeIndexTests()...)
 	tests = append(tests, resolveTests()...)
