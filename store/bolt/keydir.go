@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 
@@ -529,4 +530,49 @@ func (k *keys) rebuild(tx *bbolt.Tx) error {
 	}
 	k.applied = tx.ID()
 	return nil
+}
+
+// idsOfTypes returns the ids of collection's versions whose type is one
+// of types, unless there are more than max (ok false: the caller scans).
+// Ids committed after a reader's snapshot may be among them; the reader
+// skips what its snapshot does not hold.
+func (k *keys) idsOfTypes(coll string, types []string, max int) (ids []string, ok bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	kd := k.colls[coll]
+	if kd == nil {
+		return nil, true
+	}
+	want := map[uint32]string{}
+	for _, t := range types {
+		if n, ok := k.types[t]; ok {
+			want[n] = t
+		}
+	}
+	if len(want) > 0 {
+		for _, r := range kd.slots {
+			if r == 0 {
+				continue
+			}
+			h := kd.heads.at(r)
+			typ, ok := want[h.typ]
+			if !ok {
+				continue
+			}
+			if len(ids) == max {
+				return nil, false
+			}
+			ids = append(ids, formatUUID(typ, &h.uuid))
+		}
+	}
+	for id := range kd.odd {
+		if t, _, found := strings.Cut(id, "--"); found && slices.Contains(types, t) {
+			if len(ids) == max {
+				return nil, false
+			}
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, true
 }

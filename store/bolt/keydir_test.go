@@ -527,3 +527,53 @@ func TestKeydirMemory(t *testing.T) {
 	runtime.KeepAlive(kd)
 	runtime.KeepAlive(ids)
 }
+
+// TestTypeQueryFromKeydir: a query by type alone of a type few ids have
+// reads those ids' versions (the keydir lists them), not every version's
+// header, and returns what a scan returns, non-canonical ids included.
+func TestTypeQueryFromKeydir(t *testing.T) {
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: 1 << 40})
+	fillStore(t, s, "c", 20000, 100)
+	var defs []store.Object
+	for i, id := range []string{
+		"marking-definition--00000000-0000-4000-8000-000000000001",
+		"marking-definition--00000000-0000-4000-8000-000000000002",
+		"marking-definition--NOT-CANONICAL",
+	} {
+		defs = append(defs, store.Object{ID: id, Type: "marking-definition", SpecVersion: "2.1",
+			Version: time.Date(2026, 3, 1, 0, 0, i, 0, time.UTC), Raw: fmt.Appendf(nil, `{"type":"marking-definition","id":%q}`, id)})
+	}
+	if _, err := s.AddObjects(ctx, "c", defs); err != nil {
+		t.Fatal(err)
+	}
+	q := store.Query{Types: []string{"marking-definition"}, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: 2}
+	before := s.touched.Load()
+	var got []string
+	for {
+		p, err := s.Objects(ctx, "c", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range p.Objects {
+			got = append(got, o.ID)
+		}
+		if !p.More {
+			break
+		}
+		q.Next = p.Next
+	}
+	read := s.touched.Load() - before
+	if want := []string{defs[0].ID, defs[1].ID, defs[2].ID}; !slices.Equal(got, want) {
+		t.Errorf("marking definitions %v, want %v", got, want)
+	}
+	if read > 64<<10 {
+		t.Errorf("the query read %d bytes of headers, as a scan of the 20,000 indicators would", read)
+	}
+	// More ids of the type than the keydir lists: the scan, same answer.
+	s.idLookupMax = 1
+	p, err := s.Objects(ctx, "c", store.Query{Types: []string{"marking-definition"}})
+	if err != nil || len(p.Objects) != 3 {
+		t.Errorf("scanned: %d objects, %v", len(p.Objects), err)
+	}
+}

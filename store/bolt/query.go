@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 
@@ -150,6 +151,21 @@ func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (
 			r.cb, r.txid = cb, tx.ID()
 			if f.anyIDs && len(f.ids) <= s.idLookupMax {
 				return r.byIDs(ctx)
+			}
+			if !f.anyIDs && len(f.types) > 0 {
+				// match[type] of a type few ids have (the marking
+				// definitions serve loads at start, among millions of
+				// indicators): the versions of those ids, listed by the
+				// keydir once it holds the snapshot, not a scan of every
+				// version.
+				r.keys.await(r.txid)
+				r.awaited = true
+				if ids, ok := r.keys.idsOfTypes(collection, slices.Collect(maps.Keys(f.types)), s.idLookupMax); ok {
+					byType := *f
+					byType.ids = ids
+					r.f = &byType
+					return r.byIDs(ctx)
+				}
 			}
 			return r.scan(ctx)
 		})
