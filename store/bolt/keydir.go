@@ -288,10 +288,10 @@ func (a *arena[T]) alloc() uint32 {
 	return a.n
 }
 
-// drop gives the arena's memory back; it must not be used after.
+// drop gives the arena's memory back (see releaseOffHeap).
 func (a *arena[T]) drop() {
 	for _, c := range a.chunks {
-		freeOffHeap(c)
+		releaseOffHeap(c)
 	}
 	*a = arena[T]{}
 }
@@ -392,9 +392,9 @@ func (kd *keydir) reserve(n uint64) {
 	kd.slots = offHeap[uint32](size)
 }
 
-// drop gives the keydir's memory back; it must not be used after.
+// drop gives the keydir's memory back (see releaseOffHeap).
 func (kd *keydir) drop() {
-	freeOffHeap(kd.slots)
+	releaseOffHeap(kd.slots)
 	kd.slots = nil
 	kd.heads.drop()
 	kd.more.drop()

@@ -10,3 +10,5 @@ const offHeapHeap = true
 func offHeap[T any](n int) []T { return make([]T, n) }
 
 func freeOffHeap[T any](s []T) {}
+
+func releaseOffHeap[T any](s []T) {}

@@ -41,3 +41,14 @@ func freeOffHeap[T any](s []T) {
 	var zero T
 	_ = unix.Munmap(unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*int(unsafe.Sizeof(zero))))
 }
+
+// releaseOffHeap gives s's memory back but keeps its addresses mapped
+// (reading them gives zeros): for tables whose store is closed, so that a
+// read that should not happen any more cannot fault.
+func releaseOffHeap[T any](s []T) {
+	if len(s) == 0 {
+		return
+	}
+	var zero T
+	_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*int(unsafe.Sizeof(zero))), unix.MADV_DONTNEED)
+}
