@@ -149,12 +149,14 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := s.db.View(s.keys.rebuild); err != nil {
+	// The trimmer runs during the rebuild, which reads every version's
+	// header (gigabytes of the file at ten million versions).
+	s.startTrimmer(db, s.log, "store", opts.TrimAfterBytes, opts.TrimAbove, opts.TrimInterval)
+	if err := s.db.View(func(tx *bbolt.Tx) error { return s.keys.rebuild(tx, s.noteRead) }); err != nil {
+		s.stopTrimmer()
 		db.Close()
 		return nil, ctigate.E(op, fmt.Errorf("rebuilding the id index: %w", err))
 	}
-	// The rebuild read every index page: startTrimmer trims first.
-	s.startTrimmer(db, s.log, "store", opts.TrimAfterBytes, opts.TrimAbove, opts.TrimInterval)
 	return s, nil
 }
 

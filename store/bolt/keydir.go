@@ -498,9 +498,11 @@ func (k *keys) deleteSlot(kd *keydir, i int) {
 
 // rebuild fills the keydir from the index buckets of every collection, as
 // of read transaction tx.
-func (k *keys) rebuild(tx *bbolt.Tx) error {
+func (k *keys) rebuild(tx *bbolt.Tx, note func(int64)) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	var read int64 // bytes visited, told to the trimmer as they go
+	defer func() { note(read) }()
 	err := tx.Bucket(bucketCollections).ForEachBucket(func(name []byte) error {
 		cb, ok := openCollection(tx, string(name))
 		if !ok {
@@ -512,6 +514,10 @@ func (k *keys) rebuild(tx *bbolt.Tx) error {
 		}
 		c := cb.index.Cursor()
 		for dk, v := c.First(); dk != nil; dk, v = c.Next() {
+			if read += int64(len(v)); read >= 1<<20 {
+				note(read)
+				read = 0
+			}
 			id, ok := headerID(v)
 			if len(dk) != dateKeyLen || !ok {
 				return errCorrupt

@@ -299,3 +299,16 @@ func TestTrimLongScan(t *testing.T) {
 		t.Fatalf("a scan of 20,000 headers told the trimmer of %d bytes while it ran, want at least 1 MiB", noted)
 	}
 }
+
+// TestTrimDuringOpen checks that opening a store, which reads every
+// version's header to rebuild the keydir, tells the trimmer as it reads.
+func TestTrimDuringOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := openTest(t, path, Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: -1})
+	fillStore(t, s, "c", 20000, 100)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, path, Options{NoSync: true, TrimInterval: -1, TrimAfterBytes: 1 << 20, TrimAbove: -1})
+	awaitChange(t, &s.checks, 0, "no trim check while opening a store of 20,000 versions with TrimAfterBytes = 1 MB")
+}
