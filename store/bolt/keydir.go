@@ -539,7 +539,8 @@ func (k *keys) rebuild(tx *bbolt.Tx, note func(int64)) error {
 }
 
 // idsOfTypes returns the ids of collection's versions whose type is one
-// of types, unless there are more than max (ok false: the caller scans).
+// of types, unless there are more than max or they hold more than an
+// eighth of its versions (ok false: the caller scans).
 // Ids committed after a reader's snapshot may be among them; the reader
 // skips what its snapshot does not hold.
 func (k *keys) idsOfTypes(coll string, types []string, max int) (ids []string, ok bool) {
@@ -578,6 +579,11 @@ func (k *keys) idsOfTypes(coll string, types []string, max int) (ids []string, o
 			}
 			ids = append(ids, id)
 		}
+	}
+	// A common type is read faster by the scan, which stops once a page
+	// is full, than by looking up each of its ids for every page.
+	if len(ids)*8 > kd.versions {
+		return nil, false
 	}
 	slices.Sort(ids)
 	return ids, true
