@@ -449,10 +449,16 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 }
 
 // announce tells the operator that a policy version starts over a route
-// that already published objects: history is re-evaluated, and what was
-// published before stays published.
+// that already published objects, from a source that holds some: history
+// is re-evaluated, and what was published before stays published.
 func (w *Worker) announce(ctx context.Context, r *policy.Route, src string) {
 	p, err := w.st.Objects(ctx, r.ID(), store.Query{Limit: 1, WithoutRaw: true})
+	if err != nil || len(p.Objects) == 0 {
+		return
+	}
+	// A source that holds nothing has no history to re-evaluate: its
+	// checkpoint stays zero, and it would be announced at every start.
+	p, err = w.st.Objects(ctx, src, store.Query{Limit: 1, WithoutRaw: true, Versions: []store.VersionMatch{{Kind: store.All}}})
 	if err != nil || len(p.Objects) == 0 {
 		return
 	}

@@ -1,10 +1,12 @@
 package fanout
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -419,5 +421,39 @@ func TestIngestLinksRing(t *testing.T) {
 	}
 	if got := l.linksFor(inbound, base, base.Add(time.Duration(total)*time.Second)); len(got) != maxSpanLinks || got[0].SpanContext.SpanID() != sc(total-1).SpanID() {
 		t.Errorf("got %d links starting at %v, want %d starting with the newest", len(got), got[0].SpanContext.SpanID(), maxSpanLinks)
+	}
+}
+
+// TestNewVersionAnnouncedOnce: a new policy version over a route that
+// published objects is announced for the source with history to
+// re-evaluate, and not at each start for a source that holds nothing.
+func TestNewVersionAnnouncedOnce(t *testing.T) {
+	e := newEnv(t)
+	const empty = "0c6f1c8e-5a8e-4d0b-9f5e-3b7a2e1d4c00" // a source collection that holds nothing
+	e.routes = []*policy.Route{route(t, lawColl, "law-enforcement", "TLP:AMBER", func(rc *policy.RouteConfig) {
+		rc.Sources = []string{inbound, empty}
+	})}
+	e.add(samples()...)
+	run := func(rs []*policy.Route) string {
+		var logs bytes.Buffer
+		w := New(Options{Store: e.st, Routes: rs, Markings: e.markings, Clock: func() time.Time { return now },
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		e.runOnce(w)
+		return logs.String()
+	}
+	run(e.routes)
+	for i := range 2 {
+		e.restart()
+		if l := run(e.routes); strings.Contains(l, "new policy version") {
+			t.Fatalf("start %d announced a new policy version though none is:\n%s", i+2, l)
+		}
+	}
+	// A narrower version: announced for the inbound source only.
+	narrower := []*policy.Route{route(t, lawColl, "law-enforcement", "TLP:GREEN", func(rc *policy.RouteConfig) {
+		rc.Sources = []string{inbound, empty}
+	})}
+	l := run(narrower)
+	if !strings.Contains(l, "new policy version") || !strings.Contains(l, "source="+inbound) || strings.Contains(l, "source="+empty) {
+		t.Errorf("a new version over the route is announced for %s only:\n%s", inbound, l)
 	}
 }
