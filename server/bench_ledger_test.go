@@ -55,13 +55,7 @@ func benchIngest(b *testing.B, sync, ledger bool) {
 	srv := server.New(opts)
 	const perEnvelope = 500
 	post := func(body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodPost, inbound+"objects/", strings.NewReader(body))
-		req.Header.Set("Accept", "application/taxii+json;version=2.1")
-		req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
-		req.SetBasicAuth("cert-a", "cert-a-pw")
-		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, req)
-		return w
+		return postInProcess(srv, body)
 	}
 	// The first request pays the password hash; later ones hit the cache.
 	if w := post(`{"objects":[` + indicator(0, "2026-01-02T00:00:00.000Z") + `]}`); w.Code != http.StatusAccepted {

@@ -245,3 +245,15 @@ func uuidN(n int) string {
 func env(objs ...string) []byte {
 	return []byte(`{"objects":[` + strings.Join(objs, ",") + `]}`)
 }
+
+// postInProcess posts body to the inbound collection as cert-a, through
+// h without a network, and returns the response.
+func postInProcess(h http.Handler, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, inbound+"objects/", strings.NewReader(body))
+	req.Header.Set("Accept", "application/taxii+json;version=2.1")
+	req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
+	req.SetBasicAuth("cert-a", "cert-a-pw")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}

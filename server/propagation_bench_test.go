@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -47,12 +46,7 @@ func BenchmarkPropagation(b *testing.B) {
 	srv := server.New(server.Options{Config: cfg, Store: st, Auth: authOf(b, cfg), Markings: markings,
 		OnIngest: func(string) { fan.Notify() }})
 	post := func(body string) {
-		req := httptest.NewRequest(http.MethodPost, inbound+"objects/", strings.NewReader(body))
-		req.Header.Set("Accept", "application/taxii+json;version=2.1")
-		req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
-		req.SetBasicAuth("cert-a", "cert-a-pw")
-		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, req)
+		w := postInProcess(srv, body)
 		if w.Code != http.StatusAccepted {
 			b.Fatalf("POST: %d %.200s", w.Code, w.Body.String())
 		}

@@ -46,12 +46,7 @@ func TestJunkEnvelopeCostsLittle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := httptest.NewRequest(http.MethodPost, inbound+"objects/", strings.NewReader(body))
-	req.Header.Set("Accept", "application/taxii+json;version=2.1")
-	req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
-	req.SetBasicAuth("cert-a", "cert-a-pw")
-	w := httptest.NewRecorder()
-	srv.ServeHTTP(w, req)
+	w := postInProcess(srv, body)
 	if w.Code != http.StatusAccepted {
 		t.Fatalf("POST: %d %.300s", w.Code, w.Body.String())
 	}
