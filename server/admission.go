@@ -49,11 +49,14 @@ import (
 // of that reserve (256 KiB by default) are admitted from it, larger ones
 // from the rest, each in the order they came. A user may hold a quarter
 // of the reserve at most, so no one user can take it all. Large pages are
-// also read and recorded a few at a time (by half the processors, at
-// least one): reading, hashing and recording a page of megabytes is work
-// for a processor, and a burst of them would otherwise leave small reads
-// waiting for one; while a page is read, the backend's reply and the page
-// copied from it may briefly exist together, beyond what was admitted.
+// also read and hashed a few at a time (by half the processors, at
+// least one): reading a page of megabytes and hashing its items for the
+// delivery record is work for a processor, and a burst of them would
+// otherwise leave small reads waiting for one. The record's durable
+// write is waited for outside the turn (it needs no processor, and the
+// records of pages read meanwhile share its commit). While a page is
+// read, the backend's reply and the page copied from it may briefly
+// exist together, beyond what was admitted.
 // The budgets count the pages' memory, not the process's: the rest
 // (connections, the store's caches, garbage not yet collected) comes on
 // top, which the Go runtime's soft memory limit keeps in check.
@@ -102,7 +105,7 @@ type admission struct {
 	small     *pool         // the reserve for small pages
 	smallPage int64         // pages that may cost at most this are small
 	userSmall int64         // the part of the reserve one user may hold
-	readers   chan struct{} // a place for each large page being read and recorded
+	readers   chan struct{} // a place for each large page being read and hashed
 
 	mu    sync.Mutex
 	users map[string]*userPools // users with pages in flight or waiting
@@ -223,7 +226,7 @@ func (a *admission) acquire(ctx context.Context, user string, n int64) (*permit,
 	return p, nil
 }
 
-// read waits for the page's turn to be read and recorded when it is a
+// read waits for the page's turn to be read and hashed when it is a
 // large one, and returns what ends the turn (nothing to end for a small
 // page). It fails only when ctx ends first (the client went away).
 func (p *permit) read(ctx context.Context) (done func(), err error) {

@@ -234,20 +234,27 @@ func (s *Server) getEvidence(c echo.Context) error {
 	return writePlainJSON(c, ev)
 }
 
-// recordDelivery appends the delivered entry of a page read from col
-// with q, before the page is sent: no delivery without its record. The
-// entry names the page by reference (custody, "Deliveries"): its
-// date_added range, count, query digest, the access configuration in
-// force, and the Merkle root of its items; the store keeps the page's
-// manifest once.
-func (s *Server) recordDelivery(c echo.Context, col *collection, q *store.Query, page *store.Page) error {
+// delivery is the delivered entry of a page and the page's manifest,
+// made ready (hashed) before the page is sent and appended by record.
+type delivery struct {
+	entry    custody.Entry
+	manifest []byte
+}
+
+// prepareDelivery makes the delivered entry of a page read from col with
+// q (nil for an empty page, which is not a delivery). The entry names the
+// page by reference (custody, "Deliveries"): its date_added range, count,
+// query digest, the access configuration in force, and the Merkle root of
+// its items; the store keeps the page's manifest once. This is the
+// processor's part of recording a delivery (a hash or two per item);
+// record is the store's.
+func (s *Server) prepareDelivery(c echo.Context, col *collection, q *store.Query, page *store.Page) (*delivery, error) {
 	if s.ledger == nil || len(page.Objects) == 0 {
-		return nil
+		return nil, nil
 	}
-	ctx := c.Request().Context()
-	salter, err := s.ledger.DeliverySalter(ctx)
+	salter, err := s.ledger.DeliverySalter(c.Request().Context())
 	if err != nil {
-		return undelivered(err)
+		return nil, undelivered(err)
 	}
 	n := len(page.Objects)
 	leaves := make([]tlog.Hash, n)
@@ -262,19 +269,28 @@ func (s *Server) recordDelivery(c echo.Context, col *collection, q *store.Query,
 			sum = &o.Hash
 		}
 		if leaves[i], err = pl.Leaf(o.ID, o.Version, o.DateAdded, sum); err != nil {
-			return ctigate.E("server.recordDelivery", err)
+			return nil, ctigate.E("server.recordDelivery", err)
 		}
 		das[i] = o.DateAdded
 	}
-	e := custody.Entry{
+	d := &delivery{entry: custody.Entry{
 		Action: custody.Delivered, Collection: col.cfg.ID, Detail: c.Request().Method + " " + endpointName(c.Path()),
 		Count: n, FirstAdded: custody.FormatTime(das[0]), LastAdded: custody.FormatTime(das[n-1]),
 		Filter: queryDigest(c.Path(), q), View: s.viewOf(c).accessDigest, ItemsRoot: custody.HexRoot(custody.TreeRoot(leaves)),
-	}
+	}, manifest: custody.EncodeManifest(das)}
 	if u := userOf(c); u != nil {
-		e.User, e.Org = u.Name, u.Organisation
+		d.entry.User, d.entry.Org = u.Name, u.Organisation
 	}
-	_, err = s.ledger.RecordDelivery(ctx, e, custody.EncodeManifest(das))
+	return d, nil
+}
+
+// record appends d durably, before its page is sent: no delivery without
+// its record. Nothing to record (nil) is no error.
+func (s *Server) record(c echo.Context, d *delivery) error {
+	if d == nil {
+		return nil
+	}
+	_, err := s.ledger.RecordDelivery(c.Request().Context(), d.entry, d.manifest)
 	return undelivered(err)
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -168,5 +169,59 @@ func TestRereadsCostBytes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// heldRecords is a ledger whose delivery records wait, once they have
+// been asked for, until release is closed.
+type heldRecords struct {
+	server.Ledger
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (l *heldRecords) RecordDelivery(ctx context.Context, e custody.Entry, manifest []byte) (custody.Entry, error) {
+	l.entered <- struct{}{}
+	<-l.release
+	return l.Ledger.RecordDelivery(ctx, e, manifest)
+}
+
+// TestDeliveryWriteOutsideTurn: on two processors large pages are read
+// and hashed one at a time (admission.go), but the durable write of a
+// page's delivered entry is waited for outside that turn, so another
+// page is read meanwhile and the two records can share a commit. Both
+// reads reach their record before either record is written.
+func TestDeliveryWriteOutsideTurn(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // one turn for large pages
+	b := boltBackend(t)
+	fill(t, b.st, 2000)
+	l := &heldRecords{Ledger: b.st, entered: make(chan struct{}, 2), release: make(chan struct{})}
+	cfg := testConfig(t)
+	cfg.Paging = config.Paging{DefaultLimit: 1000, MaxLimit: 1000}
+	h := server.New(server.Options{Config: cfg, Store: b.st, Auth: authOf(t, cfg), Ledger: l})
+	codes := make(chan int, 2)
+	for _, after := range []string{"", "&added_after=2000-01-01T00:00:00.000000Z"} {
+		go func() {
+			req := httptest.NewRequest(http.MethodGet, "/exchange/collections/"+publishedID+"/objects/?limit=1000"+after, nil)
+			req.Header.Set("Accept", "application/taxii+json;version=2.1")
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			codes <- w.Code
+		}()
+	}
+	for i := range 2 {
+		select {
+		case <-l.entered:
+		case <-time.After(10 * time.Second):
+			close(l.release)
+			t.Fatalf("%d of 2 large page reads reached their delivery record while the other's was being written", i)
+		}
+	}
+	close(l.release)
+	for range 2 {
+		if code := <-codes; code != http.StatusOK {
+			t.Errorf("page read: %d", code)
+		}
 	}
 }

@@ -53,25 +53,42 @@ func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query
 			p.release()
 		}
 	}()
-	turn, err := p.read(c.Request().Context())
+	d, page, err := s.readTurn(c, p, col, &q)
 	if err != nil {
 		return col, store.Page{}, nil, err
 	}
-	defer turn()
-	sctx, span := s.tracer.Start(c.Request().Context(), spanStoreRead)
-	page, err = s.store.Objects(sctx, col.cfg.ID, q)
-	telemetry.EndSpan(span, err)
-	if err != nil {
-		s.metrics.StoreError(c.Request().Context(), "objects")
-		return col, page, nil, err
-	}
-	if err = s.settle(c, p, col.cfg.ID, &q, &page); err != nil {
-		return col, store.Page{}, nil, refused(c, err)
-	}
-	if err = s.recordDelivery(c, col, &q, &page); err != nil {
+	// The durable write waits outside the turn: it needs no processor,
+	// and the delivered entries of pages read meanwhile share its commit.
+	if err = s.record(c, d); err != nil {
 		return col, store.Page{}, nil, err
 	}
 	return col, page, p.release, nil
+}
+
+// readTurn reads the page admitted by p and makes its delivered entry
+// ready, in the page's turn (admission.go): the processor's part of a
+// read.
+func (s *Server) readTurn(c echo.Context, p *permit, col *collection, q *store.Query) (*delivery, store.Page, error) {
+	turn, err := p.read(c.Request().Context())
+	if err != nil {
+		return nil, store.Page{}, err
+	}
+	defer turn()
+	sctx, span := s.tracer.Start(c.Request().Context(), spanStoreRead)
+	page, err := s.store.Objects(sctx, col.cfg.ID, *q)
+	telemetry.EndSpan(span, err)
+	if err != nil {
+		s.metrics.StoreError(c.Request().Context(), "objects")
+		return nil, store.Page{}, err
+	}
+	if err = s.settle(c, p, col.cfg.ID, q, &page); err != nil {
+		return nil, store.Page{}, refused(c, err)
+	}
+	d, err := s.prepareDelivery(c, col, q, &page)
+	if err != nil {
+		return nil, store.Page{}, err
+	}
+	return d, page, nil
 }
 
 // readObjectPage is readPage for the endpoints of one object: 404 when the
