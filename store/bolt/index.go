@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -37,10 +38,8 @@ var _ store.Index = (*Index)(nil)
 // until it holds IndexOptions.SegmentEntries, then the next one starts. A
 // batch dirties only pages of the current, small segment, while a lookup
 // seeks each key in every segment (a few microseconds per segment), so
-// lookups slow down as segments accumulate: at 1,250,000 entries (50
-// segments) a search takes p99 0.6 ms (BenchmarkLookup1M in search).
-// Segments are not merged; an index many times larger would need that, or
-// a larger SegmentEntries.
+// lookups would slow down as segments accumulate: a background merger
+// keeps their number logarithmic in the index's size (indexmerge.go).
 //
 // Durability. Commits are not fsynced: the index is derived data, which
 // the indexer rebuilds from the store by its checkpoints. A process crash
@@ -62,6 +61,15 @@ type Index struct {
 	// shutdown of the machine, or an invalid one.
 	rebuilt bool
 
+	// Segment merging (indexmerge.go).
+	fanIn      int           // segments of one level merged at once; < 2: never
+	gen        atomic.Uint64 // moved on by DropIndex, inside its write
+	mergeMu    sync.Mutex    // one merge at a time
+	mergeWake  chan struct{} // a segment was started
+	stopMerger chan struct{} // closed by Close
+	stopOnce   sync.Once
+	mergerDone chan struct{} // closed when the merger has returned; nil: none runs
+
 	trimmer // drops the file mapping from the page tables (trim.go)
 }
 
@@ -79,6 +87,10 @@ type IndexOptions struct {
 	// SegmentEntries is the number of entries written into one segment
 	// before the next one starts; zero means DefaultSegmentEntries.
 	SegmentEntries int
+	// MergeFanIn is the number of segments of one level merged into one
+	// of the next (indexmerge.go); zero means DefaultMergeFanIn, a
+	// negative number never merges.
+	MergeFanIn int
 	// Logger receives background errors (trimming); nil discards them.
 	Logger *slog.Logger
 	// TrimInterval, TrimAfterBytes and TrimAbove are as in Options.
@@ -129,15 +141,28 @@ func OpenIndex(path string, opts IndexOptions) (*Index, error) {
 		db.Close()
 		return nil, ctigate.E(op, err)
 	}
-	s := &Index{db: db, path: path, segMax: uint64(opts.SegmentEntries), rebuilt: rebuilt}
+	if err := dropLeftoverMerge(db); err != nil {
+		db.Close()
+		return nil, ctigate.E(op, err)
+	}
+	s := &Index{db: db, path: path, segMax: uint64(opts.SegmentEntries), rebuilt: rebuilt, fanIn: opts.MergeFanIn,
+		mergeWake: make(chan struct{}, 1), stopMerger: make(chan struct{})}
 	if opts.SegmentEntries <= 0 {
 		s.segMax = DefaultSegmentEntries
+	}
+	if opts.MergeFanIn == 0 {
+		s.fanIn = DefaultMergeFanIn
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s.startTrimmer(db, log, "search index", opts.TrimAfterBytes, opts.TrimAbove, opts.TrimInterval)
+	if s.fanIn >= 2 {
+		s.mergerDone = make(chan struct{})
+		go s.runMerger(log)
+		s.wakeMerger() // segments an earlier process left unmerged
+	}
 	return s, nil
 }
 
@@ -195,6 +220,10 @@ func bootID() string {
 // removes the open marker. Closing twice is harmless.
 func (s *Index) Close() error {
 	const op = "bolt.Index.Close"
+	s.stopOnce.Do(func() { close(s.stopMerger) })
+	if s.mergerDone != nil {
+		<-s.mergerDone
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -422,7 +451,9 @@ func (s *Index) AddIndexEntries(ctx context.Context, collection string, entries 
 		return ctxErr(op, err)
 	}
 	var written int64
+	started := false // a new segment
 	err = s.db.Update(func(tx *bbolt.Tx) error {
+		started = false
 		root, err := tx.CreateBucketIfNotExists(bucketSearch)
 		if err != nil {
 			return err
@@ -456,7 +487,7 @@ func (s *Index) AddIndexEntries(ctx context.Context, collection string, entries 
 				seg, n = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
 			}
 			if n > 0 && n+uint64(len(kvs)) > s.segMax {
-				seg, n = seg+1, 0
+				seg, n, started = seg+1, 0, true
 			}
 			sb, err := segs.CreateBucketIfNotExists(binary.BigEndian.AppendUint64(nil, seg))
 			if err != nil {
@@ -479,6 +510,9 @@ func (s *Index) AddIndexEntries(ctx context.Context, collection string, entries 
 		return ctigate.E(op, err)
 	}
 	s.noteWrite(written)
+	if started {
+		s.wakeMerger()
+	}
 	return nil
 }
 
@@ -589,6 +623,7 @@ func (s *Index) DropIndex(ctx context.Context) error {
 		return ctxErr(op, err)
 	}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		s.gen.Add(1) // a merge under way is abandoned
 		if err := tx.DeleteBucket(bucketSearch); err != nil && !errors.Is(err, bberrors.ErrBucketNotFound) {
 			return err
 		}

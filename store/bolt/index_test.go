@@ -61,7 +61,7 @@ func lookupIDs(t *testing.T, ix *Index, value string) []string {
 // once each, in key order, the newest copy of an entry written again
 // winning.
 func TestIndexSegments(t *testing.T) {
-	ix, err := OpenIndex(filepath.Join(t.TempDir(), "search.db"), IndexOptions{SegmentEntries: 2})
+	ix, err := OpenIndex(filepath.Join(t.TempDir(), "search.db"), IndexOptions{SegmentEntries: 2, MergeFanIn: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
