@@ -68,6 +68,7 @@ bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./stix ./stix/pattern ./store/bolt
 	$(GO) test -run='^$$' -bench='Propagation' -benchtime 200x ./server
 	$(GO) test -run='^$$' -bench='IngestTelemetryPaired' -benchtime 300x ./server
+	$(GO) test -run='^$$' -bench='Lookup1M' -benchtime 20000x -timeout 30m ./search
 	$(BINARY) bench -n 200000
 	$(BINARY) bench --phase push --no-ceiling -n 60000 -b 10 -p 16
 	if [ -n "$(BENCH10M)" ]; then rm -rf /var/tmp/ctigate-b10m && \
@@ -75,7 +76,8 @@ bench: build
 	  $(BINARY) bench --phase poll --routeless --no-ceiling -c 1 --data /var/tmp/ctigate-b10m && \
 	  rm -rf /var/tmp/ctigate-b10k && \
 	  $(BINARY) bench --phase push --routeless --no-ceiling -n 10000 --data /var/tmp/ctigate-b10k && \
-	  $(BINARY) bench --phase poll --routeless --no-ceiling -c 1 --data /var/tmp/ctigate-b10k; fi
+	  $(BINARY) bench --phase poll --routeless --no-ceiling -c 1 --data /var/tmp/ctigate-b10k && \
+	  $(GO) test -run='^$$' -bench='Lookup10M' -benchtime 20000x -timeout 60m ./search; fi
 
 run:
 	$(GO) run ./cmd/ctigate serve
