@@ -69,6 +69,7 @@ bench: build
 	$(GO) test -run='^$$' -bench='Propagation' -benchtime 200x ./server
 	$(GO) test -run='^$$' -bench='IngestTelemetryPaired' -benchtime 300x ./server
 	$(GO) test -run='^$$' -bench='Lookup1M' -benchtime 20000x -timeout 30m ./search
+	$(GO) test -run='^$$' -bench='WithdrawalBurst' -benchtime 1x ./cmd/ctigate
 	$(BINARY) bench -n 200000
 	$(BINARY) bench --phase push --no-ceiling -n 60000 -b 10 -p 16
 	if [ -n "$(BENCH10M)" ]; then rm -rf /var/tmp/ctigate-b10m && \

@@ -43,13 +43,13 @@ type gatewayProc struct {
 
 // startServe runs `ctigate serve args…` until the test ends or stop is
 // called, and returns once it listens.
-func startServe(t *testing.T, getenv func(string) string, args ...string) *gatewayProc {
+func startServe(t testing.TB, getenv func(string) string, args ...string) *gatewayProc {
 	t.Helper()
 	return startServeLog(t, getenv, io.Discard, args...)
 }
 
 // startServeLog is startServe with serve's log written to stderr.
-func startServeLog(t *testing.T, getenv func(string) string, stderr io.Writer, args ...string) *gatewayProc {
+func startServeLog(t testing.TB, getenv func(string) string, stderr io.Writer, args ...string) *gatewayProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -94,7 +94,7 @@ func opsPort0(getenv func(string) string) func(string) string {
 	}
 }
 
-func (p *gatewayProc) stop(t *testing.T) {
+func (p *gatewayProc) stop(t testing.TB) {
 	t.Helper()
 	if p.cancel == nil {
 		return
@@ -106,7 +106,7 @@ func (p *gatewayProc) stop(t *testing.T) {
 	}
 }
 
-func request(t *testing.T, client *http.Client, method, u, user string, body []byte) (*http.Response, []byte, error) {
+func request(t testing.TB, client *http.Client, method, u, user string, body []byte) (*http.Response, []byte, error) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
