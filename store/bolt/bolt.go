@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,9 +137,11 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, ctigate.E(op, err)
 	}
+	keys := newKeys()
+	keys.file = openPagedFile(filepath.Dir(path))
 	s := &Store{
 		db:          db,
-		keys:        newKeys(),
+		keys:        keys,
 		clock:       opts.Clock,
 		log:         opts.Logger,
 		idLookupMax: 10000,

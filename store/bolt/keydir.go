@@ -31,7 +31,10 @@ import (
 // table kept at most 3/4 full; each further version is 16 bytes (date_added,
 // link). Values live in chunks that never move, with no pointers for the
 // garbage collector to follow. That is about 39 bytes per version for the
-// usual mix (90% of ids with one version). Ids that are not "<type>--<lowercase canonical UUID>" (never
+// usual mix (90% of ids with one version). The heads and further versions
+// (about 35 of those bytes) are mapped from a file of their own beside the
+// store (pagedFile), so the kernel pages them like the store's file rather
+// than holding them as anonymous memory; the slots stay anonymous. Ids that are not "<type>--<lowercase canonical UUID>" (never
 // produced by conforming producers, but accepted) are kept in a map by
 // their string.
 //
@@ -75,6 +78,11 @@ type keys struct {
 	typeNames []string
 
 	k0, k1 uint64 // hash keys, random per store, so crafted ids cannot collide on purpose
+
+	// file backs the keydirs' arenas (heads and further versions), so
+	// that they are paged like a file, not anonymous memory; nil: they
+	// are anonymous (offHeap). Set before the first keydir is made.
+	file *pagedFile
 }
 
 func newKeys() *keys {
@@ -107,7 +115,7 @@ func (k *keys) apply(txid int, ops []keyOp) {
 		op := &ops[i]
 		kd := k.colls[op.coll]
 		if kd == nil {
-			kd = &keydir{}
+			kd = k.newKeydir()
 			k.colls[op.coll] = kd
 		}
 		if op.del {
@@ -263,6 +271,7 @@ type arena[T any] struct {
 	chunks [][]T
 	n      uint32 // values ever allocated
 	free   []uint32
+	file   *pagedFile // where chunks are mapped from; nil: anonymous memory
 }
 
 const (
@@ -282,7 +291,7 @@ func (a *arena[T]) alloc() uint32 {
 		return r
 	}
 	if int(a.n>>chunkBits) == len(a.chunks) {
-		a.chunks = append(a.chunks, offHeap[T](1<<chunkBits))
+		a.chunks = append(a.chunks, pagedChunk[T](a.file, 1<<chunkBits))
 	}
 	a.n++
 	return a.n
@@ -408,6 +417,15 @@ func (k *keys) drop() {
 		kd.drop()
 	}
 	k.colls = map[string]*keydir{}
+	k.file.close()
+	k.file = nil
+}
+
+// newKeydir returns an empty keydir whose arenas are mapped from k.file.
+func (k *keys) newKeydir() *keydir {
+	kd := &keydir{}
+	kd.heads.file, kd.more.file = k.file, k.file
+	return kd
 }
 
 func (k *keys) grow(kd *keydir) {
@@ -508,7 +526,7 @@ func (k *keys) rebuild(tx *bbolt.Tx, note func(int64)) error {
 		if !ok {
 			return nil
 		}
-		kd := &keydir{}
+		kd := k.newKeydir()
 		if v := cb.coll.Get(keyCount); len(v) == 8 {
 			kd.reserve(binary.BigEndian.Uint64(v))
 		}

@@ -28,7 +28,9 @@ func dropMapping(addr uintptr, size int64) error {
 }
 
 // residentFileBytes returns the process's resident shared pages
-// (/proc/self/statm's third field: file-backed and shared memory), in bytes.
+// (/proc/self/statm's third field: file-backed and shared memory), in
+// bytes, but for the keydirs' files (pagedBytes, counted as if wholly
+// resident): they are not the mappings a trim drops.
 func residentFileBytes() (int64, bool) {
 	b, err := os.ReadFile("/proc/self/statm")
 	if err != nil {
@@ -42,5 +44,5 @@ func residentFileBytes() (int64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	return pages * int64(os.Getpagesize()), true
+	return max(0, pages*int64(os.Getpagesize())-pagedBytes.Load()), true
 }
