@@ -65,7 +65,7 @@ func (m *redisMemory) report(ctx context.Context, w io.Writer, objects int) {
 	}
 	fmt.Fprintf(w, "redis memory   used_memory %d -> %d bytes (+%.1f MiB, %d keys)", m.before, after, float64(after-m.before)/(1<<20), keys)
 	if objects > 0 {
-		fmt.Fprintf(w, ", %.0f bytes per stored object (object bytes, index entries, version lists, statuses, custody ledger, search index, the poll's delivered entries)", float64(after-m.before)/float64(objects))
+		fmt.Fprintf(w, ", %.0f bytes per pushed object (its bytes and, unless --routeless, the route's copy; index entries, version lists, statuses, custody ledger, search index, the poll's delivered entries)", float64(after-m.before)/float64(objects))
 	}
 	fmt.Fprintln(w)
 }
