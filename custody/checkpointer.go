@@ -57,7 +57,11 @@ func (c *Checkpointer) Sign(ctx context.Context) (Head, error) {
 	return Head{Seq: e.Seq, Hash: e.Hash, Time: e.Time}, nil
 }
 
-// isCheckpoint reports whether the head entry is a checkpoint already.
+// isCheckpoint reports whether the head entry is a checkpoint that signs
+// every entry before it. A checkpoint appended while other entries were
+// (its tree computed, then theirs appended before it) signs less: the
+// entries between are not signed until the next checkpoint, which must
+// then be made.
 func (c *Checkpointer) isCheckpoint(ctx context.Context, head Head) (bool, error) {
 	if r, ok := c.Chain.(interface {
 		LedgerEntry(ctx context.Context, seq uint64) (Entry, error)
@@ -66,7 +70,7 @@ func (c *Checkpointer) isCheckpoint(ctx context.Context, head Head) (bool, error
 		if err != nil {
 			return false, err
 		}
-		return e.Action == Checkpoint, nil
+		return e.Action == Checkpoint && e.SignedSeq+1 == head.Seq, nil
 	}
 	return false, nil
 }

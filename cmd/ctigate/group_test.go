@@ -158,3 +158,56 @@ func TestCheckpointerClock(t *testing.T) {
 		t.Fatalf("%d checkpoints after stopping, want 2 (the final head signed)", n)
 	}
 }
+
+// TestCheckpointAfterRacedEntries: entries appended while a checkpoint's
+// tree was computed land before the checkpoint, which signs only what
+// came before them. The head is then a checkpoint that leaves entries
+// unsigned: the next Sign (the final one of a clean stop) signs them
+// rather than taking the head for signed.
+func TestCheckpointAfterRacedEntries(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	entry := custody.Entry{Action: custody.ConfigLoaded, User: "ctigate", Detail: "test"}
+	if _, err := st.AppendEntries(ctx, []custody.Entry{entry, entry}); err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	c := newCheckpointer(st, custody.NewSigner(key))
+	root := c.Root
+	raced := false
+	c.Root = func(ctx context.Context, size uint64) (string, error) {
+		r, err := root(ctx, size)
+		if !raced { // entries of another writer, appended meanwhile
+			raced = true
+			if _, err := st.AppendEntries(ctx, []custody.Entry{entry, entry, entry}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return r, err
+	}
+	first, err := c.Sign(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Seq != 6 {
+		t.Fatalf("the raced checkpoint is entry %d, want 6 (after the 3 raced entries)", first.Seq)
+	}
+	second, err := c.Sign(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := st.LedgerEntries(ctx, store.LedgerQuery{Action: custody.Checkpoint, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[0].SignedSeq != 2 || es[1].SignedSeq != 6 || second.Seq != 7 {
+		t.Fatalf("checkpoints %+v (head %d): want one signing entry 2, then one signing entry 6", es, second.Seq)
+	}
+	if third, err := c.Sign(ctx); err != nil || third.Seq != 7 {
+		t.Fatalf("a third Sign with nothing new: head %d, %v; want no new checkpoint", third.Seq, err)
+	}
+}
