@@ -118,7 +118,12 @@ func (c *Checkpointer) Run(ctx context.Context) {
 		default:
 			retry.Succeeded()
 			if h.Seq > signed {
-				signed, lastAt = h.Seq, now()
+				lastAt = now()
+				// A checkpoint that raced with other entries leaves
+				// them unsigned: the next one is due as any other.
+				if full, err := c.isCheckpoint(ctx, h); err == nil && full {
+					signed = h.Seq
+				}
 			}
 			t.Reset(poll)
 		}

@@ -211,3 +211,43 @@ func TestCheckpointAfterRacedEntries(t *testing.T) {
 		t.Fatalf("a third Sign with nothing new: head %d, %v; want no new checkpoint", third.Seq, err)
 	}
 }
+
+// TestCheckpointerSignsRacedEntries: while running, a checkpoint that
+// raced with other entries is followed, once the interval passes, by one
+// that signs them, with no new entry needed.
+func TestCheckpointerSignsRacedEntries(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	entry := custody.Entry{Action: custody.ConfigLoaded, User: "ctigate", Detail: "test"}
+	if _, err := st.AppendEntries(context.Background(), []custody.Entry{entry}); err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	c := newCheckpointer(st, custody.NewSigner(key))
+	c.Interval, c.Poll = 20*time.Millisecond, time.Millisecond
+	root := c.Root
+	var raced atomic.Bool
+	c.Root = func(ctx context.Context, size uint64) (string, error) {
+		r, err := root(ctx, size)
+		if raced.CompareAndSwap(false, true) {
+			if _, err := st.AppendEntries(ctx, []custody.Entry{entry, entry}); err != nil {
+				t.Error(err)
+			}
+		}
+		return r, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "a checkpoint signing the raced entries while running", 5*time.Second, func() bool {
+		es, err := st.LedgerEntries(context.Background(), store.LedgerQuery{Action: custody.Checkpoint, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es) == 2 && es[0].SignedSeq == 1 && es[1].SignedSeq == es[0].Seq
+	})
+}
