@@ -49,12 +49,16 @@ import (
 // of that reserve (256 KiB by default) are admitted from it, larger ones
 // from the rest, each in the order they came. A user may hold a quarter
 // of the reserve at most, so no one user can take it all. Large pages are
-// also read and hashed a few at a time (by half the processors, at
-// least one): reading a page of megabytes and hashing its items for the
+// also read and hashed a few at a time (as many as there are
+// processors): reading a page of megabytes and hashing its items for the
 // delivery record is work for a processor, and a burst of them would
-// otherwise leave small reads waiting for one. The record's durable
-// write is waited for outside the turn (it needs no processor, and the
-// records of pages read meanwhile share its commit). While a page is
+// otherwise queue on the processors ahead of small reads. Half the
+// processors left the other half idle while a read waited for its
+// backend (Redis, or pages of the file coming in): four consumers on two
+// processors read 248,000 objects/s from Redis with one turn, 288,000
+// with two. The record's durable write is waited for outside the turn
+// (it needs no processor, and the records of pages read meanwhile share
+// its commit). While a page is
 // read, the backend's reply and the page copied from it may briefly
 // exist together, beyond what was admitted.
 // The budgets count the pages' memory, not the process's: the rest
@@ -130,7 +134,7 @@ func newAdmission(p config.Paging) *admission {
 		small:     newPool(reserve),
 		smallPage: reserve / 32,
 		userSmall: reserve / 4,
-		readers:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		readers:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
 		users:     map[string]*userPools{},
 	}
 }

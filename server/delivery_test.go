@@ -186,13 +186,13 @@ func (l *heldRecords) RecordDelivery(ctx context.Context, e custody.Entry, manif
 	return l.Ledger.RecordDelivery(ctx, e, manifest)
 }
 
-// TestDeliveryWriteOutsideTurn: on two processors large pages are read
+// TestDeliveryWriteOutsideTurn: on one processor large pages are read
 // and hashed one at a time (admission.go), but the durable write of a
 // page's delivered entry is waited for outside that turn, so another
 // page is read meanwhile and the two records can share a commit. Both
 // reads reach their record before either record is written.
 func TestDeliveryWriteOutsideTurn(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // one turn for large pages
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one turn for large pages
 	b := boltBackend(t)
 	fill(t, b.st, 2000)
 	l := &heldRecords{Ledger: b.st, entered: make(chan struct{}, 2), release: make(chan struct{})}
