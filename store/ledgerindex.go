@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/go-json-experiment/json"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ctigate/ctigate"
@@ -73,7 +72,7 @@ func indexedEntries(ctx context.Context, l IndexedLedger, from, to uint64) ([]in
 	if ll, ok := l.(ledgerLines); ok {
 		err := ll.LedgerLines(ctx, from, to, func(seq uint64, line []byte) error {
 			var e indexed
-			if err := json.Unmarshal(line, &e); err != nil {
+			if err := decodeIndexed(line, &e); err != nil {
 				return ctigate.E("store.IndexLedger", ctigate.Internal, fmt.Errorf("ledger entry %d: %v", seq, err))
 			}
 			out = append(out, e)
