@@ -34,9 +34,9 @@ import (
 // usual mix (90% of ids with one version). The heads and further versions
 // (about 35 of those bytes) are mapped from a file of their own beside the
 // store (pagedFile), so the kernel pages them like the store's file rather
-// than holding them as anonymous memory; the slots stay anonymous. Ids that are not "<type>--<lowercase canonical UUID>" (never
-// produced by conforming producers, but accepted) are kept in a map by
-// their string.
+// than holding them as anonymous memory; the slots stay anonymous. Ids
+// that are not "<type>--<lowercase canonical UUID>" (never produced by
+// conforming producers, but accepted) are kept in a map by their string.
 //
 // Consistency. The keydir only ever holds committed versions: a write
 // transaction records what it changes (writeTx.ops) and the committer
