@@ -1,9 +1,13 @@
 package redis
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -54,6 +58,53 @@ func fromJSON(ds []detailJSON) []store.StatusDetail {
 
 func (s *Store) statusKey(id string) string { return s.prefix + ":st:" + id }
 
+// A status of more than packMin bytes of JSON is stored deflated, after
+// the byte packedStatus (JSON starts with '{'): an envelope's status
+// lists every object with its id, version and hash, and is kept for
+// days. maxStatusJSON bounds what a stored status inflates to.
+const (
+	packedStatus  = 1
+	packMin       = 1024
+	maxStatusJSON = 256 << 20
+)
+
+var statusWriters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed)
+	return w
+}}
+
+func packStatus(b []byte) []byte {
+	if len(b) <= packMin {
+		return b
+	}
+	var out bytes.Buffer
+	out.Grow(len(b) / 2)
+	out.WriteByte(packedStatus)
+	w := statusWriters.Get().(*flate.Writer)
+	w.Reset(&out)
+	// Writes to a bytes.Buffer do not fail.
+	_, _ = w.Write(b)
+	_ = w.Close()
+	statusWriters.Put(w)
+	return out.Bytes()
+}
+
+func unpackStatus(b []byte) ([]byte, error) {
+	if len(b) == 0 || b[0] != packedStatus {
+		return b, nil
+	}
+	r := flate.NewReader(bytes.NewReader(b[1:]))
+	defer r.Close()
+	out, err := io.ReadAll(io.LimitReader(r, maxStatusJSON+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > maxStatusJSON {
+		return nil, errors.New("inflates past the bound")
+	}
+	return out, nil
+}
+
 // PutStatus creates or replaces a status resource. A status with Expires
 // is written with a TTL in the same command (SET … PX), the time left
 // until Expires by the store's clock, so that Redis removes it by itself;
@@ -80,6 +131,7 @@ func (s *Store) PutStatus(ctx context.Context, st store.Status) error {
 	if err != nil {
 		return ctigate.E(op, ctigate.Internal, err)
 	}
+	b = packStatus(b)
 	var ttl time.Duration
 	if !st.Expires.IsZero() {
 		ttl = st.Expires.Sub(s.clock())
@@ -117,7 +169,11 @@ func (s *Store) Status(ctx context.Context, id string) (store.Status, error) {
 		return store.Status{}, s.fail(op, err)
 	}
 	var j statusJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	b, err = unpackStatus(b)
+	if err == nil {
+		err = json.Unmarshal(b, &j)
+	}
+	if err != nil {
 		return store.Status{}, ctigate.E(op, ctigate.Internal, fmt.Errorf("status %s: %w", id, err))
 	}
 	if !j.Expires.IsZero() && !s.clock().Before(j.Expires) {

@@ -1,6 +1,9 @@
 package redis_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"testing"
 	"time"
 
@@ -85,4 +88,78 @@ func TestStatusTTL(t *testing.T) {
 	if _, err := s.Status(ctx, st.ID); ctigate.KindOf(err) != ctigate.NotFound {
 		t.Fatalf("Status after its TTL ran out: got %v, want NotFound", err)
 	}
+}
+
+// TestStatusPacked: an envelope's status is stored deflated, in less
+// than half its JSON, and reads back whole; a status stored as JSON (as
+// earlier builds wrote every one) still reads.
+func TestStatusPacked(t *testing.T) {
+	ctx := t.Context()
+	url := redistest.URL(t)
+	admin, err := redis.NewClient(redis.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	prefix := redistest.Prefix(t, admin)
+	c, err := redis.NewClient(redis.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := redis.New(c, redis.Options{Prefix: prefix, CloseClient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+
+	st := store.Status{ID: "5f6a3c1e-0000-4000-8000-0000000000a1", APIRoot: "exchange", Collection: "c", Owner: "cert-a",
+		Status: "complete", RequestTimestamp: time.Date(2026, 12, 6, 10, 0, 0, 123, time.UTC), TotalCount: 500}
+	jsonLen := 0
+	for i := range 500 {
+		h := sha256.Sum256(fmt.Appendf(nil, "%d", i))
+		d := store.StatusDetail{ID: fmt.Sprintf("indicator--%s", uuidOf(i)), Version: "2026-12-06T08:51:29.829Z",
+			Message: "added; TLP:GREEN; sha256 " + hex.EncodeToString(h[:])}
+		st.Successes = append(st.Successes, d)
+		jsonLen += len(`{"id":"","v":"","m":""},`) + len(d.ID) + len(d.Version) + len(d.Message)
+	}
+	if err := s.PutStatus(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	n, err := admin.StrLen(ctx, prefix+":st:"+st.ID).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n*2 > int64(jsonLen) {
+		t.Fatalf("a status of %d bytes of JSON details is stored in %d bytes, want less than half", jsonLen, n)
+	}
+	got, err := s.Status(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Successes) != 500 || got.Successes[499] != st.Successes[499] || !got.RequestTimestamp.Equal(st.RequestTimestamp) {
+		t.Fatalf("read back %d successes, last %+v", len(got.Successes), got.Successes[len(got.Successes)-1])
+	}
+
+	legacy := `{"id":"5f6a3c1e-0000-4000-8000-0000000000a2","api_root":"exchange","collection":"c","owner":"cert-a","status":"complete","request_timestamp":"2026-12-06T10:00:00Z","total_count":1,"successes":[{"id":"indicator--x","v":"2026-12-06T08:51:29.829Z","m":"added"}]}`
+	if err := admin.Set(ctx, prefix+":st:5f6a3c1e-0000-4000-8000-0000000000a2", legacy, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Status(ctx, "5f6a3c1e-0000-4000-8000-0000000000a2")
+	if err != nil || len(got.Successes) != 1 || got.Successes[0].Message != "added" {
+		t.Fatalf("a status stored as JSON: %+v, %v", got, err)
+	}
+
+	// A stored value that does not inflate is an error, not a status.
+	if err := admin.Set(ctx, prefix+":st:5f6a3c1e-0000-4000-8000-0000000000a3", "\x01not deflate", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Status(ctx, "5f6a3c1e-0000-4000-8000-0000000000a3"); ctigate.KindOf(err) != ctigate.Internal {
+		t.Fatalf("a corrupt packed status: got %v, want Internal", err)
+	}
+}
+
+func uuidOf(i int) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "uuid %d", i))
+	x := hex.EncodeToString(h[:16])
+	return x[:8] + "-" + x[8:12] + "-4" + x[13:16] + "-8" + x[17:20] + "-" + x[20:32]
 }

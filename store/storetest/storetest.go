@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CursorWithAddedAfter", testCursorWithAddedAfter},
 		{"MalformedCursor", testMalformedCursor},
 		{"WithoutRaw", testWithoutRaw},
+		{"WithoutRawByID", testWithoutRawByID},
 		{"Hash", testHash},
 		{"Delete", testDelete},
 		{"DeleteRecomputesFirstLast", testDeleteRecomputesFirstLast},
@@ -649,6 +650,51 @@ func testWithoutRaw(t *testing.T, e *env) {
 	}
 }
 
+// testWithoutRawByID: a read by ids without the bytes answers what the
+// same read with them does (ids, types, spec_versions, versions,
+// date_added, order, pages), for every version selector and filter, also
+// for versions whose type is not their id's prefix and ids without one.
+func testWithoutRawByID(t *testing.T, e *env) {
+	odd := withRaw(store.Object{ID: "odd--1", Type: "other", SpecVersion: "2.1", Version: v(1)}, "")
+	plain := withRaw(store.Object{ID: "plain", Type: "plain", SpecVersion: "2.0"}, "")
+	e.add(coll, obj(ind1, v(1)), objSpec(ind1, v(2), "2.0"), obj(ind1, v(3)), obj(mal1, time.Time{}), odd, plain)
+	e.add(coll, obj(ind2, v(2)), obj(ind2, v(1)), objSpec(odd.ID, v(2), "2.0"), obj(ind3, v(5)))
+	ids := []string{ind1, ind2, ind3, mal1, odd.ID, plain.ID, "indicator--00000000-0000-4000-8000-000000000000"}
+	first := e.walk(coll, store.Query{Versions: []store.VersionMatch{vAll}, Limit: 1})
+	if len(first) < 2 {
+		t.Fatalf("%d versions stored, want 10", len(first))
+	}
+	for _, q := range []store.Query{
+		{IDs: ids},
+		{IDs: ids, Versions: []store.VersionMatch{vAll}},
+		{IDs: ids, Versions: []store.VersionMatch{{Kind: store.First}}},
+		{IDs: ids, Versions: []store.VersionMatch{{Kind: store.First}, {Kind: store.Last}}},
+		{IDs: ids, Versions: []store.VersionMatch{{Kind: store.At, At: v(2)}}},
+		{IDs: ids, Versions: []store.VersionMatch{vAll}, Types: []string{"other", "indicator"}},
+		{IDs: ids, Versions: []store.VersionMatch{vAll}, Types: []string{"odd"}},
+		{IDs: ids, Versions: []store.VersionMatch{vAll}, SpecVersions: []string{"2.0"}},
+		{IDs: ids, Versions: []store.VersionMatch{vAll}, Limit: 3},
+		{IDs: ids, Versions: []store.VersionMatch{vAll}, AddedAfter: first[1].DateAdded},
+		{IDs: []string{odd.ID}, Versions: []store.VersionMatch{vAll}},
+		{IDs: []string{plain.ID, mal1}},
+	} {
+		want := noRaw(e.walk(coll, q))
+		for i := range want {
+			want[i].Hash, want[i].Producer = [32]byte{}, ""
+		}
+		bare := q
+		bare.WithoutRaw = true
+		got := e.walk(coll, bare)
+		for i := range got {
+			if got[i].Raw != nil {
+				t.Fatalf("Objects%s: object %d has Raw", describe(bare), i)
+			}
+			got[i].Hash, got[i].Producer = [32]byte{}, ""
+		}
+		e.checkObjects("Objects"+describe(bare), got, want, false)
+	}
+}
+
 // testHash: the writer's hash is kept with each version, returned with its
 // raw bytes, kept by the first copy when a version is re-added, and kept
 // across a restart; a version written without one reads back zero.
@@ -873,6 +919,31 @@ func testStatus(t *testing.T, e *env) {
 		t.Fatalf("Status (first, after second): %v", err)
 	}
 	checkStatus(t, "first status after adding a second", got, st)
+
+	// An envelope's worth: 5,000 details, every kind.
+	big := sampleStatus()
+	big.ID = "5f6a3c1e-0000-4000-8000-0000000000b1"
+	big.Successes, big.Failures, big.Pendings = nil, nil, nil
+	for i := range 5000 {
+		d := store.StatusDetail{ID: fmt.Sprintf("indicator--%08x-0000-4000-8000-%012x", i, i*7919),
+			Version: v(i).Format(time.RFC3339Nano), Message: fmt.Sprintf("added; TLP:GREEN; sha256 %064x; é \u2028 \"%d\"", i*104729, i)}
+		switch i % 3 {
+		case 0:
+			big.Successes = append(big.Successes, d)
+		case 1:
+			big.Failures = append(big.Failures, d)
+		default:
+			big.Pendings = append(big.Pendings, d)
+		}
+	}
+	big.TotalCount = 5000
+	if err := e.s.PutStatus(e.ctx, big); err != nil {
+		t.Fatalf("PutStatus (5,000 details): %v", err)
+	}
+	if got, err = e.s.Status(e.ctx, big.ID); err != nil {
+		t.Fatalf("Status (5,000 details): %v", err)
+	}
+	checkStatus(t, "status of 5,000 details", got, big)
 }
 
 func testStatusNotFound(t *testing.T, e *env) {
