@@ -24,7 +24,7 @@ import (
 // are chained), 7 the checkpoint the write starts from ("" for none), 8
 // the decisions' ledger entries (lines; "" for none), 9 and 10 unused, 11 the
 // objects' received ledger entries, one a line in object order ("" for
-// none), then 5 per object: id, version key, spec_version, record,
+// none), then 5 per object: id, version key, spec_version (listSpec), record,
 // version (text).
 //
 // It returns one string per object: "n<da>" for a new version, "e<da>" for
@@ -111,16 +111,23 @@ if ARGV[8] ~= '' then led[#led+1] = ARGV[8] end
 local lb = 0
 if #led > 0 then
   lb = redis.call('INCR', KEYS[11])
-  redis.call('RPUSH', KEYS[10], lb .. ':' .. ARGV[1] .. '\n' .. table.concat(led, '\n'))
+  local body = led[1]
+  if #led > 1 then body = table.concat(led, '\n') end
+  redis.call('RPUSH', KEYS[10], lb .. ':' .. ARGV[1] .. '\n' .. body)
 end
 local trim = tonumber(ARGV[6])
 if trim > 0 then
-  while true do
-    local h = redis.call('LINDEX', KEYS[10], 0)
-    if not h then break end
-    local b = tonumber(string.match(h, '^(%d+):'))
-    if not b or b > trim then break end
-    redis.call('LPOP', KEYS[10])
+  -- pl holds the batches numbered pln-LLEN+1 … pln, in order (each is
+  -- pushed with its INCR, and only its head is removed): the chained
+  -- ones go without reading a batch.
+  local len = redis.call('LLEN', KEYS[10])
+  if len > 0 then
+    local drop = trim - (tonumber(redis.call('GET', KEYS[11]) or '0') - len)
+    if drop >= len then
+      redis.call('DEL', KEYS[10])
+    elseif drop > 0 then
+      redis.call('LTRIM', KEYS[10], drop, -1)
+    end
   end
 end
 res[#res+1] = 'L' .. lb
@@ -170,7 +177,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		if !o.Version.IsZero() {
 			ver = o.Version.UTC().Format(time.RFC3339Nano)
 		}
-		args = append(args, o.ID, versionKey(o.Version), o.SpecVersion, encodeRecord(o), ver)
+		args = append(args, o.ID, versionKey(o.Version), listSpec(o), encodeRecord(o), ver)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, ctxErr(op, err)

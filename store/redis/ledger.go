@@ -171,15 +171,19 @@ return 1
 
 // ledgerPendingScript removes from the pending list KEYS[1] the batches
 // numbered ARGV[1] or below (already chained) and returns the first
-// ARGV[2] of the others.
+// ARGV[2] of the others. The list holds the batches numbered
+// KEYS[2]-LLEN+1 … KEYS[2] (pln), in order: every batch is pushed by the
+// script that takes its number, and only the list's head is ever
+// removed. So the chained ones go without a batch being read.
 var ledgerPendingScript = goredis.NewScript(`
-local n = tonumber(ARGV[1])
-while true do
-  local h = redis.call('LINDEX', KEYS[1], 0)
-  if not h then break end
-  local b = tonumber(string.match(h, '^(%d+):'))
-  if not b or b > n then break end
-  redis.call('LPOP', KEYS[1])
+local len = redis.call('LLEN', KEYS[1])
+if len == 0 then return {} end
+local drop = tonumber(ARGV[1]) - (tonumber(redis.call('GET', KEYS[2]) or '0') - len)
+if drop >= len then
+  redis.call('DEL', KEYS[1])
+  return {}
+elseif drop > 0 then
+  redis.call('LTRIM', KEYS[1], drop, -1)
 end
 return redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 `)
@@ -560,7 +564,7 @@ func (s *Store) chainPending(ctx context.Context, colls []string) error {
 		pipe := s.c.Pipeline()
 		cmds := make([]*goredis.Cmd, len(colls))
 		for i, c := range colls {
-			cmds[i] = ledgerPendingScript.Eval(ctx, pipe, []string{s.collKey(c, "pl")}, from[i], maxChainBatches)
+			cmds[i] = ledgerPendingScript.Eval(ctx, pipe, []string{s.collKey(c, "pl"), s.collKey(c, "pln")}, from[i], maxChainBatches)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err

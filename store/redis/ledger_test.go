@@ -180,3 +180,62 @@ func TestLedgerPendingAfterCrash(t *testing.T) {
 		t.Fatalf("after another write: %d entries", len(all))
 	}
 }
+
+// TestLedgerPendingTrim: writes remove the batches already chained from
+// the head of the pending list, and never one that is not: a batch left
+// unchained by a stopped writer, between two of another writer's, stays
+// listed until it is chained, and is chained exactly once.
+func TestLedgerPendingTrim(t *testing.T) {
+	ss, admin := replicas(t, 2)
+	ctx := store.WithActor(t.Context(), store.Actor{User: "cert-a"})
+	pl := ss[0].Prefix() + ":{c:in}:pl"
+	pln := ss[0].Prefix() + ":{c:in}:pln"
+	listed := func(when string, want ...string) {
+		t.Helper()
+		vals, err := admin.LRange(t.Context(), pl, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, v := range vals {
+			n, _, _ := strings.Cut(v, ":")
+			got = append(got, n)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: pending batches %v, want %v", when, got, want)
+		}
+	}
+	for i := range 3 {
+		if _, err := ss[0].AddObjects(ctx, "in", []store.Object{testObj(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each write removes the batches chained before it, not its own.
+	listed("after three writes", "3")
+	// Written by a writer that stopped before chaining it.
+	if err := admin.Incr(t.Context(), pln).Err(); err != nil {
+		t.Fatal(err)
+	}
+	line := `{"action":"received","collection":"in","object_id":"indicator--y","prev":"","seq":0,"time":"","user":"cert-a"}`
+	if err := admin.RPush(t.Context(), pl, "4:0\n"+line).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The next write removes batch 3, keeps 4 (not chained when its
+	// script ran) and chains 4 and its own.
+	if _, err := ss[0].AddObjects(ctx, "in", []store.Object{testObj(10)}); err != nil {
+		t.Fatal(err)
+	}
+	listed("after a stopped writer's batch and another write", "4", "5")
+	if _, err := ss[1].AddObjects(ctx, "in", []store.Object{testObj(11)}); err != nil {
+		t.Fatal(err)
+	}
+	listed("after the other replica's write", "6")
+	var got []string
+	for _, e := range exportVerify(t, ss[1]) {
+		got = append(got, e.ObjectID)
+	}
+	want := []string{testObj(0).ID, testObj(1).ID, testObj(2).ID, "indicator--y", testObj(10).ID, testObj(11).ID}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("entries about %v, want %v", got, want)
+	}
+}

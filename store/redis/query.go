@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -199,7 +200,12 @@ func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *sele
 		return nil, nil, err
 	}
 	var cands []int64
-	for _, l := range lists {
+	// Without the bytes, the lists are the answer: id, type (the id's
+	// prefix), spec_version, version and date_added, read in one
+	// snapshot. Versions whose type is not their id's prefix are read
+	// from their records.
+	var listed []store.Object
+	for i, l := range lists {
 		str, ok := l.(string)
 		if !ok {
 			continue
@@ -207,10 +213,35 @@ func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *sele
 		es := parseVersions(str)
 		chosen := sel.selected(es)
 		for _, e := range es {
-			if chosen[e.da] && e.da > start {
-				cands = append(cands, e.da)
+			if !chosen[e.da] || e.da <= start {
+				continue
 			}
+			if !q.WithoutRaw || e.mistyped {
+				cands = append(cands, e.da)
+				continue
+			}
+			typ := idType(ids[i])
+			if !typeOK(&q, typ) || (len(q.SpecVersions) > 0 && !slices.Contains(q.SpecVersions, e.spec)) {
+				continue
+			}
+			k, err := hex.DecodeString(e.version)
+			if err != nil || len(k) != 12 {
+				return nil, nil, fmt.Errorf("version list of %q: malformed version %q", ids[i], e.version)
+			}
+			listed = append(listed, store.Object{ID: ids[i], Type: typ, SpecVersion: e.spec, Version: versionTime(k), DateAdded: microTime(e.da)})
 		}
+	}
+	if len(listed) > 0 && len(cands) == 0 {
+		slices.SortFunc(listed, func(a, b store.Object) int { return a.DateAdded.Compare(b.DateAdded) })
+		listed = listed[:min(len(listed), want)]
+		das := make([]int64, len(listed))
+		for i := range listed {
+			das[i] = listed[i].DateAdded.UnixMicro()
+		}
+		return listed, das, nil
+	}
+	for _, o := range listed { // read with the others, in date_added order
+		cands = append(cands, o.DateAdded.UnixMicro())
 	}
 	slices.Sort(cands)
 	var objs []store.Object

@@ -145,9 +145,32 @@ type versionEntry struct {
 	da      int64  // date_added, µs
 	version string // versionKey
 	spec    string
+	// mistyped: the version's type is not its id's prefix (not STIX: the
+	// gateway validates that they agree), so a read of the type needs
+	// the record. Written as ",t" after the spec.
+	mistyped bool
 }
 
-// parseVersions parses "da,version,spec;" entries.
+// idType returns the type an id names (what precedes its "--"), "" when
+// it names none.
+func idType(id string) string {
+	if t, _, ok := strings.Cut(id, "--"); ok {
+		return t
+	}
+	return ""
+}
+
+// listSpec is what a version list holds after the version key: the
+// spec_version, then ",t" when the type is not the id's prefix.
+func listSpec(o *store.Object) string {
+	if o.Type != idType(o.ID) || o.Type == "" {
+		return o.SpecVersion + ",t"
+	}
+	return o.SpecVersion
+}
+
+// parseVersions parses "da,version,spec;" entries (spec as listSpec
+// writes it).
 func parseVersions(s string) []versionEntry {
 	var out []versionEntry
 	for s != "" {
@@ -162,7 +185,8 @@ func parseVersions(s string) []versionEntry {
 		if !ok1 || !ok2 || err != nil {
 			continue
 		}
-		out = append(out, versionEntry{da: n, version: ver, spec: spec})
+		spec, flag, _ := strings.Cut(spec, ",")
+		out = append(out, versionEntry{da: n, version: ver, spec: spec, mistyped: flag == "t"})
 	}
 	return out
 }
@@ -175,6 +199,9 @@ func formatVersions(es []versionEntry) string {
 		b.WriteString(e.version)
 		b.WriteByte(',')
 		b.WriteString(e.spec)
+		if e.mistyped {
+			b.WriteString(",t")
+		}
 		b.WriteByte(';')
 	}
 	return b.String()

@@ -11,8 +11,11 @@ package redis
 //	              microseconds (exact in a float64). A page is one ZRANGE
 //	              BYSCORE; a version is found by its date_added.
 //	P:{c:X}:n     hash: object id -> its versions, "da,version,spec;" each
-//	              (version is the hex of a sortable 12-byte time key), used
-//	              for "first copy wins" and for match[version] first/last
+//	              (version is the hex of a sortable 12-byte time key; spec
+//	              is followed by ",t" when the type is not the id's
+//	              prefix), used for "first copy wins", for match[version]
+//	              first/last, and as the whole answer of reads by id
+//	              without the objects' bytes
 //	P:{c:X}:mv    set once some id of X has had two versions; until then
 //	              reads need no version lists for match[version]
 //	P:{c:X}:last  the last date_added assigned in X (never reused, not even
