@@ -253,24 +253,24 @@ func (s *Store) linesOf(ctx context.Context, seqs []uint64) ([]string, error) {
 		return nil, err
 	}
 	out := make([]string, len(seqs))
+	blocks := make([][]string, len(want)) // unpacked as needed
 	for i, seq := range seqs {
-		text, ok := texts[slices.Index(want, firsts[i])].(string)
+		w := slices.Index(want, firsts[i])
+		text, ok := texts[w].(string)
 		first, err := strconv.ParseUint(firsts[i], 10, 64)
 		if !ok || err != nil || seq < first {
 			return nil, fmt.Errorf("ledger block %s missing", firsts[i])
 		}
-		for k := first; ; k++ {
-			var line string
-			var more bool
-			line, text, more = strings.Cut(text, "\n")
-			if k == seq {
-				out[i] = line
-				break
-			}
-			if !more {
-				return nil, fmt.Errorf("ledger entry %d: not in its block", seq)
+		if blocks[w] == nil {
+			if blocks[w], err = logLines(text); err != nil {
+				return nil, fmt.Errorf("ledger block %s: %w", firsts[i], err)
 			}
 		}
+		lines := blocks[w]
+		if seq-first >= uint64(len(lines)) {
+			return nil, fmt.Errorf("ledger entry %d: not in its block", seq)
+		}
+		out[i] = lines[seq-first]
 	}
 	return out, nil
 }
