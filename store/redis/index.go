@@ -53,7 +53,8 @@ func NewIndex(c goredis.UniversalClient, prefix string) (*Index, error) {
 	return &Index{c: c, prefix: prefix}, nil
 }
 
-// ixEntry is an entry's value.
+// ixEntry is an entry's value. Earlier builds stored it as JSON; it is
+// now packed (packIxEntry), which lookups tell by its first byte.
 type ixEntry struct {
 	Type       string   `json:"t"`
 	DateAdded  int64    `json:"d"` // microseconds
@@ -64,6 +65,77 @@ type ixEntry struct {
 }
 
 const ixMaxField = 4096
+
+// ixPacked starts a packed entry (JSON starts with '{').
+const (
+	ixPacked         = 1
+	ixSameObservable = 1 // flag: the observable is the key's value
+)
+
+// packIxEntry returns e's stored value: ixPacked, a flags byte
+// (ixSameObservable: the observable is the key's value, as it mostly is,
+// and is not stored), then type, TLP, producer and observable as
+// uvarint(len) and bytes, date_added (µs) as a varint, the number of
+// labels and each label.
+func packIxEntry(e *store.IndexEntry) []byte {
+	obs, flags := e.Observable, byte(0)
+	if obs == e.Value {
+		obs, flags = "", ixSameObservable
+	}
+	n := 2 + 4*binary.MaxVarintLen64 + len(e.Type) + len(e.TLP) + len(e.Producer) + len(obs) + binary.MaxVarintLen64 + binary.MaxVarintLen32
+	for _, l := range e.Labels {
+		n += binary.MaxVarintLen32 + len(l)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, ixPacked, flags)
+	for _, f := range []string{e.Type, e.TLP, e.Producer, obs} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	b = binary.AppendVarint(b, e.DateAdded.UnixMicro())
+	b = binary.AppendUvarint(b, uint64(len(e.Labels)))
+	for _, l := range e.Labels {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		b = append(b, l...)
+	}
+	return b
+}
+
+var errIxEntry = errors.New("malformed packed entry")
+
+// unpackIxEntry decodes a stored entry of the key whose value is value.
+func unpackIxEntry(v, value string) (ixEntry, error) {
+	var r ixEntry
+	if v == "" || v[0] != ixPacked {
+		err := json.Unmarshal([]byte(v), &r)
+		return r, err
+	}
+	d := logReader{s: v, i: 1}
+	flags := d.byte()
+	fields := [4]string{}
+	for i := range fields {
+		fields[i] = d.take(d.uvarint())
+	}
+	r.Type, r.TLP, r.Producer, r.Observable = fields[0], fields[1], fields[2], fields[3]
+	if flags&ixSameObservable != 0 {
+		r.Observable = value
+	}
+	r.DateAdded = d.varint()
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(v)) {
+		return r, errIxEntry
+	}
+	if n > 0 {
+		r.Labels = make([]string, n)
+		for i := range r.Labels {
+			r.Labels[i] = d.take(d.uvarint())
+		}
+	}
+	if d.err != nil || d.i != len(v) {
+		return r, errIxEntry
+	}
+	return r, nil
+}
 
 func (x *Index) genKey() string { return x.prefix + ":ix:gen" }
 
@@ -136,10 +208,7 @@ func (x *Index) AddIndexEntries(ctx context.Context, collection string, entries 
 		case len(e.Class) > ixMaxField, len(e.Value) > ixMaxField, len(e.ID) > 1024:
 			return ctigate.E(op, ctigate.Invalid, fmt.Sprintf("entries[%d]: index entry field too long", i))
 		}
-		b, err := json.Marshal(ixEntry{Type: e.Type, DateAdded: e.DateAdded.UnixMicro(), TLP: e.TLP, Producer: e.Producer, Observable: e.Observable, Labels: e.Labels})
-		if err != nil {
-			return ctigate.E(op, ctigate.Invalid, err, fmt.Sprintf("entries[%d]", i))
-		}
+		b := packIxEntry(e)
 		k := e.Class + "\x00" + e.Value
 		fields[k] = append(fields[k], ixField(e.ID, e.Version), b)
 		classes[e.Class] = true
@@ -261,8 +330,8 @@ func (x *Index) IndexLookup(ctx context.Context, keys []store.IndexKey) ([]store
 			if err != nil {
 				return nil, ctigate.E(op, err)
 			}
-			var r ixEntry
-			if err := json.Unmarshal([]byte(v), &r); err != nil {
+			r, err := unpackIxEntry(v, pr.key.Value)
+			if err != nil {
 				return nil, ctigate.E(op, fmt.Errorf("corrupt index entry: %w", err))
 			}
 			out = append(out, store.IndexEntry{

@@ -139,7 +139,7 @@ func BenchmarkIndexLookup(b *testing.B) {
 		}
 		c.Del(ctx, prefix+":ix:gen")
 	}()
-	start := time.Now()
+	start, cpu := time.Now(), redisCPU(b, c)
 	for _, coll := range []string{"c1", "c2"} {
 		for lo := 0; lo < n; lo += batch {
 			es := make([]store.IndexEntry, 0, batch)
@@ -154,6 +154,7 @@ func BenchmarkIndexLookup(b *testing.B) {
 		}
 	}
 	writeRate := float64(2*n) / time.Since(start).Seconds()
+	writeCPU := float64((redisCPU(b, c) - cpu).Nanoseconds()) / 1e3 / float64(2*n)
 	lat := make([]time.Duration, 0, b.N)
 	i := 0
 	for b.Loop() {
@@ -170,4 +171,5 @@ func BenchmarkIndexLookup(b *testing.B) {
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(writeRate, "writes/s")
+	b.ReportMetric(writeCPU, "redis-µs/write")
 }

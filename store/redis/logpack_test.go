@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ctigate/ctigate/custody"
+	"github.com/ctigate/ctigate/store"
 )
 
 // sealedAppend returns the lines of an append of n entries as the
@@ -126,5 +127,44 @@ func BenchmarkLogPack(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "ns/entry")
+	})
+}
+
+// TestIxEntryPack: index entries pack and unpack whole (an observable that
+// is the key's value is not stored), entries stored as JSON by earlier
+// builds still read, and truncated or padded values are refused.
+func TestIxEntryPack(t *testing.T) {
+	for _, e := range []store.IndexEntry{
+		{Value: "x.example", Type: "indicator", TLP: "TLP:GREEN", Producer: "CERT-A", Observable: "x.example", Labels: []string{"malicious-activity"}, DateAdded: time.UnixMicro(1796595322080123)},
+		{Value: "x.example", Type: "indicator", TLP: "TLP:none", Observable: "X.Example.", DateAdded: time.UnixMicro(-5)},
+		{Value: "x.example", Type: "observed-data", TLP: "TLP:RED", Producer: "é \x00 \"", Observable: "", Labels: []string{"", "b"}},
+	} {
+		v := string(packIxEntry(&e))
+		r, err := unpackIxEntry(v, e.Value)
+		if err != nil {
+			t.Fatalf("%+v: %v", e, err)
+		}
+		want := ixEntry{Type: e.Type, DateAdded: e.DateAdded.UnixMicro(), TLP: e.TLP, Producer: e.Producer, Observable: e.Observable, Labels: e.Labels}
+		if fmt.Sprintf("%#v", r) != fmt.Sprintf("%#v", want) {
+			t.Errorf("unpacked %#v, want %#v", r, want)
+		}
+		for _, bad := range []string{v[:len(v)-1], v + "x"} {
+			if _, err := unpackIxEntry(bad, e.Value); err == nil {
+				t.Errorf("%q: no error", bad)
+			}
+		}
+	}
+	r, err := unpackIxEntry(`{"t":"indicator","d":7,"l":"TLP:AMBER","p":"CERT-A","o":"x.example","b":["a"]}`, "x.example")
+	if err != nil || r.Type != "indicator" || r.DateAdded != 7 || r.Observable != "x.example" || len(r.Labels) != 1 {
+		t.Fatalf("an entry stored as JSON: %+v, %v", r, err)
+	}
+}
+
+// FuzzIxEntryUnpack: any stored value unpacks or fails, never panics.
+func FuzzIxEntryUnpack(f *testing.F) {
+	f.Add(string(packIxEntry(&store.IndexEntry{Value: "v", Type: "t", Labels: []string{"a"}})))
+	f.Add("\x01\x00\x09")
+	f.Fuzz(func(t *testing.T, v string) {
+		_, _ = unpackIxEntry(v, "v")
 	})
 }
