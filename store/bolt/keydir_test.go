@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -575,5 +576,22 @@ func TestTypeQueryFromKeydir(t *testing.T) {
 	p, err := s.Objects(ctx, "c", store.Query{Types: []string{"marking-definition"}})
 	if err != nil || len(p.Objects) != 3 {
 		t.Errorf("scanned: %d objects, %v", len(p.Objects), err)
+	}
+}
+
+// fillStore adds n objects of about size bytes to collection c.
+func fillStore(t *testing.T, s *Store, c string, n, size int) {
+	t.Helper()
+	pad := bytes.Repeat([]byte("x"), size)
+	for start := 0; start < n; start += 2000 {
+		var objs []store.Object
+		for i := start; i < min(n, start+2000); i++ {
+			o := testObject(i)
+			o.Raw = fmt.Appendf(nil, `{"id":%q,"pad":"%s"}`, o.ID, pad)
+			objs = append(objs, o)
+		}
+		if _, err := s.AddObjects(t.Context(), c, objs); err != nil {
+			t.Fatalf("AddObjects: %v", err)
+		}
 	}
 }

@@ -30,23 +30,6 @@ func rss(t *testing.T, field string) int64 {
 	return n
 }
 
-// fillStore adds n objects of about size bytes to collection c.
-func fillStore(t *testing.T, s *Store, c string, n, size int) {
-	t.Helper()
-	pad := bytes.Repeat([]byte("x"), size)
-	for start := 0; start < n; start += 2000 {
-		var objs []store.Object
-		for i := start; i < min(n, start+2000); i++ {
-			o := testObject(i)
-			o.Raw = fmt.Appendf(nil, `{"id":%q,"pad":"%s"}`, o.ID, pad)
-			objs = append(objs, o)
-		}
-		if _, err := s.AddObjects(t.Context(), c, objs); err != nil {
-			t.Fatalf("AddObjects: %v", err)
-		}
-	}
-}
-
 // scanAll pages through every version of c and returns how many it read.
 func scanAll(t *testing.T, s *Store, c string) int {
 	t.Helper()
