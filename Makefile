@@ -62,8 +62,10 @@ soak:
 
 # The figures of docs/performance.md, each from its own command (several
 # minutes; run it on a quiet machine). BENCH10M=1 adds the 10-million-version
-# run and its 10,000-version baseline (about 10 minutes and 20 GB in
-# /var/tmp).
+# run and its 10,000-version baseline, each read cold (page cache dropped,
+# as root) and warm (about 20 minutes and 20 GB in /var/tmp).
+# BENCH_REDIS=redis://127.0.0.1:6391/0 adds the Redis run (a Redis of its
+# own: its memory and CPU are attributed to the objects).
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./stix ./stix/pattern ./store/bolt
 	$(GO) test -run='^$$' -bench='Propagation' -benchtime 200x ./server
@@ -72,12 +74,16 @@ bench: build
 	$(GO) test -run='^$$' -bench='WithdrawalBurst' -benchtime 1x ./cmd/ctigate
 	$(BINARY) bench -n 200000
 	$(BINARY) bench --phase push --no-ceiling -n 60000 -b 10 -p 16
-	if [ -n "$(BENCH10M)" ]; then rm -rf /var/tmp/ctigate-b10m && \
-	  $(BINARY) bench --phase push --routeless --no-ceiling -n 10000000 --data /var/tmp/ctigate-b10m && \
-	  $(BINARY) bench --phase poll --routeless --no-ceiling -c 1 --data /var/tmp/ctigate-b10m && \
-	  rm -rf /var/tmp/ctigate-b10k && \
-	  $(BINARY) bench --phase push --routeless --no-ceiling -n 10000 --data /var/tmp/ctigate-b10k && \
-	  $(BINARY) bench --phase poll --routeless --no-ceiling -c 1 --data /var/tmp/ctigate-b10k && \
+	if [ -n "$(BENCH_REDIS)" ]; then $(BINARY) bench -n 200000 --redis $(BENCH_REDIS); fi
+	if [ -n "$(BENCH10M)" ]; then \
+	  for n in 10000 10000000; do rm -rf /var/tmp/ctigate-b$$n && \
+	    $(BINARY) bench --phase push --routeless --no-ceiling -n $$n --data /var/tmp/ctigate-b$$n && \
+	    for state in cold warm; do \
+	      if [ $$state = cold ]; then sync; (echo 3 > /proc/sys/vm/drop_caches) 2>/dev/null || echo "cannot drop the page cache (not root): the cold run is warm"; fi; \
+	      echo "$$n versions, $$state:"; \
+	      $(BINARY) bench --phase poll --routeless --no-ceiling -c 1 --data /var/tmp/ctigate-b$$n || exit 1; \
+	    done; \
+	  done && \
 	  $(GO) test -run='^$$' -bench='Lookup10M' -benchtime 20000x -timeout 60m ./search; fi
 
 run:

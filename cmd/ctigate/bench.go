@@ -38,9 +38,11 @@ variable CTIGATE_BENCH_PASSWORD, else the demo password of cert-a. It is
 never printed.
 
 With --redis URL, the started gateway keeps its data in Redis at URL
-(store: redis) under a fresh key prefix, and bench reports Redis's
-used_memory growth per pushed object; the keys are deleted at the end.
-Use a Redis of its own: its memory growth is attributed to the objects.
+(store: redis) under a fresh key prefix, and bench reports, per pushed
+object, Redis's used_memory growth, its CPU time (INFO cpu) and its
+commands' time (INFO commandstats, with the commands that took most);
+the keys are deleted at the end. Use a Redis of its own: its growth and
+time are attributed to the objects.
 
 Examples:
   ctigate bench -n 1000000
