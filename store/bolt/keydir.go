@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/ctigate/ctigate/store"
 )
 
 // The keydir: the id -> versions lookup, kept in memory.
@@ -178,7 +180,7 @@ func canonicalKey[S string | []byte](k *keys, id S, intern bool) (idKey, bool) {
 		return idKey{}, false
 	}
 	var key idKey
-	if !parseUUID(id[n:], &key.uuid) {
+	if !store.ParseUUID(id[n:], &key.uuid) {
 		return idKey{}, false
 	}
 	typ := id[:n-2]
@@ -194,39 +196,6 @@ func canonicalKey[S string | []byte](k *keys, id S, intern bool) (idKey, bool) {
 	key.typ = t
 	return key, true
 }
-
-// parseUUID decodes a lowercase canonical UUID (8-4-4-4-12 hex digits).
-func parseUUID[S string | []byte](s S, u *[16]byte) bool {
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return false
-	}
-	j := 0
-	for i := 0; i < 36; i += 2 {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			i--
-			continue
-		}
-		hi, lo := hexValue[s[i]], hexValue[s[i+1]]
-		if hi|lo == 0xff {
-			return false
-		}
-		u[j] = hi<<4 | lo
-		j++
-	}
-	return j == 16
-}
-
-// hexValue maps a lowercase hex digit to its value and any other byte to
-// 0xff. Uppercase is not canonical: such ids are kept by string.
-const hexValue = "" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\x0a\x0b\x0c\x0d\x0e\x0f\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
 
 func (k *keys) hash(key *idKey) uint64 {
 	a := uint64(key.uuid[0]) | uint64(key.uuid[1])<<8 | uint64(key.uuid[2])<<16 | uint64(key.uuid[3])<<24 |
@@ -587,7 +556,7 @@ func (k *keys) idsOfTypes(coll string, types []string, max int) (ids []string, o
 			if len(ids) == max {
 				return nil, false
 			}
-			ids = append(ids, formatUUID(typ, &h.uuid))
+			ids = append(ids, string(store.AppendCanonicalID(nil, typ, &h.uuid)))
 		}
 	}
 	for id := range kd.odd {

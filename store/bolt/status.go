@@ -3,7 +3,6 @@ package bolt
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"time"
 
@@ -150,7 +149,7 @@ func appendDetail(b []byte, d *store.StatusDetail, common string, lastType *stri
 	b = append(b, 0)
 	var h byte
 	var u [16]byte
-	if typ, ok := splitCanonicalID(d.ID, &u); ok {
+	if typ, ok := store.CutCanonicalID(d.ID, &u); ok {
 		if typ == *lastType {
 			h = detailIDSameType
 		} else {
@@ -162,7 +161,7 @@ func appendDetail(b []byte, d *store.StatusDetail, common string, lastType *stri
 	} else {
 		b = appendString(b, d.ID)
 	}
-	switch secs, frac, digits, ok := parseStatusTime(d.Version); {
+	switch secs, frac, digits, ok := store.CutUTCTime(d.Version); {
 	case d.Version == "":
 		h |= detailVersionEmpty << detailVersionShift
 	case ok:
@@ -181,67 +180,6 @@ func appendDetail(b []byte, d *store.StatusDetail, common string, lastType *stri
 	}
 	b[at] = h
 	return b
-}
-
-// splitCanonicalID splits "<type>--<lowercase canonical UUID>".
-func splitCanonicalID(id string, u *[16]byte) (string, bool) {
-	n := len(id) - 36
-	if n < 3 || id[n-2:n] != "--" || !parseUUID(id[n:], u) {
-		return "", false
-	}
-	return id[:n-2], true
-}
-
-func formatUUID(typ string, u *[16]byte) string {
-	b := make([]byte, 0, len(typ)+2+36)
-	b = append(b, typ...)
-	b = append(b, "--"...)
-	var x [32]byte
-	hex.Encode(x[:], u[:])
-	b = append(b, x[0:8]...)
-	b = append(b, '-')
-	b = append(b, x[8:12]...)
-	b = append(b, '-')
-	b = append(b, x[12:16]...)
-	b = append(b, '-')
-	b = append(b, x[16:20]...)
-	b = append(b, '-')
-	b = append(b, x[20:]...)
-	return string(b)
-}
-
-// statusTimeLayout returns the layout of a UTC RFC 3339 time with digits
-// fraction digits.
-func statusTimeLayout(digits int) string {
-	const full = "2006-01-02T15:04:05.000000000"
-	if digits == 0 {
-		return full[:19] + "Z"
-	}
-	return full[:20+digits] + "Z"
-}
-
-// parseStatusTime recognises versions in the form the gateway writes them.
-func parseStatusTime(s string) (secs int64, frac uint64, digits int, ok bool) {
-	switch {
-	case len(s) == 20:
-	case len(s) >= 22 && len(s) <= 30 && s[19] == '.':
-		digits = len(s) - 21
-	default:
-		return 0, 0, 0, false
-	}
-	if s[len(s)-1] != 'Z' {
-		return 0, 0, 0, false
-	}
-	layout := statusTimeLayout(digits)
-	t, err := time.Parse(layout, s)
-	if err != nil || t.Format(layout) != s {
-		return 0, 0, 0, false
-	}
-	div := uint64(1)
-	for range 9 - digits {
-		div *= 10
-	}
-	return t.Unix(), uint64(t.Nanosecond()) / div, digits, true
 }
 
 var errBadStatus = errors.New("corrupt status record")
@@ -345,7 +283,7 @@ func (r *statusReader) detail(d *store.StatusDetail, common string, lastType *st
 	case detailIDSameType:
 		var u [16]byte
 		copy(u[:], r.bytes(16))
-		d.ID = formatUUID(*lastType, &u)
+		d.ID = string(store.AppendCanonicalID(nil, *lastType, &u))
 	default:
 		return errBadStatus
 	}
@@ -356,14 +294,11 @@ func (r *statusReader) detail(d *store.StatusDetail, common string, lastType *st
 	case v >= detailVersionTime && v <= detailVersionTime+9:
 		digits := v - detailVersionTime
 		secs := r.varint()
-		var nanos int64
+		var frac uint64
 		if digits > 0 {
-			nanos = int64(r.uvarint())
-			for range 9 - digits {
-				nanos *= 10
-			}
+			frac = r.uvarint()
 		}
-		d.Version = time.Unix(secs, nanos).UTC().Format(statusTimeLayout(digits))
+		d.Version = string(store.AppendUTCTime(nil, secs, frac, digits))
 	default:
 		return errBadStatus
 	}

@@ -27,7 +27,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/ctigate/ctigate/store"
 )
 
 // logKeys are the member names packed as one byte. Append only: the
@@ -64,8 +65,8 @@ const (
 	tagToken         // a number (or other bare token): uvarint(len), its text
 	tagPrev          // the string the line before has as "hash"
 	tagNext          // the line before's number of the key + 1
-	tagID            // "type--uuid": uvarint(len) type, 16 bytes
-	tagTime          // "YYYY-MM-DDTHH:MM:SS[.f…]Z": varint seconds, digits, uvarint fraction
+	tagID            // "type--uuid" (store.CutCanonicalID): uvarint(len) type, 16 bytes
+	tagTime          // "YYYY-MM-DDTHH:MM:SS[.f…]Z" (store.CutUTCTime): varint seconds, digits, uvarint fraction
 	tagNonce         // 22 characters of unpadded standard base64: 16 bytes
 )
 
@@ -161,17 +162,20 @@ func (p *logPacker) value(b []byte, m logMember) []byte {
 		b, _ = hex.AppendDecode(b, []byte(s)) // checked: lowercase hex
 		return b
 	}
-	if typ, u, ok := cutID(s); ok {
+	var u [16]byte
+	if typ, ok := store.CutCanonicalID(s, &u); ok {
 		b = append(b, tagID)
 		b = binary.AppendUvarint(b, uint64(len(typ)))
 		b = append(b, typ...)
 		return append(b, u[:]...)
 	}
-	if sec, digits, frac, ok := parseLogTime(s); ok {
-		b = append(b, tagTime)
-		b = binary.AppendVarint(b, sec)
-		b = append(b, byte(digits))
-		return binary.AppendUvarint(b, frac)
+	if len(s) >= 20 && s[len(s)-1] == 'Z' && s[4] == '-' {
+		if sec, frac, digits, ok := store.CutUTCTime(s); ok {
+			b = append(b, tagTime)
+			b = binary.AppendVarint(b, sec)
+			b = append(b, byte(digits))
+			return binary.AppendUvarint(b, frac)
+		}
 	}
 	if len(s) == 22 {
 		if raw, err := base64.RawStdEncoding.DecodeString(s); err == nil && len(raw) == 16 && base64.RawStdEncoding.EncodeToString(raw) == s {
@@ -298,80 +302,6 @@ func decimal(s string) (uint64, bool) {
 		n = n*10 + uint64(c-'0')
 	}
 	return n, true
-}
-
-// cutID splits "type--uuid" (the UUID in lowercase canonical form).
-func cutID(s string) (string, [16]byte, bool) {
-	var u [16]byte
-	if len(s) < 38 || s[len(s)-38:len(s)-36] != "--" {
-		return "", u, false
-	}
-	x := s[len(s)-36:]
-	if x[8] != '-' || x[13] != '-' || x[18] != '-' || x[23] != '-' {
-		return "", u, false
-	}
-	h := x[0:8] + x[9:13] + x[14:18] + x[19:23] + x[24:36]
-	if !isLowerHex(h) {
-		return "", u, false
-	}
-	hex.Decode(u[:], []byte(h))
-	return s[:len(s)-38], u, true
-}
-
-func formatUUID(b []byte, u []byte) []byte {
-	var x [32]byte
-	hex.Encode(x[:], u)
-	b = append(b, x[0:8]...)
-	b = append(b, '-')
-	b = append(b, x[8:12]...)
-	b = append(b, '-')
-	b = append(b, x[12:16]...)
-	b = append(b, '-')
-	b = append(b, x[16:20]...)
-	b = append(b, '-')
-	return append(b, x[20:32]...)
-}
-
-// parseLogTime reads "YYYY-MM-DDTHH:MM:SS[.f…]Z" that formatting back
-// gives unchanged.
-func parseLogTime(s string) (sec int64, digits int, frac uint64, ok bool) {
-	if len(s) < 20 || len(s) > 30 || s[len(s)-1] != 'Z' || s[10] != 'T' || s[4] != '-' || s[13] != ':' {
-		return 0, 0, 0, false
-	}
-	t, err := time.Parse("2006-01-02T15:04:05", s[:19])
-	if err != nil {
-		return 0, 0, 0, false
-	}
-	if rest := s[19 : len(s)-1]; rest != "" {
-		if rest[0] != '.' || len(rest) < 2 || len(rest) > 10 {
-			return 0, 0, 0, false
-		}
-		for i := 1; i < len(rest); i++ {
-			if rest[i] < '0' || rest[i] > '9' {
-				return 0, 0, 0, false
-			}
-			frac = frac*10 + uint64(rest[i]-'0')
-		}
-		digits = len(rest) - 1
-	}
-	sec = t.Unix()
-	if string(appendLogTime(nil, sec, digits, frac)) != s {
-		return 0, 0, 0, false
-	}
-	return sec, digits, frac, true
-}
-
-func appendLogTime(b []byte, sec int64, digits int, frac uint64) []byte {
-	b = time.Unix(sec, 0).UTC().AppendFormat(b, "2006-01-02T15:04:05")
-	if digits > 0 {
-		b = append(b, '.')
-		f := strconv.FormatUint(frac, 10)
-		for range digits - len(f) {
-			b = append(b, '0')
-		}
-		b = append(b, f...)
-	}
-	return append(b, 'Z')
 }
 
 var errLogPacked = errors.New("malformed packed ledger append")
@@ -548,10 +478,10 @@ func (d *logReader) value(line []byte, index int, prev *[64]logValue) ([]byte, b
 		if d.err != nil {
 			return line, false, d.err
 		}
+		var x [16]byte
+		copy(x[:], u)
 		line = append(line, '"')
-		line = append(line, typ...)
-		line = append(line, '-', '-')
-		line = formatUUID(line, []byte(u))
+		line = store.AppendCanonicalID(line, typ, &x)
 		return append(line, '"'), true, nil
 	case tagTime:
 		sec := d.varint()
@@ -561,7 +491,7 @@ func (d *logReader) value(line []byte, index int, prev *[64]logValue) ([]byte, b
 			return line, false, errLogPacked
 		}
 		line = append(line, '"')
-		line = appendLogTime(line, sec, digits, frac)
+		line = store.AppendUTCTime(line, sec, frac, digits)
 		return append(line, '"'), true, nil
 	case tagNonce:
 		x := d.take(16)
