@@ -95,22 +95,8 @@ func TestStatusTTL(t *testing.T) {
 // earlier builds wrote every one) still reads.
 func TestStatusPacked(t *testing.T) {
 	ctx := t.Context()
-	url := redistest.URL(t)
-	admin, err := redis.NewClient(redis.Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	prefix := redistest.Prefix(t, admin)
-	c, err := redis.NewClient(redis.Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := redis.New(c, redis.Options{Prefix: prefix, CloseClient: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	ss, admin := replicas(t, 1)
+	s, prefix := ss[0], ss[0].Prefix()
 
 	st := store.Status{ID: "5f6a3c1e-0000-4000-8000-0000000000a1", APIRoot: "exchange", Collection: "c", Owner: "cert-a",
 		Status: "complete", RequestTimestamp: time.Date(2026, 12, 6, 10, 0, 0, 123, time.UTC), TotalCount: 500}
