@@ -6,8 +6,9 @@ package redis
 //
 //	P:ix:classes            set of the classes written
 //	P:ix:colls              set of the collections written
-//	P:{ix:G:C}:e:<key>      hash: id NUL version -> entry (JSON), for the
-//	                        key (class NUL value) in collection C
+//	P:{ix:G:C}:e:<key>      hash: id NUL version -> entry (packIxEntry;
+//	                        JSON from earlier builds), for the key
+//	                        (class NUL value) in collection C
 //	P:{ix:G:C}:cp           hash: checkpoint name -> time (RFC 3339)
 //
 // The keys of one collection's index share a hash tag, so each write of

@@ -45,7 +45,8 @@ package redis
 // longer that (another replica wrote from there first), it changes nothing
 // and is a Conflict, so that work done twice is recorded once.
 //
-// Statuses are single keys P:st:ID (JSON).
+// Statuses are single keys P:st:ID (JSON, deflated when over 1 kB:
+// status.go).
 
 import (
 	"context"
