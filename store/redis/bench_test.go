@@ -98,7 +98,7 @@ func BenchmarkAddObjectsLedger(b *testing.B) {
 // BenchmarkObjects: pages of 1000 (match[version] last, the default) over
 // 20,000 indicators.
 func BenchmarkObjects(b *testing.B) {
-	s := benchStore(b)
+	s, c := benchStoreClient(b)
 	for i := 0; i < 20000; i += 500 {
 		if _, err := s.AddObjects(b.Context(), "bench", benchObjects(i, 500)); err != nil {
 			b.Fatal(err)
@@ -106,6 +106,7 @@ func BenchmarkObjects(b *testing.B) {
 	}
 	q := store.Query{Limit: 1000}
 	n := 0
+	cpu := redisCPU(b, c)
 	for b.Loop() {
 		p, err := s.Objects(b.Context(), "bench", q)
 		if err != nil {
@@ -118,4 +119,5 @@ func BenchmarkObjects(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "objects/s")
+	b.ReportMetric(float64((redisCPU(b, c)-cpu).Nanoseconds())/1e3/float64(n), "redis-µs/object")
 }

@@ -266,11 +266,14 @@ func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *sele
 
 // scan walks the collection's index from start.
 func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selector, start int64, want int, b *rawBudget) ([]store.Object, []int64, error) {
-	filtered := len(q.Types) > 0 || len(q.SpecVersions) > 0 || !sel.all
+	// The first chunk is what the page needs; filters (types,
+	// spec_versions, a version selector over ids with several versions)
+	// may keep fewer, and the next chunk asks for what is missing, scaled
+	// by the share kept so far. (Asking twice the page ahead read every
+	// record twice when nothing was filtered out: the next page starts
+	// after the last one returned, not after the last one read.)
 	chunk := want
-	if filtered {
-		chunk = min(max(want*2, 64), 5000)
-	}
+	read, kept := 0, 0
 	keys := []string{s.collKey(coll, "z"), s.collKey(coll, "mv")}
 	var objs []store.Object
 	var das []int64
@@ -331,6 +334,8 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 		if len(members) < n {
 			break
 		}
+		read, kept = read+len(members), kept+len(got)
+		chunk = min(max((want-len(objs))*read/max(kept, 1), 64), 5000)
 	}
 	if len(objs) > want {
 		objs, das = objs[:want], das[:want]
