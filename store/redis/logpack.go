@@ -157,7 +157,7 @@ func (p *logPacker) value(b []byte, m logMember) []byte {
 		return append(b, v.text...)
 	}
 	s := v.text
-	if len(s) == 64 && isLowerHex(s) {
+	if len(s) == 64 && store.IsLowerHex(s) {
 		b = append(b, tagHex32)
 		b, _ = hex.AppendDecode(b, []byte(s)) // checked: lowercase hex
 		return b
@@ -169,13 +169,11 @@ func (p *logPacker) value(b []byte, m logMember) []byte {
 		b = append(b, typ...)
 		return append(b, u[:]...)
 	}
-	if len(s) >= 20 && s[len(s)-1] == 'Z' && s[4] == '-' {
-		if sec, frac, digits, ok := store.CutUTCTime(s); ok {
-			b = append(b, tagTime)
-			b = binary.AppendVarint(b, sec)
-			b = append(b, byte(digits))
-			return binary.AppendUvarint(b, frac)
-		}
+	if sec, frac, digits, ok := store.CutUTCTime(s); ok {
+		b = append(b, tagTime)
+		b = binary.AppendVarint(b, sec)
+		b = append(b, byte(digits))
+		return binary.AppendUvarint(b, frac)
 	}
 	if len(s) == 22 {
 		if raw, err := base64.RawStdEncoding.DecodeString(s); err == nil && len(raw) == 16 && base64.RawStdEncoding.EncodeToString(raw) == s {
@@ -269,22 +267,6 @@ func parseLogLine(line string, dst []logMember) ([]logMember, bool) {
 
 func isTokenByte(c byte) bool {
 	return c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c >= 'a' && c <= 'z' || c == 'E'
-}
-
-var lowerHex = func() (t [256]bool) {
-	for _, c := range "0123456789abcdef" {
-		t[c] = true
-	}
-	return t
-}()
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !lowerHex[s[i]] {
-			return false
-		}
-	}
-	return true
 }
 
 // decimal parses a number written without sign, leading zeros or other
