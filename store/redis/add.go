@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -14,125 +15,243 @@ import (
 	"github.com/ctigate/ctigate/store"
 )
 
-// addScript writes one AddObjects or AddObjectsCheckpoint call.
+// An add (AddObjects, AddObjectsCheckpoint) is one optimistic
+// transaction on the collection's keys, without a script: it WATCHes the
+// version lists (n), the date_added clock (last), the pending ledger list
+// and its counter (pl, pln) and the checkpoints (ck, when it moves one);
+// reads what it needs; decides here which versions are new, their
+// date_added (the clock's next microseconds, ascending) and the lists'
+// new text; then writes everything in one MULTI/EXEC, which Redis refuses
+// if any watched key changed meanwhile (another process's write or
+// delete), and the add starts over. Nothing is written before every check
+// has passed. Writes of one collection by this process take turns
+// (addTurn), so they never make each other start over.
 //
-// KEYS: 1 z, 2 unused, 3 n, 4 last, 5 ck, 6, 7 and 8 unused, 9 mv,
-// 10 pl, 11 pln
-// ARGV: 1 clock (µs), 2 checkpoint name ("" for none), 3 checkpoint time
-// (µs; "" to remove it: back to the start), 4 and 5 unused,
-// 6 the pending ledger batch number through which pl may be trimmed (they
-// are chained), 7 the checkpoint the write starts from ("" for none), 8
-// the decisions' ledger entries (lines; "" for none), 9 and 10 unused, 11 the
-// objects' received ledger entries, one a line in object order ("" for
-// none), then 5 per object: id, version key, spec_version (listSpec), record,
-// version (text).
-//
-// It returns one string per object: "n<da>" for a new version, "e<da>" for
-// one already stored, then "L<b>": the number of the pending ledger batch
-// written (ledger.go), 0 for none. Nothing is written before every check
-// has passed. Writes are batched into variadic commands of at most 500
-// entries.
-var addScript = goredis.NewScript(`
-if ARGV[2] ~= '' then
-  local cur = redis.call('HGET', KEYS[5], ARGV[2]) or ''
-  if cur ~= ARGV[7] then
-    return redis.error_reply('CTIGATE_CONFLICT checkpoint ' .. ARGV[2] .. ' is at ' .. cur .. ', not ' .. ARGV[7])
-  end
-end
-local n = (#ARGV - 11) / 5
-local ids = {}
-for k = 1, n do ids[k] = ARGV[7 + 5*k] end
-local lists = {}
-for s = 1, n, 500 do
-  local e = math.min(s + 499, n)
-  local got = redis.call('HMGET', KEYS[3], unpack(ids, s, e))
-  for j = s, e do
-    if got[j - s + 1] then lists[ids[j]] = got[j - s + 1] end
-  end
-end
-local now = tonumber(ARGV[1])
-local last = redis.call('GET', KEYS[4])
-if last then last = tonumber(last) else last = now - 1 end
-local res, zargs, changed, led = {}, {}, {}, {}
-local multi, allnew = false, true
-for k = 1, n do
-  local i = 7 + 5*k
-  local id, ver = ARGV[i], ARGV[i+1]
-  local list = lists[id] or ''
-  local found = nil
-  if list ~= '' then
-    for da, v in string.gmatch(list, '(%-?%d+),(%x+),[^;]*;') do
-      if v == ver then found = da break end
-    end
-  end
-  if found then
-    res[k] = 'e' .. found
-    allnew = false
-  else
-    local d = now
-    if d <= last then d = last + 1 end
-    last = d
-    local ds = string.format('%.0f', d)
-    zargs[#zargs+1] = ds
-    zargs[#zargs+1] = ARGV[i+3]
-    if list ~= '' then multi = true end
-    lists[id] = list .. ds .. ',' .. ver .. ',' .. ARGV[i+2] .. ';'
-    changed[id] = true
-    res[k] = 'n' .. ds
-  end
-end
-for s = 1, #zargs, 1000 do
-  redis.call('ZADD', KEYS[1], unpack(zargs, s, math.min(s + 999, #zargs)))
-end
-local nargs = {}
-for id in pairs(changed) do
-  nargs[#nargs+1] = id
-  nargs[#nargs+1] = lists[id]
-  if #nargs == 1000 then redis.call('HSET', KEYS[3], unpack(nargs)) nargs = {} end
-end
-if #nargs > 0 then redis.call('HSET', KEYS[3], unpack(nargs)) end
-if #zargs > 0 then redis.call('SET', KEYS[4], string.format('%.0f', last)) end
-if multi then redis.call('SET', KEYS[9], '1') end
-if ARGV[2] ~= '' then
-  if ARGV[3] == '' then redis.call('HDEL', KEYS[5], ARGV[2]) else redis.call('HSET', KEYS[5], ARGV[2], ARGV[3]) end
-end
-if ARGV[11] ~= '' then
-  if allnew then
-    led[1] = ARGV[11]
-  else
-    local k = 0
-    for line in string.gmatch(ARGV[11], '[^\n]+') do
-      k = k + 1
-      if string.byte(res[k], 1) == 110 then led[#led+1] = line end
-    end
-  end
-end
-if ARGV[8] ~= '' then led[#led+1] = ARGV[8] end
-local lb = 0
-if #led > 0 then
-  lb = redis.call('INCR', KEYS[11])
-  local body = led[1]
-  if #led > 1 then body = table.concat(led, '\n') end
-  redis.call('RPUSH', KEYS[10], lb .. ':' .. ARGV[1] .. '\n' .. body)
-end
-local trim = tonumber(ARGV[6])
-if trim > 0 then
-  -- pl holds the batches numbered pln-LLEN+1 … pln, in order (each is
-  -- pushed with its INCR, and only its head is removed): the chained
-  -- ones go without reading a batch.
-  local len = redis.call('LLEN', KEYS[10])
-  if len > 0 then
-    local drop = trim - (tonumber(redis.call('GET', KEYS[11]) or '0') - len)
-    if drop >= len then
-      redis.call('DEL', KEYS[10])
-    elseif drop > 0 then
-      redis.call('LTRIM', KEYS[10], drop, -1)
-    end
-  end
-end
-res[#res+1] = 'L' .. lb
-return res
-`)
+// Records travel as commands' arguments, not a script's: Redis's Lua
+// copies and hashes every byte of every argument, which cost a third of
+// an add's Redis CPU.
+
+// addTurn returns the lock that this process's writes of coll take.
+func (s *Store) addTurn(coll string) *sync.Mutex {
+	if m, ok := s.addTurns.Load(coll); ok {
+		return m.(*sync.Mutex)
+	}
+	m, _ := s.addTurns.LoadOrStore(coll, new(sync.Mutex))
+	return m.(*sync.Mutex)
+}
+
+// maxAddAttempts bounds the starts of one add when other processes keep
+// changing the collection.
+const maxAddAttempts = 100
+
+// addItem is one object of an add, encoded.
+type addItem struct {
+	id, ver, spec string // id, versionKey, listSpec
+	rec           []byte
+	received      string // its received ledger line, "" for none
+}
+
+// addPlan is what one attempt decided.
+type addPlan struct {
+	res []int64 // date_added of each object; negative: -da of the version found
+	lb  uint64  // pending ledger batch written, 0 for none
+}
+
+// addTx runs the add's transaction (see above). cpAt is the checkpoint's
+// new time in µs, "" to remove it; cpFrom what it must be ("" for none).
+func (s *Store) addTx(ctx context.Context, coll string, items []addItem, decided, cpName, cpFrom, cpAt string, trim uint64, now int64) (addPlan, error) {
+	kz, kn, klast, kck := s.collKey(coll, "z"), s.collKey(coll, "n"), s.collKey(coll, "last"), s.collKey(coll, "ck")
+	kmv, kpl, kpln := s.collKey(coll, "mv"), s.collKey(coll, "pl"), s.collKey(coll, "pln")
+	watch := []string{kn, klast, kpl, kpln}
+	if cpName != "" {
+		watch = append(watch, kck)
+	}
+	ids := make([]string, 0, len(items))
+	seen := make(map[string]bool, len(items))
+	for i := range items {
+		if !seen[items[i].id] {
+			seen[items[i].id] = true
+			ids = append(ids, items[i].id)
+		}
+	}
+	turn := s.addTurn(coll)
+	turn.Lock()
+	defer turn.Unlock()
+	var plan addPlan
+	attempt := func(tx *goredis.Tx) error {
+		var (
+			listsCmd        *goredis.SliceCmd
+			lastCmd, plnCmd *goredis.StringCmd
+			llenCmd         *goredis.IntCmd
+			ckCmd           *goredis.StringCmd
+		)
+		_, err := tx.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			if len(ids) > 0 {
+				listsCmd = p.HMGet(ctx, kn, ids...)
+			}
+			lastCmd, plnCmd, llenCmd = p.Get(ctx, klast), p.Get(ctx, kpln), p.LLen(ctx, kpl)
+			if cpName != "" {
+				ckCmd = p.HGet(ctx, kck, cpName)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return err
+		}
+		if cpName != "" {
+			cur, err := ckCmd.Result()
+			if err != nil && !errors.Is(err, goredis.Nil) {
+				return err
+			}
+			if cur != cpFrom {
+				return ctigate.E("redis.AddObjectsCheckpoint", ctigate.Conflict, fmt.Errorf("checkpoint %s is at %q, not %q", cpName, cur, cpFrom), "checkpoint already moved by another writer")
+			}
+		}
+		lists := make(map[string]string, len(ids))
+		if listsCmd != nil {
+			if err := listsCmd.Err(); err != nil {
+				return err
+			}
+			for i, v := range listsCmd.Val() {
+				if str, ok := v.(string); ok {
+					lists[ids[i]] = str
+				}
+			}
+		}
+		last := now - 1
+		if v, err := lastCmd.Result(); err == nil {
+			if last, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return fmt.Errorf("collection clock %q", v)
+			}
+		} else if !errors.Is(err, goredis.Nil) {
+			return err
+		}
+		pln := uint64(0)
+		if v, err := plnCmd.Result(); err == nil {
+			if pln, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return fmt.Errorf("pending batch number %q", v)
+			}
+		} else if !errors.Is(err, goredis.Nil) {
+			return err
+		}
+		llen, err := llenCmd.Result()
+		if err != nil {
+			return err
+		}
+		plan = addPlan{res: make([]int64, len(items))}
+		var (
+			zs         []goredis.Z
+			changed    []string
+			multi      bool
+			changedSet = make(map[string]bool)
+			led        []string
+		)
+		for k := range items {
+			it := &items[k]
+			list := lists[it.id]
+			if da, ok := findVersion(list, it.ver); ok {
+				plan.res[k] = -da
+				continue
+			}
+			d := max(now, last+1)
+			last = d
+			zs = append(zs, goredis.Z{Score: float64(d), Member: it.rec})
+			if list != "" {
+				multi = true
+			}
+			if !changedSet[it.id] {
+				changedSet[it.id] = true
+				changed = append(changed, it.id)
+			}
+			lists[it.id] = list + strconv.FormatInt(d, 10) + "," + it.ver + "," + it.spec + ";"
+			plan.res[k] = d
+			if it.received != "" {
+				led = append(led, it.received)
+			}
+		}
+		if decided != "" {
+			led = append(led, decided)
+		}
+		cmds, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			if len(zs) > 0 {
+				p.ZAdd(ctx, kz, zs...)
+				hs := make([]any, 0, 2*len(changed))
+				for _, id := range changed {
+					hs = append(hs, id, lists[id])
+				}
+				p.HSet(ctx, kn, hs...)
+				p.Set(ctx, klast, last, 0)
+			}
+			if multi {
+				p.Set(ctx, kmv, "1", 0)
+			}
+			if cpName != "" {
+				if cpAt == "" {
+					p.HDel(ctx, kck, cpName)
+				} else {
+					p.HSet(ctx, kck, cpName, cpAt)
+				}
+			}
+			if len(led) > 0 {
+				pln++
+				plan.lb = pln
+				p.Set(ctx, kpln, pln, 0)
+				p.RPush(ctx, kpl, strconv.FormatUint(pln, 10)+":"+strconv.FormatInt(now, 10)+"\n"+strings.Join(led, "\n"))
+				llen++
+			}
+			// pl holds the batches numbered pln-LLEN+1 … pln, in order
+			// (each is pushed with its number, and only its head is
+			// removed): the chained ones go without reading a batch.
+			if trim > 0 && llen > 0 {
+				drop := int64(trim) - (int64(pln) - llen)
+				if drop >= llen {
+					p.Del(ctx, kpl)
+				} else if drop > 0 {
+					p.LTrim(ctx, kpl, drop, -1)
+				}
+			}
+			return nil
+		})
+		if err != nil && strings.HasPrefix(err.Error(), "EXECABORT") {
+			// A command was refused when queued (at maxmemory: OOM):
+			// that is the error to report.
+			for _, c := range cmds {
+				if c.Err() != nil && !strings.HasPrefix(c.Err().Error(), "EXECABORT") {
+					return c.Err()
+				}
+			}
+		}
+		return err
+	}
+	for range maxAddAttempts {
+		err := s.c.Watch(ctx, attempt, watch...)
+		if !errors.Is(err, goredis.TxFailedErr) {
+			return plan, err
+		}
+		s.addRestarts.Add(1)
+	}
+	return addPlan{}, ctigate.E("redis.AddObjects", ctigate.Unavailable, "collection changing too fast to write")
+}
+
+// findVersion returns the date_added of version key ver in version list
+// list ("da,version,spec;" entries).
+func findVersion(list, ver string) (int64, bool) {
+	for list != "" {
+		e, rest, ok := strings.Cut(list, ";")
+		if !ok {
+			return 0, false
+		}
+		list = rest
+		da, e, ok1 := strings.Cut(e, ",")
+		v, _, ok2 := strings.Cut(e, ",")
+		if ok1 && ok2 && v == ver {
+			if n, err := strconv.ParseInt(da, 10, 64); err == nil {
+				return n, true
+			}
+		}
+	}
+	return 0, false
+}
 
 // AddObjects stores object versions in one collection atomically.
 func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.Object) ([]store.AddResult, error) {
@@ -167,17 +286,13 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	if err != nil {
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
-	args := make([]any, 11, 11+5*len(objs))
+	items := make([]addItem, len(objs))
 	for i := range objs {
 		o := &objs[i]
 		if err := o.Validate(); err != nil {
 			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("object %d: %v", i, err))
 		}
-		ver := ""
-		if !o.Version.IsZero() {
-			ver = o.Version.UTC().Format(time.RFC3339Nano)
-		}
-		args = append(args, o.ID, versionKey(o.Version), listSpec(o), encodeRecord(o), ver)
+		items[i] = addItem{id: o.ID, ver: versionKey(o.Version), spec: listSpec(o), rec: encodeRecord(o), received: received[i]}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, ctxErr(op, err)
@@ -187,21 +302,22 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 		return results, nil
 	}
 	now := s.clock().UnixMicro()
-	args[0] = now
-	args[1], args[2], args[3] = cpName, int64(0), ""
+	var cpFrom, cpAt string
 	if cpName != "" {
-		args[2] = at.UnixMicro()
-		if at.IsZero() {
-			args[2] = "" // set back to the start: no value, as before the first write
+		if !at.IsZero() { // else set back to the start: no value, as before the first write
+			cpAt = strconv.FormatInt(at.UnixMicro(), 10)
 		}
-		// Where Checkpoint(name) finds it; harmless if the script fails.
+		if !from.IsZero() {
+			cpFrom = strconv.FormatInt(from.UnixMicro(), 10)
+		}
+		// Where Checkpoint(name) finds it; harmless if the add fails.
 		if err := s.c.HSet(ctx, s.prefix+":{k}:where", cpName, collection).Err(); err != nil {
 			return nil, s.fail(op, err)
 		}
 	}
 	ledgered := decided != "" || (len(objs) > 0 && received[0] != "")
-	// The pending ledger batch the script writes, if any, and its
-	// entries, which this process chains (ledger.go).
+	// The pending ledger batch the add writes, if any, and its entries,
+	// which this process chains (ledger.go).
 	var (
 		lb   uint64
 		lins []sealInput
@@ -218,57 +334,30 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 			}
 		}()
 	}
-	args[4], args[5], args[6] = "0", s.trimThrough(collection), ""
-	args[7], args[8], args[9], args[10] = decided, "", "", ""
-	if len(objs) > 0 && received[0] != "" {
-		// One argument for the envelope: the script keeps the lines of
-		// the versions it finds new.
-		args[10] = strings.Join(received, "\n")
-	}
-	if !from.IsZero() {
-		args[6] = strconv.FormatInt(from.UnixMicro(), 10)
-	}
-	keys := []string{
-		s.collKey(collection, "z"), s.collKey(collection, "o"), s.collKey(collection, "n"),
-		s.collKey(collection, "last"), s.collKey(collection, "ck"), s.collKey(collection, "o"),
-		s.collKey(collection, "o"), s.collKey(collection, "o"), s.collKey(collection, "mv"),
-		s.collKey(collection, "pl"), s.collKey(collection, "pln"),
-	}
-	out, err := addScript.Run(ctx, s.c, keys, args...).StringSlice()
+	plan, err := s.addTx(ctx, collection, items, decided, cpName, cpFrom, cpAt, s.trimThrough(collection), now)
 	if err != nil {
+		if _, ok := errors.AsType[*ctigate.Error](err); ok {
+			return nil, err
+		}
 		return nil, s.fail(op, err)
 	}
-	if len(out) != len(objs)+1 || !strings.HasPrefix(out[len(objs)], "L") {
-		return nil, ctigate.E(op, ctigate.Internal, fmt.Errorf("script returned %d results for %d objects", len(out), len(objs)))
-	}
-	b, err := strconv.ParseUint(out[len(objs)][1:], 10, 64)
-	if err != nil {
-		return nil, ctigate.E(op, ctigate.Internal, fmt.Errorf("script result %q", out[len(objs)]))
-	}
-	out = out[:len(objs)]
-	if b > 0 {
-		for i, r := range out {
-			if r[0] == 'n' && received[i] != "" {
+	if plan.lb > 0 {
+		for i, da := range plan.res {
+			if da > 0 && received[i] != "" {
 				lins = append(lins, receivedIns[i])
 			}
 		}
 		lins = append(lins, decidedIns...)
-		lb = b
+		lb = plan.lb
 	}
 	var existed []string
-	for i, r := range out {
-		if len(r) < 2 {
-			return nil, ctigate.E(op, ctigate.Internal, fmt.Errorf("script result %q", r))
-		}
-		da, err := strconv.ParseInt(r[1:], 10, 64)
-		if err != nil {
-			return nil, ctigate.E(op, ctigate.Internal, fmt.Errorf("script result %q", r))
+	for i, da := range plan.res {
+		if da < 0 {
+			da = -da
+			results[i].Existed = true
+			existed = append(existed, strconv.FormatInt(da, 10))
 		}
 		results[i].DateAdded = microTime(da)
-		if r[0] == 'e' {
-			results[i].Existed = true
-			existed = append(existed, r[1:])
-		}
 	}
 	if len(existed) > 0 {
 		recs, err := s.records(ctx, collection, existed)

@@ -299,10 +299,10 @@ func (s *Store) registerSource(ctx context.Context, coll string) error {
 
 // trimThrough returns the batch number through which coll's pending list
 // may be trimmed by its next script (this process saw them chained).
-func (s *Store) trimThrough(coll string) string {
+func (s *Store) trimThrough(coll string) uint64 {
 	s.led.wmu.Lock()
 	defer s.led.wmu.Unlock()
-	return strconv.FormatUint(s.led.trim[coll], 10)
+	return s.led.trim[coll]
 }
 
 // setChained records that coll's batches through n are chained. The

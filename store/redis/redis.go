@@ -57,6 +57,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -104,6 +105,9 @@ type Store struct {
 	closeErr  error
 
 	led ledgerState // the custody ledger's sequencer (ledger.go)
+
+	addTurns    sync.Map     // collection -> *sync.Mutex: this process's adds take turns (add.go)
+	addRestarts atomic.Int64 // adds started over: another process wrote first
 
 	saltMu sync.Mutex
 	salt   *[32]byte // the delivery salt key, once read (ledgerindex.go)
