@@ -212,16 +212,7 @@ func (s *Store) addTx(ctx context.Context, coll string, items []addItem, decided
 			}
 			return nil
 		})
-		if err != nil && strings.HasPrefix(err.Error(), "EXECABORT") {
-			// A command was refused when queued (at maxmemory: OOM):
-			// that is the error to report.
-			for _, c := range cmds {
-				if c.Err() != nil && !strings.HasPrefix(c.Err().Error(), "EXECABORT") {
-					return c.Err()
-				}
-			}
-		}
-		return err
+		return execErr(cmds, err)
 	}
 	for range maxAddAttempts {
 		err := s.c.Watch(ctx, attempt, watch...)

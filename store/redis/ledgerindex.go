@@ -46,24 +46,6 @@ var (
 //	P:{l}:memo:<name> a memo (store.Memos)
 const treeChunk = 1 << 16
 
-// writeIndexScript writes an index batch if P:{l}:ix is still ARGV[1].
-//
-// KEYS: 1 ix, then nt tree chunks, no object keys, nd range keys. ARGV: 1
-// from, 2 through, 3 nt, 4 no, 5 nd, then (offset, bytes) per tree chunk,
-// the seqs per object key, (score, member) per range key. Returns 1, or
-// 0 when another process indexed first.
-var writeIndexScript = goredis.NewScript(`
-local cur = redis.call('GET', KEYS[1]) or '0'
-if cur ~= ARGV[1] then return 0 end
-local nt, no, nd = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local a, k = 6, 2
-for i = 1, nt do redis.call('SETRANGE', KEYS[k], tonumber(ARGV[a]), ARGV[a+1]); k = k + 1; a = a + 2 end
-for i = 1, no do redis.call('APPEND', KEYS[k], ARGV[a]); k = k + 1; a = a + 1 end
-for i = 1, nd do redis.call('ZADD', KEYS[k], ARGV[a], ARGV[a+1]); k = k + 1; a = a + 2 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1
-`)
-
 func spanClass(first, last time.Time) int {
 	return bits.Len64(uint64(last.UnixMicro() - first.UnixMicro()))
 }
@@ -89,26 +71,13 @@ func (s *Store) IndexedThrough(ctx context.Context) (uint64, error) {
 	return n, nil
 }
 
-// WriteIndex writes b if the index is still built through from.
+// WriteIndex writes b if the index is still built through from: one
+// transaction that WATCHes P:{l}:ix (a transaction rather than a script:
+// Redis's Lua would copy and hash every argument, and there is one per
+// object).
 func (s *Store) WriteIndex(ctx context.Context, from uint64, b *store.IndexBatch) error {
 	const op = "redis.WriteIndex"
-	keys := []string{s.ledKey("ix")}
-	args := []any{strconv.FormatUint(from, 10), strconv.FormatUint(b.Through, 10), 0, 0, 0}
-	// Tree hashes: one SETRANGE per chunk they fall in.
-	var nt int
-	for i := 0; i < len(b.Tree); {
-		idx := b.TreeStart + int64(i)
-		chunk, off := idx/treeChunk, idx%treeChunk
-		n := min(len(b.Tree)-i, int(treeChunk-off))
-		buf := make([]byte, 0, 32*n)
-		for _, h := range b.Tree[i : i+n] {
-			buf = append(buf, h[:]...)
-		}
-		keys = append(keys, s.ledKey("tr:"+strconv.FormatInt(chunk, 10)))
-		args = append(args, 32*off, buf)
-		nt++
-		i += n
-	}
+	kix := s.ledKey("ix")
 	// Objects: one APPEND per id.
 	seqs := map[string][]byte{}
 	var ids []string
@@ -118,20 +87,52 @@ func (s *Store) WriteIndex(ctx context.Context, from uint64, b *store.IndexBatch
 		}
 		seqs[o.ID] = binary.BigEndian.AppendUint64(seqs[o.ID], o.Seq)
 	}
-	for _, id := range ids {
-		keys = append(keys, s.ledKey("o:"+id))
-		args = append(args, seqs[id])
+	moved := false
+	err := s.c.Watch(ctx, func(tx *goredis.Tx) error {
+		cur, err := tx.Get(ctx, kix).Result()
+		if errors.Is(err, goredis.Nil) {
+			cur, err = "0", nil
+		}
+		if err != nil {
+			return err
+		}
+		if cur != strconv.FormatUint(from, 10) {
+			moved = true
+			return nil
+		}
+		cmds, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			// Tree hashes: one SETRANGE per chunk they fall in.
+			for i := 0; i < len(b.Tree); {
+				idx := b.TreeStart + int64(i)
+				chunk, off := idx/treeChunk, idx%treeChunk
+				n := min(len(b.Tree)-i, int(treeChunk-off))
+				buf := make([]byte, 0, 32*n)
+				for _, h := range b.Tree[i : i+n] {
+					buf = append(buf, h[:]...)
+				}
+				p.SetRange(ctx, s.ledKey("tr:"+strconv.FormatInt(chunk, 10)), 32*off, string(buf))
+				i += n
+			}
+			for _, id := range ids {
+				p.Append(ctx, s.ledKey("o:"+id), string(seqs[id]))
+			}
+			for _, d := range b.Deliveries {
+				p.ZAdd(ctx, s.rangeKey(d.Collection, spanClass(d.First, d.Last)), goredis.Z{
+					Score: float64(d.Last.UnixMicro()), Member: strconv.FormatUint(d.Seq, 10) + ":" + strconv.FormatInt(d.First.UnixMicro(), 10),
+				})
+			}
+			p.Set(ctx, kix, strconv.FormatUint(b.Through, 10), 0)
+			return nil
+		})
+		return execErr(cmds, err)
+	}, kix)
+	if errors.Is(err, goredis.TxFailedErr) {
+		moved, err = true, nil
 	}
-	for _, d := range b.Deliveries {
-		keys = append(keys, s.rangeKey(d.Collection, spanClass(d.First, d.Last)))
-		args = append(args, d.Last.UnixMicro(), strconv.FormatUint(d.Seq, 10)+":"+strconv.FormatInt(d.First.UnixMicro(), 10))
-	}
-	args[2], args[3], args[4] = nt, len(ids), len(b.Deliveries)
-	ok, err := writeIndexScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return s.fail(op, err)
 	}
-	if ok != 1 {
+	if moved {
 		return ctigate.E(op, ctigate.Conflict, "the ledger index moved")
 	}
 	return nil

@@ -269,6 +269,22 @@ const errConflict = "CTIGATE_CONFLICT"
 // fail classifies an error from Redis: a cancelled request, a checkpoint
 // conflict, Redis out of memory (Full), Redis unreachable or not serving
 // (Unavailable), or Internal.
+// execErr returns the error of a MULTI/EXEC whose commands were cmds:
+// when Redis refused a command as it was queued (at maxmemory: OOM) and
+// so discarded the transaction (EXECABORT), that command's error, which
+// says why.
+func execErr(cmds []goredis.Cmder, err error) error {
+	if err == nil || !strings.HasPrefix(err.Error(), "EXECABORT") {
+		return err
+	}
+	for _, c := range cmds {
+		if e := c.Err(); e != nil && !strings.HasPrefix(e.Error(), "EXECABORT") {
+			return e
+		}
+	}
+	return err
+}
+
 func (s *Store) fail(op string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
