@@ -101,6 +101,11 @@ type Config struct {
 
 	JSON     bool      // write the report as one JSON object instead of a table
 	Progress io.Writer // progress lines while running; nil discards them
+
+	// BeforePoll, when set, is called once the push (and, with a route,
+	// its publication) is done, just before the poll starts: bench
+	// splits Redis's CPU time there.
+	BeforePoll func()
 }
 
 // DefaultConfig returns the configuration of `ctigate bench` without flags.
@@ -359,6 +364,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		}
 		envs = nil // let the collector have the generated data back
 		if cfg.Phase.poll() {
+			if cfg.BeforePoll != nil {
+				cfg.BeforePoll()
+			}
 			srv.phase("poll")
 			logf("poll: %d consumers, pages of %d", cfg.Consumers, cfg.PageSize)
 			res.Poll, err = poll(ctx, c, cfg.Consumers, cfg.PageSize, expected, minimum, report)

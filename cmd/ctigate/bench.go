@@ -78,6 +78,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 			return fmt.Errorf("bench: --redis: %w", err)
 		}
 		cfg.RedisPrefix = mem.prefix
+		cfg.BeforePoll = func() { mem.markPoll(ctx) }
 		defer mem.close(ctx)
 	}
 	res, err := load.Run(ctx, cfg, stdout)
@@ -85,7 +86,11 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("bench: %w", err)
 	}
 	if mem != nil && cfg.Phase != load.PhasePoll {
-		mem.report(ctx, stdout, res.Push.Objects)
+		read := 0
+		if res.Poll != nil {
+			read = int(res.Poll.Objects)
+		}
+		mem.report(ctx, stdout, res.Push.Objects, read)
 	}
 	return nil
 }
