@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -24,20 +23,21 @@ import (
 // new text; then writes everything in one MULTI/EXEC, which Redis refuses
 // if any watched key changed meanwhile (another process's write or
 // delete), and the add starts over. Nothing is written before every check
-// has passed. Writes of one collection by this process take turns
-// (addTurn), so they never make each other start over.
+// has passed. This process's adds to one collection take turns (addTurn),
+// so they never make each other start over.
 //
 // Records travel as commands' arguments, not a script's: Redis's Lua
 // copies and hashes every byte of every argument, which cost a third of
 // an add's Redis CPU.
 
-// addTurn returns the lock that this process's writes of coll take.
-func (s *Store) addTurn(coll string) *sync.Mutex {
+// addTurn returns the turn that this process's adds to coll take: a
+// channel of one, which an add fills while it runs.
+func (s *Store) addTurn(coll string) chan struct{} {
 	if m, ok := s.addTurns.Load(coll); ok {
-		return m.(*sync.Mutex)
+		return m.(chan struct{})
 	}
-	m, _ := s.addTurns.LoadOrStore(coll, new(sync.Mutex))
-	return m.(*sync.Mutex)
+	m, _ := s.addTurns.LoadOrStore(coll, make(chan struct{}, 1))
+	return m.(chan struct{})
 }
 
 // maxAddAttempts bounds the starts of one add when other processes keep
@@ -75,8 +75,12 @@ func (s *Store) addTx(ctx context.Context, coll string, items []addItem, decided
 		}
 	}
 	turn := s.addTurn(coll)
-	turn.Lock()
-	defer turn.Unlock()
+	select {
+	case turn <- struct{}{}:
+		defer func() { <-turn }()
+	case <-ctx.Done():
+		return addPlan{}, ctx.Err()
+	}
 	var plan addPlan
 	attempt := func(tx *goredis.Tx) error {
 		var (
@@ -250,8 +254,8 @@ func (s *Store) AddObjects(ctx context.Context, collection string, objs []store.
 }
 
 // AddObjectsCheckpoint is AddObjects that also records decisions (as
-// custody ledger entries, pending in the same script call, see ledger.go)
-// and moves the checkpoint name from from to at, in the same script call.
+// custody ledger entries, pending in the same transaction, see ledger.go)
+// and moves the checkpoint name from from to at, in the same transaction.
 // A checkpoint that is no longer from is a Conflict and nothing is
 // written.
 func (s *Store) AddObjectsCheckpoint(ctx context.Context, collection string, objs []store.Object, decisions []store.Decision, name string, from, at time.Time) ([]store.AddResult, error) {

@@ -7,14 +7,14 @@ package redis
 // ledger's. Redis Lua has no SHA-256 either. So a record is written in
 // two steps:
 //
-//  1. Pending. The script that stores a collection's objects (add.go), or
-//     deletes them (query.go), also appends to the collection's pending
+//  1. Pending. The transaction that stores a collection's objects
+//     (add.go), or the script that deletes them (query.go), also appends to the collection's pending
 //     list P:{c:X}:pl one batch "b:micros\n" followed by the unsealed
 //     entries (JSON, one a line): received entries of the versions it
 //     found new, then the decisions' entries (or the deleted entries). b
 //     comes from the counter P:{c:X}:pln, micros is the write's clock. An
 //     object therefore never exists without its received record, nor the
-//     reverse: both are in one script call.
+//     reverse: both are in one transaction.
 //  2. Chained. A sequencer (any gateway process) reads the head and, for
 //     each collection, the number of the last batch it chained, reads the
 //     pending batches after it, numbers and hashes their entries in Go
@@ -44,7 +44,7 @@ package redis
 //	P:{l}:ap     hash: collection -> its last batch chained
 //	P:{l}:src    set of the collections that have written batches
 //
-// The writer of a batch chains it right after its script (one script
+// The writer of a batch chains it right after its write (one script
 // call: its process caches the head and the chained numbers, so it needs
 // no read first unless another process moved them); if that fails, the
 // entries stay pending and the next sequencer chains them. Every reader
@@ -127,7 +127,7 @@ type ledgerState struct {
 	chained map[string]uint64                // collection -> last batch chained, as last seen
 	local   map[string]map[uint64]localBatch // batches this process wrote and has not seen chained
 
-	// Under their own lock, which writers take before their script
+	// Under their own lock, which writers take before their write
 	// without waiting for a chaining round trip: the writes under way per
 	// collection, and the batch number through which a write may trim
 	// the collection's pending list (a copy of chained).
@@ -175,7 +175,8 @@ return 1
 // numbered ARGV[1] or below (already chained) and returns the first
 // ARGV[2] of the others. The list holds the batches numbered
 // KEYS[2]-LLEN+1 … KEYS[2] (pln), in order: every batch is pushed by the
-// script that takes its number, and only the list's head is ever
+// write (transaction or script) that takes its number, and only the
+// list's head is ever
 // removed. So the chained ones go without a batch being read.
 var ledgerPendingScript = goredis.NewScript(`
 local len = redis.call('LLEN', KEYS[1])
@@ -298,7 +299,7 @@ func (s *Store) registerSource(ctx context.Context, coll string) error {
 }
 
 // trimThrough returns the batch number through which coll's pending list
-// may be trimmed by its next script (this process saw them chained).
+// may be trimmed by its next write (this process saw them chained).
 func (s *Store) trimThrough(coll string) uint64 {
 	s.led.wmu.Lock()
 	defer s.led.wmu.Unlock()

@@ -21,25 +21,25 @@ package redis
 //	P:{c:X}:last  the last date_added assigned in X (never reused, not even
 //	              after a delete)
 //	P:{c:X}:ck    hash: checkpoint name -> time in microseconds
-//	P:{c:X}:ev    stream: one event per new version (queue.go)
 //
-// date_added is assigned inside the add script, as max(caller's clock,
-// last+1µs), so it is strictly increasing per collection whatever the
-// number of gateway processes writing and however their clocks differ.
-// Objects, index entries, version lists, checkpoint, pending ledger
-// entries (decisions among them) and the event are written by one script:
-// a crash never leaves an index entry without its object or the reverse.
-// The script validates before it writes, so it never stops half-way.
+// date_added is assigned by the add's transaction (add.go), as
+// max(caller's clock, last+1µs) with last read under WATCH, so it is
+// strictly increasing per collection whatever the number of gateway
+// processes writing and however their clocks differ. Objects, version
+// lists, checkpoint and pending ledger entries (decisions among them) are
+// written by one MULTI/EXEC: a crash never leaves a version list entry
+// without its object or the reverse. Everything is checked before EXEC,
+// so it never stops half-way.
 //
 // Decisions are recorded only in the custody ledger (ledger.go): their
-// entries are pending ledger lines of the script call that publishes
+// entries are pending ledger lines of the transaction that publishes
 // what they decided and moves the route's checkpoint, so a decision is
 // recorded iff its effect happened.
 //
 // Checkpoints live in the slot of the collection written with them (their
-// move is part of its script). P:{k}:where maps a checkpoint name to that
-// collection, so Checkpoint(name) finds it; it is written before the
-// script, and a name whose script did not run reads as unset.
+// move is part of its transaction). P:{k}:where maps a checkpoint name to
+// that collection, so Checkpoint(name) finds it; it is written before the
+// transaction, and a name whose transaction did not run reads as unset.
 //
 // A write names the checkpoint it started from: when the stored one is no
 // longer that (another replica wrote from there first), it changes nothing
@@ -106,7 +106,7 @@ type Store struct {
 
 	led ledgerState // the custody ledger's sequencer (ledger.go)
 
-	addTurns    sync.Map     // collection -> *sync.Mutex: this process's adds take turns (add.go)
+	addTurns    sync.Map     // collection -> chan struct{}: this process's adds take turns (add.go)
 	addRestarts atomic.Int64 // adds started over: another process wrote first
 
 	saltMu sync.Mutex
