@@ -10,6 +10,14 @@ import (
 	"github.com/ctigate/ctigate/internal/backoff"
 )
 
+// ErrStaleCheckpoint is what a Chain's AppendEntries returns (wrapped)
+// for a checkpoint that signs an earlier entry than a checkpoint already
+// in the chain: several gateway processes sign one chain, and one whose
+// tree took longer would otherwise land after a later one, which
+// verifiers refuse (checkpoints sign ever later entries). Nothing was
+// appended; the later checkpoint covers what it signed.
+var ErrStaleCheckpoint = errors.New("custody: a later checkpoint is already in the chain")
+
 // Chain is what the checkpointer needs from the ledger's storage.
 type Chain interface {
 	LedgerHead(ctx context.Context) (Head, error)
@@ -50,6 +58,9 @@ func (c *Checkpointer) Sign(ctx context.Context) (Head, error) {
 		return head, err
 	}
 	out, err := c.Chain.AppendEntries(ctx, []Entry{c.Signer.Checkpoint(head, root)})
+	if errors.Is(err, ErrStaleCheckpoint) {
+		return c.Chain.LedgerHead(ctx) // another process signed later entries
+	}
 	if err != nil {
 		return head, err
 	}

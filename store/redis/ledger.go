@@ -151,11 +151,14 @@ return out
 // ledgerAppendScript appends a block of sealed entries if the head and
 // the chained batch numbers are still what the caller read.
 //
-// KEYS: 1 head, 2 log, 3 ap, 4 blk, 5 tg. ARGV: 1 head read ("" for
-// none), 2 new head, 3 number m of collections, then m triples
+// KEYS: 1 head, 2 log, 3 ap, 4 blk, 5 tg, 6 cks. ARGV: 1 head read (""
+// for none), 2 new head, 3 number m of collections, then m triples
 // (collection, chained number read, new chained number), then the
-// block's first seq, its lines (joined by newlines) and its tags.
-// Returns 1, or 0 when nothing was written.
+// block's first seq, its lines (joined by newlines), its tags and the
+// highest seq a checkpoint in it signs (0 for none). Returns 1, 0 when
+// nothing was written, or 2 when nothing was written because the
+// checkpoint signs an earlier seq than one already appended (cks: the
+// highest seq signed so far; custody.ErrStaleCheckpoint).
 var ledgerAppendScript = goredis.NewScript(`
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 local m = tonumber(ARGV[3])
@@ -163,6 +166,11 @@ for j = 0, m - 1 do
   if (redis.call('HGET', KEYS[3], ARGV[4 + 3*j]) or '0') ~= ARGV[5 + 3*j] then return 0 end
 end
 local i = 4 + 3*m
+local sg = tonumber(ARGV[i+3] or '0')
+if sg > 0 then
+  if tonumber(redis.call('GET', KEYS[6]) or '0') > sg then return 2 end
+  redis.call('SET', KEYS[6], ARGV[i+3])
+end
 redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1])
 redis.call('HSET', KEYS[5], ARGV[i], ARGV[i+2])
 redis.call('ZADD', KEYS[4], ARGV[i], ARGV[i])
@@ -396,8 +404,8 @@ type batchRange struct {
 // appendSealed seals ins after head and runs the append script; it
 // reports whether it was written, and the new head. sealed, when not
 // nil, receives the sealed entries.
-func (s *Store) appendSealed(ctx context.Context, head ledgerHead, ranges []batchRange, ins []sealInput, sealed []custody.Entry) (bool, ledgerHead, error) {
-	keys := []string{s.ledKey("head"), s.ledKey("log"), s.ledKey("ap"), s.ledKey("blk"), s.ledKey("tg")}
+func (s *Store) appendSealed(ctx context.Context, head ledgerHead, ranges []batchRange, ins []sealInput, sealed []custody.Entry, signed uint64) (bool, ledgerHead, error) {
+	keys := []string{s.ledKey("head"), s.ledKey("log"), s.ledKey("ap"), s.ledKey("blk"), s.ledKey("tg"), s.ledKey("cks")}
 	args := make([]any, 3, 6+3*len(ranges))
 	args[0], args[2] = head.String(), len(ranges)
 	for _, r := range ranges {
@@ -427,12 +435,15 @@ func (s *Store) appendSealed(ctx context.Context, head ledgerHead, ranges []batc
 		pack.add(string(line))
 		tags = binary.BigEndian.AppendUint64(tags, in.tag)
 	}
-	args = append(args, strconv.FormatUint(head.seq+1, 10), pack.bytes(), tags)
+	args = append(args, strconv.FormatUint(head.seq+1, 10), pack.bytes(), tags, strconv.FormatUint(signed, 10))
 	next := ledgerHead{seq: prev.Seq, micros: micros, hash: prev.Hash}
 	args[1] = next.String()
 	ok, err := ledgerAppendScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return false, head, err
+	}
+	if ok == 2 {
+		return false, head, custody.ErrStaleCheckpoint
 	}
 	return ok == 1, next, nil
 }
@@ -506,7 +517,7 @@ func (s *Store) ledgerEnd(ctx context.Context, coll string, b uint64, micros int
 				}
 			}
 			if n > last {
-				ok, next, err := s.appendSealed(ctx, s.led.head, []batchRange{{coll, last, n}}, run, nil)
+				ok, next, err := s.appendSealed(ctx, s.led.head, []batchRange{{coll, last, n}}, run, nil, 0)
 				if err != nil {
 					return err
 				}
@@ -601,7 +612,7 @@ func (s *Store) chainPending(ctx context.Context, colls []string) error {
 			}
 		}
 		if len(ranges) > 0 {
-			ok, next, err := s.appendSealed(ctx, head, ranges, ins, nil)
+			ok, next, err := s.appendSealed(ctx, head, ranges, ins, nil, 0)
 			if err != nil {
 				return err
 			}
@@ -658,6 +669,15 @@ func (s *Store) AppendEntries(ctx context.Context, entries []custody.Entry) ([]c
 	if len(entries) == 0 {
 		return out, nil
 	}
+	// Checkpoints must sign ever later entries: the append refuses one
+	// signing an earlier seq than a checkpoint already appended (another
+	// replica's, whose tree was ready first).
+	var signed uint64
+	for i := range entries {
+		if entries[i].Action == custody.Checkpoint {
+			signed = max(signed, entries[i].SignedSeq)
+		}
+	}
 	s.led.mu.Lock()
 	defer s.led.mu.Unlock()
 	for range 1000 {
@@ -672,7 +692,10 @@ func (s *Store) AppendEntries(ctx context.Context, entries []custody.Entry) ([]c
 			}
 			s.led.head, s.led.known = h, true
 		}
-		ok, next, err := s.appendSealed(ctx, s.led.head, nil, ins, out)
+		ok, next, err := s.appendSealed(ctx, s.led.head, nil, ins, out, signed)
+		if errors.Is(err, custody.ErrStaleCheckpoint) {
+			return nil, ctigate.E(op, ctigate.Conflict, err, "a later checkpoint is already in the ledger")
+		}
 		if err != nil {
 			return nil, s.fail(op, err)
 		}

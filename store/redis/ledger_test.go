@@ -2,6 +2,9 @@ package redis_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -237,5 +240,73 @@ func TestLedgerPendingTrim(t *testing.T) {
 	want := []string{testObj(0).ID, testObj(1).ID, testObj(2).ID, "indicator--y", testObj(10).ID, testObj(11).ID}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("entries about %v, want %v", got, want)
+	}
+}
+
+// TestCheckpointRaceReplicas: two replicas sign one chain. The first
+// reads the head, then its tree takes long; meanwhile entries are added
+// and the second signs a later head. The first's checkpoint, which would
+// sign an earlier entry than the one already in the chain, is not
+// appended (verifiers refuse a checkpoint signing an earlier entry than
+// the one before it), its Sign reports no error, and the chain verifies.
+func TestCheckpointRaceReplicas(t *testing.T) {
+	ss, _ := replicas(t, 2)
+	ctx := store.WithActor(t.Context(), store.Actor{User: "cert-a", Org: "CERT-A"})
+	add := func(s *redis.Store, from, n int) {
+		t.Helper()
+		var objs []store.Object
+		for i := range n {
+			objs = append(objs, testObj(from+i))
+		}
+		if _, err := s.AddObjects(ctx, "race", objs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(ss[0], 0, 5)
+	slow := make(chan struct{})
+	reading := make(chan struct{})
+	signer := func(seed byte) *custody.Signer {
+		return custody.NewSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, 32)))
+	}
+	first := &custody.Checkpointer{Chain: ss[0], Signer: signer(1), Root: func(ctx context.Context, size uint64) (string, error) {
+		close(reading)
+		<-slow
+		return store.TreeRoot(ctx, ss[0], size)
+	}}
+	second := &custody.Checkpointer{Chain: ss[1], Signer: signer(2), Root: func(ctx context.Context, size uint64) (string, error) {
+		return store.TreeRoot(ctx, ss[1], size)
+	}}
+	done := make(chan error, 1)
+	go func() {
+		_, err := first.Sign(t.Context())
+		done <- err
+	}()
+	<-reading // the first has read head 5
+	add(ss[1], 5, 3)
+	h, err := second.Sign(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Seq != 9 {
+		t.Fatalf("the second signed and stands at seq %d, want 9 (8 entries and its checkpoint)", h.Seq)
+	}
+	close(slow)
+	if err := <-done; err != nil {
+		t.Fatalf("the first replica's late checkpoint: %v, want no error (a later one covers it)", err)
+	}
+	all := exportVerify(t, ss[0])
+	cps := 0
+	for _, e := range all {
+		if e.Action == custody.Checkpoint {
+			cps++
+		}
+	}
+	if len(all) != 9 || cps != 1 {
+		t.Fatalf("%d entries, %d checkpoints; want 9 and 1: the late checkpoint was appended", len(all), cps)
+	}
+	// Appended directly, the late checkpoint is refused as stale.
+	_, err = ss[0].AppendEntries(t.Context(), []custody.Entry{signer(1).Checkpoint(custody.Head{Seq: 5, Hash: all[4].Hash}, "00")})
+	if !errors.Is(err, custody.ErrStaleCheckpoint) {
+		t.Fatalf("a checkpoint of seq 5 after one of seq 8: %v, want ErrStaleCheckpoint", err)
 	}
 }
