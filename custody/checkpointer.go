@@ -11,8 +11,8 @@ import (
 )
 
 // ErrStaleCheckpoint is what a Chain's AppendEntries returns (wrapped)
-// for a checkpoint that signs an earlier entry than a checkpoint already
-// in the chain: several gateway processes sign one chain, and one whose
+// for a checkpoint that signs no later entry than a checkpoint already in
+// the chain: several gateway processes sign one chain, and one whose
 // tree took longer would otherwise land after a later one, which
 // verifiers refuse (checkpoints sign ever later entries). Nothing was
 // appended; the later checkpoint covers what it signed.

@@ -157,7 +157,7 @@ return out
 // block's first seq, its lines (joined by newlines), its tags and the
 // highest seq a checkpoint in it signs (0 for none). Returns 1, 0 when
 // nothing was written, or 2 when nothing was written because the
-// checkpoint signs an earlier seq than one already appended (cks: the
+// checkpoint signs no later seq than one already appended (cks: the
 // highest seq signed so far; custody.ErrStaleCheckpoint).
 var ledgerAppendScript = goredis.NewScript(`
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
@@ -168,7 +168,7 @@ end
 local i = 4 + 3*m
 local sg = tonumber(ARGV[i+3] or '0')
 if sg > 0 then
-  if tonumber(redis.call('GET', KEYS[6]) or '0') > sg then return 2 end
+  if tonumber(redis.call('GET', KEYS[6]) or '0') >= sg then return 2 end
   redis.call('SET', KEYS[6], ARGV[i+3])
 end
 redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1])
@@ -670,8 +670,9 @@ func (s *Store) AppendEntries(ctx context.Context, entries []custody.Entry) ([]c
 		return out, nil
 	}
 	// Checkpoints must sign ever later entries: the append refuses one
-	// signing an earlier seq than a checkpoint already appended (another
-	// replica's, whose tree was ready first).
+	// signing no later seq than a checkpoint already appended (another
+	// replica's, whose tree was ready first, or which signed the same head
+	// as both stopped).
 	var signed uint64
 	for i := range entries {
 		if entries[i].Action == custody.Checkpoint {

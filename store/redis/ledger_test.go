@@ -309,4 +309,10 @@ func TestCheckpointRaceReplicas(t *testing.T) {
 	if !errors.Is(err, custody.ErrStaleCheckpoint) {
 		t.Fatalf("a checkpoint of seq 5 after one of seq 8: %v, want ErrStaleCheckpoint", err)
 	}
+	// So is a second checkpoint of the same head (two replicas stopping
+	// at once both sign it): it would add an entry no checkpoint signs.
+	_, err = ss[0].AppendEntries(t.Context(), []custody.Entry{signer(1).Checkpoint(custody.Head{Seq: 8, Hash: all[7].Hash}, "00")})
+	if !errors.Is(err, custody.ErrStaleCheckpoint) {
+		t.Fatalf("a second checkpoint of seq 8: %v, want ErrStaleCheckpoint", err)
+	}
 }
