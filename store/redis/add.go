@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -17,30 +20,48 @@ import (
 // An add (AddObjects, AddObjectsCheckpoint) is one optimistic
 // transaction on the collection's keys, without a script: it WATCHes the
 // version lists (n), the date_added clock (last), the pending ledger list
-// and its counter (pl, pln) and the checkpoints (ck, when it moves one);
-// reads what it needs; decides here which versions are new, their
-// date_added (the clock's next microseconds, ascending) and the lists'
-// new text; then writes everything in one MULTI/EXEC, which Redis refuses
-// if any watched key changed meanwhile (another process's write or
-// delete), and the add starts over. Nothing is written before every check
-// has passed. This process's adds to one collection take turns (addTurn),
-// so they never make each other start over.
+// and its counter (pl, pln) and the checkpoints (ck); reads what it needs;
+// decides here which versions are new, their date_added (the clock's next
+// microseconds, ascending) and the lists' new text; then writes
+// everything in one MULTI/EXEC, which Redis refuses if any watched key
+// changed meanwhile (another process's write or delete), and the add
+// starts over. Nothing is written before every check has passed.
+//
+// This process's adds to one collection take turns, so they never make
+// each other start over; adds that arrive during a turn wait and then
+// share the next one (group commit): one transaction writes them all, in
+// arrival order, each with its own pending ledger batch, and each gets
+// its own result. A turn costs three round trips to Redis (WATCH, the
+// reads, MULTI/EXEC), so sharing it keeps small concurrent envelopes
+// from queueing behind each other's round trips.
 //
 // Records travel as commands' arguments, not a script's: Redis's Lua
 // copies and hashes every byte of every argument, which cost a third of
 // an add's Redis CPU.
 
-// addTurn returns the turn that this process's adds to coll take: a
-// channel of one, which an add fills while it runs.
-func (s *Store) addTurn(coll string) chan struct{} {
-	if m, ok := s.addTurns.Load(coll); ok {
-		return m.(chan struct{})
-	}
-	m, _ := s.addTurns.LoadOrStore(coll, make(chan struct{}, 1))
-	return m.(chan struct{})
+// addQueue is a collection's turn: whether an add is running, and the
+// adds waiting for the next turn.
+type addQueue struct {
+	mu      sync.Mutex
+	running bool
+	waiting []*addReq
 }
 
-// maxAddAttempts bounds the starts of one add when other processes keep
+// addReq is one add: its objects, decisions and checkpoint move, then
+// its outcome.
+type addReq struct {
+	items                []addItem
+	decided              string // the decisions' pending ledger lines
+	cpName, cpFrom, cpAt string // cpAt "" removes it; cpFrom "" for none
+	now                  int64  // the add's clock, µs
+
+	plan addPlan
+	err  error
+	done chan struct{}  // closed when plan and err are set
+	lead chan []*addReq // receives the turn, with the adds it runs
+}
+
+// maxAddAttempts bounds the starts of one turn when other processes keep
 // changing the collection.
 const maxAddAttempts = 100
 
@@ -51,65 +72,107 @@ type addItem struct {
 	received      string // its received ledger line, "" for none
 }
 
-// addPlan is what one attempt decided.
+// addPlan is what a turn decided for one add.
 type addPlan struct {
 	res []int64 // date_added of each object; negative: -da of the version found
 	lb  uint64  // pending ledger batch written, 0 for none
 }
 
-// addTx runs the add's transaction (see above). cpAt is the checkpoint's
-// new time in µs, "" to remove it; cpFrom what it must be ("" for none).
-func (s *Store) addTx(ctx context.Context, coll string, items []addItem, decided, cpName, cpFrom, cpAt string, trim uint64, now int64) (addPlan, error) {
-	kz, kn, klast, kck := s.collKey(coll, "z"), s.collKey(coll, "n"), s.collKey(coll, "last"), s.collKey(coll, "ck")
-	kmv, kpl, kpln := s.collKey(coll, "mv"), s.collKey(coll, "pl"), s.collKey(coll, "pln")
-	watch := []string{kn, klast, kpl, kpln}
-	if cpName != "" {
-		watch = append(watch, kck)
+// addTx runs r in this process's next turn on coll, shared with the adds
+// waiting with it, and returns its outcome.
+func (s *Store) addTx(ctx context.Context, coll string, r *addReq) (addPlan, error) {
+	r.done, r.lead = make(chan struct{}), make(chan []*addReq, 1)
+	v, _ := s.addTurns.LoadOrStore(coll, &addQueue{})
+	q := v.(*addQueue)
+	q.mu.Lock()
+	if !q.running {
+		q.running = true
+		q.mu.Unlock()
+		s.runTurns(ctx, coll, q, []*addReq{r})
+		return r.plan, r.err
 	}
-	ids := make([]string, 0, len(items))
-	seen := make(map[string]bool, len(items))
-	for i := range items {
-		if !seen[items[i].id] {
-			seen[items[i].id] = true
-			ids = append(ids, items[i].id)
+	q.waiting = append(q.waiting, r)
+	q.mu.Unlock()
+	select {
+	case batch := <-r.lead:
+		s.runTurns(ctx, coll, q, batch)
+	case <-r.done:
+	case <-ctx.Done():
+		q.mu.Lock()
+		if i := slices.Index(q.waiting, r); i >= 0 {
+			q.waiting = slices.Delete(q.waiting, i, i+1)
+			q.mu.Unlock()
+			return addPlan{}, ctx.Err()
+		}
+		q.mu.Unlock()
+		// Taken into a turn: its outcome comes.
+		select {
+		case batch := <-r.lead:
+			s.runTurns(ctx, coll, q, batch)
+		case <-r.done:
 		}
 	}
-	turn := s.addTurn(coll)
-	select {
-	case turn <- struct{}{}:
-		defer func() { <-turn }()
-	case <-ctx.Done():
-		return addPlan{}, ctx.Err()
+	return r.plan, r.err
+}
+
+// runTurns runs batch, then hands the turn to the first add that waited
+// meanwhile, with every add waiting, or ends the turns.
+func (s *Store) runTurns(ctx context.Context, coll string, q *addQueue, batch []*addReq) {
+	// The adds of others must not fail because this one's caller gave up.
+	s.runAdds(context.WithoutCancel(ctx), coll, batch)
+	for _, r := range batch {
+		close(r.done)
 	}
-	var plan addPlan
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiting) == 0 {
+		q.running = false
+		return
+	}
+	next := q.waiting
+	q.waiting = nil
+	next[0].lead <- next
+}
+
+// runAdds writes reqs in one transaction (see above), retried while other
+// processes change the collection first, and sets each one's outcome. An
+// add whose checkpoint moved is a Conflict; the others are written.
+func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
+	kz, kn, klast, kck := s.collKey(coll, "z"), s.collKey(coll, "n"), s.collKey(coll, "last"), s.collKey(coll, "ck")
+	kmv, kpl, kpln := s.collKey(coll, "mv"), s.collKey(coll, "pl"), s.collKey(coll, "pln")
+	watch := []string{kn, klast, kpl, kpln, kck}
+	var ids, cps []string
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		for i := range r.items {
+			if id := r.items[i].id; !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+		if r.cpName != "" && !slices.Contains(cps, r.cpName) {
+			cps = append(cps, r.cpName)
+		}
+	}
+	trim := s.trimThrough(coll)
 	attempt := func(tx *goredis.Tx) error {
 		var (
-			listsCmd        *goredis.SliceCmd
+			listsCmd, ckCmd *goredis.SliceCmd
 			lastCmd, plnCmd *goredis.StringCmd
 			llenCmd         *goredis.IntCmd
-			ckCmd           *goredis.StringCmd
 		)
 		_, err := tx.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			if len(ids) > 0 {
 				listsCmd = p.HMGet(ctx, kn, ids...)
 			}
 			lastCmd, plnCmd, llenCmd = p.Get(ctx, klast), p.Get(ctx, kpln), p.LLen(ctx, kpl)
-			if cpName != "" {
-				ckCmd = p.HGet(ctx, kck, cpName)
+			if len(cps) > 0 {
+				ckCmd = p.HMGet(ctx, kck, cps...)
 			}
 			return nil
 		})
 		if err != nil && !errors.Is(err, goredis.Nil) {
 			return err
-		}
-		if cpName != "" {
-			cur, err := ckCmd.Result()
-			if err != nil && !errors.Is(err, goredis.Nil) {
-				return err
-			}
-			if cur != cpFrom {
-				return ctigate.E("redis.AddObjectsCheckpoint", ctigate.Conflict, fmt.Errorf("checkpoint %s is at %q, not %q", cpName, cur, cpFrom), "checkpoint already moved by another writer")
-			}
 		}
 		lists := make(map[string]string, len(ids))
 		if listsCmd != nil {
@@ -122,7 +185,18 @@ func (s *Store) addTx(ctx context.Context, coll string, items []addItem, decided
 				}
 			}
 		}
-		last := now - 1
+		ck := map[string]string{}
+		if ckCmd != nil {
+			if err := ckCmd.Err(); err != nil {
+				return err
+			}
+			for i, v := range ckCmd.Val() {
+				if str, ok := v.(string); ok {
+					ck[cps[i]] = str
+				}
+			}
+		}
+		last := int64(math.MinInt64)
 		if v, err := lastCmd.Result(); err == nil {
 			if last, err = strconv.ParseInt(v, 10, 64); err != nil {
 				return fmt.Errorf("collection clock %q", v)
@@ -142,39 +216,60 @@ func (s *Store) addTx(ctx context.Context, coll string, items []addItem, decided
 		if err != nil {
 			return err
 		}
-		plan = addPlan{res: make([]int64, len(items))}
 		var (
 			zs         []goredis.Z
 			changed    []string
+			changedSet = map[string]bool{}
 			multi      bool
-			changedSet = make(map[string]bool)
-			led        []string
+			batches    []any // pending ledger batches, in number order
+			cpMoves    []string
 		)
-		for k := range items {
-			it := &items[k]
-			list := lists[it.id]
-			if da, ok := findVersion(list, it.ver); ok {
-				plan.res[k] = -da
-				continue
+		for _, r := range reqs {
+			r.plan, r.err = addPlan{}, nil
+			if r.cpName != "" {
+				if cur := ck[r.cpName]; cur != r.cpFrom {
+					r.err = ctigate.E("redis.AddObjectsCheckpoint", ctigate.Conflict, fmt.Errorf("checkpoint %s is at %q, not %q", r.cpName, cur, r.cpFrom), "checkpoint already moved by another writer")
+					continue
+				}
+				ck[r.cpName] = r.cpAt
+				cpMoves = append(cpMoves, r.cpName)
 			}
-			d := max(now, last+1)
-			last = d
-			zs = append(zs, goredis.Z{Score: float64(d), Member: it.rec})
-			if list != "" {
-				multi = true
+			if last == math.MinInt64 {
+				last = r.now - 1
 			}
-			if !changedSet[it.id] {
-				changedSet[it.id] = true
-				changed = append(changed, it.id)
+			r.plan.res = make([]int64, len(r.items))
+			var led []string
+			for k := range r.items {
+				it := &r.items[k]
+				list := lists[it.id]
+				if da, ok := findVersion(list, it.ver); ok {
+					r.plan.res[k] = -da
+					continue
+				}
+				d := max(r.now, last+1)
+				last = d
+				zs = append(zs, goredis.Z{Score: float64(d), Member: it.rec})
+				if list != "" {
+					multi = true
+				}
+				if !changedSet[it.id] {
+					changedSet[it.id] = true
+					changed = append(changed, it.id)
+				}
+				lists[it.id] = list + strconv.FormatInt(d, 10) + "," + it.ver + "," + it.spec + ";"
+				r.plan.res[k] = d
+				if it.received != "" {
+					led = append(led, it.received)
+				}
 			}
-			lists[it.id] = list + strconv.FormatInt(d, 10) + "," + it.ver + "," + it.spec + ";"
-			plan.res[k] = d
-			if it.received != "" {
-				led = append(led, it.received)
+			if r.decided != "" {
+				led = append(led, r.decided)
 			}
-		}
-		if decided != "" {
-			led = append(led, decided)
+			if len(led) > 0 {
+				pln++
+				r.plan.lb = pln
+				batches = append(batches, strconv.FormatUint(pln, 10)+":"+strconv.FormatInt(r.now, 10)+"\n"+strings.Join(led, "\n"))
+			}
 		}
 		cmds, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			if len(zs) > 0 {
@@ -189,19 +284,17 @@ func (s *Store) addTx(ctx context.Context, coll string, items []addItem, decided
 			if multi {
 				p.Set(ctx, kmv, "1", 0)
 			}
-			if cpName != "" {
-				if cpAt == "" {
-					p.HDel(ctx, kck, cpName)
+			for _, name := range cpMoves {
+				if ck[name] == "" {
+					p.HDel(ctx, kck, name)
 				} else {
-					p.HSet(ctx, kck, cpName, cpAt)
+					p.HSet(ctx, kck, name, ck[name])
 				}
 			}
-			if len(led) > 0 {
-				pln++
-				plan.lb = pln
+			if len(batches) > 0 {
 				p.Set(ctx, kpln, pln, 0)
-				p.RPush(ctx, kpl, strconv.FormatUint(pln, 10)+":"+strconv.FormatInt(now, 10)+"\n"+strings.Join(led, "\n"))
-				llen++
+				p.RPush(ctx, kpl, batches...)
+				llen += int64(len(batches))
 			}
 			// pl holds the batches numbered pln-LLEN+1 … pln, in order
 			// (each is pushed with its number, and only its head is
@@ -218,14 +311,23 @@ func (s *Store) addTx(ctx context.Context, coll string, items []addItem, decided
 		})
 		return execErr(cmds, err)
 	}
+	var err error
 	for range maxAddAttempts {
-		err := s.c.Watch(ctx, attempt, watch...)
+		err = s.c.Watch(ctx, attempt, watch...)
 		if !errors.Is(err, goredis.TxFailedErr) {
-			return plan, err
+			break
 		}
 		s.addRestarts.Add(1)
 	}
-	return addPlan{}, ctigate.E("redis.AddObjects", ctigate.Unavailable, "collection changing too fast to write")
+	if errors.Is(err, goredis.TxFailedErr) {
+		err = ctigate.E("redis.AddObjects", ctigate.Unavailable, "collection changing too fast to write")
+	}
+	s.addTurnsRun.Add(1)
+	for _, r := range reqs {
+		if err != nil {
+			r.plan, r.err = addPlan{}, err
+		}
+	}
 }
 
 // findVersion returns the date_added of version key ver in version list
@@ -329,7 +431,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 			}
 		}()
 	}
-	plan, err := s.addTx(ctx, collection, items, decided, cpName, cpFrom, cpAt, s.trimThrough(collection), now)
+	plan, err := s.addTx(ctx, collection, &addReq{items: items, decided: decided, cpName: cpName, cpFrom: cpFrom, cpAt: cpAt, now: now})
 	if err != nil {
 		if _, ok := errors.AsType[*ctigate.Error](err); ok {
 			return nil, err

@@ -106,8 +106,9 @@ type Store struct {
 
 	led ledgerState // the custody ledger's sequencer (ledger.go)
 
-	addTurns    sync.Map     // collection -> chan struct{}: this process's adds take turns (add.go)
-	addRestarts atomic.Int64 // adds started over: another process wrote first
+	addTurns    sync.Map     // collection -> *addQueue: this process's adds take turns (add.go)
+	addRestarts atomic.Int64 // turns started over: another process wrote first
+	addTurnsRun atomic.Int64 // turns run (transactions written or failed)
 
 	saltMu sync.Mutex
 	salt   *[32]byte // the delivery salt key, once read (ledgerindex.go)
