@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +83,11 @@ func (c *Compact) Append(leaf tlog.Hash) {
 	}
 	c.nodes = append(c.nodes, h)
 	c.size++
+}
+
+// clone returns a copy of c that appends apart from it.
+func (c *Compact) clone() Compact {
+	return Compact{size: c.size, nodes: slices.Clone(c.nodes)}
 }
 
 // Size is the number of leaves appended.

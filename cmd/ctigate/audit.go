@@ -232,6 +232,7 @@ func runAuditVerify(args []string, getenv func(string) string, stdin io.Reader, 
 	if rep.Elided > 0 {
 		fmt.Fprintf(stdout, "note: %d entries about other organisations are elided (their place in the chain checked, not their content)\n", rep.Elided)
 	}
+	printLate(stdout, rep)
 	printKeys(stdout, rep, len(keys) > 0)
 	return nil
 }
@@ -269,8 +270,17 @@ func verifyData(cfgPath, dataDir string, keys keysFlag, getenv func(string) stri
 	rep := v.Report()
 	fmt.Fprintf(stdout, "OK: %d entries (seq %d–%d) verify; head %s; %d checkpoints, signed through seq %d; %d stored object versions match their entries\n",
 		rep.Entries, rep.First, rep.Last, rep.Head, rep.Checkpoints, rep.SignedThrough, n)
+	printLate(stdout, rep)
 	printKeys(stdout, rep, len(keys) > 0)
 	return nil
+}
+
+// printLate says how many checkpoints sign an earlier entry than the one
+// before them (custody.Report.Late).
+func printLate(w io.Writer, rep custody.Report) {
+	if rep.Late > 0 {
+		fmt.Fprintf(w, "note: %d of the checkpoints sign an earlier entry than the checkpoint before them (gateway replicas signing at once); each verified against the entries it signs\n", rep.Late)
+	}
 }
 
 // countActions lists actions in order of first appearance, each with its
