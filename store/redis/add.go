@@ -115,8 +115,14 @@ func (s *Store) addTx(ctx context.Context, coll string, r *addReq) (addPlan, err
 	return r.plan, r.err
 }
 
+// maxTurnObjects bounds the objects of the adds that share a turn (one
+// always runs, whatever its size): a transaction holds Redis, which
+// serves no other client while it runs.
+const maxTurnObjects = 5000
+
 // runTurns runs batch, then hands the turn to the first add that waited
-// meanwhile, with every add waiting, or ends the turns.
+// meanwhile, with the adds waiting after it up to maxTurnObjects, or ends
+// the turns.
 func (s *Store) runTurns(ctx context.Context, coll string, q *addQueue, batch []*addReq) {
 	// The adds of others must not fail because this one's caller gave up.
 	s.runAdds(context.WithoutCancel(ctx), coll, batch)
@@ -129,8 +135,13 @@ func (s *Store) runTurns(ctx context.Context, coll string, q *addQueue, batch []
 		q.running = false
 		return
 	}
-	next := q.waiting
-	q.waiting = nil
+	n, objs := 1, len(q.waiting[0].items)
+	for n < len(q.waiting) && objs+len(q.waiting[n].items) <= maxTurnObjects {
+		objs += len(q.waiting[n].items)
+		n++
+	}
+	next := slices.Clone(q.waiting[:n])
+	q.waiting = slices.Delete(q.waiting, 0, n)
 	next[0].lead <- next
 }
 

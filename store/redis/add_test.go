@@ -222,3 +222,43 @@ func TestAddGroupCommit(t *testing.T) {
 		t.Fatalf("%d ledger entries, want one received entry per version (%d)", n, len(news))
 	}
 }
+
+// TestAddGroupCommitBounded: adds share a turn only up to 5,000 objects
+// in all (a transaction holds Redis while it runs): concurrent adds of
+// 3,000 objects each run in turns of their own.
+func TestAddGroupCommitBounded(t *testing.T) {
+	ss, _ := replicas(t, 1)
+	s := ss[0]
+	const writers, each, per = 3, 2, 3000
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for a := range each {
+				objs := make([]store.Object, per)
+				for i := range objs {
+					objs[i] = testObj((w*each+a)*per + i)
+				}
+				if _, err := s.AddObjects(t.Context(), "bounded", objs); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if turns := redis.AddTurns(s); turns != writers*each {
+		t.Fatalf("%d adds of %d objects took %d turns, want one each", writers*each, per, turns)
+	}
+	p, err := s.Objects(t.Context(), "bounded", store.Query{Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Objects) != writers*each*per {
+		t.Fatalf("%d objects stored, want %d", len(p.Objects), writers*each*per)
+	}
+}
