@@ -231,12 +231,19 @@ func isElided(m map[string]jsontext.Value) (bool, error) {
 	return true, nil
 }
 
+// checkpoint checks a checkpoint entry: the hash it signs against the
+// chain's, its root against the tree of the entries it signs (read from
+// seq 1), and its signature. A late checkpoint, one that signs an earlier
+// entry than the checkpoint before it (Report.Late), is checked against
+// the tree rebuilt from the one the checkpoint before the last signs; one
+// that signs an entry before that is refused.
 func (v *Verifier) checkpoint(e *Entry) error {
 	if e.SignedSeq >= e.Seq {
 		return fmt.Errorf("checkpoint signs seq %d, not an earlier entry", e.SignedSeq)
 	}
-	if e.SignedSeq < v.signed {
-		return v.lateCheckpoint(e)
+	late := e.SignedSeq < v.signed
+	if late && e.SignedSeq < v.prevSigned {
+		return fmt.Errorf("checkpoint signs seq %d, before the entries the two checkpoints before it sign (%d and %d)", e.SignedSeq, v.prevSigned, v.signed)
 	}
 	want, ok := v.hashes[e.SignedSeq]
 	if !ok {
@@ -256,17 +263,19 @@ func (v *Verifier) checkpoint(e *Entry) error {
 	// Read from seq 1, the tree is known: its root at signed_seq must be
 	// the one signed.
 	if !v.opts.Anchored || v.rep.First == 1 {
-		if v.tree.Size() > e.SignedSeq {
-			return fmt.Errorf("checkpoint signs tree size %d after one of size %d", e.SignedSeq, v.tree.Size())
+		tree := &v.tree
+		if late {
+			t := v.base.clone()
+			tree = &t
 		}
-		for seq := v.tree.Size() + 1; seq <= e.SignedSeq; seq++ {
+		for seq := tree.Size() + 1; seq <= e.SignedSeq; seq++ {
 			leaf, err := LeafHash(v.hashes[seq])
 			if err != nil {
 				return err
 			}
-			v.tree.Append(leaf)
+			tree.Append(leaf)
 		}
-		if got := HexRoot(v.tree.Root()); got != e.Root {
+		if got := HexRoot(tree.Root()); got != e.Root {
 			return fmt.Errorf("checkpoint signs root %s for tree size %d, but the entries give %s", e.Root, e.SignedSeq, got)
 		}
 		v.rep.RootsChecked++
@@ -275,6 +284,13 @@ func (v *Verifier) checkpoint(e *Entry) error {
 		return err
 	}
 	v.rep.Checkpoints++
+	if !slices.Contains(v.rep.Keys, e.PublicKey) {
+		v.rep.Keys = append(v.rep.Keys, e.PublicKey)
+	}
+	if late {
+		v.rep.Late++ // it adds no coverage
+		return nil
+	}
 	// A checkpoint covers the entries it signs and, directly after them,
 	// itself: it adds nothing but its signature.
 	covered := e.SignedSeq
@@ -282,9 +298,6 @@ func (v *Verifier) checkpoint(e *Entry) error {
 		covered = e.Seq
 	}
 	v.rep.SignedThrough = max(v.rep.SignedThrough, covered)
-	if !slices.Contains(v.rep.Keys, e.PublicKey) {
-		v.rep.Keys = append(v.rep.Keys, e.PublicKey)
-	}
 	// Later checkpoints sign later entries, but for a late one, which
 	// may sign any entry from the one the checkpoint before signs.
 	v.prevSigned, v.signed = v.signed, e.SignedSeq
@@ -293,54 +306,6 @@ func (v *Verifier) checkpoint(e *Entry) error {
 		if s < v.prevSigned {
 			delete(v.hashes, s)
 		}
-	}
-	return nil
-}
-
-// lateCheckpoint checks a checkpoint that signs an earlier entry than the
-// checkpoint before it (Report.Late): its signed hash against the chain,
-// its root against the tree at its size (rebuilt from the one the
-// checkpoint before the last signed), and its signature. One that signs
-// an entry before that is refused.
-func (v *Verifier) lateCheckpoint(e *Entry) error {
-	if e.SignedSeq < v.prevSigned {
-		return fmt.Errorf("checkpoint signs seq %d, before the entries the two checkpoints before it sign (%d and %d)", e.SignedSeq, v.prevSigned, v.signed)
-	}
-	want, ok := v.hashes[e.SignedSeq]
-	if !ok {
-		if e.SignedSeq < v.rep.First {
-			want = e.SignedHash // before this export starts: nothing to compare
-		} else {
-			return fmt.Errorf("checkpoint signs seq %d, which is not in the chain", e.SignedSeq)
-		}
-	}
-	if want != e.SignedHash {
-		return fmt.Errorf("checkpoint signs hash %s for seq %d, but the chain has %s", e.SignedHash, e.SignedSeq, want)
-	}
-	if _, err := ParseRoot(e.Root); err != nil {
-		return fmt.Errorf("checkpoint root: %v", err)
-	}
-	if !v.opts.Anchored || v.rep.First == 1 {
-		t := v.base.clone()
-		for seq := t.Size() + 1; seq <= e.SignedSeq; seq++ {
-			leaf, err := LeafHash(v.hashes[seq])
-			if err != nil {
-				return err
-			}
-			t.Append(leaf)
-		}
-		if got := HexRoot(t.Root()); got != e.Root {
-			return fmt.Errorf("checkpoint signs root %s for tree size %d, but the entries give %s", e.Root, e.SignedSeq, got)
-		}
-		v.rep.RootsChecked++
-	}
-	if err := checkSignature(e, v.opts.Keys); err != nil {
-		return err
-	}
-	v.rep.Checkpoints++
-	v.rep.Late++
-	if !slices.Contains(v.rep.Keys, e.PublicKey) {
-		v.rep.Keys = append(v.rep.Keys, e.PublicKey)
 	}
 	return nil
 }
