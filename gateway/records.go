@@ -241,7 +241,9 @@ func treeHead(ctx context.Context, src EvidenceSource) (*custody.Entry, error) {
 			}
 		}
 	}
-	// The newest checkpoint in the ledger.
+	// The checkpoint in the ledger that signs the most entries: the newest,
+	// unless a late one (signing an earlier entry than the one before it,
+	// as replicas of earlier builds could append) came after it.
 	var last *custody.Entry
 	q := store.LedgerQuery{Action: custody.Checkpoint, Limit: store.MaxLedgerLimit}
 	for {
@@ -249,9 +251,14 @@ func treeHead(ctx context.Context, src EvidenceSource) (*custody.Entry, error) {
 		if err != nil {
 			return nil, err
 		}
+		for i := range es {
+			if last == nil || es[i].SignedSeq >= last.SignedSeq {
+				e := es[i]
+				last = &e
+			}
+		}
 		if len(es) > 0 {
-			last = &es[len(es)-1]
-			q.After = last.Seq
+			q.After = es[len(es)-1].Seq
 		}
 		if len(es) < q.Limit {
 			break
