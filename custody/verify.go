@@ -108,10 +108,10 @@ type Verifier struct {
 	hashes map[uint64]string // hashes of entries a later checkpoint may sign: from prevSigned on
 	tree   Compact           // the tree of entries 1..tree.Size() (from seq 1 only)
 	// The seqs the last two checkpoints sign, and the tree at the first
-	// of them (base) and the second (last): a late checkpoint, one that
-	// signs an earlier entry than the last, is checked from base.
+	// of them (base): a late checkpoint, one that signs an earlier entry
+	// than the last, is checked from there.
 	signed, prevSigned uint64
-	base, last         Compact
+	base               Compact
 	failed             error
 }
 
@@ -267,6 +267,8 @@ func (v *Verifier) checkpoint(e *Entry) error {
 		if late {
 			t := v.base.clone()
 			tree = &t
+		} else {
+			v.base = v.tree.clone() // at the entry the last checkpoint signs, soon the one before the last
 		}
 		for seq := tree.Size() + 1; seq <= e.SignedSeq; seq++ {
 			leaf, err := LeafHash(v.hashes[seq])
@@ -301,7 +303,6 @@ func (v *Verifier) checkpoint(e *Entry) error {
 	// Later checkpoints sign later entries, but for a late one, which
 	// may sign any entry from the one the checkpoint before signs.
 	v.prevSigned, v.signed = v.signed, e.SignedSeq
-	v.base, v.last = v.last, v.tree.clone()
 	for s := range v.hashes {
 		if s < v.prevSigned {
 			delete(v.hashes, s)

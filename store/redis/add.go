@@ -253,8 +253,9 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 			for k := range r.items {
 				it := &r.items[k]
 				list := lists[it.id]
-				if da, ok := findVersion(list, it.ver); ok {
-					r.plan.res[k] = -da
+				stored := parseVersions(list)
+				if i := slices.IndexFunc(stored, func(e versionEntry) bool { return e.version == it.ver }); i >= 0 {
+					r.plan.res[k] = -stored[i].da // stored already: first copy wins
 					continue
 				}
 				d := max(r.now, last+1)
@@ -339,26 +340,6 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 			r.plan, r.err = addPlan{}, err
 		}
 	}
-}
-
-// findVersion returns the date_added of version key ver in version list
-// list ("da,version,spec;" entries).
-func findVersion(list, ver string) (int64, bool) {
-	for list != "" {
-		e, rest, ok := strings.Cut(list, ";")
-		if !ok {
-			return 0, false
-		}
-		list = rest
-		da, e, ok1 := strings.Cut(e, ",")
-		v, _, ok2 := strings.Cut(e, ",")
-		if ok1 && ok2 && v == ver {
-			if n, err := strconv.ParseInt(da, 10, 64); err == nil {
-				return n, true
-			}
-		}
-	}
-	return 0, false
 }
 
 // AddObjects stores object versions in one collection atomically.
