@@ -166,7 +166,9 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 		}
 	}
 	trim := s.trimThrough(coll)
+	var turn *recentTurn // what the attempt that ran wrote (recent.go)
 	attempt := func(tx *goredis.Tx) error {
+		turn = nil
 		var (
 			listsCmd, ckCmd *goredis.SliceCmd
 			lastCmd, plnCmd *goredis.StringCmd
@@ -227,6 +229,7 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 		if err != nil {
 			return err
 		}
+		prev := last
 		var (
 			zs         []goredis.Z
 			changed    []string
@@ -283,6 +286,7 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 				batches = append(batches, strconv.FormatUint(pln, 10)+":"+strconv.FormatInt(r.now, 10)+"\n"+strings.Join(led, "\n"))
 			}
 		}
+		var countCmd *goredis.IntCmd
 		cmds, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			if len(zs) > 0 {
 				p.ZAdd(ctx, kz, zs...)
@@ -319,9 +323,21 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 					p.LTrim(ctx, kpl, drop, -1)
 				}
 			}
+			countCmd = p.ZCard(ctx, kz)
 			return nil
 		})
-		return execErr(cmds, err)
+		if err := execErr(cmds, err); err != nil {
+			return err
+		}
+		turn = &recentTurn{prev: prev, end: prev, count: countCmd.Val()}
+		if len(zs) > 0 {
+			turn.end = last
+			turn.das, turn.recs = make([]int64, len(zs)), make([]string, len(zs))
+			for i, z := range zs {
+				turn.das[i], turn.recs[i] = int64(z.Score), string(z.Member.([]byte))
+			}
+		}
+		return nil
 	}
 	var err error
 	for range maxAddAttempts {
@@ -335,6 +351,9 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 		err = ctigate.E("redis.AddObjects", ctigate.Unavailable, "collection changing too fast to write")
 	}
 	s.addTurnsRun.Add(1)
+	if err == nil && turn != nil {
+		s.recent.add(coll, turn)
+	}
 	for _, r := range reqs {
 		if err != nil {
 			r.plan, r.err = addPlan{}, err
