@@ -167,10 +167,6 @@ type Redis struct {
 	DB         int      `yaml:"db"`          // database (not in Cluster)
 	Prefix     string   `yaml:"prefix"`      // start of every key; replicas of one gateway share it
 	TLS        RedisTLS `yaml:"tls"`
-	// RecentBytes bounds the records of this process's latest writes kept
-	// to answer fan-out's and the search indexer's reads without reading
-	// them back from Redis; 0 keeps none.
-	RecentBytes int64 `yaml:"recent_bytes"`
 }
 
 // RedisTLS configures TLS to Redis.
@@ -279,7 +275,7 @@ func Default() Config {
 		Listen:  "127.0.0.1:8080",
 		DataDir: "./data",
 		Store:   "bolt",
-		Redis:   Redis{Prefix: "ctigate", RecentBytes: 64 << 20},
+		Redis:   Redis{Prefix: "ctigate"},
 		Log:     Log{Level: "info", Format: "text"},
 		Paging:  DefaultPaging,
 		Ops:     Ops{Listen: "127.0.0.1:9464"},
@@ -812,8 +808,5 @@ func (r *Redis) validate(bad func(key, format string, args ...any)) {
 	}
 	if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
 		bad("redis.tls", "cert_file and key_file must be given together")
-	}
-	if r.RecentBytes < 0 {
-		bad("redis.recent_bytes", "must not be negative (0 keeps nothing)")
 	}
 }

@@ -24,12 +24,8 @@ func TestRedisConfig(t *testing.T) {
 		t.Fatalf("got %+v", c.Redis)
 	}
 	d, err := Parse([]byte(redisBase), nil)
-	if err != nil || d.Store != "bolt" || d.Redis.Prefix != "ctigate" || d.Redis.RecentBytes != 64<<20 {
-		t.Fatalf("defaults: store %q, prefix %q, recent_bytes %d, %v", d.Store, d.Redis.Prefix, d.Redis.RecentBytes, err)
-	}
-	c, err = Parse([]byte(redisBase+"store: redis\nredis:\n  url: redis://x:1\n  recent_bytes: 0\n"), nil)
-	if err != nil || c.Redis.RecentBytes != 0 {
-		t.Fatalf("recent_bytes 0: %d, %v", c.Redis.RecentBytes, err)
+	if err != nil || d.Store != "bolt" || d.Redis.Prefix != "ctigate" {
+		t.Fatalf("defaults: store %q, prefix %q, %v", d.Store, d.Redis.Prefix, err)
 	}
 	c, err = Parse([]byte(redisBase+"store: redis\nredis:\n  addrs: [a:1, b:2, c:3]\n"), nil)
 	if err != nil || len(c.Redis.Addrs) != 3 {
@@ -48,7 +44,6 @@ func TestRedisValidationNamesKeys(t *testing.T) {
 		{"store: redis\nredis:\n  url: redis://x:1\n  master_name: m\n", "config: redis.master_name: needs redis.addrs"},
 		{"store: redis\nredis:\n  addrs: [a:1, b:2]\n  db: 3\n", "config: redis.db: a Redis Cluster has only database 0"},
 		{"store: redis\nredis:\n  url: redis://x:1\n  tls:\n    cert_file: c.pem\n", "config: redis.tls: cert_file and key_file"},
-		{"store: redis\nredis:\n  url: redis://x:1\n  recent_bytes: -1\n", "config: redis.recent_bytes: must not be negative"},
 		{"store: redis\nredis:\n  url: redis://x:1\n  queue:\n    max_len: 5\n", "queue"}, // the event streams are gone: an unknown key
 	} {
 		_, err := Parse([]byte(redisBase+tc.yaml), nil)

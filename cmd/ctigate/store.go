@@ -98,10 +98,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *t
 	if err != nil {
 		return nil, fmt.Errorf("config: redis: %w", err)
 	}
-	ro := redis.Options{Prefix: r.Prefix, Logger: log, CloseClient: true, RecentBytes: r.RecentBytes}
-	if r.RecentBytes == 0 {
-		ro.RecentBytes = -1 // keep none
-	}
+	ro := redis.Options{Prefix: r.Prefix, Logger: log, CloseClient: true}
 	if tel != nil {
 		ro.MeterProvider = tel.MeterProvider
 		if tel.Tracing {

@@ -166,9 +166,7 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 		}
 	}
 	trim := s.trimThrough(coll)
-	var turn *recentTurn // what the attempt that ran wrote (recent.go)
 	attempt := func(tx *goredis.Tx) error {
-		turn = nil
 		var (
 			listsCmd, ckCmd *goredis.SliceCmd
 			lastCmd, plnCmd *goredis.StringCmd
@@ -229,7 +227,6 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 		if err != nil {
 			return err
 		}
-		prev := last
 		var (
 			zs         []goredis.Z
 			changed    []string
@@ -286,7 +283,6 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 				batches = append(batches, strconv.FormatUint(pln, 10)+":"+strconv.FormatInt(r.now, 10)+"\n"+strings.Join(led, "\n"))
 			}
 		}
-		var countCmd *goredis.IntCmd
 		cmds, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			if len(zs) > 0 {
 				p.ZAdd(ctx, kz, zs...)
@@ -323,21 +319,9 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 					p.LTrim(ctx, kpl, drop, -1)
 				}
 			}
-			countCmd = p.ZCard(ctx, kz)
 			return nil
 		})
-		if err := execErr(cmds, err); err != nil {
-			return err
-		}
-		turn = &recentTurn{prev: prev, end: prev, count: countCmd.Val()}
-		if len(zs) > 0 {
-			turn.end = last
-			turn.das, turn.recs = make([]int64, len(zs)), make([]string, len(zs))
-			for i, z := range zs {
-				turn.das[i], turn.recs[i] = int64(z.Score), string(z.Member.([]byte))
-			}
-		}
-		return nil
+		return execErr(cmds, err)
 	}
 	var err error
 	for range maxAddAttempts {
@@ -351,9 +335,6 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 		err = ctigate.E("redis.AddObjects", ctigate.Unavailable, "collection changing too fast to write")
 	}
 	s.addTurnsRun.Add(1)
-	if err == nil && turn != nil {
-		s.recent.add(coll, turn)
-	}
 	for _, r := range reqs {
 		if err != nil {
 			r.plan, r.err = addPlan{}, err

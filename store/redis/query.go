@@ -125,10 +125,9 @@ func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (
 	if q.WithoutRaw {
 		b.max = 0
 	}
-	ok := false
 	if len(q.IDs) > 0 {
 		objs, das, err = s.byIDs(ctx, collection, q, &sel, start, limit+1, b)
-	} else if objs, das, ok, err = s.fromRecent(ctx, collection, &q, &sel, start, limit+1); err == nil && !ok {
+	} else {
 		objs, das, err = s.scan(ctx, collection, q, &sel, start, limit+1, b)
 	}
 	if err != nil {

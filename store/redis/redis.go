@@ -91,10 +91,6 @@ type Options struct {
 	// MeterProvider, when set, receives go-redis's command-duration and
 	// connection-pool metrics (until Close).
 	MeterProvider metric.MeterProvider
-	// RecentBytes bounds the records of this process's latest adds kept
-	// to answer reads of what follows a checkpoint without reading them
-	// back (recent.go): 0 means DefaultRecentBytes, negative keeps none.
-	RecentBytes int64
 }
 
 // Store is a store.Store over a Redis deployment.
@@ -109,8 +105,6 @@ type Store struct {
 	closeErr  error
 
 	led ledgerState // the custody ledger's sequencer (ledger.go)
-
-	recent recent // this process's latest adds (recent.go)
 
 	addTurns    sync.Map     // collection -> *addQueue: this process's adds take turns (add.go)
 	addRestarts atomic.Int64 // turns started over: another process wrote first
@@ -137,10 +131,6 @@ func New(c goredis.UniversalClient, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("redis: prefix %q contains a brace", p)
 	}
 	s := &Store{c: c, prefix: p, clock: opts.Clock, log: opts.Logger, own: opts.CloseClient}
-	s.recent.max, s.recent.age = opts.RecentBytes, recentAge
-	if s.recent.max == 0 {
-		s.recent.max = DefaultRecentBytes
-	}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
