@@ -66,6 +66,8 @@ soak:
 # as root) and warm (about 20 minutes and 20 GB in /var/tmp).
 # BENCH_REDIS=redis://127.0.0.1:6391/0 adds the Redis run (a Redis of its
 # own: its memory and CPU are attributed to the objects).
+# BENCH_AGAINST=/path/to/an/earlier/ctigate adds paired runs of this build
+# against it (five rounds; on Redis too with BENCH_REDIS).
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./stix ./stix/pattern ./store/bolt
 	$(GO) test -run='^$$' -bench='Propagation' -benchtime 200x ./server
@@ -75,6 +77,8 @@ bench: build
 	$(BINARY) bench -n 200000
 	$(BINARY) bench --phase push --no-ceiling -n 60000 -b 10 -p 16
 	if [ -n "$(BENCH_REDIS)" ]; then $(BINARY) bench -n 200000 --redis $(BENCH_REDIS); fi
+	if [ -n "$(BENCH_AGAINST)" ]; then $(BINARY) bench -n 200000 --against $(BENCH_AGAINST); fi
+	if [ -n "$(BENCH_AGAINST)" ] && [ -n "$(BENCH_REDIS)" ]; then $(BINARY) bench -n 200000 --redis $(BENCH_REDIS) --against $(BENCH_AGAINST); fi
 	if [ -n "$(BENCH10M)" ]; then \
 	  for n in 10000 10000000; do rm -rf /var/tmp/ctigate-b$$n && \
 	    $(BINARY) bench --phase push --routeless --no-ceiling -n $$n --data /var/tmp/ctigate-b$$n && \

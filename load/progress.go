@@ -40,11 +40,11 @@ func (r reporter) start(phase string, total int64, done *atomic.Int64) (stop fun
 				return
 			case now := <-t.C:
 				n := done.Load()
-				line := fmt.Sprintf("%s: %s objects", phase, group(n))
+				line := fmt.Sprintf("%s: %s objects", phase, Group(n))
 				if total > 0 {
-					line += fmt.Sprintf(" of %s (%.0f%%)", group(total), 100*float64(n)/float64(total))
+					line += fmt.Sprintf(" of %s (%.0f%%)", Group(total), 100*float64(n)/float64(total))
 				}
-				line += fmt.Sprintf(", %s/s over the last %.0f s", group(int64(float64(n-last)/now.Sub(lastAt).Seconds())), now.Sub(lastAt).Seconds())
+				line += fmt.Sprintf(", %s/s over the last %.0f s", Group(int64(float64(n-last)/now.Sub(lastAt).Seconds())), now.Sub(lastAt).Seconds())
 				if m := r.server.current(); m.rss > 0 {
 					line += fmt.Sprintf("; gateway RSS %s (file %s)", mib(m.rss), mib(m.file))
 				}

@@ -184,7 +184,7 @@ func (r *Result) writeTable(w io.Writer) error {
 	b.WriteByte('\n')
 	if g := r.Generate; g != nil {
 		fmt.Fprintf(&b, "generated      %s indicators, %.0f B each on average, %s in %d envelopes, in %.1f s (not timed)\n",
-			group(int64(g.Objects)), g.AvgObjectBytes, mib(g.Bytes), g.Envelopes, g.Seconds)
+			Group(int64(g.Objects)), g.AvgObjectBytes, mib(g.Bytes), g.Envelopes, g.Seconds)
 	}
 	b.WriteByte('\n')
 
@@ -192,12 +192,12 @@ func (r *Result) writeTable(w io.Writer) error {
 	fmt.Fprintln(tw, "phase\tobjects\tseconds\tobjects/s\tMiB/s\trequests\tp50 ms\tp99 ms\tmax ms\t")
 	if p := r.Push; p != nil {
 		fmt.Fprintf(tw, "push\t%s\t%.2f\t%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t\n",
-			group(int64(p.Objects)), p.Seconds, group(int64(math.Round(p.ObjectsPerSec))), p.MiBPerSec,
+			Group(int64(p.Objects)), p.Seconds, Group(int64(math.Round(p.ObjectsPerSec))), p.MiBPerSec,
 			p.Latency.Count, p.Latency.P50ms, p.Latency.P99ms, p.Latency.Maxms)
 	}
 	if p := r.Poll; p != nil {
 		fmt.Fprintf(tw, "poll\t%s\t%.2f\t%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t\n",
-			group(p.Objects), p.Seconds, group(int64(math.Round(p.ObjectsPerSec))), p.MiBPerSec,
+			Group(p.Objects), p.Seconds, Group(int64(math.Round(p.ObjectsPerSec))), p.MiBPerSec,
 			p.Latency.Count, p.Latency.P50ms, p.Latency.P99ms, p.Latency.Maxms)
 	}
 	if c := r.Ceiling; c != nil {
@@ -209,11 +209,11 @@ func (r *Result) writeTable(w io.Writer) error {
 			switch {
 			case row.p != nil:
 				fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t\n", row.name,
-					group(int64(row.p.Objects)), row.p.Seconds, group(int64(math.Round(row.p.ObjectsPerSec))), row.p.MiBPerSec,
+					Group(int64(row.p.Objects)), row.p.Seconds, Group(int64(math.Round(row.p.ObjectsPerSec))), row.p.MiBPerSec,
 					row.p.Latency.Count, row.p.Latency.P50ms, row.p.Latency.P99ms, row.p.Latency.Maxms)
 			case row.q != nil:
 				fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%.1f\t%d\t%.1f\t%.1f\t%.1f\t\n", row.name,
-					group(row.q.Objects), row.q.Seconds, group(int64(math.Round(row.q.ObjectsPerSec))), row.q.MiBPerSec,
+					Group(row.q.Objects), row.q.Seconds, Group(int64(math.Round(row.q.ObjectsPerSec))), row.q.MiBPerSec,
 					row.q.Latency.Count, row.q.Latency.P50ms, row.q.Latency.P99ms, row.q.Latency.Maxms)
 			}
 		}
@@ -229,14 +229,14 @@ func (r *Result) writeTable(w io.Writer) error {
 	}
 	if p := r.Propagation; p != nil {
 		fmt.Fprintf(&b, "propagation    the route published %s versions %.2f s after the last POST; push and publication together %s objects/s\n",
-			group(int64(p.Published)), p.Seconds, group(int64(math.Round(p.ObjectsPerSec))))
+			Group(int64(p.Published)), p.Seconds, Group(int64(math.Round(p.ObjectsPerSec))))
 	}
 	if p := r.Poll; p != nil {
 		want := "consistent across consumers"
 		if p.Expected >= 0 {
 			want = "as expected"
 		}
-		fmt.Fprintf(&b, "check          each of %d consumers saw %s objects (%s)\n", r.Consumers, group(int64(p.PerConsumer)), want)
+		fmt.Fprintf(&b, "check          each of %d consumers saw %s objects (%s)\n", r.Consumers, Group(int64(p.PerConsumer)), want)
 	}
 	if m := r.RSS; m != nil {
 		fmt.Fprintf(&b, "server RSS     peak %s (anon %s, file %s), VmHWM %s, %d samples",
@@ -267,8 +267,8 @@ func (r *Result) writeTable(w io.Writer) error {
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
-// group writes n with thousands separators.
-func group(n int64) string {
+// Group writes n with thousands separators.
+func Group(n int64) string {
 	s := fmt.Sprint(n)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")

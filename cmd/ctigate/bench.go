@@ -44,9 +44,18 @@ commands' time (INFO commandstats, with the commands that took most);
 the keys are deleted at the end. Use a Redis of its own: its growth and
 time are attributed to the objects.
 
+With --against OTHER, bench is paired: it runs the workload alternately
+on this binary (or --ctigate) and on OTHER, another ctigate binary,
+--rounds times each (the first of a round alternating between them), each
+run on a gateway of its own and fresh data, without the ceiling, and
+prints each figure's median for both and the median of the rounds'
+ratios with their range. Runs on a shared machine vary by 15–30%: compare
+builds this way, not by single runs.
+
 Examples:
   ctigate bench -n 1000000
   ctigate bench -n 200000 --redis redis://127.0.0.1:6390/0
+  ctigate bench -n 200000 --redis redis://127.0.0.1:6390/0 --against /tmp/ctigate-before
   ctigate bench --phase push -n 1000000 --data /var/tmp/bench1m
   ctigate bench --phase poll --data /var/tmp/bench1m -c 8
   CTIGATE_BENCH_PASSWORD=… ctigate bench --server http://127.0.0.1:8080 --user cert-a
@@ -60,6 +69,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if cfg.against != "" {
+		return runPaired(ctx, cfg.Config, cfg.against, cfg.rounds, stdout, stderr)
+	}
 	cfg.Progress = stderr
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
@@ -72,32 +84,50 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer pprof.StopCPUProfile()
 	}
+	_, _, err = benchRun(ctx, cfg.Config, stdout)
+	return err
+}
+
+// benchRun runs cfg once, printing its report to out, and returns its
+// result and, with --redis, what it cost Redis (read before the run's keys
+// are removed).
+func benchRun(ctx context.Context, cfg load.Config, out io.Writer) (load.Result, *redisFigures, error) {
 	var mem *redisMemory
 	if cfg.RedisURL != "" {
+		var err error
 		if mem, err = startRedisMemory(ctx, cfg.RedisURL); err != nil {
-			return fmt.Errorf("bench: --redis: %w", err)
+			return load.Result{}, nil, fmt.Errorf("bench: --redis: %w", err)
 		}
 		cfg.RedisPrefix = mem.prefix
 		cfg.BeforePoll = func() { mem.markPoll(ctx) }
 		defer mem.close(ctx)
 	}
-	res, err := load.Run(ctx, cfg, stdout)
+	res, err := load.Run(ctx, cfg, out)
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return res, nil, fmt.Errorf("bench: %w", err)
 	}
-	if mem != nil && cfg.Phase != load.PhasePoll {
-		read := 0
-		if res.Poll != nil {
-			read = int(res.Poll.Objects)
-		}
-		mem.report(ctx, stdout, res.Push.Objects, read)
+	if mem == nil || cfg.Phase == load.PhasePoll || res.Push == nil {
+		return res, nil, nil
 	}
-	return nil
+	read := 0
+	if res.Poll != nil {
+		read = int(res.Poll.Objects)
+	}
+	f := mem.figures(ctx)
+	mem.report(out, f, res.Push.Objects, read)
+	return res, &f, nil
+}
+
+// benchFlags are bench's flags: a load.Config, and the paired bench's.
+type benchFlags struct {
+	load.Config
+	against string // --against: the other binary of a paired bench
+	rounds  int
 }
 
 // benchConfig parses the flags of bench over load.DefaultConfig.
-func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (cfg load.Config, cpuProfile string, err error) {
-	cfg = load.DefaultConfig()
+func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (cfg benchFlags, cpuProfile string, err error) {
+	cfg = benchFlags{Config: load.DefaultConfig(), rounds: 5}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -124,6 +154,8 @@ func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&cfg.Routeless, "routeless", false, "start the gateway with one collection and no route (no fan-out)")
 	fs.BoolVar(&cfg.NoCeiling, "no-ceiling", false, "skip the ceiling run")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of bench itself (the client side) to this file")
+	fs.StringVar(&cfg.against, "against", "", "another ctigate binary: run the workload alternately on it and on this one (or --ctigate), --rounds times each, and compare")
+	fs.IntVar(&cfg.rounds, "rounds", cfg.rounds, "rounds of a paired bench (--against)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", errUsage
 	}
@@ -145,6 +177,18 @@ func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if cfg.Server == "" && cfg.DataDir == "" && cfg.Phase == load.PhasePoll {
 		return cfg, "", errors.New("bench: --phase poll needs --server, or --data with a store built by --phase push")
+	}
+	if cfg.against != "" {
+		switch {
+		case cfg.Server != "" || cfg.DataDir != "":
+			return cfg, "", errors.New("bench: --against starts each gateway itself, on fresh data: not with --server or --data")
+		case cfg.Phase != load.PhaseBoth:
+			return cfg, "", errors.New("bench: --against runs push and poll (--phase both)")
+		case cfg.JSON || cpuProfile != "":
+			return cfg, "", errors.New("bench: --json and --cpuprofile are for single runs, not --against")
+		case cfg.rounds < 1 || cfg.rounds > 100:
+			return cfg, "", errors.New("bench: --rounds must be 1 to 100")
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, "", fmt.Errorf("bench: %w", err)

@@ -146,55 +146,52 @@ func (m *redisMemory) markPoll(ctx context.Context) {
 	}
 }
 
-func (m *redisMemory) report(ctx context.Context, w io.Writer, objects, read int) {
-	stats, statsErr := m.commandStats(ctx) // before the SCAN below
-	cpu, cpuErr := m.cpuTime(ctx)
-	after, err := m.used(ctx)
-	if err != nil {
-		fmt.Fprintf(w, "redis memory   unknown: %v\n", err)
-		return
-	}
-	keys := int64(0)
-	iter := m.c.Scan(ctx, 0, m.prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		keys++
-	}
-	fmt.Fprintf(w, "redis memory   used_memory %d -> %d bytes (+%.1f MiB, %d keys)", m.before, after, float64(after-m.before)/(1<<20), keys)
-	if objects > 0 {
-		fmt.Fprintf(w, ", %.0f bytes per pushed object (its bytes and, unless --routeless, the route's copy; index entries, version lists, statuses, custody ledger, search index, the poll's delivered entries)", float64(after-m.before)/float64(objects))
-	}
-	fmt.Fprintln(w)
-	if cpuErr != nil {
-		fmt.Fprintf(w, "redis cpu      unknown: %v\n", cpuErr)
-	} else {
-		fmt.Fprintf(w, "redis cpu      %.2f s (INFO cpu, user and system)", cpu-m.cpu)
-		if objects > 0 {
-			fmt.Fprintf(w, ", %.1f µs per pushed object", 1e6*(cpu-m.cpu)/float64(objects))
-			if m.cpuPoll >= 0 && read > 0 {
-				// The split is when publication had caught up; the
-				// search indexer and the ledger's index may still be
-				// behind, and count as the poll's.
-				fmt.Fprintf(w, ": push and publication %.1f µs per pushed object, poll %.1f µs per object read", 1e6*(m.cpuPoll-m.cpu)/float64(objects), 1e6*(cpu-m.cpuPoll)/float64(read))
-			}
-		}
-		fmt.Fprintln(w)
-	}
-	if statsErr != nil {
-		fmt.Fprintf(w, "redis time     unknown: %v\n", statsErr)
-		return
-	}
-	m.reportTime(w, stats, objects)
+// redisFigures are what a run cost Redis (report).
+type redisFigures struct {
+	used, keys int64        // used_memory growth, the run's keys
+	usedErr    error        // used_memory unknown
+	cpu        float64      // INFO cpu growth, s
+	cpuPoll    float64      // of which before the poll, s; -1 unknown
+	cpuErr     error        // INFO cpu unknown
+	rows       []commandRow // INFO commandstats' growth, the commands that took most first
+	commands   int64        // their total usec
+	statsErr   error
 }
 
-// reportTime prints Redis's own time over the run (the growth of INFO
-// commandstats' usec from the start to after, every client's commands
-// included), per pushed object, and the commands that took most of it.
-func (m *redisMemory) reportTime(w io.Writer, after map[string]commandStat, objects int) {
-	type row struct {
-		name string
-		commandStat
+// figures reads what the run cost Redis so far.
+func (m *redisMemory) figures(ctx context.Context) redisFigures {
+	var f redisFigures
+	stats, err := m.commandStats(ctx) // before the SCAN below
+	if f.statsErr = err; err == nil {
+		f.rows, f.commands = m.commandDeltas(stats)
 	}
-	var rows []row
+	cpu, cpuErr := m.cpuTime(ctx)
+	f.cpu, f.cpuErr, f.cpuPoll = cpu-m.cpu, cpuErr, -1
+	if m.cpuPoll >= 0 {
+		f.cpuPoll = m.cpuPoll - m.cpu
+	}
+	after, err := m.used(ctx)
+	if f.usedErr = err; err != nil {
+		return f
+	}
+	f.used = after - m.before
+	iter := m.c.Scan(ctx, 0, m.prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		f.keys++
+	}
+	return f
+}
+
+// commandRow is one command's growth in commandstats over the run.
+type commandRow struct {
+	name string
+	commandStat
+}
+
+// commandDeltas returns the growth of commandstats from the start to
+// after, the commands that took most first, and their total usec.
+func (m *redisMemory) commandDeltas(after map[string]commandStat) ([]commandRow, int64) {
+	var rows []commandRow
 	var total int64
 	for name, a := range after {
 		b := m.stats[name]
@@ -202,19 +199,53 @@ func (m *redisMemory) reportTime(w io.Writer, after map[string]commandStat, obje
 		if d.calls <= 0 || d.usec < 0 {
 			continue
 		}
-		rows = append(rows, row{name, d})
+		rows = append(rows, commandRow{name, d})
 		total += d.usec
 	}
-	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(b.usec, a.usec) })
-	fmt.Fprintf(w, "redis time     %.3f s of commands", float64(total)/1e6)
-	if objects > 0 {
-		fmt.Fprintf(w, ", %.1f µs per pushed object", float64(total)/float64(objects))
+	slices.SortFunc(rows, func(a, b commandRow) int { return cmp.Compare(b.usec, a.usec) })
+	return rows, total
+}
+
+// report prints f, the figures of a run that pushed objects and read
+// read.
+func (m *redisMemory) report(w io.Writer, f redisFigures, objects, read int) {
+	if f.usedErr != nil {
+		fmt.Fprintf(w, "redis memory   unknown: %v\n", f.usedErr)
+		return
 	}
-	for i, r := range rows {
-		if i == 5 || total == 0 {
+	fmt.Fprintf(w, "redis memory   used_memory %d -> %d bytes (+%.1f MiB, %d keys)", m.before, m.before+f.used, float64(f.used)/(1<<20), f.keys)
+	if objects > 0 {
+		fmt.Fprintf(w, ", %.0f bytes per pushed object (its bytes and, unless --routeless, the route's copy; index entries, version lists, statuses, custody ledger, search index, the poll's delivered entries)", float64(f.used)/float64(objects))
+	}
+	fmt.Fprintln(w)
+	if f.cpuErr != nil {
+		fmt.Fprintf(w, "redis cpu      unknown: %v\n", f.cpuErr)
+	} else {
+		fmt.Fprintf(w, "redis cpu      %.2f s (INFO cpu, user and system)", f.cpu)
+		if objects > 0 {
+			fmt.Fprintf(w, ", %.1f µs per pushed object", 1e6*f.cpu/float64(objects))
+			if f.cpuPoll >= 0 && read > 0 {
+				// The split is when publication had caught up; the
+				// search indexer and the ledger's index may still be
+				// behind, and count as the poll's.
+				fmt.Fprintf(w, ": push and publication %.1f µs per pushed object, poll %.1f µs per object read", 1e6*f.cpuPoll/float64(objects), 1e6*(f.cpu-f.cpuPoll)/float64(read))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	if f.statsErr != nil {
+		fmt.Fprintf(w, "redis time     unknown: %v\n", f.statsErr)
+		return
+	}
+	fmt.Fprintf(w, "redis time     %.3f s of commands", float64(f.commands)/1e6)
+	if objects > 0 {
+		fmt.Fprintf(w, ", %.1f µs per pushed object", float64(f.commands)/float64(objects))
+	}
+	for i, r := range f.rows {
+		if i == 5 || f.commands == 0 {
 			break
 		}
-		fmt.Fprintf(w, "; %s %.0f%% (%d calls)", strings.ToLower(r.name), 100*float64(r.usec)/float64(total), r.calls)
+		fmt.Fprintf(w, "; %s %.0f%% (%d calls)", strings.ToLower(r.name), 100*float64(r.usec)/float64(f.commands), r.calls)
 	}
 	fmt.Fprintln(w)
 }
