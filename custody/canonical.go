@@ -185,6 +185,11 @@ func splice(dst, canon []byte, at int, key string, v []byte, quote bool) []byte 
 	return dst
 }
 
+// JSON returns the entry as Prepare encoded it, without prev, seq and
+// time: every other field in RFC 8785 form, which a JSON decoder reads
+// back as the entry with those unset. The caller must not modify it.
+func (p *Prepared) JSON() []byte { return p.canon }
+
 // Seal places the entry after prev at time ts (FormatTime) and returns its
 // JSON text (the canonical form followed by its hash member, as an export
 // line holds it) and the sealed entry.

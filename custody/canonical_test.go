@@ -3,6 +3,7 @@ package custody
 import (
 	"bytes"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +56,8 @@ func randEntry(r *rand.Rand) Entry {
 
 // TestCanonicalMatches: the direct canonical encoding of Prepare/Seal is
 // the RFC 8785 form of the entry's JSON, and its hash the one ComputeHash
-// and the verifier compute.
+// and the verifier compute; the unsealed form (Prepared.JSON) reads back
+// as the entry.
 func TestCanonicalMatches(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 5000 {
@@ -63,6 +65,10 @@ func TestCanonicalMatches(t *testing.T) {
 		p, err := Prepare(&e)
 		if err != nil {
 			t.Fatal(err)
+		}
+		var back Entry // what the entry's unsealed JSON reads back as
+		if err := json.Unmarshal(p.JSON(), &back); err != nil || !reflect.DeepEqual(back, e) {
+			t.Fatalf("entry %+v: JSON %s reads back as %+v, %v", e, p.JSON(), back, err)
 		}
 		prev := Head{Seq: r.Uint64N(1 << 40), Hash: strings.Repeat("ab", 32)}
 		if i%7 == 0 {

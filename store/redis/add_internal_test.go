@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -57,4 +59,24 @@ func TestRunAddsCheckpointPerAdd(t *testing.T) {
 			t.Fatal("the conflicting add's object was stored")
 		}
 	}
+}
+
+// BenchmarkReceivedLines: the pending received entries of an envelope of
+// 500 objects, encoded as an add does before its transaction.
+func BenchmarkReceivedLines(b *testing.B) {
+	s := &Store{}
+	ctx := store.WithActor(context.Background(), store.Actor{User: "cert-a", Org: "CERT-A"})
+	objs := make([]store.Object, 500)
+	for i := range objs {
+		objs[i] = store.Object{ID: fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", i), Type: "indicator", SpecVersion: "2.1",
+			Version: time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)}
+		objs[i].Hash[0] = byte(i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := s.receivedLines(ctx, "24f70a31-7be5-4fdd-8353-9784877646c1", objs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(objs))/1000, "µs/object")
 }

@@ -207,10 +207,11 @@ type sealInput struct {
 	micros int64  // the write's time (0: now)
 }
 
-// encodePending returns the JSON line of an unsealed entry and the entry
-// prepared for sealing (which checks that it can be sealed: a batch that
-// could not would stop the chain). The writer of the batch seals the
-// prepared entries itself; other processes decode the line.
+// encodePending returns the JSON line of an unsealed entry (its fields in
+// RFC 8785 form, as Prepare encoded them) and the entry prepared for
+// sealing (which checks that it can be sealed: a batch that could not
+// would stop the chain). The writer of the batch seals the prepared
+// entries itself; other processes decode the line.
 func (s *Store) encodePending(e *custody.Entry, check bool) (string, sealInput, error) {
 	if check {
 		if err := e.Valid(); err != nil {
@@ -221,10 +222,7 @@ func (s *Store) encodePending(e *custody.Entry, check bool) (string, sealInput, 
 	if err != nil {
 		return "", sealInput{}, err
 	}
-	b, err := json.Marshal(e)
-	if err != nil {
-		return "", sealInput{}, err
-	}
+	b := p.JSON() // the entry's JSON, already encoded for its hash
 	if bytes.IndexByte(b, '\n') >= 0 {
 		return "", sealInput{}, errors.New("entry encodes with a newline")
 	}
