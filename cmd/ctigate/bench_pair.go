@@ -12,9 +12,9 @@ import (
 )
 
 // A paired bench (--against): the same workload, alternately on two
-// ctigate binaries, round after round, each run a fresh gateway (and, with
-// --redis, a fresh key prefix), so that both builds see the same machine
-// in the same sitting; the report gives each build's median and the
+// ctigate binaries, round after round, after a run not counted, each run a
+// fresh gateway (and, with --redis, a fresh key prefix), so that both
+// builds see the same machine in the same sitting; the report gives each build's median and the
 // median of the rounds' ratios, the way this shared machine's figures
 // must be compared (one run of each says little: runs vary by 15–30%).
 
@@ -84,6 +84,14 @@ func runPaired(ctx context.Context, cfg load.Config, against string, rounds int,
 	builds := [2]string{self, against}
 	var runs [2][]map[string]float64
 	cfg.NoCeiling, cfg.JSON, cfg.Progress = true, false, nil
+	// A first run on a machine (and a Redis) that has just been quiet is
+	// slower than the ones after it: one run, not counted, goes first.
+	warm := cfg
+	warm.Executable = builds[1]
+	if _, _, err := benchRun(ctx, warm, io.Discard); err != nil {
+		return fmt.Errorf("warm-up run, %s: %w", builds[1], err)
+	}
+	fmt.Fprintln(stderr, "bench: warm-up run of B done (not counted)")
 	for r := range rounds {
 		order := [2]int{0, 1}
 		if r%2 == 1 { // the first of a round has the quieter machine, or the busier: alternate
@@ -105,7 +113,7 @@ func runPaired(ctx context.Context, cfg load.Config, against string, rounds int,
 			fmt.Fprintln(stderr)
 		}
 	}
-	fmt.Fprintf(stdout, "ctigate bench, paired: %d rounds, each build once a round, in alternating order (no ceiling run)\n", rounds)
+	fmt.Fprintf(stdout, "ctigate bench, paired: %d rounds, each build once a round, in alternating order, after a warm-up run (no ceiling run)\n", rounds)
 	fmt.Fprintf(stdout, "workload  phase=%s n=%d b=%d p=%d c=%d l=%d", cfg.Phase, cfg.Objects, cfg.Envelope, cfg.Producers, cfg.Consumers, cfg.PageSize)
 	if cfg.Routeless {
 		fmt.Fprint(stdout, " routeless")

@@ -36,7 +36,7 @@ func TestPairValues(t *testing.T) {
 }
 
 // TestBenchAgainst: a paired bench runs each build once a round, the
-// first of a round alternating, and reports every figure for both with
+// first of a round alternating, after a warm-up run, and reports every figure for both with
 // the rounds' ratios; on Redis, Redis's figures too.
 func TestBenchAgainst(t *testing.T) {
 	if testing.Short() {
@@ -66,6 +66,9 @@ func TestBenchAgainst(t *testing.T) {
 		}
 		if want := []string{"A", "B", "B", "A"}[:2*rounds]; !slices.Equal(order, want) {
 			t.Fatalf("runs in the order %v, want %v\n%s", order, want, stderr.String())
+		}
+		if i := strings.Index(stderr.String(), "warm-up run"); i < 0 || i > strings.Index(stderr.String(), "round 1") {
+			t.Fatalf("no warm-up run before the rounds:\n%s", stderr.String())
 		}
 		out := stdout.String()
 		labels := []string{"push, objects/s", "push and publication, objects/s", "poll, objects/s", "gateway peak RSS, MiB"}
