@@ -49,10 +49,9 @@ on this binary (or --ctigate) and on OTHER, another ctigate binary,
 --rounds times each (the first of a round alternating between them),
 after one run of OTHER that is not counted (a first run on a machine that
 was quiet is slower), each run on a gateway of its own and fresh data,
-without the ceiling, and
-prints each figure's median for both and the median of the rounds'
-ratios with their range. Runs on a shared machine vary by 15–30%: compare
-builds this way, not by single runs.
+without the ceiling, and prints each figure's median for both and the
+median of the rounds' ratios with their range. Runs on a shared machine
+vary by 15–30%: compare builds this way, not by single runs.
 
 Examples:
   ctigate bench -n 1000000

@@ -14,29 +14,27 @@ import (
 // A paired bench (--against): the same workload, alternately on two
 // ctigate binaries, round after round, after a run not counted, each run a
 // fresh gateway (and, with --redis, a fresh key prefix), so that both
-// builds see the same machine in the same sitting; the report gives each build's median and the
-// median of the rounds' ratios, the way this shared machine's figures
-// must be compared (one run of each says little: runs vary by 15–30%).
+// builds see the same machine in the same sitting; the report gives each
+// build's median and the median of the rounds' ratios, the way this
+// shared machine's figures must be compared (one run of each says little:
+// runs vary by 15–30%).
 
-// pairMetric is one figure a paired bench compares.
-type pairMetric struct {
-	key, label string
-	redis      bool // only with --redis
+// pairMetrics are the figures a paired bench compares, in the order of
+// its report (a run without a figure, such as Redis's without --redis,
+// leaves its row out).
+var pairMetrics = []struct{ key, label string }{
+	{"push", "push, objects/s"},
+	{"published", "push and publication, objects/s"},
+	{"poll", "poll, objects/s"},
+	{"rss", "gateway peak RSS, MiB"},
+	{"redis_cpu", "Redis CPU, µs per pushed object"},
+	{"redis_ingest", "  of which push and publication"},
+	{"redis_poll", "Redis CPU of the poll, µs per object read"},
+	{"redis_commands", "Redis commands' time, µs per pushed object"},
+	{"redis_bytes", "Redis memory, bytes per pushed object"},
 }
 
-var pairMetrics = []pairMetric{
-	{key: "push", label: "push, objects/s"},
-	{key: "published", label: "push and publication, objects/s"},
-	{key: "poll", label: "poll, objects/s"},
-	{key: "rss", label: "gateway peak RSS, MiB"},
-	{key: "redis_cpu", label: "Redis CPU, µs per pushed object", redis: true},
-	{key: "redis_ingest", label: "  of which push and publication", redis: true},
-	{key: "redis_poll", label: "Redis CPU of the poll, µs per object read", redis: true},
-	{key: "redis_commands", label: "Redis commands' time, µs per pushed object", redis: true},
-	{key: "redis_bytes", label: "Redis memory, bytes per pushed object", redis: true},
-}
-
-// pairFigures returns the figures of one run by pairMetric key.
+// pairFigures returns the figures of one run by pairMetrics key.
 func pairFigures(res load.Result, f *redisFigures) map[string]float64 {
 	out := map[string]float64{}
 	if res.Push != nil {
@@ -161,11 +159,11 @@ func median(v []float64) float64 {
 		return 0
 	}
 	s := slices.Sorted(slices.Values(v))
-	if n := len(s); n%2 == 1 {
+	n := len(s)
+	if n%2 == 1 {
 		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
 	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func pairFormat(v float64) string {

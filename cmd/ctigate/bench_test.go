@@ -41,7 +41,16 @@ func TestBenchConfig(t *testing.T) {
 		t.Error("--password did not win over the environment")
 	}
 
+	cfg, _, err = benchConfig([]string{"--against", "/tmp/other", "--rounds", "3", "--redis", "redis://127.0.0.1:6391/0"}, noEnv, &bytes.Buffer{})
+	if err != nil || cfg.against != "/tmp/other" || cfg.rounds != 3 {
+		t.Errorf("--against: %+v, %v", cfg, err)
+	}
 	for _, args := range [][]string{
+		{"--against", "x", "--server", "http://127.0.0.1:8080"},
+		{"--against", "x", "--data", "/tmp/x"},
+		{"--against", "x", "--phase", "push"},
+		{"--against", "x", "--json"},
+		{"--against", "x", "--rounds", "0"},
 		{"--phase", "poll"}, // nothing to poll
 		{"--server", "http://127.0.0.1:8080", "--data", "/tmp/x"},
 		{"--server", "http://192.0.2.7:8080"},
