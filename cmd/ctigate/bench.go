@@ -107,7 +107,7 @@ func benchRun(ctx context.Context, cfg load.Config, out io.Writer) (load.Result,
 	if err != nil {
 		return res, nil, fmt.Errorf("bench: %w", err)
 	}
-	if mem == nil || cfg.Phase == load.PhasePoll || res.Push == nil {
+	if mem == nil || res.Push == nil { // --redis is refused with --phase poll
 		return res, nil, nil
 	}
 	read := 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"text/tabwriter"
@@ -49,22 +50,12 @@ func pairFigures(res load.Result, f *redisFigures) map[string]float64 {
 	if res.RSS != nil {
 		out["rss"] = float64(res.RSS.PeakBytes) / (1 << 20)
 	}
-	if f == nil || res.Push == nil || res.Push.Objects == 0 {
-		return out
-	}
-	n := float64(res.Push.Objects)
-	if f.usedErr == nil {
-		out["redis_bytes"] = float64(f.used) / n
-	}
-	if f.cpuErr == nil {
-		out["redis_cpu"] = 1e6 * f.cpu / n
-		if f.cpuPoll >= 0 && res.Poll != nil && res.Poll.Objects > 0 {
-			out["redis_ingest"] = 1e6 * f.cpuPoll / n
-			out["redis_poll"] = 1e6 * (f.cpu - f.cpuPoll) / float64(res.Poll.Objects)
+	if f != nil && res.Push != nil {
+		read := 0
+		if res.Poll != nil {
+			read = int(res.Poll.Objects)
 		}
-	}
-	if f.statsErr == nil {
-		out["redis_commands"] = float64(f.commands) / n
+		maps.Copy(out, f.perObject(res.Push.Objects, read))
 	}
 	return out
 }

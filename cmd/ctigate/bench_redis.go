@@ -206,29 +206,54 @@ func (m *redisMemory) commandDeltas(after map[string]commandStat) ([]commandRow,
 	return rows, total
 }
 
+// perObject returns f per pushed object (and the poll's CPU per object
+// read), by pairMetrics key; what is unknown is left out.
+func (f *redisFigures) perObject(objects, read int) map[string]float64 {
+	out := map[string]float64{}
+	if objects <= 0 {
+		return out
+	}
+	n := float64(objects)
+	if f.usedErr == nil {
+		out["redis_bytes"] = float64(f.used) / n
+	}
+	if f.cpuErr == nil {
+		out["redis_cpu"] = 1e6 * f.cpu / n
+		if f.cpuPoll >= 0 && read > 0 {
+			// The split is when publication had caught up; the search
+			// indexer and the ledger's index may still be behind, and
+			// count as the poll's.
+			out["redis_ingest"] = 1e6 * f.cpuPoll / n
+			out["redis_poll"] = 1e6 * (f.cpu - f.cpuPoll) / float64(read)
+		}
+	}
+	if f.statsErr == nil {
+		out["redis_commands"] = float64(f.commands) / n
+	}
+	return out
+}
+
 // report prints f, the figures of a run that pushed objects and read
 // read.
 func (m *redisMemory) report(w io.Writer, f redisFigures, objects, read int) {
+	per := f.perObject(objects, read)
 	if f.usedErr != nil {
 		fmt.Fprintf(w, "redis memory   unknown: %v\n", f.usedErr)
 		return
 	}
 	fmt.Fprintf(w, "redis memory   used_memory %d -> %d bytes (+%.1f MiB, %d keys)", m.before, m.before+f.used, float64(f.used)/(1<<20), f.keys)
 	if objects > 0 {
-		fmt.Fprintf(w, ", %.0f bytes per pushed object (its bytes and, unless --routeless, the route's copy; index entries, version lists, statuses, custody ledger, search index, the poll's delivered entries)", float64(f.used)/float64(objects))
+		fmt.Fprintf(w, ", %.0f bytes per pushed object (its bytes and, unless --routeless, the route's copy; index entries, version lists, statuses, custody ledger, search index, the poll's delivered entries)", per["redis_bytes"])
 	}
 	fmt.Fprintln(w)
 	if f.cpuErr != nil {
 		fmt.Fprintf(w, "redis cpu      unknown: %v\n", f.cpuErr)
 	} else {
 		fmt.Fprintf(w, "redis cpu      %.2f s (INFO cpu, user and system)", f.cpu)
-		if objects > 0 {
-			fmt.Fprintf(w, ", %.1f µs per pushed object", 1e6*f.cpu/float64(objects))
-			if f.cpuPoll >= 0 && read > 0 {
-				// The split is when publication had caught up; the
-				// search indexer and the ledger's index may still be
-				// behind, and count as the poll's.
-				fmt.Fprintf(w, ": push and publication %.1f µs per pushed object, poll %.1f µs per object read", 1e6*f.cpuPoll/float64(objects), 1e6*(f.cpu-f.cpuPoll)/float64(read))
+		if v, ok := per["redis_cpu"]; ok {
+			fmt.Fprintf(w, ", %.1f µs per pushed object", v)
+			if ingest, ok := per["redis_ingest"]; ok {
+				fmt.Fprintf(w, ": push and publication %.1f µs per pushed object, poll %.1f µs per object read", ingest, per["redis_poll"])
 			}
 		}
 		fmt.Fprintln(w)
@@ -238,8 +263,8 @@ func (m *redisMemory) report(w io.Writer, f redisFigures, objects, read int) {
 		return
 	}
 	fmt.Fprintf(w, "redis time     %.3f s of commands", float64(f.commands)/1e6)
-	if objects > 0 {
-		fmt.Fprintf(w, ", %.1f µs per pushed object", float64(f.commands)/float64(objects))
+	if v, ok := per["redis_commands"]; ok {
+		fmt.Fprintf(w, ", %.1f µs per pushed object", v)
 	}
 	for i, r := range f.rows {
 		if i == 5 || f.commands == 0 {
