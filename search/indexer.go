@@ -4,9 +4,10 @@ package search
 // ordered log (as for fan-out). The indexer keeps one index checkpoint
 // per collection: the date_added of the last version it indexed. A pass
 // reads each collection after its checkpoint, extracts the observables of
-// every version, and writes their entries and the new checkpoint in one
-// atomic write (store.Index.AddIndexEntries), so a crash neither loses
-// nor repeats work. Dropping the index drops its checkpoints too, and the
+// every version, and writes their entries and then the new checkpoint
+// (store.Index.AddIndexEntries, which moves the checkpoint only once the
+// entries are written), so a crash loses no work, and the entries it
+// may write again replace themselves. Dropping the index drops its checkpoints too, and the
 // next passes index every collection again from the start.
 
 import (

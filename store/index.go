@@ -36,10 +36,13 @@ const MaxIndexLookup = 100_000
 // their checkpoints) and indexing the collections again rebuilds them.
 type Index interface {
 	// AddIndexEntries writes entries, all of collection, and sets the
-	// index checkpoint name of collection to at, in one atomic write:
-	// either all entries are written and the checkpoint moved, or nothing
-	// changes. (One collection per write lets a clustered backend keep a
-	// collection's index in one shard.) entries may be empty, to move the
+	// index checkpoint name of collection to at, never before all entries
+	// are written: a write that fails leaves the checkpoint where it was,
+	// and may have written some of the entries (a backend may write
+	// entries ahead of the checkpoint; an entry written again replaces
+	// itself, so doing the write again is harmless). (One collection per
+	// write lets a clustered backend keep a collection's index in one
+	// shard.) entries may be empty, to move the
 	// checkpoint alone. The classes of the entries join the set
 	// IndexClasses returns. An entry without Class, Value or ID, or of
 	// another collection, is Invalid and fails the whole write.

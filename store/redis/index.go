@@ -6,17 +6,28 @@ package redis
 //
 //	P:ix:classes            set of the classes written
 //	P:ix:colls              set of the collections written
+//	P:{ix:G:C}:b:<n>        hash: key (class NUL value) -> the key's
+//	                        entries in collection C (packIxList), or
+//	                        ixSpilled; the keys fall in 256 buckets
+//	                        n (ixBucket), so an observable costs Redis a
+//	                        field, not a key of its own
 //	P:{ix:G:C}:e:<key>      hash: id NUL version -> entry (packIxEntry;
-//	                        JSON from earlier builds), for the key
-//	                        (class NUL value) in collection C
+//	                        JSON from earlier builds), for the key in
+//	                        collection C: the entries of a key that has
+//	                        more than ixSpillAt (its bucket field then
+//	                        holds ixSpilled), and those earlier builds
+//	                        wrote
 //	P:{ix:G:C}:cp           hash: checkpoint name -> time (RFC 3339)
 //
-// The keys of one collection's index share a hash tag, so each write of
-// entries and checkpoint is one MULTI/EXEC on one shard, also in a
-// Cluster. The class and collection sets are written first, outside it,
-// and are not per generation (a lookup reads them with the generation in
-// one round trip): a failed write, or one racing a drop, leaves them
-// supersets, which costs a lookup a probe at most.
+// The keys of one collection's index share a hash tag, so a write is on
+// one shard, also in a Cluster: keys new to their bucket are created
+// (HSETNX), then the others are merged into their fields with the
+// checkpoint in one transaction on their buckets (write). A lookup reads
+// a key's bucket field and its hash in one round trip. The class and
+// collection sets are written first, and are not per generation (a
+// lookup reads them with the generation in one round trip): a failed
+// write, or one racing a drop, leaves them supersets, which costs a
+// lookup a probe at most.
 
 import (
 	"cmp"
@@ -138,6 +149,65 @@ func unpackIxEntry(v, value string) (ixEntry, error) {
 	return r, nil
 }
 
+// ixSpillAt is the most entries a key keeps in its bucket field (each write
+// of the key rewrites the field); ixAttempts bounds the starts of one
+// write while other processes write the same buckets.
+const (
+	ixSpillAt  = 16
+	ixAttempts = 50
+)
+
+// Bucket field values: a list of entries, or the mark of a key whose
+// entries are in its own hash.
+const (
+	ixList    = 3
+	ixSpilled = "\x04"
+)
+
+// ixBucket returns the bucket of the key k (class NUL value): the top
+// byte of its FNV-1a digest.
+func ixBucket(k string) string { return strconv.FormatUint(objectTag(k)>>(64-8), 10) }
+
+// ixItem is an entry in a bucket field: its field in the key's hash
+// (ixField) and its value (packIxEntry).
+type ixItem struct{ field, entry string }
+
+// packIxList returns a bucket field holding items: ixList, then each
+// item's field and entry as uvarint(len) and bytes.
+func packIxList(items []ixItem) string {
+	n := 1
+	for _, it := range items {
+		n += 2*binary.MaxVarintLen32 + len(it.field) + len(it.entry)
+	}
+	b := make([]byte, 1, n)
+	b[0] = ixList
+	for _, it := range items {
+		b = binary.AppendUvarint(b, uint64(len(it.field)))
+		b = append(b, it.field...)
+		b = binary.AppendUvarint(b, uint64(len(it.entry)))
+		b = append(b, it.entry...)
+	}
+	return string(b)
+}
+
+// unpackIxList returns the items of a bucket field packIxList made.
+func unpackIxList(v string) ([]ixItem, error) {
+	if v == "" || v[0] != ixList {
+		return nil, errIxEntry
+	}
+	d := logReader{s: v, i: 1}
+	var out []ixItem
+	for !d.done() {
+		f := d.take(d.uvarint())
+		e := d.take(d.uvarint())
+		out = append(out, ixItem{f, e})
+	}
+	if d.err != nil {
+		return nil, errIxEntry
+	}
+	return out, nil
+}
+
 func (x *Index) genKey() string { return x.prefix + ":ix:gen" }
 
 func (x *Index) gen(ctx context.Context) (string, error) {
@@ -198,7 +268,7 @@ func (x *Index) AddIndexEntries(ctx context.Context, collection string, entries 
 		return ctigate.E(op, ctigate.Invalid, "collection must be 1 to 1024 bytes without braces")
 	}
 	classes := map[string]bool{}
-	fields := map[string][]any{} // entries key -> field, value, …
+	fields := map[string][]ixItem{} // key -> its new entries
 	for i := range entries {
 		e := &entries[i]
 		switch {
@@ -209,9 +279,8 @@ func (x *Index) AddIndexEntries(ctx context.Context, collection string, entries 
 		case len(e.Class) > ixMaxField, len(e.Value) > ixMaxField, len(e.ID) > 1024:
 			return ctigate.E(op, ctigate.Invalid, fmt.Sprintf("entries[%d]: index entry field too long", i))
 		}
-		b := packIxEntry(e)
 		k := e.Class + "\x00" + e.Value
-		fields[k] = append(fields[k], ixField(e.ID, e.Version), b)
+		fields[k] = append(fields[k], ixItem{ixField(e.ID, e.Version), string(packIxEntry(e))})
 		classes[e.Class] = true
 	}
 	g, err := x.gen(ctx)
@@ -230,18 +299,128 @@ func (x *Index) AddIndexEntries(ctx context.Context, collection string, entries 
 	if err := x.c.SAdd(ctx, x.collsKey(), collection).Err(); err != nil {
 		return ixRedisErr(op, ctx, err)
 	}
-	tag := x.collTag(g, collection)
-	_, err = x.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		for k, fv := range fields {
-			p.HSet(ctx, tag+":e:"+k, fv...)
-		}
-		p.HSet(ctx, tag+":cp", name, at.UTC().Format(time.RFC3339Nano))
-		return nil
-	})
-	if err != nil {
+	if err := x.write(ctx, x.collTag(g, collection), fields, name, at); err != nil {
 		return ixRedisErr(op, ctx, err)
 	}
 	return nil
+}
+
+// write adds fields to their buckets under tag, then moves the
+// checkpoint name to at. A key new to its bucket is created in one
+// pipeline (HSETNX: a field is created only where none is), the rest
+// merged into their fields with the checkpoint in one transaction that
+// WATCHes their buckets and starts over while other processes (other
+// replicas' indexers) write those first. Entries written before a
+// checkpoint moves are harmless (the objects are stored) and writing them
+// again replaces them, so a crash between the two loses nothing.
+func (x *Index) write(ctx context.Context, tag string, fields map[string][]ixItem, name string, at time.Time) error {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	bucketOf := func(k string) string { return tag + ":b:" + ixBucket(k) }
+	created := make([]*goredis.BoolCmd, len(keys))
+	if len(keys) > 0 {
+		if _, err := x.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, k := range keys {
+				created[i] = p.HSetNX(ctx, bucketOf(k), k, packIxList(fields[k]))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	buckets := map[string][]string{} // bucket key -> its keys to merge
+	var bkeys []string
+	for i, k := range keys {
+		if created[i].Val() {
+			continue
+		}
+		b := bucketOf(k)
+		if buckets[b] == nil {
+			bkeys = append(bkeys, b)
+		}
+		buckets[b] = append(buckets[b], k)
+	}
+	slices.Sort(bkeys)
+	watch := append(bkeys, tag+":cp") // a Cluster watches a key at least
+	attempt := func(tx *goredis.Tx) error {
+		reads := make([]*goredis.SliceCmd, len(bkeys))
+		if len(bkeys) > 0 {
+			if _, err := tx.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				for i, b := range bkeys {
+					reads[i] = p.HMGet(ctx, b, buckets[b]...)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		cmds, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, b := range bkeys {
+				keys, had := buckets[b], reads[i].Val()
+				fv := make([]any, 0, 2*len(keys))
+				for j, k := range keys {
+					old, _ := had[j].(string)
+					v, spill, err := mergeIxField(old, fields[k])
+					if err != nil {
+						return fmt.Errorf("corrupt index bucket field: %w", err)
+					}
+					if len(spill) > 0 {
+						sv := make([]any, 0, 2*len(spill))
+						for _, it := range spill {
+							sv = append(sv, it.field, it.entry)
+						}
+						p.HSet(ctx, tag+":e:"+k, sv...)
+					}
+					if v != old {
+						fv = append(fv, k, v)
+					}
+				}
+				if len(fv) > 0 {
+					p.HSet(ctx, b, fv...)
+				}
+			}
+			p.HSet(ctx, tag+":cp", name, at.UTC().Format(time.RFC3339Nano))
+			return nil
+		})
+		return execErr(cmds, err)
+	}
+	var err error
+	for range ixAttempts {
+		if err = x.c.Watch(ctx, attempt, watch...); !errors.Is(err, goredis.TxFailedErr) {
+			return err
+		}
+	}
+	return err
+}
+
+// mergeIxField returns a key's bucket field old with items added (an
+// item replaces one of the same field) and, when the key's entries are
+// or now become more than ixSpillAt, the entries to write to its own
+// hash instead (the field then holds ixSpilled).
+func mergeIxField(old string, items []ixItem) (string, []ixItem, error) {
+	if old == ixSpilled {
+		return old, items, nil
+	}
+	var have []ixItem
+	if old != "" {
+		var err error
+		if have, err = unpackIxList(old); err != nil {
+			return "", nil, err
+		}
+	}
+	for _, it := range items {
+		if i := slices.IndexFunc(have, func(h ixItem) bool { return h.field == it.field }); i >= 0 {
+			have[i] = it
+		} else {
+			have = append(have, it)
+		}
+	}
+	if len(have) > ixSpillAt {
+		return ixSpilled, have, nil
+	}
+	return packIxList(have), nil, nil
 }
 
 // IndexCheckpoint returns the checkpoint name of collection, zero when none.
@@ -303,25 +482,40 @@ func (x *Index) IndexLookup(ctx context.Context, keys []store.IndexKey) ([]store
 	}
 	slices.Sort(colls)
 	type probe struct {
-		key  store.IndexKey
-		coll string
-		cmd  *goredis.MapStringStringCmd
+		key   store.IndexKey
+		coll  string
+		own   *goredis.MapStringStringCmd // the key's hash
+		field *goredis.StringCmd          // its bucket field
 	}
 	probes := make([]probe, 0, len(keys)*len(colls))
 	_, err = x.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, k := range keys {
 			for _, c := range colls {
-				probes = append(probes, probe{k, c, p.HGetAll(ctx, x.entriesKey(g, c, k.Class, k.Value))})
+				key := k.Class + "\x00" + k.Value
+				probes = append(probes, probe{k, c, p.HGetAll(ctx, x.entriesKey(g, c, k.Class, k.Value)),
+					p.HGet(ctx, x.collTag(g, c)+":b:"+ixBucket(key), key)})
 			}
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, ixRedisErr(op, ctx, err)
 	}
 	var out []store.IndexEntry
 	for _, pr := range probes {
-		m := pr.cmd.Val()
+		m := pr.own.Val()
+		if v := pr.field.Val(); v != "" && v != ixSpilled {
+			items, err := unpackIxList(v)
+			if err != nil {
+				return nil, ctigate.E(op, fmt.Errorf("corrupt index bucket field: %w", err))
+			}
+			if len(m) == 0 {
+				m = make(map[string]string, len(items))
+			}
+			for _, it := range items {
+				m[it.field] = it.entry
+			}
+		}
 		if len(out)+len(m) > store.MaxIndexLookup {
 			return nil, ctigate.E(op, ctigate.TooLarge, fmt.Sprintf("more than %d index entries match", store.MaxIndexLookup))
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,8 +106,8 @@ func TestIndexDropReclaims(t *testing.T) {
 	}
 }
 
-// BenchmarkIndexLookup: IndexLookup of one domain (one HGETALL per
-// collection, pipelined) with 200,000 entries in two collections, on the
+// BenchmarkIndexLookup: IndexLookup of one domain (its bucket field and
+// its own hash in each collection, pipelined) with 200,000 entries in two collections, on the
 // test Redis. Reports p50 and p99 latency and the write rate.
 //
 //	go test ./store/redis -run '^$' -bench IndexLookup -benchtime 20000x
@@ -172,4 +173,112 @@ func BenchmarkIndexLookup(b *testing.B) {
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(writeRate, "writes/s")
 	b.ReportMetric(writeCPU, "redis-µs/write")
+}
+
+// TestIndexBuckets: a key's entries live in its bucket's field until
+// they are more than the field keeps, then in a hash of their own,
+// across writes, an entry written again replacing its value; entries an
+// earlier build wrote in a key's own hash are found with the bucket's;
+// two writers merging into the same buckets at once lose nothing.
+func TestIndexBuckets(t *testing.T) {
+	c := indexTestClient(t)
+	prefix := indexTestPrefix(t, c)
+	ctx := t.Context()
+	open := func() *redis.Index {
+		ix, err := redis.NewIndex(c, prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ix
+	}
+	ix := open()
+	entry := func(value string, i int, tlp string) store.IndexEntry {
+		return store.IndexEntry{Class: "domain", Value: value, Collection: "c1", ID: fmt.Sprintf("indicator--%d", i), Type: "indicator",
+			DateAdded: time.UnixMicro(int64(1e15 + i)).UTC(), TLP: tlp, Producer: "identity--p", Observable: value}
+	}
+	lookup := func(value string) map[string]string {
+		t.Helper()
+		es, err := ix.IndexLookup(ctx, []store.IndexKey{{Class: "domain", Value: value}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, e := range es {
+			if _, dup := out[e.ID]; dup {
+				t.Fatalf("%s: %s found twice", value, e.ID)
+			}
+			out[e.ID] = e.TLP
+		}
+		return out
+	}
+	own := prefix + ":{ix:0:c1}:e:domain\x00hot.example"
+	for w := range 5 {
+		var es []store.IndexEntry
+		for i := range 8 {
+			es = append(es, entry("hot.example", w*8+i, "TLP:GREEN"))
+		}
+		if w == 4 {
+			es = append(es, entry("hot.example", 3, "TLP:AMBER")) // written again
+		}
+		if err := ix.AddIndexEntries(ctx, "c1", es, "cp", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		got := lookup("hot.example")
+		if len(got) != (w+1)*8 {
+			t.Fatalf("after write %d: %d entries, want %d", w, len(got), (w+1)*8)
+		}
+		n, err := c.Exists(ctx, own).Result()
+		if err != nil || (n == 1) != (w >= 2) {
+			t.Fatalf("after write %d (%d entries): own hash exists %d, %v", w, len(got), n, err)
+		}
+		if w == 4 && got["indicator--3"] != "TLP:AMBER" {
+			t.Fatalf("an entry written again has %s, want its new value", got["indicator--3"])
+		}
+	}
+	// An earlier build's entry (JSON, in the key's own hash) and the same
+	// entry written again by this one.
+	old := prefix + ":{ix:0:c1}:e:domain\x00old.example"
+	zero := "\x00" + string(make([]byte, 8))
+	if err := c.HSet(ctx, old, "indicator--100"+zero, `{"t":"indicator","d":1,"l":"TLP:GREEN","o":"old.example"}`,
+		"indicator--101"+zero, `{"t":"indicator","d":2,"l":"TLP:GREEN","o":"old.example"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e101 := entry("old.example", 101, "TLP:AMBER")
+	e101.Version = time.Time{}
+	if err := ix.AddIndexEntries(ctx, "c1", []store.IndexEntry{entry("old.example", 102, "TLP:GREEN"), e101}, "cp", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := lookup("old.example"); len(got) != 3 || got["indicator--100"] != "TLP:GREEN" || got["indicator--101"] != "TLP:AMBER" {
+		t.Fatalf("earlier build's entries with this one's: %v", got)
+	}
+	// Two writers, 50 keys, each writer its own entries of every key, at
+	// once: every entry is found.
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			x := open()
+			for round := range 10 {
+				var es []store.IndexEntry
+				for k := range 50 {
+					es = append(es, entry(fmt.Sprintf("k%d.example", k), 1000*w+round, "TLP:GREEN"))
+				}
+				if err := x.AddIndexEntries(ctx, "c1", es, "cp", time.Now()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for k := range 50 {
+		if got := lookup(fmt.Sprintf("k%d.example", k)); len(got) != 20 {
+			t.Fatalf("k%d.example: %d entries of two writers' 20", k, len(got))
+		}
+	}
+	// Keys: buckets, the spilled key's hash, the earlier build's hash and
+	// the checkpoints, not one per key.
+	keys, err := c.Keys(ctx, prefix+":{ix:0:c1}:*").Result()
+	if err != nil || len(keys) > 256+3 {
+		t.Fatalf("%d keys for 53 index keys (%v)", len(keys), err)
+	}
 }
