@@ -432,7 +432,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 			w.fresh[name] = true // caught up: every source version was decided under this version
 			return total, errors.Join(w.retract(ctx, r, src), w.release(ctx, r, src, name))
 		}
-		if err := w.process(ctx, r, src, name, cp, page.Objects); err != nil {
+		if err := w.process(ctx, r, src, name, cp, page); err != nil {
 			if ctigate.KindOf(err) == ctigate.Conflict {
 				// Another worker (replica) wrote this batch first; its
 				// decisions stand. Go on from the checkpoint it set.
@@ -511,7 +511,8 @@ func record(d *policy.Decision) store.Decision {
 // process evaluates objs (the source's versions after the checkpoint, in
 // date_added order) for r, withdraws the copies the decisions take back,
 // and writes the results with the new checkpoint.
-func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string, from time.Time, objs []store.Object) (err error) {
+func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string, from time.Time, page store.Page) (err error) {
+	objs := page.Objects
 	ctx, span := w.startBatch(ctx, r, src, objs)
 	defer func() { endSpan(span, err) }()
 	now := w.clock()
@@ -541,9 +542,11 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 		// recorded: routes with producers withhold them.
 		gs[i] = gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}
 	}
-	newer, err := w.newerVersions(ctx, src, objs)
-	if err != nil {
-		return err
+	var newer []gateway.Object
+	if !page.OneVersionEach { // else no version of these ids but theirs is stored
+		if newer, err = w.newerVersions(ctx, src, objs); err != nil {
+			return err
+		}
 	}
 	judged, err := b.decider.DecideAll(gs, newer...)
 	if err != nil {

@@ -92,6 +92,10 @@ type Page struct {
 	Objects []Object
 	More    bool   // further matching versions exist after this page
 	Next    string // cursor for the next page; set whenever More is true
+	// OneVersionEach: no object id of the collection had more than one
+	// version stored when the page was read, so each version on it is
+	// its id's only one. A backend that does not know leaves it false.
+	OneVersionEach bool
 }
 
 // AddResult tells what happened to one object given to AddObjects.

@@ -125,15 +125,15 @@ func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (
 	if q.WithoutRaw {
 		b.max = 0
 	}
+	var p store.Page
 	if len(q.IDs) > 0 {
 		objs, das, err = s.byIDs(ctx, collection, q, &sel, start, limit+1, b)
 	} else {
-		objs, das, err = s.scan(ctx, collection, q, &sel, start, limit+1, b)
+		objs, das, p.OneVersionEach, err = s.scan(ctx, collection, q, &sel, start, limit+1, b)
 	}
 	if err != nil {
 		return store.Page{}, s.fail(op, err)
 	}
-	var p store.Page
 	n := len(objs)
 	if n > limit {
 		n, p.More = limit, true
@@ -265,7 +265,9 @@ func (s *Store) byIDs(ctx context.Context, coll string, q store.Query, sel *sele
 }
 
 // scan walks the collection's index from start.
-func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selector, start int64, want int, b *rawBudget) ([]store.Object, []int64, error) {
+// single reports whether every chunk read found no id of the collection
+// with two versions (store.Page.OneVersionEach).
+func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selector, start int64, want int, b *rawBudget) (objs []store.Object, das []int64, single bool, err error) {
 	// The first chunk is what the page needs; filters (types,
 	// spec_versions, a version selector over ids with several versions)
 	// may keep fewer, and the next chunk asks for what is missing, scaled
@@ -275,8 +277,7 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 	chunk := want
 	read, kept := 0, 0
 	keys := []string{s.collKey(coll, "z"), s.collKey(coll, "mv")}
-	var objs []store.Object
-	var das []int64
+	chunks, multiSeen := 0, false
 	for len(objs) < want && !b.full() {
 		n := b.chunk(chunk)
 		lo := "-inf"
@@ -289,12 +290,13 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 		mvCmd := pipe.Get(ctx, keys[1])
 		zCmd := pipe.ZRangeArgsWithScores(ctx, goredis.ZRangeArgs{Key: keys[0], Start: lo, Stop: "+inf", ByScore: true, Count: int64(n)})
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		if err := zCmd.Err(); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		multi := mvCmd.Val()
+		chunks, multiSeen = chunks+1, multiSeen || multi != ""
 		members := zCmd.Val()
 		if len(members) == 0 {
 			break
@@ -325,7 +327,7 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 		}
 		got, gotDAs, err := decodeFiltered(cands, recs, &q, check)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		b.add(got)
 		objs = append(objs, got...)
@@ -340,7 +342,7 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 	if len(objs) > want {
 		objs, das = objs[:want], das[:want]
 	}
-	return objs, das, nil
+	return objs, das, chunks > 0 && !multiSeen, nil
 }
 
 // selectedOf returns the date_added of the versions of objs' ids that sel
