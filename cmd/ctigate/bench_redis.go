@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -125,17 +126,22 @@ func parseCommandStats(info string) map[string]commandStat {
 
 // used returns INFO memory's used_memory.
 func (m *redisMemory) used(ctx context.Context) (int64, error) {
+	return m.memoryField(ctx, "used_memory")
+}
+
+// memoryField returns the integer field name of INFO memory.
+func (m *redisMemory) memoryField(ctx context.Context, name string) (int64, error) {
 	info, err := m.c.Info(ctx, "memory").Result()
 	if err != nil {
 		return 0, err
 	}
 	sc := bufio.NewScanner(strings.NewReader(info))
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "used_memory:"); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), name+":"); ok {
 			return strconv.ParseInt(v, 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("no used_memory in INFO memory")
+	return 0, fmt.Errorf("no %s in INFO memory", name)
 }
 
 // markPoll reads Redis's CPU time as the poll begins, to split the run's
@@ -289,5 +295,13 @@ func (m *redisMemory) close(ctx context.Context) {
 	}
 	if len(batch) > 0 {
 		m.c.Unlink(ctx, batch...)
+	}
+	// Redis frees unlinked values in a thread of its own, whose CPU and
+	// memory the next run on this Redis would count as its own: wait
+	// until it is done.
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if n, err := m.memoryField(ctx, "lazyfree_pending_objects"); err != nil || n == 0 {
+			return
+		}
 	}
 }
