@@ -260,7 +260,7 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 				}
 				d := max(r.now, last+1)
 				last = d
-				zs = append(zs, goredis.Z{Score: float64(d), Member: it.rec})
+				zs = append(zs, goredis.Z{Score: float64(d), Member: withDateAdded(it.rec, d)})
 				if list != "" {
 					multi = true
 				}

@@ -285,10 +285,11 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 			lo = "(" + strconv.FormatInt(start, 10)
 		}
 		// One round trip: the flag and a chunk of the index, whose
-		// members are the records.
+		// members are the records, which hold their date_added.
+		rng := goredis.ZRangeArgs{Key: keys[0], Start: lo, Stop: "+inf", ByScore: true, Count: int64(n)}
 		pipe := s.c.Pipeline()
 		mvCmd := pipe.Get(ctx, keys[1])
-		zCmd := pipe.ZRangeArgsWithScores(ctx, goredis.ZRangeArgs{Key: keys[0], Start: lo, Stop: "+inf", ByScore: true, Count: int64(n)})
+		zCmd := pipe.ZRangeArgs(ctx, rng)
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, nil, false, err
 		}
@@ -303,9 +304,27 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 		}
 		cands := make([]int64, len(members))
 		recs := make([]any, len(members))
+		earlier := false
 		for i, m := range members {
-			cands[i] = int64(m.Score)
-			recs[i] = m.Member
+			da, ok := recordDateAdded(m)
+			cands[i], recs[i], earlier = da, m, earlier || !ok
+		}
+		if earlier {
+			// Records an earlier build wrote hold no date_added: the
+			// chunk again, with the scores.
+			zs, err := s.c.ZRangeArgsWithScores(ctx, rng).Result()
+			if err != nil {
+				return nil, nil, false, err
+			}
+			if len(zs) == 0 {
+				break
+			}
+			members = make([]string, len(zs))
+			cands, recs = make([]int64, len(zs)), make([]any, len(zs))
+			for i, m := range zs {
+				members[i], _ = m.Member.(string)
+				cands[i], recs[i] = int64(m.Score), m.Member
+			}
 		}
 		var check func([]store.Object, []int64) (map[int64]bool, error)
 		switch {

@@ -6,10 +6,13 @@ package redis
 // collection is one Lua script call in one Cluster slot:
 //
 //	P:{c:X}:z     sorted set: one member per stored version, its record
-//	              (record.go: id, type, spec_version, version, hash,
-//	              producer, raw bytes), scored by its date_added in
-//	              microseconds (exact in a float64). A page is one ZRANGE
-//	              BYSCORE; a version is found by its date_added.
+//	              (record.go: date_added, id, type, spec_version,
+//	              version, hash, producer, raw bytes), scored by its
+//	              date_added in microseconds (exact in a float64). A page
+//	              is one ZRANGE BYSCORE, without the scores (the records
+//	              hold them; those of earlier builds do not, and their
+//	              chunk is read again with the scores); a version is
+//	              found by its date_added.
 //	P:{c:X}:n     hash: object id -> its versions, "da,version,spec;" each
 //	              (version is the hex of a sortable 12-byte time key; spec
 //	              is followed by ",t" when the type is not the id's
