@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/store"
 	"github.com/ctigate/ctigate/store/redis/redistest"
@@ -16,15 +18,7 @@ import (
 // the others are written, and a checkpoint moved by one add is what the
 // next add in the same turn starts from.
 func TestRunAddsCheckpointPerAdd(t *testing.T) {
-	c, err := NewClient(Config{URL: redistest.URL(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	s, err := New(c, Options{Prefix: redistest.Prefix(t, c)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := internalStore(t)
 	item := func(i int) addItem {
 		o := store.Object{ID: "indicator--00000000-0000-4000-8000-00000000000" + string(rune('0'+i)), Type: "indicator", SpecVersion: "2.1",
 			Version: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Raw: []byte(`{}`)}
@@ -79,4 +73,20 @@ func BenchmarkReceivedLines(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(objs))/1000, "µs/object")
+}
+
+// internalStore returns a Store on a fresh prefix of the test Redis, and
+// its client.
+func internalStore(t *testing.T) (*Store, goredis.UniversalClient) {
+	t.Helper()
+	c, err := NewClient(Config{URL: redistest.URL(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, err := New(c, Options{Prefix: redistest.Prefix(t, c)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
 }

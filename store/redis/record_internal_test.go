@@ -9,7 +9,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/ctigate/ctigate/store"
-	"github.com/ctigate/ctigate/store/redis/redistest"
 )
 
 // TestRecordsOfEarlierBuilds: a collection whose first versions an
@@ -18,15 +17,7 @@ import (
 // each version with its date_added and hash, page by page across the
 // two forms; reads by id and ResolveAdded find both.
 func TestRecordsOfEarlierBuilds(t *testing.T) {
-	c, err := NewClient(Config{URL: redistest.URL(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	s, err := New(c, Options{Prefix: redistest.Prefix(t, c)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := internalStore(t)
 	ctx := store.WithActor(t.Context(), store.Actor{User: "cert-a", Org: "CERT-A"})
 	obj := func(i int) store.Object {
 		id := fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", i)
