@@ -110,7 +110,9 @@ func FuzzRecord(f *testing.F) {
 		for _, raw := range []bool{false, true} {
 			decodeRecord(b, raw)
 		}
-		recordDateAdded(b)
+		if _, ok := recordDateAdded(b); ok != (len(b) >= 9 && b[0] == recordFormatDA) {
+			t.Fatalf("%q: holds a date_added %v", b, ok)
+		}
 		recordHash([]byte(b))
 		w := o
 		w.Raw = []byte(b)
