@@ -306,8 +306,9 @@ func (x *Index) AddIndexEntries(ctx context.Context, collection string, entries 
 }
 
 // write adds fields to their buckets under tag, then moves the
-// checkpoint name to at. A key new to its bucket is created in one
-// pipeline (HSETNX: a field is created only where none is), the rest
+// checkpoint name to at. A key new to its bucket, with no more entries
+// than a field keeps, is created in one pipeline (HSETNX: a field is
+// created only where none is), the rest
 // merged into their fields with the checkpoint in one transaction that
 // WATCHes their buckets and starts over while other processes (other
 // replicas' indexers) write those first. Entries written before a
@@ -319,11 +320,13 @@ func (x *Index) write(ctx context.Context, tag string, fields map[string][]ixIte
 		keys = append(keys, k)
 	}
 	bucketOf := func(k string) string { return tag + ":b:" + ixBucket(k) }
-	created := make([]*goredis.BoolCmd, len(keys))
+	created := make([]*goredis.BoolCmd, len(keys)) // nil: merged (more than a field keeps)
 	if len(keys) > 0 {
 		if _, err := x.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, k := range keys {
-				created[i] = p.HSetNX(ctx, bucketOf(k), k, packIxList(fields[k]))
+				if len(fields[k]) <= ixSpillAt {
+					created[i] = p.HSetNX(ctx, bucketOf(k), k, packIxList(fields[k]))
+				}
 			}
 			return nil
 		}); err != nil {
@@ -333,7 +336,7 @@ func (x *Index) write(ctx context.Context, tag string, fields map[string][]ixIte
 	buckets := map[string][]string{} // bucket key -> its keys to merge
 	var bkeys []string
 	for i, k := range keys {
-		if created[i].Val() {
+		if created[i] != nil && created[i].Val() {
 			continue
 		}
 		b := bucketOf(k)

@@ -235,6 +235,18 @@ func TestIndexBuckets(t *testing.T) {
 			t.Fatalf("an entry written again has %s, want its new value", got["indicator--3"])
 		}
 	}
+	// A new key with more entries in one write than a field keeps: in
+	// its own hash at once.
+	var many []store.IndexEntry
+	for i := range 20 {
+		many = append(many, entry("wide.example", 500+i, "TLP:GREEN"))
+	}
+	if err := ix.AddIndexEntries(ctx, "c1", many, "cp", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.HLen(ctx, prefix+":{ix:0:c1}:e:domain\x00wide.example").Result(); err != nil || n != 20 || len(lookup("wide.example")) != 20 {
+		t.Fatalf("a new key's 20 entries: %d in its own hash (%v), %d found", n, err, len(lookup("wide.example")))
+	}
 	// An earlier build's entry (JSON, in the key's own hash) and the same
 	// entry written again by this one.
 	old := prefix + ":{ix:0:c1}:e:domain\x00old.example"
@@ -275,10 +287,10 @@ func TestIndexBuckets(t *testing.T) {
 			t.Fatalf("k%d.example: %d entries of two writers' 20", k, len(got))
 		}
 	}
-	// Keys: buckets, the spilled key's hash, the earlier build's hash and
-	// the checkpoints, not one per key.
+	// Keys: buckets, the spilled keys' hashes, the earlier build's hash
+	// and the checkpoints, not one per key.
 	keys, err := c.Keys(ctx, prefix+":{ix:0:c1}:*").Result()
-	if err != nil || len(keys) > 256+3 {
-		t.Fatalf("%d keys for 53 index keys (%v)", len(keys), err)
+	if err != nil || len(keys) > 256+4 {
+		t.Fatalf("%d keys for 54 index keys (%v)", len(keys), err)
 	}
 }
