@@ -6,9 +6,10 @@ package search
 // reads each collection after its checkpoint, extracts the observables of
 // every version, and writes their entries and then the new checkpoint
 // (store.Index.AddIndexEntries, which moves the checkpoint only once the
-// entries are written), so a crash loses no work, and the entries it
-// may write again replace themselves. Dropping the index drops its checkpoints too, and the
-// next passes index every collection again from the start.
+// entries are written), so a crash loses no work, and the entries it may
+// write again replace themselves. Dropping the index drops its
+// checkpoints too, and the next passes index every collection again from
+// the start.
 
 import (
 	"context"

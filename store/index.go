@@ -42,10 +42,10 @@ type Index interface {
 	// entries ahead of the checkpoint; an entry written again replaces
 	// itself, so doing the write again is harmless). (One collection per
 	// write lets a clustered backend keep a collection's index in one
-	// shard.) entries may be empty, to move the
-	// checkpoint alone. The classes of the entries join the set
-	// IndexClasses returns. An entry without Class, Value or ID, or of
-	// another collection, is Invalid and fails the whole write.
+	// shard.) entries may be empty, to move the checkpoint alone. The
+	// classes of the entries join the set IndexClasses returns. An entry
+	// without Class, Value or ID, or of another collection, is Invalid
+	// and fails the whole write.
 	AddIndexEntries(ctx context.Context, collection string, entries []IndexEntry, name string, at time.Time) error
 
 	// IndexCheckpoint returns the time last set under (collection, name)

@@ -308,12 +308,12 @@ func (x *Index) AddIndexEntries(ctx context.Context, collection string, entries 
 // write adds fields to their buckets under tag, then moves the
 // checkpoint name to at. A key new to its bucket, with no more entries
 // than a field keeps, is created in one pipeline (HSETNX: a field is
-// created only where none is), the rest
-// merged into their fields with the checkpoint in one transaction that
-// WATCHes their buckets and starts over while other processes (other
-// replicas' indexers) write those first. Entries written before a
-// checkpoint moves are harmless (the objects are stored) and writing them
-// again replaces them, so a crash between the two loses nothing.
+// created only where none is); the rest are merged into their fields
+// with the checkpoint in one transaction that WATCHes their buckets and
+// starts over while other processes (other replicas' indexers) write
+// those first. Entries written before a checkpoint moves are harmless
+// (the objects are stored) and writing them again replaces them, so a
+// crash between the two loses nothing.
 func (x *Index) write(ctx context.Context, tag string, fields map[string][]ixItem, name string, at time.Time) error {
 	keys := make([]string, 0, len(fields))
 	for k := range fields {
@@ -506,6 +506,9 @@ func (x *Index) IndexLookup(ctx context.Context, keys []store.IndexKey) ([]store
 	}
 	var out []store.IndexEntry
 	for _, pr := range probes {
+		if err := cmp.Or(pr.own.Err(), pr.field.Err()); err != nil && !errors.Is(err, goredis.Nil) {
+			return nil, ixRedisErr(op, ctx, err)
+		}
 		m := pr.own.Val()
 		if v := pr.field.Val(); v != "" && v != ixSpilled {
 			items, err := unpackIxList(v)
