@@ -284,47 +284,14 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 		if start != math.MinInt64 {
 			lo = "(" + strconv.FormatInt(start, 10)
 		}
-		// One round trip: the flag and a chunk of the index, whose
-		// members are the records, which hold their date_added.
 		rng := goredis.ZRangeArgs{Key: keys[0], Start: lo, Stop: "+inf", ByScore: true, Count: int64(n)}
-		pipe := s.c.Pipeline()
-		mvCmd := pipe.Get(ctx, keys[1])
-		zCmd := pipe.ZRangeArgs(ctx, rng)
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		multi, cands, recs, err := s.readChunk(ctx, coll, keys[1], rng, start)
+		if err != nil {
 			return nil, nil, false, err
 		}
-		if err := zCmd.Err(); err != nil {
-			return nil, nil, false, err
-		}
-		multi := mvCmd.Val()
 		chunks, multiSeen = chunks+1, multiSeen || multi != ""
-		members := zCmd.Val()
-		if len(members) == 0 {
+		if len(recs) == 0 {
 			break
-		}
-		cands := make([]int64, len(members))
-		recs := make([]any, len(members))
-		earlier := false
-		for i, m := range members {
-			da, ok := recordDateAdded(m)
-			cands[i], recs[i], earlier = da, m, earlier || !ok
-		}
-		if earlier {
-			// Records an earlier build wrote hold no date_added: the
-			// chunk again, with the scores.
-			zs, err := s.c.ZRangeArgsWithScores(ctx, rng).Result()
-			if err != nil {
-				return nil, nil, false, err
-			}
-			if len(zs) == 0 {
-				break
-			}
-			members = make([]string, len(zs))
-			cands, recs = make([]int64, len(zs)), make([]any, len(zs))
-			for i, m := range zs {
-				members[i], _ = m.Member.(string)
-				cands[i], recs[i] = int64(m.Score), m.Member
-			}
 		}
 		var check func([]store.Object, []int64) (map[int64]bool, error)
 		switch {
@@ -352,16 +319,70 @@ func (s *Store) scan(ctx context.Context, coll string, q store.Query, sel *selec
 		objs = append(objs, got...)
 		das = append(das, gotDAs...)
 		start = cands[len(cands)-1]
-		if len(members) < n {
+		if len(recs) < n {
 			break
 		}
-		read, kept = read+len(members), kept+len(got)
+		read, kept = read+len(recs), kept+len(got)
 		chunk = min(max((want-len(objs))*read/max(kept, 1), 64), 5000)
 	}
 	if len(objs) > want {
 		objs, das = objs[:want], das[:want]
 	}
 	return objs, das, chunks > 0 && !multiSeen, nil
+}
+
+// readChunk reads, in one round trip, the collection's multi-version flag
+// (key mv) and the chunk rng of its records with their date_added (the
+// records hold it; those earlier builds wrote do not, and need the
+// members' scores, which Redis formats as text: read the chunk again with
+// them). Once this process has met earlier builds' records in coll, it
+// reads with the scores at once below the first record of this build it
+// has seen there (earlier builds were stopped before this one started,
+// so theirs all lie before it).
+func (s *Store) readChunk(ctx context.Context, coll, mv string, rng goredis.ZRangeArgs, start int64) (string, []int64, []any, error) {
+	bound, _ := s.earlierBelow.Load(coll)
+	withScores := bound != nil && start < bound.(int64)
+	pipe := s.c.Pipeline()
+	mvCmd := pipe.Get(ctx, mv)
+	var zCmd *goredis.StringSliceCmd
+	var zsCmd *goredis.ZSliceCmd
+	if withScores {
+		zsCmd = pipe.ZRangeArgsWithScores(ctx, rng)
+	} else {
+		zCmd = pipe.ZRangeArgs(ctx, rng)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return "", nil, nil, err
+	}
+	if !withScores {
+		members := zCmd.Val()
+		cands, recs := make([]int64, len(members)), make([]any, len(members))
+		earlier := false
+		for i, m := range members {
+			da, ok := recordDateAdded(m)
+			cands[i], recs[i], earlier = da, m, earlier || !ok
+		}
+		if !earlier {
+			return mvCmd.Val(), cands, recs, nil
+		}
+		if zsCmd = s.c.ZRangeArgsWithScores(ctx, rng); zsCmd.Err() != nil {
+			return "", nil, nil, zsCmd.Err()
+		}
+	}
+	zs := zsCmd.Val()
+	cands, recs := make([]int64, len(zs)), make([]any, len(zs))
+	newFrom := int64(math.MaxInt64) // the first record of this build's format
+	for i, m := range zs {
+		cands[i], recs[i] = int64(m.Score), m.Member
+		str, _ := m.Member.(string)
+		if _, ok := recordDateAdded(str); ok && newFrom == math.MaxInt64 {
+			newFrom = cands[i]
+		}
+	}
+	if b, loaded := s.earlierBelow.LoadOrStore(coll, newFrom); loaded && newFrom < b.(int64) {
+		s.earlierBelow.Store(coll, newFrom)
+	}
+	return mvCmd.Val(), cands, recs, nil
 }
 
 // selectedOf returns the date_added of the versions of objs' ids that sel

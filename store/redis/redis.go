@@ -109,9 +109,12 @@ type Store struct {
 
 	led ledgerState // the custody ledger's sequencer (ledger.go)
 
-	addTurns    sync.Map     // collection -> *addQueue: this process's adds take turns (add.go)
-	addRestarts atomic.Int64 // turns started over: another process wrote first
-	addTurnsRun atomic.Int64 // turns run (transactions written or failed)
+	addTurns sync.Map // collection -> *addQueue: this process's adds take turns (add.go)
+	// earlierBelow: collection -> the date_added below which earlier
+	// builds' records may lie, once a read met one (readChunk).
+	earlierBelow sync.Map
+	addRestarts  atomic.Int64 // turns started over: another process wrote first
+	addTurnsRun  atomic.Int64 // turns run (transactions written or failed)
 
 	saltMu sync.Mutex
 	salt   *[32]byte // the delivery salt key, once read (ledgerindex.go)
