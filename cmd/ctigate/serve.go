@@ -37,6 +37,13 @@ import (
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set.
 const defaultMemoryLimit = 200 << 20
 
+// defaultGCPercent is the Go collector's target unless GOGC is set: the
+// heap may grow to three times what is live between collections (Go's
+// default is twice) while under defaultMemoryLimit, past which the limit
+// governs. Ingest allocates fast and keeps little (the id index is off the
+// heap), so at Go's default the collector ran about ten times a second.
+const defaultGCPercent = 200
+
 // runServe runs the gateway until ctx is cancelled, then shuts down
 // gracefully: in-flight requests finish, the store is closed cleanly.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -103,6 +110,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// growing the process; GOMEMLIMIT in the environment overrides it.
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
 	}
 
 	demo := demoUsers(cfg.Users)
