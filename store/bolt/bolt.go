@@ -52,6 +52,13 @@ func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) 
 // and 2 were never released.)
 const fileFormat = 3
 
+// filePageSize is the page size of a store file this build creates; a file
+// keeps the page size it was created with. bbolt writes each dirty page
+// with a call of its own, and a commit of envelopes of 500 dirties hundreds
+// of pages of 4 KiB (the system's page size, bbolt's default): with pages of
+// 16 KiB, a fifth of the calls (see docs/performance.md).
+const filePageSize = 16 << 10
+
 // Defaults for Options.
 const (
 	DefaultTrimInterval   = time.Second
@@ -126,6 +133,7 @@ func Open(path string, opts Options) (*Store, error) {
 		Timeout:      timeout,
 		NoSync:       opts.NoSync,
 		FreelistType: bbolt.FreelistMapType,
+		PageSize:     filePageSize,
 	})
 	if err != nil {
 		if errors.Is(err, bberrors.ErrTimeout) {
