@@ -117,7 +117,8 @@ func OpenIndex(path string, opts IndexOptions) (*Index, error) {
 		}
 		rebuilt = true
 	}
-	bopts := &bbolt.Options{Timeout: timeout, NoSync: true, FreelistType: bbolt.FreelistMapType}
+	// Pages as large as the store's (filePageSize); a file keeps its own.
+	bopts := &bbolt.Options{Timeout: timeout, NoSync: true, FreelistType: bbolt.FreelistMapType, PageSize: filePageSize}
 	db, err := bbolt.Open(path, 0o600, bopts)
 	if err != nil && !errors.Is(err, bberrors.ErrTimeout) && isCorrupt(err) {
 		if rerr := removeIndexFile(path); rerr != nil {
