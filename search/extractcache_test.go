@@ -13,7 +13,7 @@ import (
 // TestExtractCache: the indexer's entries for a version are the same
 // whether its extraction came from the cache (a route's copy of a source
 // version, same hash) or not; the cache holds at most extractCacheSize
-// extractions, evicting the oldest; what it hands out can be appended to
+// extractions and always the latest half of that, evicting the oldest; what it hands out can be appended to
 // without changing what it holds.
 func TestExtractCache(t *testing.T) {
 	raw := []byte(`{"type":"indicator","spec_version":"2.1","id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",` +
@@ -48,17 +48,27 @@ func TestExtractCache(t *testing.T) {
 			len(ex.Observables), cap(ex.Observables), len(ex.Labels), cap(ex.Labels))
 	}
 
+	// Bounded: at most extractCacheSize, and always the latest half of
+	// that; the oldest go first.
 	var c extractCache
-	for i := range extractCacheSize + 10 {
-		c.put(sha256.Sum256(fmt.Append(nil, i)), Extracted{})
+	key := func(i int) [32]byte { return sha256.Sum256(fmt.Append(nil, i)) }
+	for i := range 3*extractCacheSize + 10 {
+		c.put(key(i), Extracted{Labels: []string{fmt.Sprint(i)}})
+		if n := c.len(); n > extractCacheSize {
+			t.Fatalf("after %d puts the cache holds %d extractions, bound %d", i+1, n, extractCacheSize)
+		}
+		if i%1000 == 0 || i > 3*extractCacheSize {
+			for j := max(0, i-extractCacheSize/2+1); j <= i; j += 97 {
+				if ex, ok := c.get(key(j)); !ok || ex.Labels[0] != fmt.Sprint(j) {
+					t.Fatalf("after %d puts, put %d of the latest %d is missing or wrong: %v %v", i+1, j, extractCacheSize/2, ex, ok)
+				}
+			}
+		}
 	}
-	if len(c.m) != extractCacheSize {
-		t.Fatalf("the cache holds %d extractions, bound %d", len(c.m), extractCacheSize)
-	}
-	if _, ok := c.get(sha256.Sum256(fmt.Append(nil, 0))); ok {
+	if _, ok := c.get(key(0)); ok {
 		t.Error("the oldest extraction was not evicted")
 	}
-	if _, ok := c.get(sha256.Sum256(fmt.Append(nil, extractCacheSize+9))); !ok {
-		t.Error("the newest extraction is missing")
+	if _, ok := c.get(key(3*extractCacheSize - extractCacheSize)); ok {
+		t.Error("an extraction older than the bound is still held")
 	}
 }

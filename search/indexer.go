@@ -101,9 +101,9 @@ type Indexer struct {
 	extracts extractCache
 }
 
-// extractCacheSize is how many extractions the indexer remembers: a few
-// batches' worth, enough to span an inbound batch and the routes' copies
-// of it.
+// extractCacheSize bounds how many extractions the indexer remembers: a
+// few batches' worth, enough to span an inbound batch and the routes'
+// copies of it.
 const extractCacheSize = 16384
 
 // extractCache remembers what Extract found in recently indexed versions,
@@ -111,40 +111,47 @@ const extractCacheSize = 16384
 // unchanged has the hash of its source version, so the indexer extracts
 // it once for the inbound collection and every route (Extract depends on
 // the object's JSON value alone, which the hash identifies).
+//
+// It holds two generations of at most extractCacheSize/2 each: puts go
+// into the newer; when it is full it becomes the older one and the older
+// one is dropped whole. Nothing is ever deleted from a map: a Go map that
+// keeps its size under steady deletes and inserts fills with deleted
+// slots that lengthen every probe (evicting one entry per put cost more
+// than the lookups it saved).
 type extractCache struct {
-	mu   sync.Mutex
-	m    map[[32]byte]Extracted
-	ring [][32]byte // insertion order, for eviction
-	next int
+	mu         sync.Mutex
+	cur, older map[[32]byte]Extracted
 }
 
 func (c *extractCache) get(h [32]byte) (Extracted, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ex, ok := c.m[h]
+	if ex, ok := c.cur[h]; ok {
+		return ex, true
+	}
+	ex, ok := c.older[h]
 	return ex, ok
 }
 
 func (c *extractCache) put(h [32]byte, ex Extracted) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[[32]byte]Extracted, extractCacheSize)
-		c.ring = make([][32]byte, 0, extractCacheSize)
-	}
-	if _, ok := c.m[h]; ok {
+	if _, ok := c.cur[h]; ok {
 		return
+	}
+	if len(c.cur) >= extractCacheSize/2 || c.cur == nil {
+		c.older, c.cur = c.cur, make(map[[32]byte]Extracted, extractCacheSize/2)
 	}
 	// Clipped: a caller appending to them must not write into the cache.
 	ex.Observables, ex.Refs, ex.Labels = slices.Clip(ex.Observables), slices.Clip(ex.Refs), slices.Clip(ex.Labels)
-	if len(c.ring) < extractCacheSize {
-		c.ring = append(c.ring, h)
-	} else {
-		delete(c.m, c.ring[c.next])
-		c.ring[c.next] = h
-		c.next = (c.next + 1) % extractCacheSize
-	}
-	c.m[h] = ex
+	c.cur[h] = ex
+}
+
+// len returns how many extractions the cache holds.
+func (c *extractCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.cur) + len(c.older)
 }
 
 // extract is Extract(o.Raw), from the cache when o's bytes were seen.
