@@ -75,6 +75,10 @@ import (
 const (
 	DefaultInterval  = 200 * time.Millisecond
 	DefaultBatchSize = 500
+	// DefaultBatchBytes bounds the stored bytes of the source versions one
+	// batch reads, whatever BatchSize: a batch holds them, their decisions
+	// and their copies in memory until it is written.
+	DefaultBatchBytes = 32 << 20
 	// DefaultLeaseTTL: a worker renews its leases every pass (Interval),
 	// so a lease lapses only when its holder died or stalled; another
 	// replica then takes the route over within LeaseTTL and a pass.
@@ -106,6 +110,10 @@ type Options struct {
 	// BatchSize is the number of source versions read and written at a
 	// time. Default: DefaultBatchSize.
 	BatchSize int
+	// BatchBytes bounds a batch by its source versions' stored bytes as
+	// well (a version larger than it is a batch of its own). Default:
+	// DefaultBatchBytes.
+	BatchBytes int64
 	// Lease, when set, shares the routes among several workers (gateway
 	// replicas over one store): a worker drains a route's source only
 	// while it holds the lease of that route and source
@@ -145,6 +153,7 @@ type Worker struct {
 	clock    func() time.Time
 	interval time.Duration
 	batch    int
+	bytes    int64 // Options.BatchBytes
 	lease    func(ctx context.Context, name string, ttl time.Duration) (bool, error)
 	leaseTTL time.Duration
 	giveUp   func(ctx context.Context, name string) error // Options.Release
@@ -172,7 +181,7 @@ type Worker struct {
 func New(opts Options) *Worker {
 	w := &Worker{
 		st: opts.Store, routes: opts.Routes, current: opts.Current, markings: opts.Markings, log: opts.Logger,
-		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize,
+		clock: opts.Clock, interval: opts.Interval, batch: opts.BatchSize, bytes: opts.BatchBytes,
 		lease: opts.Lease, leaseTTL: opts.LeaseTTL, giveUp: opts.Release, held: map[string]bool{}, publish: opts.OnPublish,
 		wake: make(chan struct{}, 1), warned: map[string]bool{}, started: make(chan struct{}), released: map[string]time.Time{},
 		inForce: map[string]bool{}, fresh: map[string]bool{},
@@ -194,6 +203,9 @@ func New(opts Options) *Worker {
 	}
 	if w.batch <= 0 {
 		w.batch = DefaultBatchSize
+	}
+	if w.bytes <= 0 {
+		w.bytes = DefaultBatchBytes
 	}
 	w.initTelemetry(opts.TracerProvider, opts.MeterProvider)
 	return w
@@ -422,7 +434,7 @@ func (w *Worker) drain(ctx context.Context, r *policy.Route, src string) (int, e
 			}
 		}
 		page, err := w.st.Objects(ctx, src, store.Query{
-			AddedAfter: cp, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: w.batch,
+			AddedAfter: cp, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: w.batch, MaxBytes: w.bytes,
 		})
 		if err != nil {
 			w.metrics.StoreError(ctx, "objects")

@@ -457,3 +457,79 @@ func TestNewVersionAnnouncedOnce(t *testing.T) {
 		t.Errorf("a new version over the route is announced for %s only:\n%s", inbound, l)
 	}
 }
+
+// batchReads records the source pages fan-out's batches read and the
+// batches it writes.
+type batchReads struct {
+	store.Store
+	pages  [][]int // per page read from inbound with the objects' bytes: each object's size
+	writes atomic.Int32
+}
+
+func (b *batchReads) Objects(ctx context.Context, coll string, q store.Query) (store.Page, error) {
+	p, err := b.Store.Objects(ctx, coll, q)
+	if err == nil && coll == inbound && !q.WithoutRaw && len(q.IDs) == 0 && len(p.Objects) > 0 {
+		var sizes []int
+		for _, o := range p.Objects {
+			sizes = append(sizes, len(o.Raw))
+		}
+		b.pages = append(b.pages, sizes)
+	}
+	return p, err
+}
+
+func (b *batchReads) AddObjectsCheckpoint(ctx context.Context, coll string, objs []store.Object, ds []store.Decision, name string, from, at time.Time) ([]store.AddResult, error) {
+	b.writes.Add(1)
+	return b.Store.AddObjectsCheckpoint(ctx, coll, objs, ds, name, from, at)
+}
+
+// TestBatchBytes: a batch reads at most BatchBytes of source versions (one
+// larger version makes a batch of its own), and batches cut by bytes
+// publish what one batch would.
+func TestBatchBytes(t *testing.T) {
+	for _, o := range samples() {
+		if len(o.Raw) < 300 || len(o.Raw) > 600 {
+			t.Fatalf("sample %s has %d bytes; the bounds below expect 300 to 600", o.ID, len(o.Raw))
+		}
+	}
+	for _, limit := range []int64{1, 900, 2000, 0} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			e := newEnv(t)
+			e.add(samples()...)
+			br := &batchReads{Store: e.st}
+			w := New(Options{Store: br, Routes: e.routes, Markings: e.markings, Clock: func() time.Time { return now }, BatchBytes: limit})
+			if n := e.runOnce(w); n != 2*(len(samples())+1) {
+				t.Fatalf("RunOnce evaluated %d versions, want %d", n, 2*(len(samples())+1))
+			}
+			e.check("batches bounded by bytes")
+			bound := limit
+			if bound == 0 {
+				bound = DefaultBatchBytes
+			}
+			for _, sizes := range br.pages {
+				sum := 0
+				for _, n := range sizes {
+					sum += n
+				}
+				if len(sizes) > 1 && int64(sum) > bound {
+					t.Fatalf("a batch read %d versions of %d bytes together, bound %d", len(sizes), sum, bound)
+				}
+			}
+			most := 0 // the most versions one batch read
+			for _, sizes := range br.pages {
+				most = max(most, len(sizes))
+			}
+			switch {
+			case limit == 1 && most != 1:
+				t.Fatalf("a batch read %d versions with a bound of 1 byte, want 1 each", most)
+			case limit == 900 && most != 2: // versions of 400-odd bytes
+				t.Fatalf("a batch read at most %d versions with a bound of 900 bytes, want 2", most)
+			case limit == 0 && most != len(samples())+1:
+				t.Fatalf("a batch read at most %d versions with the default bound, want all %d", most, len(samples())+1)
+			}
+			if limit != 0 && br.writes.Load() <= 4 {
+				t.Fatalf("%d batches written with a bound of %d bytes: not cut", br.writes.Load(), limit)
+			}
+		})
+	}
+}
