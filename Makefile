@@ -77,7 +77,9 @@ bench: build
 	$(BINARY) bench -n 200000
 	$(BINARY) bench --phase push --no-ceiling -n 60000 -b 10 -p 16
 	$(BINARY) bench --phase push --no-ceiling -n 100000 -b 100 -p 2
-	if [ -n "$(BENCH_REDIS)" ]; then $(BINARY) bench -n 200000 --redis $(BENCH_REDIS); fi
+	if [ -n "$(BENCH_REDIS)" ]; then $(BINARY) bench -n 200000 --redis $(BENCH_REDIS) && \
+	  $(BINARY) bench -n 100000 --routeless --no-ceiling --redis $(BENCH_REDIS) && \
+	  $(BINARY) bench -n 60000 -b 10 -p 16 --no-ceiling --redis $(BENCH_REDIS); fi
 	if [ -n "$(BENCH_AGAINST)" ]; then $(BINARY) bench -n 200000 --against $(BENCH_AGAINST); fi
 	if [ -n "$(BENCH_AGAINST)" ] && [ -n "$(BENCH_REDIS)" ]; then $(BINARY) bench -n 200000 --redis $(BENCH_REDIS) --against $(BENCH_AGAINST); fi
 	if [ -n "$(BENCH10M)" ]; then \
