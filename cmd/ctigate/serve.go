@@ -41,7 +41,8 @@ const defaultMemoryLimit = 200 << 20
 // heap may grow to three times what is live between collections (Go's
 // default is twice) while under defaultMemoryLimit, past which the limit
 // governs. Ingest allocates fast and keeps little (the id index is off the
-// heap), so at Go's default the collector ran about ten times a second.
+// heap), so at Go's default the collector ran about 80 times a second
+// during a push of small envelopes (docs/performance.md).
 const defaultGCPercent = 200
 
 // runServe runs the gateway until ctx is cancelled, then shuts down

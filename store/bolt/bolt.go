@@ -56,7 +56,7 @@ const fileFormat = 3
 // keeps the page size it was created with. bbolt writes each dirty page
 // with a call of its own, and a commit of envelopes of 500 dirties hundreds
 // of pages of 4 KiB (the system's page size, bbolt's default): with pages of
-// 16 KiB, a fifth of the calls (see docs/performance.md).
+// 16 KiB, a quarter of the calls (see docs/performance.md).
 const filePageSize = 16 << 10
 
 // Defaults for Options.
