@@ -72,3 +72,10 @@ func TestExtractCache(t *testing.T) {
 		t.Error("an extraction older than the bound is still held")
 	}
 }
+
+// len returns how many extractions the cache holds.
+func (c *extractCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.cur) + len(c.older)
+}

@@ -147,13 +147,6 @@ func (c *extractCache) put(h [32]byte, ex Extracted) {
 	c.cur[h] = ex
 }
 
-// len returns how many extractions the cache holds.
-func (c *extractCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.cur) + len(c.older)
-}
-
 // extract is Extract(o.Raw), from the cache when o's bytes were seen.
 func (x *Indexer) extract(o *store.Object) (Extracted, error) {
 	if o.Hash == ([32]byte{}) {

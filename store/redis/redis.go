@@ -3,7 +3,8 @@ package redis
 
 // Key layout. Every key starts with the configured prefix P. The keys of
 // one collection X share the hash tag {c:X}, so every multi-key write of a
-// collection is one Lua script call in one Cluster slot:
+// collection (a MULTI/EXEC transaction, or the delete script) is in one
+// Cluster slot:
 //
 //	P:{c:X}:z     sorted set: one member per stored version, its record
 //	              (record.go: date_added, id, type, spec_version,
