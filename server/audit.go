@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -256,12 +257,24 @@ func (s *Server) prepareDelivery(c echo.Context, col *collection, q *store.Query
 	if err != nil {
 		return nil, undelivered(err)
 	}
+	// The leaves the store keeps with its versions (store.Object.Leaf)
+	// are this ledger's when the store made them with the same salter.
+	stored := false
+	if ss, ok := s.store.(deliverySalter); ok && !q.WithoutRaw {
+		own, err := ss.DeliverySalter(c.Request().Context())
+		stored = err == nil && own == salter
+	}
 	n := len(page.Objects)
 	leaves := make([]tlog.Hash, n)
 	das := make([]time.Time, n)
 	pl := salter.Page(col.cfg.ID)
 	for i := range page.Objects {
 		o := &page.Objects[i]
+		das[i] = o.DateAdded
+		if stored && o.Leaf != ([32]byte{}) {
+			leaves[i] = o.Leaf
+			continue
+		}
 		// A page that serves the bytes commits to their hash; a manifest
 		// or versions page serves none.
 		var sum *[32]byte
@@ -271,7 +284,6 @@ func (s *Server) prepareDelivery(c echo.Context, col *collection, q *store.Query
 		if leaves[i], err = pl.Leaf(o.ID, o.Version, o.DateAdded, sum); err != nil {
 			return nil, ctigate.E("server.recordDelivery", err)
 		}
-		das[i] = o.DateAdded
 	}
 	d := &delivery{entry: custody.Entry{
 		Action: custody.Delivered, Collection: col.cfg.ID, Detail: c.Request().Method + " " + endpointName(c.Path()),
@@ -282,6 +294,11 @@ func (s *Server) prepareDelivery(c echo.Context, col *collection, q *store.Query
 		d.entry.User, d.entry.Org = u.Name, u.Organisation
 	}
 	return d, nil
+}
+
+// deliverySalter is a store that is also a ledger recording deliveries.
+type deliverySalter interface {
+	DeliverySalter(ctx context.Context) (*custody.Salter, error)
 }
 
 // record appends d durably, before its page is sent: no delivery without

@@ -25,6 +25,12 @@ type Object struct {
 	Raw         []byte    // the producer's original bytes; nil in manifest reads
 	Hash        [32]byte  // SHA-256 of the RFC 8785 canonical form of Raw, given by the writer; returned with Raw (zero when unknown)
 	Producer    string    // organisation of the user who submitted this version, given by the writer; returned with Raw ("" when unknown)
+	// Leaf is the version's delivery leaf as a page with its bytes commits
+	// to it (custody.PageLeaves.Leaf with Hash, under the store's own
+	// DeliverySalter), when the store computed it as it wrote the version;
+	// returned with Raw (zero when the store keeps none: the reader
+	// computes it). Writers leave it zero.
+	Leaf [32]byte
 }
 
 // VersionKind selects versions of an object (TAXII match[version]).

@@ -32,6 +32,10 @@ type pending struct {
 	version versionKey
 	header  []byte // index value; header[0] (flags) is set in the transaction
 	dk      []byte // dateKey, set in the transaction
+	// hv is the hash bucket's value when obj has a Hash: the hash, then
+	// the version's delivery leaf, set in the transaction (it commits to
+	// the date_added).
+	hv []byte
 }
 
 // AddObjects stores object versions in one collection atomically, assigning
@@ -82,7 +86,7 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("object %d: %v", i, err))
 		}
 		n := dateKeyLen + 1 + versionKeyLen + 2*binary.MaxVarintLen16 + len(o.ID) + len(o.Type) + len(o.SpecVersion)
-		size += n
+		size += n + hashValueLen
 		bytes += int64(n + dateKeyLen + len(o.Raw))
 	}
 	// One allocation for every key and value written.
@@ -97,6 +101,12 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 		start = len(buf)
 		buf = appendHeader(buf, 0, p.version, o.ID, o.Type, o.SpecVersion)
 		p.header = buf[start:len(buf):len(buf)]
+		if o.Hash != ([32]byte{}) {
+			start = len(buf)
+			buf = append(buf, o.Hash[:]...)
+			buf = append(buf, make([]byte, hashValueLen-len(o.Hash))...)
+			p.hv = buf[start:len(buf):len(buf)]
+		}
 	}
 	if err := s.enter(op); err != nil {
 		return nil, err
@@ -311,6 +321,7 @@ func (s *Store) add(w *writeTx, collection string, ps []pending, results []store
 		dates    []int64
 		existing []storedVersion
 		added    uint64
+		leaves   *custody.PageLeaves
 	)
 	for i := range ps {
 		p := &ps[i]
@@ -341,8 +352,16 @@ func (s *Store) add(w *writeTx, collection string, ps []pending, results []store
 		if err := cb.raw.Put(p.dk, o.Raw); err != nil {
 			return err
 		}
-		if o.Hash != ([32]byte{}) {
-			if err := cb.hash.Put(p.dk, o.Hash[:]); err != nil {
+		if p.hv != nil {
+			if leaves == nil {
+				leaves = s.salter.Page(collection)
+			}
+			leaf, err := leaves.Leaf(o.ID, o.Version, microsTime(d), &o.Hash)
+			if err != nil {
+				return err
+			}
+			copy(p.hv[len(o.Hash):], leaf[:])
+			if err := cb.hash.Put(p.dk, p.hv); err != nil {
 				return err
 			}
 		}

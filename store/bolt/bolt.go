@@ -3,6 +3,7 @@ package bolt
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	bberrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -118,8 +120,9 @@ type Store struct {
 
 	trimmer // drops the file mapping from the page tables (trim.go)
 
-	saltMu sync.Mutex
-	salt   *[32]byte // the delivery salt key, once read (ledgerindex.go)
+	// salter derives the delivery items' salts (ledgerindex.go) from the
+	// file's delivery key, made at Open when the file has none.
+	salter *custody.Salter
 }
 
 // Open opens or creates the store file at path.
@@ -141,7 +144,8 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, ctigate.E(op, err)
 	}
-	if err := initFile(db); err != nil {
+	deliveryKey, err := initFile(db)
+	if err != nil {
 		db.Close()
 		return nil, ctigate.E(op, err)
 	}
@@ -153,6 +157,7 @@ func Open(path string, opts Options) (*Store, error) {
 		clock:       opts.Clock,
 		log:         opts.Logger,
 		idLookupMax: 10000,
+		salter:      custody.NewSalter(deliveryKey),
 	}
 	if s.clock == nil {
 		s.clock = time.Now
@@ -171,8 +176,13 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func initFile(db *bbolt.DB) error {
-	return db.Update(func(tx *bbolt.Tx) error {
+// initFile makes the file's buckets and delivery key when missing, checks
+// its format and returns its delivery key. At Open nothing else uses the
+// file yet, and the keydir is rebuilt after: this transaction needs no
+// committer.
+func initFile(db *bbolt.DB) ([32]byte, error) {
+	var key [32]byte
+	err := db.Update(func(tx *bbolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return err
@@ -189,13 +199,23 @@ func initFile(db *bbolt.DB) error {
 		}
 		switch f := meta.Get(keyFormat); {
 		case f == nil:
+			if err := meta.Put(keyFormat, []byte{fileFormat}); err != nil {
+				return err
+			}
 		case len(f) == 1 && f[0] == fileFormat:
-			return nil
 		default:
 			return fmt.Errorf("unsupported file format %x (this build reads format %d)", f, fileFormat)
 		}
-		return meta.Put(keyFormat, []byte{fileFormat})
+		if v := meta.Get(keyDeliveryKey); len(v) == 32 {
+			copy(key[:], v)
+			return nil
+		}
+		if _, err := rand.Read(key[:]); err != nil {
+			return err
+		}
+		return meta.Put(keyDeliveryKey, key[:])
 	})
+	return key, err
 }
 
 // enter marks the start of an operation; the caller must call s.leave.

@@ -96,8 +96,8 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			e.DateAdded = custody.FormatTime(microsTime(v.date))
 			t := store.Tombstone{ID: id, Version: v.version.time(), DateAdded: microsTime(v.date), Kind: rm.Kind, Reason: rm.Reason}
 			if cb.hash != nil {
-				if h := cb.hash.Get(dateKey(v.date)); len(h) == 32 {
-					e.SHA256 = hex.EncodeToString(h)
+				if h := cb.hash.Get(dateKey(v.date)); len(h) >= len(t.Hash) {
+					e.SHA256 = hex.EncodeToString(h[:len(t.Hash)])
 					copy(t.Hash[:], h)
 				}
 			}

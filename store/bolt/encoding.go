@@ -23,7 +23,11 @@ import (
 //	raw      dateKey -> the producer's original bytes
 //	producer dateKey -> the submitting organisation, when the writer gave one
 //	hash     dateKey -> SHA-256 of the canonical form (32 bytes), when the
-//	         writer gave one; absent for versions written before it existed
+//	         writer gave one; absent for versions written before it existed;
+//	         followed (hashValueLen bytes) by the version's delivery leaf
+//	         (custody.PageLeaves.Leaf with the hash, under the file's
+//	         delivery key) in versions this build wrote, so that a page's
+//	         delivery record hashes no item (store.Object.Leaf)
 //
 // Both are keyed by date_added only, so writes append; the id -> versions
 // lookup is kept in memory (keydir.go). Format 1 files also had a versions
@@ -32,6 +36,7 @@ import (
 const (
 	dateKeyLen    = 8
 	versionKeyLen = 12
+	hashValueLen  = 64
 )
 
 // Header flags. They let a date_added scan decide match[version]=first/last

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -334,57 +333,14 @@ func objectSeqs(tx *bbolt.Tx, id string, after, through uint64) ([]uint64, error
 	return slices.Compact(out), nil
 }
 
-// deliveryKey returns the secret of item salts, made on first use. It is
-// read without a write transaction when it exists, and made through the
-// committer when it does not: a write transaction that bypassed the
-// committer would leave the keydir behind the file, and readers of ids
-// waiting for it until the next write, forever if that write fails (the
-// disk is full).
-func (s *Store) deliveryKey() ([32]byte, error) {
-	var key [32]byte
-	s.saltMu.Lock()
-	defer s.saltMu.Unlock()
-	if s.salt != nil {
-		return *s.salt, nil
-	}
-	found := false
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyDeliveryKey); len(v) == 32 {
-			copy(key[:], v)
-			found = true
-		}
-		return nil
-	})
-	if err == nil && !found {
-		err = s.update(1, func(tx *bbolt.Tx) error {
-			meta := tx.Bucket(bucketMeta)
-			if v := meta.Get(keyDeliveryKey); len(v) == 32 {
-				copy(key[:], v)
-				return nil
-			}
-			_, _ = rand.Read(key[:])
-			return meta.Put(keyDeliveryKey, key[:])
-		})
-	}
-	if err != nil {
-		return key, err
-	}
-	s.salt = &key
-	return key, nil
-}
-
 // DeliverySalter returns the Salter of this store's deliveries.
 func (s *Store) DeliverySalter(ctx context.Context) (*custody.Salter, error) {
 	const op = "bolt.DeliverySalter"
 	if err := s.enter(op); err != nil {
 		return nil, err
 	}
-	defer s.leave()
-	k, err := s.deliveryKey()
-	if err != nil {
-		return nil, ctigate.E(op, err)
-	}
-	return custody.NewSalter(k), nil
+	s.leave()
+	return s.salter, nil
 }
 
 func manifestKey(collection, root string) ([]byte, error) {

@@ -430,7 +430,11 @@ func (r *pageReader) add(k []byte, h *header) (done bool, err error) {
 		r.rawBytes += int64(len(raw))
 		o.Raw = r.copyRaw(raw)
 		if r.cb.hash != nil {
-			copy(o.Hash[:], r.hashCur.at(r.cb.hash, k))
+			hv := r.hashCur.at(r.cb.hash, k)
+			copy(o.Hash[:], hv)
+			if len(hv) == hashValueLen {
+				copy(o.Leaf[:], hv[len(o.Hash):])
+			}
 		}
 		if r.cb.producer != nil {
 			if p := r.prodCur.at(r.cb.producer, k); p != nil {
