@@ -12,6 +12,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
@@ -223,5 +224,48 @@ func TestDeliveryWriteOutsideTurn(t *testing.T) {
 		if code := <-codes; code != http.StatusOK {
 			t.Errorf("page read: %d", code)
 		}
+	}
+}
+
+// TestDeliveredRootFromStoredLeaves: on both backends the versions a
+// store writes carry their delivery leaf, and the delivered entry of a
+// page read with them has the items_root the salter gives when each
+// item's leaf is computed afresh from the version (as evidence does).
+func TestDeliveredRootFromStoredLeaves(t *testing.T) {
+	for name, mk := range map[string]func(*testing.T) deliveryBackend{"bolt": boltBackend, "redis": redisBackend} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			b := mk(t)
+			h := deliveryServer(t, b)
+			fill(t, b.st, 300)
+			if n := readPageOf(t, h, "/exchange/collections/"+publishedID+"/objects/?limit=300"); n != 300 {
+				t.Fatalf("page of %d objects, want 300", n)
+			}
+			page, err := b.st.Objects(ctx, publishedID, store.Query{Limit: 300})
+			if err != nil || len(page.Objects) != 300 {
+				t.Fatalf("%d objects, %v", len(page.Objects), err)
+			}
+			salter, err := b.st.DeliverySalter(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pl := salter.Page(publishedID)
+			leaves := make([]tlog.Hash, len(page.Objects))
+			for i, o := range page.Objects {
+				if o.Leaf == ([32]byte{}) {
+					t.Fatalf("%s: the store kept no leaf", o.ID)
+				}
+				if leaves[i], err = pl.Leaf(o.ID, o.Version, o.DateAdded, &o.Hash); err != nil {
+					t.Fatal(err)
+				}
+			}
+			es, err := b.st.LedgerEntries(ctx, store.LedgerQuery{Action: custody.Delivered, Limit: 10})
+			if err != nil || len(es) != 1 {
+				t.Fatalf("%d delivered entries, %v; want 1", len(es), err)
+			}
+			if want := custody.HexRoot(custody.TreeRoot(leaves)); es[0].ItemsRoot != want {
+				t.Errorf("items_root %s, the versions' leaves give %s", es[0].ItemsRoot, want)
+			}
+		})
 	}
 }

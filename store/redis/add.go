@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -54,6 +55,9 @@ type addReq struct {
 	decided              string // the decisions' pending ledger lines
 	cpName, cpFrom, cpAt string // cpAt "" removes it; cpFrom "" for none
 	now                  int64  // the add's clock, µs
+	// salter makes the delivery leaves of the items with a hash (nil
+	// when none has one).
+	salter *custody.Salter
 
 	plan addPlan
 	err  error
@@ -69,7 +73,8 @@ const maxAddAttempts = 100
 type addItem struct {
 	id, ver, spec string // id, versionKey, listSpec
 	rec           []byte
-	received      string // its received ledger line, "" for none
+	received      string        // its received ledger line, "" for none
+	obj           *store.Object // for its delivery leaf, when it has a hash
 }
 
 // addPlan is what a turn decided for one add.
@@ -229,6 +234,7 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 		}
 		var (
 			zs         []goredis.Z
+			leaves     *custody.PageLeaves
 			changed    []string
 			changedSet = map[string]bool{}
 			multi      bool
@@ -260,7 +266,18 @@ func (s *Store) runAdds(ctx context.Context, coll string, reqs []*addReq) {
 				}
 				d := max(r.now, last+1)
 				last = d
-				zs = append(zs, goredis.Z{Score: float64(d), Member: withDateAdded(it.rec, d)})
+				var leaf *[32]byte
+				if o := it.obj; o != nil && r.salter != nil {
+					if leaves == nil { // the store's one salter: every add's
+						leaves = r.salter.Page(coll)
+					}
+					l, err := leaves.Leaf(o.ID, o.Version, time.UnixMicro(d).UTC(), &o.Hash)
+					if err != nil {
+						return err
+					}
+					leaf = (*[32]byte)(&l)
+				}
+				zs = append(zs, goredis.Z{Score: float64(d), Member: withDateAdded(it.rec, d, leaf)})
 				if list != "" {
 					multi = true
 				}
@@ -382,6 +399,9 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("object %d: %v", i, err))
 		}
 		items[i] = addItem{id: o.ID, ver: versionKey(o.Version), spec: listSpec(o), rec: encodeRecord(o), received: received[i]}
+		if o.Hash != ([32]byte{}) {
+			items[i].obj = o
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, ctxErr(op, err)
@@ -389,6 +409,12 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 	results := make([]store.AddResult, len(objs))
 	if len(objs) == 0 && cpName == "" {
 		return results, nil
+	}
+	var salter *custody.Salter // for the items' delivery leaves
+	if slices.ContainsFunc(items, func(it addItem) bool { return it.obj != nil }) {
+		if salter, err = s.DeliverySalter(ctx); err != nil {
+			return nil, err
+		}
 	}
 	now := s.clock().UnixMicro()
 	var cpFrom, cpAt string
@@ -423,7 +449,7 @@ func (s *Store) add(ctx context.Context, op, collection string, objs []store.Obj
 			}
 		}()
 	}
-	plan, err := s.addTx(ctx, collection, &addReq{items: items, decided: decided, cpName: cpName, cpFrom: cpFrom, cpAt: cpAt, now: now})
+	plan, err := s.addTx(ctx, collection, &addReq{items: items, decided: decided, cpName: cpName, cpFrom: cpFrom, cpAt: cpAt, now: now, salter: salter})
 	if err != nil {
 		if _, ok := errors.AsType[*ctigate.Error](err); ok {
 			return nil, err

@@ -276,13 +276,14 @@ func (s *Store) linesOf(ctx context.Context, seqs []uint64) ([]string, error) {
 	return out, nil
 }
 
-// DeliverySalter returns the Salter of this store's deliveries.
+// DeliverySalter returns the Salter of this store's deliveries, one for
+// the store's life (the key in Redis never changes).
 func (s *Store) DeliverySalter(ctx context.Context) (*custody.Salter, error) {
 	const op = "redis.DeliverySalter"
 	s.saltMu.Lock()
 	defer s.saltMu.Unlock()
-	if s.salt != nil {
-		return custody.NewSalter(*s.salt), nil
+	if s.salter != nil {
+		return s.salter, nil
 	}
 	var k [32]byte
 	_, _ = rand.Read(k[:])
@@ -297,8 +298,8 @@ func (s *Store) DeliverySalter(ctx context.Context) (*custody.Salter, error) {
 		return nil, ctigate.E(op, ctigate.Internal, "malformed delivery key")
 	}
 	copy(k[:], v)
-	s.salt = &k
-	return custody.NewSalter(k), nil
+	s.salter = custody.NewSalter(k)
+	return s.salter, nil
 }
 
 // RecordDelivery stores the manifest unless present, then appends e.

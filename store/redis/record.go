@@ -16,11 +16,29 @@ import (
 // holds its date_added, so that a page is read without the members'
 // scores (Redis formats each score as decimal text, which was about half
 // of its CPU per record read); earlier builds wrote format 1, whose
-// date_added is only its score.
+// date_added is only its score. A record of format 3 also holds the
+// version's delivery leaf (store.Object.Leaf), which this build writes
+// for every version with a hash.
 const (
-	recordFormat   = 1 // then as encodeRecord writes
-	recordFormatDA = 2 // then the date_added (µs, 8 bytes big-endian), then as format 1 after its first byte
+	recordFormat     = 1 // then as encodeRecord writes
+	recordFormatDA   = 2 // then the date_added (µs, 8 bytes big-endian), then as format 1 after its first byte
+	recordFormatLeaf = 3 // then the date_added, then the leaf (32 bytes), then as format 1 after its first byte
 )
+
+// recordPrefix returns the length of a record's format byte, date_added
+// and leaf: where format 1's fields start after its first byte, less one;
+// 0 when b is no record.
+func recordPrefix[T string | []byte](b T) int {
+	switch {
+	case len(b) > 0 && b[0] == recordFormat:
+		return 1
+	case len(b) >= 9 && b[0] == recordFormatDA:
+		return 9
+	case len(b) >= 41 && b[0] == recordFormatLeaf:
+		return 41
+	}
+	return 0
+}
 
 // Limits on stored fields, well above what STIX produces.
 const (
@@ -66,18 +84,26 @@ func encodeRecord(o *store.Object) []byte {
 }
 
 // withDateAdded returns the stored form of rec (encodeRecord's) added at
-// da: format 2.
-func withDateAdded(rec []byte, da int64) string {
-	b := make([]byte, 9, 9+len(rec)-1)
+// da: format 2, or format 3 with leaf when leaf is not nil.
+func withDateAdded(rec []byte, da int64, leaf *[32]byte) string {
+	n := 9
+	if leaf != nil {
+		n += len(leaf)
+	}
+	b := make([]byte, n, n+len(rec)-1)
 	b[0] = recordFormatDA
 	binary.BigEndian.PutUint64(b[1:9], uint64(da))
+	if leaf != nil {
+		b[0] = recordFormatLeaf
+		copy(b[9:], leaf[:])
+	}
 	return string(append(b, rec[1:]...))
 }
 
 // recordDateAdded returns the date_added a stored record holds; ok is
 // false when it holds none (format 1).
 func recordDateAdded(b string) (da int64, ok bool) {
-	if len(b) < 9 || b[0] != recordFormatDA {
+	if recordPrefix(b) < 9 {
 		return 0, false
 	}
 	var u uint64
@@ -89,21 +115,18 @@ func recordDateAdded(b string) (da int64, ok bool) {
 
 var errRecord = errors.New("malformed stored record")
 
-// decodeRecord decodes a record of either format (its date_added is
-// recordDateAdded's); Raw, Hash and Producer are set only when
+// decodeRecord decodes a record of any format (its date_added is
+// recordDateAdded's); Raw, Hash, Leaf and Producer are set only when
 // withRaw. Raw is a fresh copy, and the strings are cut from one copy of
 // the record's header: what is decoded holds nothing of b, so a page
 // keeps its objects' bytes once, not the records it was read from too.
 func decodeRecord(b string, withRaw bool) (store.Object, error) {
 	var o store.Object
-	p := 1
-	switch {
-	case len(b) > 0 && b[0] == recordFormat:
-	case len(b) >= 9 && b[0] == recordFormatDA:
-		p = 9
-	default:
+	prefix := recordPrefix(b)
+	if prefix == 0 {
 		return o, errRecord
 	}
+	p := prefix
 	var bounds [4][2]int // id, type, spec_version, producer: start and end in b
 	for i := range 3 {
 		n, w := uvarint(b[p:])
@@ -134,6 +157,9 @@ func decodeRecord(b string, withRaw bool) (store.Object, error) {
 		return o, nil
 	}
 	copy(o.Hash[:], h[vk+12:vk+44])
+	if prefix == 41 {
+		copy(o.Leaf[:], b[9:41])
+	}
 	o.Producer = h[bounds[3][0]:bounds[3][1]]
 	o.Raw = []byte(b[end:])
 	return o, nil
@@ -154,17 +180,15 @@ func uvarint(s string) (uint64, int) {
 	return 0, 0
 }
 
-// recordHash returns the hash in a record of either format, zero when
+// recordHash returns the hash in a record of any format, zero when
 // malformed.
 func recordHash(b []byte) [32]byte {
 	var h [32]byte
-	if len(b) == 0 {
+	n := recordPrefix(b)
+	if n == 0 {
 		return h
 	}
-	p := b[1:]
-	if b[0] == recordFormatDA && len(b) >= 9 {
-		p = b[9:]
-	}
+	p := b[n:]
 	for range 3 {
 		n, w := binary.Uvarint(p)
 		if w <= 0 || uint64(len(p)-w) < n {

@@ -52,9 +52,23 @@ func TestRecordsOfEarlierBuilds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := c.ZRange(ctx, s.collKey("c", "z"), -1, -1).Result(); err != nil || len(m) != 1 || m[0][0] != recordFormatDA {
-		t.Fatalf("this build's record: %q, %v; want format %d", m, err, recordFormatDA)
+	if m, err := c.ZRange(ctx, s.collKey("c", "z"), -1, -1).Result(); err != nil || len(m) != 1 || m[0][0] != recordFormatLeaf {
+		t.Fatalf("this build's record: %q, %v; want format %d", m, err, recordFormatLeaf)
 	}
+	// A version without a hash has no leaf: format 2.
+	unhashed := obj(10)
+	unhashed.Hash = [32]byte{}
+	if _, err := s.AddObjects(ctx, "other", []store.Object{unhashed}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.ZRange(ctx, s.collKey("other", "z"), -1, -1).Result(); err != nil || len(m) != 1 || m[0][0] != recordFormatDA {
+		t.Fatalf("a record without a hash: %q, %v; want format %d", m, err, recordFormatDA)
+	}
+	salter, err := s.DeliverySalter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := salter.Page("c")
 	want := func(i int) time.Time {
 		if i < 5 {
 			return time.UnixMicro(base + int64(i)).UTC()
@@ -84,6 +98,17 @@ func TestRecordsOfEarlierBuilds(t *testing.T) {
 				if o.ID != w.ID || !o.DateAdded.Equal(want(i)) || (!withoutRaw && (o.Hash != w.Hash || string(o.Raw) != string(w.Raw))) {
 					t.Fatalf("limit %d, version %d: %s added %v hash %x, want %s added %v hash %x", limit, i, o.ID, o.DateAdded, o.Hash[:1], w.ID, want(i), w.Hash[:1])
 				}
+				// This build's versions carry their delivery leaf, read
+				// with their bytes; earlier ones none.
+				var leaf [32]byte
+				if i >= 5 && !withoutRaw {
+					if leaf, err = leaves.Leaf(o.ID, o.Version, o.DateAdded, &o.Hash); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if o.Leaf != leaf {
+					t.Fatalf("limit %d, version %d: leaf %x, want %x", limit, i, o.Leaf[:4], leaf[:4])
+				}
 			}
 		}
 	}
@@ -104,13 +129,15 @@ func TestRecordsOfEarlierBuilds(t *testing.T) {
 func FuzzRecord(f *testing.F) {
 	o := store.Object{ID: "indicator--a", Type: "indicator", SpecVersion: "2.1", Version: time.Unix(5, 6).UTC(), Raw: []byte("{}"), Hash: [32]byte{9}, Producer: "P"}
 	f.Add(string(encodeRecord(&o)), int64(7))
-	f.Add(withDateAdded(encodeRecord(&o), 7), int64(-1))
+	f.Add(withDateAdded(encodeRecord(&o), 7, nil), int64(-1))
+	f.Add(withDateAdded(encodeRecord(&o), 7, &[32]byte{1}), int64(3))
 	f.Add("\x02\x00", int64(0))
+	f.Add("\x03\x00", int64(0))
 	f.Fuzz(func(t *testing.T, b string, da int64) {
 		for _, raw := range []bool{false, true} {
 			decodeRecord(b, raw)
 		}
-		if _, ok := recordDateAdded(b); ok != (len(b) >= 9 && b[0] == recordFormatDA) {
+		if _, ok := recordDateAdded(b); ok != ((len(b) >= 9 && b[0] == recordFormatDA) || (len(b) >= 41 && b[0] == recordFormatLeaf)) {
 			t.Fatalf("%q: holds a date_added %v", b, ok)
 		}
 		recordHash([]byte(b))
@@ -118,14 +145,21 @@ func FuzzRecord(f *testing.F) {
 		w.Raw = []byte(b)
 		w.Producer = fmt.Sprint(da)
 		rec := encodeRecord(&w)
-		for _, stored := range []string{string(rec), withDateAdded(rec, da)} {
+		leaf := [32]byte{byte(da), 2, 3}
+		for k, stored := range []string{string(rec), withDateAdded(rec, da, nil), withDateAdded(rec, da, &leaf)} {
 			got, err := decodeRecord(stored, true)
 			if err != nil || got.ID != w.ID || got.Producer != w.Producer || string(got.Raw) != b || !got.Version.Equal(w.Version) || recordHash([]byte(stored)) != w.Hash {
 				t.Fatalf("%q decodes to %+v, %v", stored, got, err)
 			}
-		}
-		if d, ok := recordDateAdded(withDateAdded(rec, da)); !ok || d != da {
-			t.Fatalf("date_added %d read back as %d, %v", da, d, ok)
+			if (k == 2) != (got.Leaf == leaf) {
+				t.Fatalf("%q: leaf %x", stored, got.Leaf)
+			}
+			if k == 0 {
+				continue
+			}
+			if d, ok := recordDateAdded(stored); !ok || d != da {
+				t.Fatalf("date_added %d read back as %d, %v", da, d, ok)
+			}
 		}
 		if _, ok := recordDateAdded(string(rec)); ok {
 			t.Fatal("a format 1 record holds a date_added")

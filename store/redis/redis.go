@@ -69,6 +69,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ctigate/ctigate"
+	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/store"
 )
 
@@ -118,7 +119,7 @@ type Store struct {
 	addTurnsRun  atomic.Int64 // turns run (transactions written or failed)
 
 	saltMu sync.Mutex
-	salt   *[32]byte // the delivery salt key, once read (ledgerindex.go)
+	salter *custody.Salter // of the delivery key, once read (ledgerindex.go)
 
 	telDone chan struct{} // closed by Close: unregisters the client's metrics
 }
