@@ -85,14 +85,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer pprof.StopCPUProfile()
 	}
-	_, _, err = benchRun(ctx, cfg.Config, stdout)
+	_, _, err = benchRun(ctx, cfg.Config, stdout, stderr)
 	return err
 }
 
-// benchRun runs cfg once, printing its report to out, and returns its
-// result and, with --redis, what it cost Redis (read before the run's keys
-// are removed).
-func benchRun(ctx context.Context, cfg load.Config, out io.Writer) (load.Result, *redisFigures, error) {
+// benchRun runs cfg once, printing its report to out (and notes of a
+// long wait to notes, when not nil), and returns its result and, with
+// --redis, what it cost Redis (read before the run's keys are removed).
+func benchRun(ctx context.Context, cfg load.Config, out, notes io.Writer) (load.Result, *redisFigures, error) {
 	var mem *redisMemory
 	if cfg.RedisURL != "" {
 		var err error
@@ -101,7 +101,7 @@ func benchRun(ctx context.Context, cfg load.Config, out io.Writer) (load.Result,
 		}
 		cfg.RedisPrefix = mem.prefix
 		cfg.BeforePoll = func() { mem.markPoll(ctx) }
-		defer mem.close(ctx)
+		defer mem.close(ctx, notes)
 	}
 	res, err := load.Run(ctx, cfg, out)
 	if err != nil {

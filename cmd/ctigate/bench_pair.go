@@ -77,7 +77,7 @@ func runPaired(ctx context.Context, cfg load.Config, against string, rounds int,
 	// slower than the ones after it: one run, not counted, goes first.
 	warm := cfg
 	warm.Executable = builds[1]
-	if _, _, err := benchRun(ctx, warm, io.Discard); err != nil {
+	if _, _, err := benchRun(ctx, warm, io.Discard, stderr); err != nil {
 		return fmt.Errorf("warm-up run, %s: %w", builds[1], err)
 	}
 	fmt.Fprintln(stderr, "bench: warm-up run of B done (not counted)")
@@ -89,7 +89,7 @@ func runPaired(ctx context.Context, cfg load.Config, against string, rounds int,
 		for _, b := range order {
 			c := cfg
 			c.Executable = builds[b]
-			res, rf, err := benchRun(ctx, c, io.Discard)
+			res, rf, err := benchRun(ctx, c, io.Discard, stderr)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, builds[b], err)
 			}

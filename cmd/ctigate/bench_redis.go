@@ -281,8 +281,9 @@ func (m *redisMemory) report(w io.Writer, f redisFigures, objects, read int) {
 	fmt.Fprintln(w)
 }
 
-// close deletes the run's keys.
-func (m *redisMemory) close(ctx context.Context) {
+// close deletes the run's keys, telling notes (when not nil) when the
+// wait for Redis to free them is long.
+func (m *redisMemory) close(ctx context.Context, notes io.Writer) {
 	defer m.c.Close()
 	iter := m.c.Scan(ctx, 0, m.prefix+":*", 1000).Iterator()
 	var batch []string
@@ -299,9 +300,21 @@ func (m *redisMemory) close(ctx context.Context) {
 	// Redis frees unlinked values in a thread of its own, whose CPU and
 	// memory the next run on this Redis would count as its own: wait
 	// until it is done.
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if n, err := m.memoryField(ctx, "lazyfree_pending_objects"); err != nil || n == 0 {
+	start, told := time.Now(), false
+	for deadline := start.Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		n, err := m.memoryField(ctx, "lazyfree_pending_objects")
+		if err != nil || n == 0 {
+			if told {
+				fmt.Fprintf(notes, "bench: Redis freed them in %.1f s\n", time.Since(start).Seconds())
+			}
 			return
 		}
+		if !told && notes != nil && time.Since(start) > 2*time.Second {
+			fmt.Fprintf(notes, "bench: waiting (at most 2 minutes) for Redis to free the run's keys, %d values left, before the next run\n", n)
+			told = true
+		}
+	}
+	if notes != nil {
+		fmt.Fprintln(notes, "bench: Redis has not freed the run's keys after 2 minutes; going on (the next run on it may count some of their memory and CPU)")
 	}
 }
