@@ -27,8 +27,13 @@ import (
 const servingPrefix = "ctigate: serving TAXII 2.1 at "
 
 const (
-	startTimeout = time.Minute // for the gateway to open its store and listen
-	stopTimeout  = time.Minute // for it to finish requests and close the store after SIGTERM
+	// startTimeout bounds the wait for the gateway to open its store and
+	// listen: opening the embedded store reads every version's index
+	// entry (the id index is rebuilt from them), a minute or more at ten
+	// million versions when the page cache is cold or busy writing back.
+	startTimeout = 10 * time.Minute
+	startReport  = 15 * time.Second // how often bench says it is still waiting
+	stopTimeout  = time.Minute      // for it to finish requests and close the store after SIGTERM
 )
 
 type spawnOptions struct {
@@ -177,21 +182,28 @@ func spawn(ctx context.Context, o spawnOptions) (_ *spawned, err error) {
 		close(s.exited)
 	}()
 
+	started := time.Now()
 	timer := time.NewTimer(startTimeout)
 	defer timer.Stop()
-	select {
-	case u := <-urls:
-		b, err := baseURL(u)
-		if err != nil {
-			return nil, fmt.Errorf("the gateway announced %q: %v", u, err)
+	report := time.NewTicker(startReport)
+	defer report.Stop()
+	for s.url == "" {
+		select {
+		case u := <-urls:
+			b, err := baseURL(u)
+			if err != nil {
+				return nil, fmt.Errorf("the gateway announced %q: %v", u, err)
+			}
+			s.url = b
+		case <-s.exited:
+			return nil, fmt.Errorf("the gateway exited before listening (%v):\n%s", s.exitErr, s.stderrTail())
+		case <-report.C:
+			o.logf("the gateway is still opening its store after %.0f s (it reads every stored version's index entry; waiting up to %v)", time.Since(started).Seconds(), startTimeout)
+		case <-timer.C:
+			return nil, fmt.Errorf("the gateway did not listen within %v:\n%s", startTimeout, s.stderrTail())
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		s.url = b
-	case <-s.exited:
-		return nil, fmt.Errorf("the gateway exited before listening (%v):\n%s", s.exitErr, s.stderrTail())
-	case <-timer.C:
-		return nil, fmt.Errorf("the gateway did not listen within %v:\n%s", startTimeout, s.stderrTail())
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 	s.sampler = startSampler(s.cmd.Process.Pid)
 	return s, nil

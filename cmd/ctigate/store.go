@@ -72,10 +72,14 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *t
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data_dir: %w", err)
 		}
-		b, err := bolt.Open(filepath.Join(cfg.DataDir, "ctigate.db"), bolt.Options{Logger: log})
+		path := filepath.Join(cfg.DataDir, "ctigate.db")
+		log.Info("store: opening the embedded store (its id index is rebuilt from every stored version)", "file", path)
+		start := time.Now()
+		b, err := bolt.Open(path, bolt.Options{Logger: log})
 		if err != nil {
 			return nil, err
 		}
+		log.Info("store: bolt", "file", path, "opened_in", time.Since(start).Round(time.Millisecond))
 		return &backend{Store: b, ledgerLines: b, statuses: b, openIndex: func() (store.Index, func() error, error) {
 			ix, err := bolt.OpenIndex(filepath.Join(cfg.DataDir, "search.db"), bolt.IndexOptions{})
 			if err != nil {
