@@ -307,6 +307,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	c := newClient(target, cfg.APIRoot, cfg.Collection, user, password, cfg.Producers+cfg.Consumers, cfg.Timeout)
 	defer c.close()
 
+	var (
+		pushCPU   time.Duration // the gateway's CPU time when the push began
+		pushCPUok bool
+	)
 	runErr := func() error {
 		col, err := c.describe(ctx)
 		if err != nil {
@@ -335,6 +339,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 				res.Notes = append(res.Notes, "the collection was not empty before the push: consumers are checked against each other, not against n")
 			}
 			srv.phase("push")
+			pushCPU, pushCPUok = srv.cpu()
 			logf("push: %d envelopes from %d producers to %s", len(envs), cfg.Producers, target)
 			res.Push, err = push(ctx, c, envs, cfg.Producers, cfg.Timeout, report)
 			if err != nil {
@@ -362,16 +367,28 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 			c = pc
 			res.Collection = PublishedCollection
 		}
+		if now, ok := srv.cpu(); ok && pushCPUok && res.Push != nil && res.Push.Objects > 0 {
+			res.CPU = &CPUResult{PushSeconds: (now - pushCPU).Seconds()}
+			res.CPU.PushMicrosPerObject = 1e6 * res.CPU.PushSeconds / float64(res.Push.Objects)
+		}
 		envs = nil // let the collector have the generated data back
 		if cfg.Phase.poll() {
 			if cfg.BeforePoll != nil {
 				cfg.BeforePoll()
 			}
 			srv.phase("poll")
+			pollCPU, pollCPUok := srv.cpu()
 			logf("poll: %d consumers, pages of %d", cfg.Consumers, cfg.PageSize)
 			res.Poll, err = poll(ctx, c, cfg.Consumers, cfg.PageSize, expected, minimum, report)
 			if err != nil {
 				return err
+			}
+			if now, ok := srv.cpu(); ok && pollCPUok && res.Poll.Objects > 0 {
+				if res.CPU == nil {
+					res.CPU = &CPUResult{}
+				}
+				res.CPU.PollSeconds = (now - pollCPU).Seconds()
+				res.CPU.PollMicrosPerObject = 1e6 * res.CPU.PollSeconds / float64(res.Poll.Objects)
 			}
 			if res.Poll.PerConsumer == 0 {
 				res.Notes = append(res.Notes, "the collection is empty: nothing was polled (build a store with --phase push --data DIR first)")

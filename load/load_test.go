@@ -265,9 +265,20 @@ func TestRunStartsGateway(t *testing.T) {
 	cfg := small()
 	cfg.Executable, cfg.DataDir, cfg.Phase = bin, data, PhasePush
 	cfg.Password = "must-not-be-used"
-	res, err := Run(ctx, cfg, &bytes.Buffer{})
+	var pushOut bytes.Buffer
+	res, err := Run(ctx, cfg, &pushOut)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The gateway's CPU over the push and its publication: 2,000 objects
+	// take tens of milliseconds at least (/proc counts in steps of 10).
+	if runtime.GOOS == "linux" {
+		if c := res.CPU; c == nil || c.PushSeconds < 0.01 || c.PushMicrosPerObject != 1e6*c.PushSeconds/2000 || c.PollSeconds != 0 {
+			t.Errorf("push run: CPU %+v, want the push's", c)
+		}
+		if !strings.Contains(pushOut.String(), "server CPU     ") {
+			t.Errorf("report lacks the CPU line:\n%s", pushOut.String())
+		}
 	}
 	if res.Push == nil || res.Push.Objects != 2000 || res.Poll != nil {
 		t.Fatalf("push run: got push %+v, poll %+v", res.Push, res.Poll)

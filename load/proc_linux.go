@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // childProcAttr puts the gateway in a process group of its own, so that
@@ -59,6 +60,34 @@ func readProcMemory(pid int) (procMemory, error) {
 		return m, errNoProc // a zombie or a kernel thread: nothing to report
 	}
 	return m, nil
+}
+
+// clockTicks is the unit of /proc's CPU times on Linux (USER_HZ).
+const clockTicks = 100
+
+// readProcCPU returns the CPU time, user and system, that process pid
+// has used (all its threads), from /proc/<pid>/stat, in steps of 10 ms.
+func readProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count the
+	// fields after it (state is field 3; utime and stime are 14 and 15).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errNoProc
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 13 {
+		return 0, errNoProc
+	}
+	user, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	sys, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errNoProc
+	}
+	return time.Duration(user+sys) * time.Second / clockTicks, nil
 }
 
 // loadAverage returns the 1-minute load average.

@@ -40,6 +40,9 @@ type Result struct {
 	Push     *PushResult     `json:"push,omitempty"`
 	Poll     *PollResult     `json:"poll,omitempty"`
 	RSS      *RSSResult      `json:"server_rss,omitempty"` // only for a gateway bench started
+	// CPU is the CPU time the gateway used (a gateway bench started, on
+	// Linux): on a shared machine it varies less than throughput.
+	CPU *CPUResult `json:"server_cpu,omitempty"`
 	// Propagation is how long the route took to publish the push (a
 	// gateway bench started, with its route).
 	Propagation *PropagationResult `json:"propagation,omitempty"`
@@ -112,6 +115,18 @@ type RSSResult struct {
 	PushPeak  int64 `json:"push_peak_bytes,omitempty"`
 	PollPeak  int64 `json:"poll_peak_bytes,omitempty"`
 	IdlePeak  int64 `json:"start_bytes,omitempty"` // after start-up, before load
+}
+
+// CPUResult is the gateway's CPU time (user and system, all threads, from
+// /proc/<pid>/stat in steps of 10 ms) over the push and over the poll.
+type CPUResult struct {
+	// PushSeconds runs from the first POST until the route published the
+	// push (until the last POST answered, route-less): the gateway's work
+	// in the background meanwhile (search index, ledger, fan-out) counts.
+	PushSeconds         float64 `json:"push_seconds,omitempty"`
+	PushMicrosPerObject float64 `json:"push_us_per_object,omitempty"`
+	PollSeconds         float64 `json:"poll_seconds,omitempty"`
+	PollMicrosPerObject float64 `json:"poll_us_per_object_read,omitempty"`
 }
 
 // latencyOf summarises the durations in all of sets (nearest-rank
@@ -257,6 +272,18 @@ func (r *Result) writeTable(w io.Writer) error {
 		b.WriteByte('\n')
 	} else if !r.Server.Started {
 		b.WriteString("server RSS     n/a (bench did not start the gateway)\n")
+	}
+	if c := r.CPU; c != nil {
+		var parts []string
+		if c.PushSeconds > 0 {
+			parts = append(parts, fmt.Sprintf("%.1f µs per pushed object (%.1f s from the first POST until published)", c.PushMicrosPerObject, c.PushSeconds))
+		}
+		if c.PollSeconds > 0 {
+			parts = append(parts, fmt.Sprintf("%.2f µs per object read (%.1f s over the poll)", c.PollMicrosPerObject, c.PollSeconds))
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(&b, "server CPU     %s\n", strings.Join(parts, "; "))
+		}
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note           %s\n", n)

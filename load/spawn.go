@@ -230,6 +230,16 @@ func (s *spawned) phase(name string) {
 	}
 }
 
+// cpu returns the CPU time the gateway has used so far; false when it
+// cannot be read (not started by bench, or not Linux).
+func (s *spawned) cpu() (time.Duration, bool) {
+	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+		return 0, false
+	}
+	d, err := readProcCPU(s.cmd.Process.Pid)
+	return d, err == nil
+}
+
 // rss returns the memory figures so far, with VmHWM read now.
 func (s *spawned) rss() *RSSResult {
 	if s == nil || s.sampler == nil {

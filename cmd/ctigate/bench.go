@@ -17,7 +17,10 @@ const benchUsage = `Usage: ctigate bench [flags]
 Pushes n generated STIX indicators in envelopes of b objects from p
 producers, then pages through the collection with c consumers, and prints
 objects/s, request latency p50/p99/max and, when bench started the gateway
-itself (no --server), the gateway's peak RSS.
+itself (no --server), the gateway's peak RSS and (on Linux) its CPU time
+per pushed object (from the first POST until the route published the
+push) and per object read: on a shared machine CPU time per object varies
+less than throughput.
 
 Without --server, bench runs "ctigate serve" on a loopback port with a
 configuration of its own, as the demo topology is made (an inbound

@@ -28,6 +28,8 @@ var pairMetrics = []struct{ key, label string }{
 	{"published", "push and publication, objects/s"},
 	{"poll", "poll, objects/s"},
 	{"rss", "gateway peak RSS, MiB"},
+	{"cpu_push", "gateway CPU, µs per pushed object"},
+	{"cpu_poll", "gateway CPU, µs per object read"},
 	{"redis_cpu", "Redis CPU, µs per pushed object"},
 	{"redis_ingest", "  of which push and publication"},
 	{"redis_poll", "Redis CPU of the poll, µs per object read"},
@@ -49,6 +51,14 @@ func pairFigures(res load.Result, f *redisFigures) map[string]float64 {
 	}
 	if res.RSS != nil {
 		out["rss"] = float64(res.RSS.PeakBytes) / (1 << 20)
+	}
+	if c := res.CPU; c != nil {
+		if c.PushSeconds > 0 {
+			out["cpu_push"] = c.PushMicrosPerObject
+		}
+		if c.PollSeconds > 0 {
+			out["cpu_poll"] = c.PollMicrosPerObject
+		}
 	}
 	if f != nil && res.Push != nil {
 		read := 0
