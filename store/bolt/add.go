@@ -86,7 +86,10 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("object %d: %v", i, err))
 		}
 		n := dateKeyLen + 1 + versionKeyLen + 2*binary.MaxVarintLen16 + len(o.ID) + len(o.Type) + len(o.SpecVersion)
-		size += n + hashValueLen
+		size += n
+		if o.Hash != ([32]byte{}) {
+			size += hashValueLen
+		}
 		bytes += int64(n + dateKeyLen + len(o.Raw))
 	}
 	// One allocation for every key and value written.
