@@ -31,7 +31,9 @@ func (s *Server) getObjects(c echo.Context) error {
 // collection for reading, parses the endpoint's filters, lets adjust fix
 // some of them, and reads one page, admitted first (admission.go) and
 // recorded as delivered before it is returned. The caller calls done once
-// the response is written (or failed), giving the page's memory back.
+// the response is written (or failed), giving the page's memory back to
+// the admission budget and to the store (store.Page.Release): nothing of
+// the page may be used after done.
 func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query)) (col *collection, page store.Page, done func(), err error) {
 	col, err = s.collection(c, needs{read: true})
 	if err != nil {
@@ -62,7 +64,10 @@ func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query
 	if err = s.record(c, d); err != nil {
 		return col, store.Page{}, nil, err
 	}
-	return col, page, p.release, nil
+	return col, page, func() {
+		page.Release()
+		p.release()
+	}, nil
 }
 
 // readTurn reads the page admitted by p and makes its delivered entry

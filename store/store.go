@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -102,6 +103,28 @@ type Page struct {
 	// version stored when the page was read, so each version on it is
 	// its id's only one. A backend that does not know leaves it false.
 	OneVersionEach bool
+
+	release func() // see Release; nil when there is nothing to give back
+}
+
+// WithRelease returns p with release as what Release calls; for backends
+// that reuse a page's memory. release runs at most once, however many
+// copies of the page call Release.
+func (p Page) WithRelease(release func()) Page {
+	p.release = sync.OnceFunc(release)
+	return p
+}
+
+// Release gives the page's memory (the Objects slice and the bytes their
+// Raw fields hold) back to the backend that read it, for its later
+// pages. Nothing of the page may be used afterwards, from any copy of it:
+// the same memory may already hold another reader's objects. Calling it
+// is optional: a page never released is collected as usual.
+func (p *Page) Release() {
+	if p.release != nil {
+		p.release()
+		*p = Page{}
+	}
 }
 
 // AddResult tells what happened to one object given to AddObjects.

@@ -187,6 +187,9 @@ func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (
 	if r.more {
 		page.Next = encodeCursor(r.lastDate)
 	}
+	if r.objs != nil {
+		page = page.WithRelease(r.release)
+	}
 	return page, nil
 }
 
@@ -218,7 +221,8 @@ type pageReader struct {
 	prodCur    seqCursor
 	producer   string // the last producer returned, reused while it repeats
 	arena      []byte
-	typ, spec  string // the last type and spec_version strings, reused
+	chunks     [][]byte // the arena's chunks, for release (pagepool.go)
+	typ, spec  string   // the last type and spec_version strings, reused
 	dates      []int64
 	vs         []storedVersion
 	candidates []int64
@@ -401,7 +405,7 @@ func (r *pageReader) byIDs(ctx context.Context) error {
 // the last version added.
 func (r *pageReader) add(k []byte, h *header) (done bool, err error) {
 	if r.objs == nil {
-		r.objs = make([]store.Object, 0, min(r.f.limit, 64))
+		r.objs = newObjs(r.f.limit)
 	}
 	d := dateMicros(k)
 	if string(h.typ) != r.typ {
@@ -494,11 +498,13 @@ func (c *seqCursor) at(b *bbolt.Bucket, k []byte) []byte {
 
 // copyRaw copies b into a page-wide arena, so that a page costs a few
 // allocations rather than one per object. Chunks double from 8 KiB to
-// 256 KiB, so small pages stay small.
+// 256 KiB, so small pages stay small, unless a released page left one of
+// 256 KiB to reuse (pagepool.go).
 func (r *pageReader) copyRaw(b []byte) []byte {
 	n := len(b)
 	if cap(r.arena)-len(r.arena) < n {
-		r.arena = make([]byte, 0, max(n, min(256<<10, max(8<<10, 2*cap(r.arena)))))
+		r.arena = newChunk(n, cap(r.arena))
+		r.chunks = append(r.chunks, r.arena)
 	}
 	start := len(r.arena)
 	r.arena = append(r.arena, b...)

@@ -1,0 +1,6 @@
+//go:build race
+
+package bolt
+
+// poisonReleased: see pageReader.release.
+const poisonReleased = true
