@@ -157,6 +157,10 @@ func (s *Server) writePage(c echo.Context, page store.Page, items pageItems) err
 		scratch.WriteString(`":[`)
 	}
 	head := strings.Clone(scratch.String())
+	var joined [][]byte
+	if items.raw {
+		joined = page.Joined()
+	}
 
 	// The length: the head, the elements and their commas, "]" and "}".
 	n := len(head) + 1
@@ -194,17 +198,25 @@ func (s *Server) writePage(c echo.Context, page store.Page, items pageItems) err
 		pageWriters.Put(w)
 	}()
 	w.WriteString(head)
-	for i := range page.Objects {
-		if i > 0 {
-			w.WriteByte(',')
+	if segs := joined; segs != nil {
+		// The objects as the store copied them, commas included: large
+		// writes go to the connection without passing through w's buffer.
+		for _, seg := range segs {
+			w.Write(seg)
 		}
-		o := &page.Objects[i]
-		if items.raw {
-			w.Write(o.Raw)
-		} else {
-			scratch.Reset()
-			items.write(scratch, o)
-			w.Write(scratch.Bytes())
+	} else {
+		for i := range page.Objects {
+			if i > 0 {
+				w.WriteByte(',')
+			}
+			o := &page.Objects[i]
+			if items.raw {
+				w.Write(o.Raw)
+			} else {
+				scratch.Reset()
+				items.write(scratch, o)
+				w.Write(scratch.Bytes())
+			}
 		}
 	}
 	if len(page.Objects) > 0 {

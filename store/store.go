@@ -104,7 +104,56 @@ type Page struct {
 	// its id's only one. A backend that does not know leaves it false.
 	OneVersionEach bool
 
-	release func() // see Release; nil when there is nothing to give back
+	release func()   // see Release; nil when there is nothing to give back
+	joined  [][]byte // see Joined
+}
+
+// WithJoined returns p with segs as its objects' bytes joined by commas
+// (Joined); for backends that copy a page's bytes that way.
+func (p Page) WithJoined(segs [][]byte) Page {
+	p.joined = segs
+	return p
+}
+
+// Joined returns the Raw of the page's objects joined by commas, as the
+// consecutive segments of memory the backend copied them into: their
+// concatenation is Raw[0] "," Raw[1] "," … Raw[n-1], the elements of a
+// JSON array of the page, to be written without copying each object. It
+// returns nil when the backend gave none, or when they no longer match
+// Objects: every object's Raw must be the very bytes at its place in the
+// segments (checked by address, so a page whose Objects were filtered,
+// reordered or replaced since it was read never writes the segments).
+func (p *Page) Joined() [][]byte {
+	segs := p.joined
+	if len(segs) == 0 || len(p.Objects) == 0 {
+		return nil
+	}
+	si, off := 0, 0
+	skipEnded := func() {
+		for si < len(segs) && off == len(segs[si]) {
+			si, off = si+1, 0
+		}
+	}
+	for i := range p.Objects {
+		if i > 0 {
+			skipEnded()
+			if si == len(segs) || segs[si][off] != ',' {
+				return nil
+			}
+			off++
+		}
+		skipEnded()
+		raw := p.Objects[i].Raw
+		if len(raw) == 0 || si == len(segs) || len(segs[si])-off < len(raw) || &segs[si][off] != &raw[0] {
+			return nil
+		}
+		off += len(raw)
+	}
+	skipEnded()
+	if si != len(segs) {
+		return nil
+	}
+	return segs
 }
 
 // WithRelease returns p with release as what Release calls; for backends

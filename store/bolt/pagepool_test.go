@@ -43,9 +43,9 @@ func pooledFixture(t *testing.T, s *Store, n int) map[string]map[string][]byte {
 }
 
 // TestReleasedPages: pages read while others are released, and memory
-// given back reused, always hold their own versions' bytes, whatever the
-// readers' interleaving; a page released from two copies is given back
-// once.
+// given back reused, always hold their own versions' bytes, also joined
+// (store.Page.Joined), whatever the readers' interleaving; a page
+// released from two copies is given back once.
 func TestReleasedPages(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "ctigate.db"), Options{NoSync: true})
 	const n = 1500
@@ -65,11 +65,17 @@ func TestReleasedPages(t *testing.T) {
 						t.Error(err)
 						return
 					}
+					var raws [][]byte
 					for _, o := range page.Objects {
 						if !bytes.Equal(o.Raw, want[coll][o.ID]) {
 							t.Errorf("%s %s: page holds %.40q…, want %.40q…", coll, o.ID, o.Raw, want[coll][o.ID])
 							return
 						}
+						raws = append(raws, o.Raw)
+					}
+					if got := bytes.Join(page.Joined(), nil); !bytes.Equal(got, bytes.Join(raws, []byte(","))) {
+						t.Errorf("%s: the page's joined bytes (%d) are not its objects' (%d)", coll, len(got), len(bytes.Join(raws, []byte(","))))
+						return
 					}
 					seen += len(page.Objects)
 					more, next := page.More, page.Next

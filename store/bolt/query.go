@@ -188,7 +188,7 @@ func (s *Store) Objects(ctx context.Context, collection string, q store.Query) (
 		page.Next = encodeCursor(r.lastDate)
 	}
 	if r.objs != nil {
-		page = page.WithRelease(r.release)
+		page = page.WithJoined(r.joined()).WithRelease(r.release)
 	}
 	return page, nil
 }
@@ -499,14 +499,30 @@ func (c *seqCursor) at(b *bbolt.Bucket, k []byte) []byte {
 // copyRaw copies b into a page-wide arena, so that a page costs a few
 // allocations rather than one per object. Chunks double from 8 KiB to
 // 256 KiB, so small pages stay small, unless a released page left one of
-// 256 KiB to reuse (pagepool.go).
+// 256 KiB to reuse (pagepool.go). A comma follows each copy, so that the
+// chunks hold the page's JSON array elements ready to write (joined).
 func (r *pageReader) copyRaw(b []byte) []byte {
 	n := len(b)
-	if cap(r.arena)-len(r.arena) < n {
-		r.arena = newChunk(n, cap(r.arena))
+	if cap(r.arena)-len(r.arena) < n+1 {
+		r.arena = newChunk(n+1, cap(r.arena))
 		r.chunks = append(r.chunks, r.arena)
 	}
 	start := len(r.arena)
 	r.arena = append(r.arena, b...)
+	r.arena = append(r.arena, ',')
+	r.chunks[len(r.chunks)-1] = r.arena
 	return r.arena[start : start+n : start+n]
+}
+
+// joined returns the arena's chunks as the page's objects joined by
+// commas (store.Page.Joined): without the last comma.
+func (r *pageReader) joined() [][]byte {
+	if len(r.chunks) == 0 {
+		return nil
+	}
+	segs := make([][]byte, len(r.chunks))
+	copy(segs, r.chunks)
+	last := segs[len(segs)-1]
+	segs[len(segs)-1] = last[:len(last)-1]
+	return segs
 }
