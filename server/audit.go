@@ -288,7 +288,7 @@ func (s *Server) prepareDelivery(c echo.Context, col *collection, q *store.Query
 	d := &delivery{entry: custody.Entry{
 		Action: custody.Delivered, Collection: col.cfg.ID, Detail: c.Request().Method + " " + endpointName(c.Path()),
 		Count: n, FirstAdded: custody.FormatTime(das[0]), LastAdded: custody.FormatTime(das[n-1]),
-		Filter: queryDigest(c.Path(), q), View: s.viewOf(c).accessDigest, ItemsRoot: custody.HexRoot(custody.TreeRoot(leaves)),
+		Filter: queryDigest(c.Path(), q), View: s.viewOf(c).accessDigest, ItemsRoot: custody.HexRoot(s.roots.Root(leaves)),
 	}, manifest: custody.EncodeManifest(das)}
 	if u := userOf(c); u != nil {
 		d.entry.User, d.entry.Org = u.Name, u.Organisation

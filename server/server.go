@@ -119,6 +119,7 @@ type Server struct {
 	metrics      *telemetry.Metrics
 	otelHandler  http.Handler
 	ledger       Ledger
+	roots        custody.RootCache             // delivered entries' items_root (audit.go)
 	throttle     *auth.Throttle                // password logins (throttle.go)
 	throttleCfg  atomic.Pointer[config.Config] // the configuration its limits come from
 	checkpoints  interface {
