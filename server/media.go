@@ -117,6 +117,14 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // pageWriters are the buffered writers pages are streamed through.
 var pageWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 
+// writesDone reports whether the bytes given to c's response writer are
+// no longer referenced once a Write returned, so that their memory may be
+// reused (pageWriters, store.Page.Release): true over HTTP/1.x, whose
+// writes are copied to the connection before they return. Over HTTP/2 a
+// write cut short by the client's reset may still be in flight after the
+// handler returns; such memory is left to the collector.
+func writesDone(c echo.Context) bool { return c.Request().ProtoMajor == 1 }
+
 // pageItems says how the elements of a page's array are written.
 type pageItems struct {
 	member string                                 // the array's name
@@ -195,7 +203,9 @@ func (s *Server) writePage(c echo.Context, page store.Page, items pageItems) err
 	w.Reset(c.Response())
 	defer func() {
 		w.Reset(nil)
-		pageWriters.Put(w)
+		if writesDone(c) {
+			pageWriters.Put(w)
+		}
 	}()
 	w.WriteString(head)
 	if segs := joined; segs != nil {

@@ -65,7 +65,9 @@ func (s *Server) readPage(c echo.Context, allow params, adjust func(*store.Query
 		return col, store.Page{}, nil, err
 	}
 	return col, page, func() {
-		page.Release()
+		if writesDone(c) {
+			page.Release()
+		}
 		p.release()
 	}, nil
 }
