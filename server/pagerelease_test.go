@@ -39,30 +39,29 @@ func TestPagesReleasedAfterWrite(t *testing.T) {
 	t.Cleanup(func() { bs.Close() })
 	st := &releaseCounter{Store: bs}
 	srv := server.New(server.Options{Config: cfg, Auth: authOf(t, cfg), Store: st, Ledger: bs})
-	do := func(method, path, body string, protoMajor int) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(method, path, strings.NewReader(body))
+	get := func(protoMajor int) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, inbound+"objects/", nil)
 		req.ProtoMajor, req.ProtoMinor = protoMajor, 0
 		req.Header.Set("Accept", "application/taxii+json;version=2.1")
-		req.Header.Set("Content-Type", "application/taxii+json;version=2.1")
 		req.SetBasicAuth("cert-a", "cert-a-pw")
 		w := httptest.NewRecorder()
 		srv.ServeHTTP(w, req)
 		return w
 	}
 	objs := []string{indicator(1, "2026-01-02T00:00:00.000Z"), indicator(2, "2026-01-02T00:00:00.000Z")}
-	if w := do(http.MethodPost, inbound+"objects/", `{"objects":[`+strings.Join(objs, ",")+`]}`, 1); w.Code != http.StatusAccepted {
+	if w := postInProcess(srv, string(env(objs...))); w.Code != http.StatusAccepted {
 		t.Fatalf("POST: %d %s", w.Code, w.Body)
 	}
 	st.released.Store(0)
 
-	w := do(http.MethodGet, inbound+"objects/", "", 1)
+	w := get(1)
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"objects":[`+objs[0]+`,`+objs[1]+`]`) {
 		t.Fatalf("GET over HTTP/1.1: %d %s", w.Code, w.Body)
 	}
 	if n := st.released.Load(); n != 1 {
 		t.Errorf("over HTTP/1.1: %d pages released, want 1", n)
 	}
-	w = do(http.MethodGet, inbound+"objects/", "", 2)
+	w = get(2)
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), objs[1]) {
 		t.Fatalf("GET over HTTP/2: %d %s", w.Code, w.Body)
 	}
