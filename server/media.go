@@ -208,10 +208,10 @@ func (s *Server) writePage(c echo.Context, page store.Page, items pageItems) err
 		}
 	}()
 	w.WriteString(head)
-	if segs := joined; segs != nil {
+	if joined != nil {
 		// The objects as the store copied them, commas included: large
 		// writes go to the connection without passing through w's buffer.
-		for _, seg := range segs {
+		for _, seg := range joined {
 			w.Write(seg)
 		}
 	} else {

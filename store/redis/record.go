@@ -157,8 +157,8 @@ func decodeRecord(b string, withRaw bool) (store.Object, error) {
 		return o, nil
 	}
 	copy(o.Hash[:], h[vk+12:vk+44])
-	if prefix == 41 {
-		copy(o.Leaf[:], b[9:41])
+	if b[0] == recordFormatLeaf {
+		copy(o.Leaf[:], b[9:prefix])
 	}
 	o.Producer = h[bounds[3][0]:bounds[3][1]]
 	o.Raw = []byte(b[end:])
