@@ -545,12 +545,39 @@ func quoteValue[S string | []byte](s S) string {
 }
 
 // Revoked reports whether raw, an object's JSON, has "revoked": true.
+//
+// Most objects have no such member or have "revoked": false; they are
+// answered without decoding raw. Only where raw has the name written
+// plainly and followed by a value beginning with 't', or has a \u escape
+// (which could spell the name), is it decoded.
 func Revoked(raw []byte) bool {
-	if !bytes.Contains(raw, []byte(`"revoked"`)) {
+	if !mayBeRevoked(raw) {
 		return false
 	}
 	var v struct {
 		Revoked bool `json:"revoked"`
 	}
 	return json.Unmarshal(raw, &v) == nil && v.Revoked
+}
+
+var revokedName = []byte(`"revoked"`)
+
+// mayBeRevoked is false only where raw cannot have a top-level member
+// "revoked" whose value is true: no occurrence of the name written without
+// escapes is followed by ':' and a value beginning with 't', and raw has
+// no \u escape, the only escape that can stand for a letter of the name.
+func mayBeRevoked(raw []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(raw[i:], revokedName)
+		if j < 0 {
+			return bytes.Contains(raw, []byte(`\u`))
+		}
+		k := skipSpace(raw, i+j+len(revokedName))
+		if k < len(raw) && raw[k] == ':' {
+			if k = skipSpace(raw, k+1); k < len(raw) && raw[k] == 't' {
+				return true
+			}
+		}
+		i += j + 1
+	}
 }
