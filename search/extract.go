@@ -6,6 +6,7 @@
 package search
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -183,6 +184,64 @@ func Extract(raw []byte) (Extracted, error) {
 	if err := json.Unmarshal(raw, &o); err != nil {
 		return Extracted{}, err
 	}
+	return extractObject(&o), nil
+}
+
+// objectMembers are the top-level members object has fields for, in the
+// order decodeMembers takes their values.
+var objectMembers = []string{"type", "value", "hashes", "pattern", "pattern_type", "labels", "object_refs", "objects"}
+
+// extractValues is Extract of an object whose members objectMembers have
+// the values vals (nil where absent), as stix.Markings.ResolveMembers
+// found them: Extract without reading the object again. The object must
+// have been scanned as valid JSON (as ResolveMembers does); the values
+// are decoded as json.Unmarshal of the whole object decodes them, so that
+// the result, and the error for a value of the wrong type, are Extract's.
+func extractValues(vals [][]byte) (Extracted, error) {
+	var o object
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		var err error
+		switch i {
+		case 0:
+			err = decodeString(v, &o.Type)
+		case 1:
+			err = decodeString(v, &o.Value)
+		case 2:
+			err = json.Unmarshal(v, &o.Hashes)
+		case 3:
+			err = decodeString(v, &o.Pattern)
+		case 4:
+			err = decodeString(v, &o.PatternType)
+		case 5:
+			err = json.Unmarshal(v, &o.Labels)
+		case 6:
+			err = json.Unmarshal(v, &o.ObjectRefs)
+		case 7:
+			err = json.Unmarshal(v, &o.Objects)
+		}
+		if err != nil {
+			return Extracted{}, err
+		}
+	}
+	return extractObject(&o), nil
+}
+
+// decodeString decodes the JSON value v, part of a scanned valid JSON
+// text, into s: a string without escapes is its bytes between the quotes
+// (the scan checked its UTF-8 and characters); others are decoded.
+func decodeString(v []byte, s *string) error {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && !bytes.ContainsRune(v[1:len(v)-1], '\\') {
+		*s = string(v[1 : len(v)-1])
+		return nil
+	}
+	return json.Unmarshal(v, s)
+}
+
+// extractObject is what Extract returns for the object o.
+func extractObject(o *object) Extracted {
 	var x Extracted
 	x.Labels = o.Labels
 	var obs []Observable
@@ -204,10 +263,10 @@ func Extract(raw []byte) (Extracted, error) {
 			}
 		}
 	default:
-		obs = fromSCO(&o)
+		obs = fromSCO(o)
 	}
 	x.Observables = dedup(obs)
-	return x, nil
+	return x
 }
 
 // ExtractSCO returns the observables of a cyber-observable object.

@@ -18,7 +18,8 @@ import (
 func TestExtractCache(t *testing.T) {
 	raw := []byte(`{"type":"indicator","spec_version":"2.1","id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",` +
 		`"created":"2026-01-01T00:00:00.000Z","modified":"2026-01-01T00:00:00.000Z","labels":["c2"],` +
-		`"pattern":"[ipv4-addr:value = '198.51.100.7'] OR [domain-name:value = 'evil.example']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"}`)
+		`"pattern":"[ipv4-addr:value = '198.51.100.7'] OR [domain-name:value = 'evil.example']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z",` +
+		`"object_marking_refs":["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"]}`)
 	o := store.Object{ID: "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f", Type: "indicator", Raw: raw, Hash: sha256.Sum256(raw), Producer: "CERT-A"}
 	x := NewIndexer(IndexerOptions{})
 	ctx := context.Background()
@@ -39,6 +40,16 @@ func TestExtractCache(t *testing.T) {
 	if !reflect.DeepEqual(first, again) {
 		t.Fatalf("from the cache: %+v\nextracted: %+v", again, first)
 	}
+	if first[0].TLP != "TLP:GREEN" {
+		t.Fatalf("entries labelled %s, want TLP:GREEN", first[0].TLP)
+	}
+	// Another producer's copy (its own registry of statement markings):
+	// the TLP level is the object's alone, so the cached label holds.
+	o.Producer = "CERT-B"
+	other, err := x.Entries(ctx, "inbound", []store.Object{o})
+	if err != nil || len(other) != 2 || other[0].TLP != "TLP:GREEN" || other[1].Producer != "CERT-B" {
+		t.Fatalf("another producer's copy: %+v, %v", other, err)
+	}
 
 	// Clipped: an append by a caller reallocates instead of writing
 	// into the cached array.
@@ -53,7 +64,7 @@ func TestExtractCache(t *testing.T) {
 	var c extractCache
 	key := func(i int) [32]byte { return sha256.Sum256(fmt.Append(nil, i)) }
 	for i := range 3*extractCacheSize + 10 {
-		c.put(key(i), Extracted{Labels: []string{fmt.Sprint(i)}})
+		c.put(key(i), extraction{Extracted: Extracted{Labels: []string{fmt.Sprint(i)}}})
 		if n := c.len(); n > extractCacheSize {
 			t.Fatalf("after %d puts the cache holds %d extractions, bound %d", i+1, n, extractCacheSize)
 		}

@@ -106,11 +106,14 @@ type Indexer struct {
 // copies of it.
 const extractCacheSize = 16384
 
-// extractCache remembers what Extract found in recently indexed versions,
-// by their canonical hash (store.Object.Hash): a route's copy published
-// unchanged has the hash of its source version, so the indexer extracts
-// it once for the inbound collection and every route (Extract depends on
-// the object's JSON value alone, which the hash identifies).
+// extractCache remembers what extraction found in recently indexed
+// versions, by their canonical hash (store.Object.Hash): a route's copy
+// published unchanged has the hash of its source version, so the indexer
+// reads it once for the inbound collection and every route. What it keeps
+// depends on the object's JSON value alone, which the hash identifies:
+// Extract's result, and the object-level TLP (stix.Resolution.TLP, which
+// only the standard TLP definitions set, whatever statement definitions a
+// registry holds).
 //
 // It holds two generations of at most extractCacheSize/2 each: puts go
 // into the newer; when it is full it becomes the older one and the older
@@ -120,10 +123,18 @@ const extractCacheSize = 16384
 // than the lookups it saved).
 type extractCache struct {
 	mu         sync.Mutex
-	cur, older map[[32]byte]Extracted
+	cur, older map[[32]byte]extraction
 }
 
-func (c *extractCache) get(h [32]byte) (Extracted, bool) {
+// extraction is what the indexer reads of one object version: what
+// Extract finds, and the label of its object-level TLP ("TLP:unknown"
+// when its markings do not resolve).
+type extraction struct {
+	Extracted
+	TLP string
+}
+
+func (c *extractCache) get(h [32]byte) (extraction, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ex, ok := c.cur[h]; ok {
@@ -133,30 +144,46 @@ func (c *extractCache) get(h [32]byte) (Extracted, bool) {
 	return ex, ok
 }
 
-func (c *extractCache) put(h [32]byte, ex Extracted) {
+func (c *extractCache) put(h [32]byte, ex extraction) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.cur[h]; ok {
 		return
 	}
 	if len(c.cur) >= extractCacheSize/2 || c.cur == nil {
-		c.older, c.cur = c.cur, make(map[[32]byte]Extracted, extractCacheSize/2)
+		c.older, c.cur = c.cur, make(map[[32]byte]extraction, extractCacheSize/2)
 	}
 	// Clipped: a caller appending to them must not write into the cache.
 	ex.Observables, ex.Refs, ex.Labels = slices.Clip(ex.Observables), slices.Clip(ex.Refs), slices.Clip(ex.Labels)
 	c.cur[h] = ex
 }
 
-// extract is Extract(o.Raw), from the cache when o's bytes were seen.
-func (x *Indexer) extract(o *store.Object) (Extracted, error) {
-	if o.Hash == ([32]byte{}) {
-		return Extract(o.Raw)
+// unknownTLP labels index entries of objects whose markings do not
+// resolve.
+const unknownTLP = "TLP:unknown"
+
+// extract returns what o's bytes hold for the index, from the cache when
+// they were seen. One pass over the bytes resolves the markings and finds
+// the members Extract reads (stix.Markings.ResolveMembers); bytes that do
+// not resolve are read by Extract, with an unknown TLP, as they were
+// before both were read in one pass.
+func (x *Indexer) extract(o *store.Object) (extraction, error) {
+	if o.Hash != ([32]byte{}) {
+		if ex, ok := x.extracts.get(o.Hash); ok {
+			return ex, nil
+		}
 	}
-	if ex, ok := x.extracts.get(o.Hash); ok {
-		return ex, nil
+	var ex extraction
+	var err error
+	res, vals, rerr := x.markings.Of(o.Producer).ResolveMembers(o.Raw, objectMembers)
+	if rerr == nil {
+		ex.Extracted, err = extractValues(vals)
+		ex.TLP = res.TLP.String()
+	} else {
+		ex.Extracted, err = Extract(o.Raw)
+		ex.TLP = unknownTLP
 	}
-	ex, err := Extract(o.Raw)
-	if err == nil {
+	if err == nil && o.Hash != ([32]byte{}) {
 		x.extracts.put(o.Hash, ex)
 	}
 	return ex, err
@@ -379,8 +406,19 @@ func (x *Indexer) reportPartial(ctx context.Context, coll string, partial []part
 // entries returns the index entries of objs, at most limit per object,
 // and the objects that had more.
 func (x *Indexer) entries(ctx context.Context, coll string, objs []store.Object, limit int) ([]store.IndexEntry, []partialObject, error) {
-	var out []store.IndexEntry
-	var partial []partialObject
+	// What each object yields first, then the entries in one allocation:
+	// an IndexEntry is some 250 bytes, and growing the slice entry by
+	// entry copied them over and over.
+	type found struct {
+		o   *store.Object
+		ex  extraction
+		obs []Observable
+	}
+	var (
+		finds   []found
+		n       int
+		partial []partialObject
+	)
 	for i := range objs {
 		o := &objs[i]
 		ex, err := x.extract(o)
@@ -403,15 +441,20 @@ func (x *Indexer) entries(ctx context.Context, coll string, objs []store.Object,
 			partial = append(partial, partialObject{ID: o.ID, Version: o.Version, Found: len(obs), Indexed: limit})
 			obs = obs[:limit]
 		}
-		tlp := "TLP:unknown"
-		if res, err := x.markings.Of(o.Producer).Resolve(o.Raw); err == nil {
-			tlp = res.TLP.String()
-		}
-		for _, ob := range obs {
+		finds = append(finds, found{o, ex, obs})
+		n += len(obs)
+	}
+	if n == 0 {
+		return nil, partial, nil
+	}
+	out := make([]store.IndexEntry, 0, n)
+	for _, f := range finds {
+		o := f.o
+		for _, ob := range f.obs {
 			out = append(out, store.IndexEntry{
 				Class: ob.Class, Value: ob.Value, Collection: coll, ID: o.ID, Type: o.Type,
-				Version: o.Version, DateAdded: o.DateAdded, TLP: tlp, Producer: o.Producer,
-				Labels: ex.Labels, Observable: ob.Given,
+				Version: o.Version, DateAdded: o.DateAdded, TLP: f.ex.TLP, Producer: o.Producer,
+				Labels: f.ex.Labels, Observable: ob.Given,
 			})
 		}
 	}

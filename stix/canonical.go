@@ -94,7 +94,11 @@ type jcs struct {
 	// members Resolve reads (see topMembers).
 	capture bool
 	top     topMembers
-	order   []jcsOrder // scratch for sorting members
+	// With capture, got[j] receives the value of the top-level member
+	// named want[j] (see ResolveMembers).
+	want  []string
+	got   [][]byte
+	order []jcsOrder // scratch for sorting members
 }
 
 // jcsOrder is a member in the sort: its key (see jcsMember.key) and index.
@@ -158,7 +162,7 @@ func putJCS(s *jcs) {
 	if cap(s.out) > maxKeep || cap(s.tmp) > maxKeep || cap(s.names) > maxKeep || cap(s.members) > maxKeep/32 {
 		return
 	}
-	s.in, s.name, s.capture, s.top = nil, nil, false, topMembers{}
+	s.in, s.name, s.capture, s.top, s.want, s.got = nil, nil, false, topMembers{}, nil, nil
 	clear(s.members[:cap(s.members)]) // drop references to inputs
 	jcsPool.Put(s)
 }
@@ -391,6 +395,12 @@ func (s *jcs) object(i int) (int, *jsonError) {
 		if s.capture && s.depth == 1 {
 			if k := topMemberIndex(m.name); k >= 0 {
 				s.top[k] = s.in[valStart:i]
+			}
+			for j, w := range s.want {
+				if string(m.name) == w {
+					s.got[j] = s.in[valStart:i]
+					break
+				}
 			}
 		}
 		m.end = len(s.out)

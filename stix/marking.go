@@ -459,6 +459,22 @@ func (m *Markings) ResolveHash(raw []byte) (Resolution, [32]byte, error) {
 	return r, sha256.Sum256(s.out), nil
 }
 
+// ResolveMembers is Resolve, and in the same pass over raw it finds the
+// values of raw's top-level members named names (unescaped, compared
+// exactly): values[j] is the JSON text of the value of names[j], a
+// sub-slice of raw, nil when raw has no such member. On error values is
+// nil. A reader that needs both an object's markings and a few of its
+// members reads raw once instead of twice.
+func (m *Markings) ResolveMembers(raw []byte, names []string) (r Resolution, values [][]byte, err error) {
+	s := getJCS(false)
+	defer putJCS(s)
+	s.want, s.got = names, make([][]byte, len(names))
+	if r, err = m.resolve(s, raw); err != nil {
+		return Resolution{}, nil, err
+	}
+	return r, s.got, nil
+}
+
 // resolve implements Resolve with the scanner s.
 func (m *Markings) resolve(s *jcs, raw []byte) (Resolution, error) {
 	s.capture = true

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -645,6 +646,8 @@ func FuzzResolve(f *testing.F) {
 		if fmt.Sprint(err) != fmt.Sprint(err2) || !reflect.DeepEqual(r, r2) {
 			t.Fatalf("Resolve = %+v, %v; ResolveHash = %+v, %v", r, err, r2, err2)
 		}
+		checkResolveMembers(t, m, in, r, err)
+		checkTLPOfValue(t, m, in, r, err)
 		if err != nil {
 			if ctigate.KindOf(err) != ctigate.Invalid || ctigate.MessageOf(err) == "" {
 				t.Fatalf("error %#v is not Invalid with a message", err)
@@ -829,4 +832,84 @@ func TestAddTLPUpperCaseID(t *testing.T) {
 	if r, err := m.Resolve([]byte(`{"object_marking_refs":["` + upper + `"]}`)); err != nil || r.TLP != TLPRed {
 		t.Errorf("Resolve = %+v, %v", r, err)
 	}
+}
+
+// membersAsked are the top-level members the tests ask ResolveMembers for.
+var membersAsked = []string{"type", "pattern", "labels", "object_marking_refs", "revoked", "id", "hashes", "x"}
+
+// checkResolveMembers: ResolveMembers gives Resolve's result and error,
+// and, where it succeeds, the values of the members asked for as a
+// decoder reads them (nil for those absent).
+func checkResolveMembers(t *testing.T, m *Markings, in []byte, r Resolution, err error) {
+	t.Helper()
+	r2, vals, err2 := m.ResolveMembers(in, membersAsked)
+	if fmt.Sprint(err) != fmt.Sprint(err2) || !reflect.DeepEqual(r, r2) {
+		t.Fatalf("Resolve = %+v, %v; ResolveMembers = %+v, %v", r, err, r2, err2)
+	}
+	if err != nil {
+		if vals != nil {
+			t.Fatalf("values %q with an error", vals)
+		}
+		return
+	}
+	want := make([][]byte, len(membersAsked))
+	dec := jsontext.NewDecoder(bytes.NewReader(in))
+	if _, err := dec.ReadToken(); err != nil {
+		t.Fatal(err)
+	}
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := tok.String()
+		v, err := dec.ReadValue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j := slices.Index(membersAsked, name); j >= 0 {
+			want[j] = bytes.Clone(v)
+		}
+	}
+	for j := range want {
+		if !bytes.Equal(vals[j], want[j]) || (vals[j] == nil) != (want[j] == nil) {
+			t.Fatalf("member %q: ResolveMembers %q, decoder %q", membersAsked[j], vals[j], want[j])
+		}
+	}
+}
+
+// checkTLPOfValue: the TLP level Resolve finds, and whether it fails,
+// depend on the object alone, not on the statement definitions a
+// registry holds (the search index keeps the TLP of an object by its
+// hash, for every registry).
+func checkTLPOfValue(t *testing.T, m *Markings, in []byte, r Resolution, err error) {
+	t.Helper()
+	for _, other := range []*Markings{NewMarkings(), m.Of("another organisation")} {
+		r2, err2 := other.Resolve(in)
+		if (err == nil) != (err2 == nil) || r.TLP != r2.TLP {
+			t.Fatalf("with statements registered: TLP %v, error %v; without: TLP %v, error %v", r.TLP, err, r2.TLP, err2)
+		}
+	}
+}
+
+// TestResolveMembersSharedData runs the checks of FuzzResolve on every
+// object of the shared test data.
+func TestResolveMembersSharedData(t *testing.T) {
+	m := resolveRegistry(t)
+	n, marked := 0, 0
+	for _, o := range sharedObjects(t) {
+		r, err := m.Resolve(o)
+		checkResolveMembers(t, m, o, r, err)
+		checkTLPOfValue(t, m, o, r, err)
+		if err == nil {
+			n++
+			if r.TLP != TLPNone || len(r.Statements)+len(r.Unknown) > 0 {
+				marked++
+			}
+		}
+	}
+	if n < 1000 || marked < 10 {
+		t.Fatalf("%d objects resolved, %d marked: the test proves little", n, marked)
+	}
+	t.Logf("%d objects resolved, %d marked", n, marked)
 }
