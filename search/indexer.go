@@ -351,17 +351,22 @@ func (x *Indexer) drain(ctx context.Context, coll string) (Stats, error) {
 			return total, nil
 		}
 		entries, partial, err := x.entries(ctx, coll, page.Objects, x.maxObservables())
+		last := page.Objects[len(page.Objects)-1].DateAdded
+		// The entries hold no bytes of the page (extraction copies what
+		// it keeps): its memory goes back to the store for the next read.
+		n, more := len(page.Objects), page.More
+		page.Release()
 		if err != nil {
 			return total, err
 		}
-		if err := x.st.AddIndexEntries(ctx, coll, entries, name, page.Objects[len(page.Objects)-1].DateAdded); err != nil {
+		if err := x.st.AddIndexEntries(ctx, coll, entries, name, last); err != nil {
 			return total, err
 		}
 		x.reportPartial(ctx, coll, partial)
-		total.Versions += len(page.Objects)
+		total.Versions += n
 		total.Entries += len(entries)
 		total.Partial += len(partial)
-		if !page.More {
+		if !more {
 			return total, nil
 		}
 	}
@@ -484,6 +489,7 @@ func (x *Indexer) scos(ctx context.Context, coll string, refs []string) ([]Obser
 	for _, o := range p.Objects {
 		out = append(out, ExtractSCO(o.Raw)...)
 	}
+	p.Release() // the observables are copies
 	return out, nil
 }
 
