@@ -235,6 +235,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		Arch:       runtime.GOARCH,
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
 		NumCPU:     runtime.NumCPU(),
+		CPUModel:   cpuModel(),
 		Phase:      string(cfg.Phase),
 		APIRoot:    cfg.APIRoot,
 		Collection: cfg.Collection,

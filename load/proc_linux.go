@@ -103,3 +103,13 @@ func loadAverage() (float64, bool) {
 	v, err := strconv.ParseFloat(string(f[0]), 64)
 	return v, err == nil
 }
+
+// cpuModel is the processor's model name as /proc/cpuinfo gives it (its
+// first "model name" line), "" where it gives none.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	return parseCPUModel(b)
+}

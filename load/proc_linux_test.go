@@ -4,6 +4,7 @@ package load
 
 import (
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -39,5 +40,28 @@ func TestReadProcCPU(t *testing.T) {
 	}
 	if _, err := readProcCPU(1 << 30); err == nil {
 		t.Error("no error for a process that does not exist")
+	}
+}
+
+// TestCPUModel: bench names the processor (the first "model name" of
+// /proc/cpuinfo) in its header, and nothing where there is none.
+func TestCPUModel(t *testing.T) {
+	info := []byte("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC  7B13 64-Core Processor\nflags\t\t: fpu\n\nprocessor\t: 1\nmodel name\t: Other\n")
+	if got := parseCPUModel(info); got != "AMD EPYC 7B13 64-Core Processor" {
+		t.Fatalf("parseCPUModel = %q", got)
+	}
+	if got := parseCPUModel([]byte("processor\t: 0\nmodel\t: 1\n")); got != "" {
+		t.Fatalf("parseCPUModel without a model name = %q", got)
+	}
+	if m := cpuModel(); m == "" {
+		t.Fatal("no model name read from this machine's /proc/cpuinfo")
+	}
+	var b strings.Builder
+	r := Result{GoVersion: "go1", OS: "linux", Arch: "amd64", GOMAXPROCS: 2, NumCPU: 2, CPUModel: "AMD EPYC"}
+	if err := r.writeTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if first, _, _ := strings.Cut(b.String(), "\n"); !strings.HasSuffix(first, "CPUs=2 (AMD EPYC)") {
+		t.Fatalf("header %q does not name the processor", first)
 	}
 }

@@ -18,3 +18,6 @@ func readProcCPU(int) (time.Duration, error) { return 0, errNoProc }
 
 // loadAverage is not read outside Linux.
 func loadAverage() (float64, bool) { return 0, false }
+
+// cpuModel is not read outside Linux.
+func cpuModel() string { return "" }

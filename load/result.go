@@ -20,6 +20,11 @@ type Result struct {
 	Arch       string `json:"arch"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	NumCPU     int    `json:"num_cpu"`
+	// CPUModel is the processor's model name (Linux only). Shares of the
+	// ceiling depend on it: the ceiling is mostly the canonical hash,
+	// whose speed relative to the gateway's other work differs between
+	// processors.
+	CPUModel string `json:"cpu_model,omitempty"`
 	// LoadStart and LoadEnd are the machine's 1-minute load average when
 	// the run began and ended (Linux only): a busy machine slows the
 	// gateway and bench alike.
@@ -175,6 +180,9 @@ func (r *Result) write(w io.Writer, asJSON bool) error {
 func (r *Result) writeTable(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ctigate bench  %s %s/%s  GOMAXPROCS=%d  CPUs=%d", r.GoVersion, r.OS, r.Arch, r.GOMAXPROCS, r.NumCPU)
+	if r.CPUModel != "" {
+		fmt.Fprintf(&b, " (%s)", r.CPUModel)
+	}
 	if r.LoadStart > 0 || r.LoadEnd > 0 {
 		fmt.Fprintf(&b, "  load average %.2f at start, %.2f at end", r.LoadStart, r.LoadEnd)
 	}
@@ -310,4 +318,16 @@ func Group(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// parseCPUModel returns the value of the first "model name" line of a
+// /proc/cpuinfo text, "" when it has none.
+func parseCPUModel(cpuinfo []byte) string {
+	for line := range strings.Lines(string(cpuinfo)) {
+		name, value, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(name) == "model name" {
+			return strings.Join(strings.Fields(value), " ")
+		}
+	}
+	return ""
 }
