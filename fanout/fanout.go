@@ -1008,13 +1008,48 @@ func (w *Worker) release(ctx context.Context, r *policy.Route, src, name string)
 			w.publish(r.ID())
 		}
 	}
-	rctx := store.WithRemoval(ctx, store.Removal{Kind: store.RemovalReleased})
-	for _, e := range append(gone, decided...) {
-		if _, err := w.st.DeleteObject(rctx, coll, e.ID, []store.VersionMatch{{Kind: store.At, At: e.Version}}, nil); err != nil && ctigate.KindOf(err) != ctigate.NotFound {
-			return err
+	return w.unpark(store.WithRemoval(ctx, store.Removal{Kind: store.RemovalReleased}), coll, append(gone, decided...))
+}
+
+// unparkParallel is how many parking entries unpark removes at a time.
+const unparkParallel = 64
+
+// unpark removes the parking entries es from coll, several at a time:
+// concurrent writes share a durable commit (bbolt's group commit; Redis
+// pipelines them over its connections), where removing one at a time took
+// a commit each, and a bundle whose references arrive in a later envelope
+// can release thousands at once. Each removal is recorded (custody
+// "deleted", reason released) as before; entries already gone are passed
+// over. It returns the first error, once every removal under way is done.
+func (w *Worker) unpark(ctx context.Context, coll string, es []store.Object) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	sem := make(chan struct{}, unparkParallel)
+	for _, e := range es {
+		if ctx.Err() != nil {
+			break
 		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := w.st.DeleteObject(ctx, coll, e.ID, []store.VersionMatch{{Kind: store.At, At: e.Version}}, nil)
+			if err != nil && ctigate.KindOf(err) != ctigate.NotFound {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		})
 	}
-	return nil
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 // arrived reports whether any of ids is now published by the route or

@@ -177,3 +177,43 @@ func TestParkedRelationshipWithhold(t *testing.T) {
 		t.Fatalf("relationship not published: %+v", e.decisions(rel.ID))
 	}
 }
+
+// Many objects waiting for one reference are all released when it
+// arrives: each published once with its reference, each parking entry
+// removed with one custody record of it, none left behind (the removals
+// run several at a time).
+func TestParkedManyReleased(t *testing.T) {
+	e := newParkEnv(t, nil)
+	who := greenIdentity(903)
+	const n = 3*unparkParallel + 5
+	var inds []store.Object
+	for i := range n {
+		inds = append(inds, produced("CERT-A", indicator(100+i, marked(stix.TLP2Green)+`,"created_by_ref":"`+who.ID+`"`))[0])
+	}
+	e.add(inds...)
+	e.runOnce(e.worker())
+	if got := e.parked(); got != n {
+		t.Fatalf("%d objects wait; want %d", got, n)
+	}
+	e.add(who)
+	e.runOnce(e.worker())
+	if got := e.parked(); got != 0 {
+		t.Fatalf("%d objects still wait", got)
+	}
+	coll := gateway.ParkingOf(CheckpointName(e.routes[0], inbound))
+	for _, o := range inds {
+		if got := e.holds(lawColl, o.ID); len(got) != 1 || !strings.Contains(string(got[0].Raw), who.ID) {
+			t.Fatalf("%s published as %v; want once, with its created_by_ref", o.ID, got)
+		}
+		if ds := e.decisions(o.ID); len(ds) != 1 || ds[0].Action != custody.Published {
+			t.Fatalf("%s: decisions %+v; want one published", o.ID, ds)
+		}
+		rm, err := e.st.LedgerEntries(context.Background(), store.LedgerQuery{ObjectID: o.ID, Actions: []string{custody.Deleted}, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rm) != 1 || rm[0].Collection != coll || rm[0].Reason != string(store.RemovalReleased) {
+			t.Fatalf("%s: removals recorded %+v; want its parking entry's, once", o.ID, rm)
+		}
+	}
+}
