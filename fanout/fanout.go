@@ -954,18 +954,19 @@ func (w *Worker) release(ctx context.Context, r *policy.Route, src, name string)
 	if len(due) == 0 {
 		return nil
 	}
+	held, err := w.sourceVersions(ctx, src, due)
+	if err != nil {
+		return err
+	}
 	var objs []store.Object
 	var gone []store.Object // entries whose source version no longer exists
 	for _, e := range due {
-		p, err := w.st.Objects(ctx, src, store.Query{IDs: []string{e.ID}, Versions: []store.VersionMatch{{Kind: store.At, At: e.Version}}})
-		if err != nil {
-			return err
-		}
-		if len(p.Objects) == 0 {
+		o, ok := held[sourceKey{e.ID, e.Version.UnixNano()}]
+		if !ok {
 			gone = append(gone, e)
 			continue
 		}
-		objs = append(objs, p.Objects[0])
+		objs = append(objs, o)
 	}
 	var decided []store.Object
 	if len(objs) > 0 {
@@ -1009,6 +1010,52 @@ func (w *Worker) release(ctx context.Context, r *policy.Route, src, name string)
 		}
 	}
 	return w.unpark(store.WithRemoval(ctx, store.Removal{Kind: store.RemovalReleased}), coll, append(gone, decided...))
+}
+
+// sourceKey names one version of an object (sourceVersions).
+type sourceKey struct {
+	id      string
+	version int64 // UnixNano
+}
+
+// sourceIDs is how many ids sourceVersions asks for in one query.
+const sourceIDs = 256
+
+// sourceVersions returns the versions of src that the parking entries es
+// stand for (each entry's id at its version), those src still holds: a
+// query for a few hundred ids at a time, where one query an entry made a
+// read transaction each.
+func (w *Worker) sourceVersions(ctx context.Context, src string, es []store.Object) (map[sourceKey]store.Object, error) {
+	want := make(map[sourceKey]bool, len(es))
+	ids := make([]string, 0, len(es))
+	for _, e := range es {
+		want[sourceKey{e.ID, e.Version.UnixNano()}] = true
+		ids = append(ids, e.ID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	out := make(map[sourceKey]store.Object, len(es))
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), sourceIDs)]
+		ids = ids[len(chunk):]
+		q := store.Query{IDs: chunk, Versions: []store.VersionMatch{{Kind: store.All}}}
+		for {
+			p, err := w.st.Objects(ctx, src, q)
+			if err != nil {
+				return nil, err
+			}
+			for _, o := range p.Objects {
+				if k := (sourceKey{o.ID, o.Version.UnixNano()}); want[k] {
+					out[k] = o
+				}
+			}
+			if !p.More {
+				break
+			}
+			q.Next = p.Next
+		}
+	}
+	return out, nil
 }
 
 // unparkParallel is how many parking entries unpark removes at a time.
