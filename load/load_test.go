@@ -305,6 +305,13 @@ func TestRunStartsGateway(t *testing.T) {
 	if res.Poll == nil || res.Poll.PerConsumer != p.Published || res.Poll.Objects != 2*int64(p.Published) {
 		t.Fatalf("poll run: got %+v, want the %d published objects for each of 2 consumers", res.Poll, p.Published)
 	}
+	// The poll began once the gateway it started had settled, and says so.
+	if st := res.Settle; st == nil || !st.Settled || st.Seconds < settleWindow.Seconds() || st.MicrosPerObject != 0 {
+		t.Errorf("poll run: settle %+v, want settled after at least %v, without push figures", st, settleWindow)
+	}
+	if !strings.Contains(out.String(), "settled        the gateway went idle") {
+		t.Errorf("report lacks the settle line:\n%s", out.String())
+	}
 	checkRSS(t, res.RSS)
 	if !strings.Contains(out.String(), "server RSS     peak") {
 		t.Errorf("report lacks the RSS line:\n%s", out.String())

@@ -51,6 +51,9 @@ type Result struct {
 	// Propagation is how long the route took to publish the push (a
 	// gateway bench started, with its route).
 	Propagation *PropagationResult `json:"propagation,omitempty"`
+	// Settle is how long a gateway bench started went on with background
+	// work before the poll (see SettleResult).
+	Settle *SettleResult `json:"settle,omitempty"`
 	// Ceiling is the same workload on the ceiling server, in the same
 	// sitting, and the gateway's figures as a share of it.
 	Ceiling *CeilingResult `json:"ceiling,omitempty"`
@@ -253,6 +256,25 @@ func (r *Result) writeTable(w io.Writer) error {
 	if p := r.Propagation; p != nil {
 		fmt.Fprintf(&b, "propagation    the route published %s versions %.2f s after the last POST; push and publication together %s objects/s\n",
 			Group(int64(p.Published)), p.Seconds, Group(int64(math.Round(p.ObjectsPerSec))))
+	}
+	if st := r.Settle; st != nil {
+		after := "after the route published"
+		if r.Propagation == nil {
+			after = "after the push"
+		}
+		if r.Push == nil {
+			after = "after it opened the store"
+		}
+		if st.Settled {
+			fmt.Fprintf(&b, "settled        the gateway went idle (under %d%% of a processor for %v) %.2f s %s: the poll began then",
+				int(100*settleIdle/settleWindow), settleWindow, st.Seconds, after)
+		} else {
+			fmt.Fprintf(&b, "settled        no: the gateway was still busy %.0f s %s, and the poll ran beside its background work", st.Seconds, after)
+		}
+		if st.MicrosPerObject > 0 {
+			fmt.Fprintf(&b, "; gateway CPU until then %.1f µs per pushed object", st.MicrosPerObject)
+		}
+		b.WriteByte('\n')
 	}
 	if p := r.Poll; p != nil {
 		want := "consistent across consumers"

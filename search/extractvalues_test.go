@@ -1,15 +1,8 @@
 package search
 
 import (
-	"bytes"
-	"errors"
-	"io/fs"
-	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
-
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/ctigate/ctigate/internal/shared"
 	"github.com/ctigate/ctigate/stix"
@@ -73,7 +66,7 @@ func TestExtractOnePass(t *testing.T) {
 		}
 	}
 	n, indexed := 0, 0
-	for _, raw := range sharedObjects(t) {
+	for _, raw := range shared.Objects(t) {
 		if sameExtraction(t, raw) {
 			n++
 			if ex, _ := Extract(raw); len(ex.Observables) > 0 {
@@ -94,44 +87,4 @@ func FuzzExtractOnePass(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		sameExtraction(t, raw)
 	})
-}
-
-// sharedObjects returns every object of the bundles and envelopes of the
-// shared test data (package shared).
-func sharedObjects(t *testing.T) [][]byte {
-	t.Helper()
-	var objs [][]byte
-	err := filepath.WalkDir(shared.Path(t), func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") || strings.Contains(path, "schemas") {
-			return err
-		}
-		dec := jsontext.NewDecoder(bytes.NewReader(shared.Read(t, strings.TrimPrefix(path, shared.Path(t)+"/"))))
-		if dec.PeekKind() != '{' {
-			return nil
-		}
-		dec.ReadToken()
-		for dec.PeekKind() == '"' {
-			name, _ := dec.ReadToken()
-			if name.String() != "objects" || dec.PeekKind() != '[' {
-				if dec.SkipValue() != nil {
-					return nil
-				}
-				continue
-			}
-			dec.ReadToken()
-			for dec.PeekKind() == '{' {
-				v, err := dec.ReadValue()
-				if err != nil {
-					return nil
-				}
-				objs = append(objs, bytes.Clone(v))
-			}
-			return nil
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
-	}
-	return objs
 }

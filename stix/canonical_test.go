@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -449,47 +447,14 @@ func checkAgainstLibrary(t *testing.T, in []byte) {
 	}
 }
 
-// sharedObjects returns every object of the JSON files in the shared test
-// data (see package shared), each with its original bytes.
+// sharedObjects returns every JSON file of the shared test data (see
+// package shared) and every object of its bundles and envelopes, each with
+// its original bytes.
 func sharedObjects(t testing.TB) [][]byte {
 	t.Helper()
 	var objs [][]byte
-	err := filepath.WalkDir(shared.Path(t), func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
-			return err
-		}
-		data := jcsReadFile(t, path)
-		objs = append(objs, data)
-		dec := jsontext.NewDecoder(bytes.NewReader(data))
-		if dec.PeekKind() != '{' {
-			return nil
-		}
-		dec.ReadToken()
-		for dec.PeekKind() == '"' {
-			name, _ := dec.ReadToken()
-			if name.String() != "objects" || dec.PeekKind() != '[' {
-				if dec.SkipValue() != nil {
-					return nil
-				}
-				continue
-			}
-			dec.ReadToken()
-			for dec.PeekKind() == '{' {
-				v, err := dec.ReadValue()
-				if err != nil {
-					return nil
-				}
-				objs = append(objs, bytes.Clone(v))
-			}
-			return nil
-		}
-		return nil
-	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
+	for _, data := range shared.JSONFiles(t) {
+		objs = append(append(objs, data), shared.ObjectsIn(data)...)
 	}
 	return objs
 }

@@ -29,6 +29,7 @@ var pairMetrics = []struct{ key, label string }{
 	{"poll", "poll, objects/s"},
 	{"rss", "gateway peak RSS, MiB"},
 	{"cpu_push", "gateway CPU, µs per pushed object"},
+	{"cpu_settled", "  until it settled"},
 	{"cpu_poll", "gateway CPU, µs per object read"},
 	{"redis_cpu", "Redis CPU, µs per pushed object"},
 	{"redis_ingest", "  of which push and publication"},
@@ -51,6 +52,9 @@ func pairFigures(res load.Result, f *redisFigures) map[string]float64 {
 	}
 	if res.RSS != nil {
 		out["rss"] = float64(res.RSS.PeakBytes) / (1 << 20)
+	}
+	if st := res.Settle; st != nil && st.Settled && st.MicrosPerObject > 0 {
+		out["cpu_settled"] = st.MicrosPerObject
 	}
 	if c := res.CPU; c != nil {
 		if c.PushSeconds > 0 {

@@ -71,7 +71,8 @@ func TestBenchAgainst(t *testing.T) {
 			t.Fatalf("no warm-up run before the rounds:\n%s", stderr.String())
 		}
 		out := stdout.String()
-		labels := []string{"push, objects/s", "push and publication, objects/s", "poll, objects/s", "gateway peak RSS, MiB"}
+		labels := []string{"push, objects/s", "push and publication, objects/s", "poll, objects/s", "gateway peak RSS, MiB",
+			"gateway CPU, µs per pushed object", "  until it settled"}
 		if withRedis {
 			labels = append(labels, "Redis CPU, µs per pushed object", "Redis commands' time, µs per pushed object", "Redis memory, bytes per pushed object")
 		} else if strings.Contains(out, "Redis") {

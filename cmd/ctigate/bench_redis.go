@@ -226,9 +226,8 @@ func (f *redisFigures) perObject(objects, read int) map[string]float64 {
 	if f.cpuErr == nil {
 		out["redis_cpu"] = 1e6 * f.cpu / n
 		if f.cpuPoll >= 0 && read > 0 {
-			// The split is when publication had caught up; the search
-			// indexer and the ledger's index may still be behind, and
-			// count as the poll's.
+			// The split is when the gateway had settled after the push
+			// (publication, search index and ledger caught up).
 			out["redis_ingest"] = 1e6 * f.cpuPoll / n
 			out["redis_poll"] = 1e6 * (f.cpu - f.cpuPoll) / float64(read)
 		}

@@ -6,9 +6,14 @@
 package shared
 
 import (
+	"bytes"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Env names the directory when set; else it is ../shared/testdata beside
@@ -58,4 +63,74 @@ func dir() (string, error) {
 			return "", os.ErrNotExist
 		}
 	}
+}
+
+// JSONFiles returns the contents of every .json file of the shared test
+// data, in the order of their paths (skipping or failing t as Path does
+// when it is absent).
+func JSONFiles(t testing.TB) [][]byte {
+	t.Helper()
+	var out [][]byte
+	err := filepath.WalkDir(Path(t), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		out = append(out, b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// ObjectsIn returns the members of the "objects" array of data, a bundle
+// or an envelope, each with its original bytes, in order: none when data
+// is not a JSON object with such an array, and those before the first
+// that is not valid JSON.
+func ObjectsIn(data []byte) [][]byte {
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	if dec.PeekKind() != '{' {
+		return nil
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil
+	}
+	var objs [][]byte
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return nil
+		}
+		if name.String() != "objects" || dec.PeekKind() != '[' {
+			if dec.SkipValue() != nil {
+				return nil
+			}
+			continue
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil
+		}
+		for dec.PeekKind() == '{' {
+			v, err := dec.ReadValue()
+			if err != nil {
+				return objs
+			}
+			objs = append(objs, bytes.Clone(v))
+		}
+		return objs
+	}
+	return nil
+}
+
+// Objects returns every object of the bundles and envelopes of the
+// shared test data (ObjectsIn of each JSON file).
+func Objects(t testing.TB) [][]byte {
+	t.Helper()
+	var objs [][]byte
+	for _, data := range JSONFiles(t) {
+		objs = append(objs, ObjectsIn(data)...)
+	}
+	return objs
 }
