@@ -1251,20 +1251,12 @@ func (b *batch) heldAgain(c store.Object) (store.Object, string, policy.Decision
 // published yet and the source collection holds, with a published
 // decision each naming referrer, the id of the object that refers to it.
 func (b *batch) definitions(referrer string, raw []byte) error {
-	var refs struct {
-		Object   []string `json:"object_marking_refs"`
-		Granular []struct {
-			Ref string `json:"marking_ref"`
-		} `json:"granular_markings"`
+	if !mayNameDefinitions(raw) {
+		return nil
 	}
-	if err := json.Unmarshal(raw, &refs); err != nil {
+	ids, ok := markingRefs(raw)
+	if !ok {
 		return nil // Evaluate accepted it; nothing to follow
-	}
-	ids := refs.Object
-	for _, g := range refs.Granular {
-		if g.Ref != "" {
-			ids = append(ids, g.Ref)
-		}
 	}
 	for _, id := range ids {
 		if _, tlp := stix.StandardTLP(id); tlp {
@@ -1293,6 +1285,60 @@ func (b *batch) definitions(referrer string, raw []byte) error {
 		}
 	}
 	return nil
+}
+
+// markingRefs returns the marking definition ids raw refers to:
+// object_marking_refs, then each granular marking's marking_ref; false
+// when raw does not decode.
+func markingRefs(raw []byte) ([]string, bool) {
+	var refs struct {
+		Object   []string `json:"object_marking_refs"`
+		Granular []struct {
+			Ref string `json:"marking_ref"`
+		} `json:"granular_markings"`
+	}
+	if err := json.Unmarshal(raw, &refs); err != nil {
+		return nil, false
+	}
+	ids := refs.Object
+	for _, g := range refs.Granular {
+		if g.Ref != "" {
+			ids = append(ids, g.Ref)
+		}
+	}
+	return ids, true
+}
+
+// definitionPrefix begins every marking definition's id.
+var definitionPrefix = []byte("marking-definition--")
+
+// mayNameDefinitions is false only where raw can refer to no marking
+// definition but the standard TLP ones, which definitions passes over:
+// every "marking-definition--" written in raw begins a standard TLP id
+// followed by its closing quote, and raw has no \u escape (which could
+// spell another). A stored definition's id is that prefix and a UUID
+// (ingest checks ids against their type), so a reference to one is
+// written so unless escaped. Most published objects carry only a TLP
+// marking; they are answered without decoding them.
+func mayNameDefinitions(raw []byte) bool {
+	if bytes.Contains(raw, []byte(`\u`)) {
+		return true
+	}
+	for i := 0; ; {
+		j := bytes.Index(raw[i:], definitionPrefix)
+		if j < 0 {
+			return false
+		}
+		start := i + j
+		end := start + len(stix.TLP2Red)
+		if end >= len(raw) || raw[end] != '"' {
+			return true
+		}
+		if _, ok := stix.StandardTLP(string(raw[start:end])); !ok {
+			return true
+		}
+		i = end
+	}
 }
 
 // gatewayObjects publishes the gateway's own objects (policy.GatewayObjects:
