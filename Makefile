@@ -73,6 +73,8 @@ bench: build
 	$(GO) test -run='^$$' -bench='Propagation' -benchtime 200x ./server
 	$(GO) test -run='^$$' -bench='IngestTelemetryPaired' -benchtime 300x ./server
 	$(GO) test -run='^$$' -bench='Lookup1M' -benchtime 20000x -timeout 30m ./search
+	$(GO) test -run='^$$' -bench='EntriesRoutes' ./search
+	$(GO) test -run='^$$' -bench='Release' -benchtime 3x ./fanout
 	$(GO) test -run='^$$' -bench='WithdrawalBurst' -benchtime 1x ./cmd/ctigate
 	$(BINARY) bench -n 200000
 	$(BINARY) bench --phase push --no-ceiling -n 60000 -b 10 -p 16
