@@ -188,7 +188,7 @@ func Extract(raw []byte) (Extracted, error) {
 }
 
 // objectMembers are the top-level members object has fields for, in the
-// order decodeMembers takes their values.
+// order extractValues takes their values.
 var objectMembers = []string{"type", "value", "hashes", "pattern", "pattern_type", "labels", "object_refs", "objects"}
 
 // extractValues is Extract of an object whose members objectMembers have

@@ -164,9 +164,8 @@ const unknownTLP = "TLP:unknown"
 
 // extract returns what o's bytes hold for the index, from the cache when
 // they were seen. One pass over the bytes resolves the markings and finds
-// the members Extract reads (stix.Markings.ResolveMembers); bytes that do
-// not resolve are read by Extract, with an unknown TLP, as they were
-// before both were read in one pass.
+// the members Extract reads (stix.Markings.ResolveMembers); bytes whose
+// markings do not resolve are read by Extract alone, with an unknown TLP.
 func (x *Indexer) extract(o *store.Object) (extraction, error) {
 	if o.Hash != ([32]byte{}) {
 		if ex, ok := x.extracts.get(o.Hash); ok {
