@@ -1,6 +1,7 @@
 package custody
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -45,7 +46,7 @@ func (c *RootCache) Root(leaves []tlog.Hash) tlog.Hash {
 	c.mu.Lock()
 	for i := range c.entries {
 		e := &c.entries[i]
-		if len(e.leaves) == len(leaves) && e.leaves[0] == leaves[0] && equalLeaves(e.leaves, leaves) {
+		if slices.Equal(e.leaves, leaves) {
 			r := e.root
 			c.mu.Unlock()
 			c.hits.Add(1)
@@ -61,13 +62,4 @@ func (c *RootCache) Root(leaves []tlog.Hash) tlog.Hash {
 	e.root = r
 	c.mu.Unlock()
 	return r
-}
-
-func equalLeaves(a, b []tlog.Hash) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -378,7 +378,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		// the route published): a gateway bench started is left to settle
 		// first, and how long that took is reported.
 		if srv != nil && cfg.Phase.poll() {
-			logf("waiting for the gateway's background work to end (under %d%% of a processor for %v)", int(100*settleIdle/settleWindow), settleWindow)
+			logf("waiting for the gateway's background work to end (under %d%% of a processor for %v)", settleIdlePercent, settleWindow)
 			waited, idle, err := waitIdle(ctx, srv.cpu, settleStep, settleWindow, settleIdle, settleMax)
 			if err != nil {
 				return err

@@ -267,7 +267,7 @@ func (r *Result) writeTable(w io.Writer) error {
 		}
 		if st.Settled {
 			fmt.Fprintf(&b, "settled        the gateway went idle (under %d%% of a processor for %v) %.2f s %s: the poll began then",
-				int(100*settleIdle/settleWindow), settleWindow, st.Seconds, after)
+				settleIdlePercent, settleWindow, st.Seconds, after)
 		} else {
 			fmt.Fprintf(&b, "settled        no: the gateway was still busy %.0f s %s, and the poll ran beside its background work", st.Seconds, after)
 		}

@@ -14,6 +14,9 @@ const (
 	settleStep   = 100 * time.Millisecond
 	settleIdle   = 50 * time.Millisecond
 	settleMax    = 2 * time.Minute
+	// settleIdlePercent is settleIdle as a share of one processor, for
+	// the report.
+	settleIdlePercent = int(100 * settleIdle / settleWindow)
 )
 
 // SettleResult is how long the gateway's background work went on after
