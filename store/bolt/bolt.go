@@ -47,12 +47,19 @@ var (
 // bucketLedgerByObject): seq, 8 bytes big-endian, so keys sort by seq.
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-// fileFormat is the on-disk layout version stored under meta/format: 3,
+// fileFormat is the on-disk layout version stored under meta/format: 4,
 // in which the id lookup is rebuilt in memory at Open (keydir.go),
 // statuses are binary (status.go), the ledger is indexed as a Merkle tree
-// and deliveries are recorded by reference (ledgerindex.go). (Formats 1
-// and 2 were never released.)
-const fileFormat = 3
+// and deliveries are recorded by reference (ledgerindex.go), and a
+// ledger-tree value holds up to treeChunk hashes. Format 3 stored one tree
+// hash to a value, which format 4 reads as it is (a chunk of one): Open
+// marks such a file format 4, so that a build that reads only format 3
+// refuses it instead of failing to find its tree hashes. (Formats 1 and 2
+// were never released.)
+const fileFormat = 4
+
+// upgradableFormat is the format Open upgrades to fileFormat in place.
+const upgradableFormat = 3
 
 // filePageSize is the page size of a store file this build creates; a file
 // keeps the page size it was created with. bbolt writes each dirty page
@@ -203,6 +210,10 @@ func initFile(db *bbolt.DB) ([32]byte, error) {
 				return err
 			}
 		case len(f) == 1 && f[0] == fileFormat:
+		case len(f) == 1 && f[0] == upgradableFormat:
+			if err := meta.Put(keyFormat, []byte{fileFormat}); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("unsupported file format %x (this build reads format %d)", f, fileFormat)
 		}

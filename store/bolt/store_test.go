@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -129,6 +130,66 @@ func TestOpenWrongFormat(t *testing.T) {
 	if s, err := Open(path, Options{}); err == nil {
 		s.Close()
 		t.Fatal("Open of a file of an unknown format: got no error")
+	}
+}
+
+// TestOpenUpgradesFormat3: a format 3 file (one tree hash to a
+// ledger-tree value) opens, is marked format 4 so that a format 3 build
+// refuses it, and keeps its tree hashes readable.
+func TestOpenUpgradesFormat3(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := openTest(t, path, Options{NoSync: true})
+	treeEntries(t, s, 0, 10)
+	root, err := store.TreeRoot(context.Background(), s, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	format := func() []byte {
+		var f []byte
+		if err := s.db.View(func(tx *bbolt.Tx) error { f = bytes.Clone(tx.Bucket(bucketMeta).Get(keyFormat)); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	if f := format(); !bytes.Equal(f, []byte{fileFormat}) {
+		t.Fatalf("new file: format %x", f)
+	}
+	// As a format 3 build left it: one hash to a value.
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketLedgerTree)
+		var hs [][]byte
+		if err := b.ForEach(func(k, v []byte) error {
+			for i := 0; i < len(v); i += 32 {
+				hs = append(hs, bytes.Clone(v[i:i+32]))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.DeleteBucket(bucketLedgerTree); err != nil {
+			return err
+		}
+		if b, err = tx.CreateBucket(bucketLedgerTree); err != nil {
+			return err
+		}
+		for i, h := range hs {
+			if err := b.Put(seqKey(uint64(i)), h); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte{3})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, path, Options{NoSync: true})
+	if f := format(); !bytes.Equal(f, []byte{fileFormat}) {
+		t.Fatalf("format 3 file after Open: format %x, want %d", f, fileFormat)
+	}
+	wantTree(t, s)
+	if got, err := store.TreeRoot(context.Background(), s, 10); err != nil || got != root {
+		t.Fatalf("TreeRoot after the upgrade: %s, %v; want %s", got, err, root)
 	}
 }
 
