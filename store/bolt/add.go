@@ -32,10 +32,13 @@ type pending struct {
 	version versionKey
 	header  []byte // index value; header[0] (flags) is set in the transaction
 	dk      []byte // dateKey, set in the transaction
-	// hv is the hash bucket's value when obj has a Hash: the hash, then
-	// the version's delivery leaf, set in the transaction (it commits to
-	// the date_added).
+	// hv is the hash value when obj has a Hash: the hash, then the
+	// version's delivery leaf, set in the transaction (it commits to the
+	// date_added). It lies within body.
 	hv []byte
+	// body is the version's body value (body.go), for collections in that
+	// layout.
+	body []byte
 }
 
 // AddObjects stores object versions in one collection atomically, assigning
@@ -86,10 +89,7 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 			return nil, ctigate.E(op, ctigate.Invalid, fmt.Sprintf("object %d: %v", i, err))
 		}
 		n := dateKeyLen + 1 + versionKeyLen + 2*binary.MaxVarintLen16 + len(o.ID) + len(o.Type) + len(o.SpecVersion)
-		size += n
-		if o.Hash != ([32]byte{}) {
-			size += hashValueLen
-		}
+		size += n + 1 + hashValueLen + binary.MaxVarintLen64 + len(o.Producer) + len(o.Raw)
 		bytes += int64(n + dateKeyLen + len(o.Raw))
 	}
 	// One allocation for every key and value written.
@@ -104,12 +104,11 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 		start = len(buf)
 		buf = appendHeader(buf, 0, p.version, o.ID, o.Type, o.SpecVersion)
 		p.header = buf[start:len(buf):len(buf)]
+		var hash []byte
 		if o.Hash != ([32]byte{}) {
-			start = len(buf)
-			buf = append(buf, o.Hash[:]...)
-			buf = append(buf, make([]byte, hashValueLen-len(o.Hash))...)
-			p.hv = buf[start:len(buf):len(buf)]
+			hash = o.Hash[:]
 		}
+		buf, p.body, p.hv = appendBody(buf, hash, o.Producer, o.Raw)
 	}
 	if err := s.enter(op); err != nil {
 		return nil, err
@@ -224,11 +223,15 @@ func validObject(o *store.Object) error {
 	return nil
 }
 
-// collectionBuckets are the sub-buckets of one collection.
+// collectionBuckets are the sub-buckets of one collection: index, and
+// either body (collections created by this build) or raw, hash and
+// producer (body.go).
 type collectionBuckets struct {
-	coll, index, raw *bbolt.Bucket
-	hash             *bbolt.Bucket // nil in files written before hashes were kept, until the next add
-	producer         *bbolt.Bucket // likewise for producer organisations
+	coll, index *bbolt.Bucket
+	body        *bbolt.Bucket
+	raw         *bbolt.Bucket
+	hash        *bbolt.Bucket // nil in files written before hashes were kept, until the next add
+	producer    *bbolt.Bucket // likewise for producer organisations
 }
 
 func openCollection(tx *bbolt.Tx, name string) (collectionBuckets, bool) {
@@ -239,14 +242,20 @@ func openCollection(tx *bbolt.Tx, name string) (collectionBuckets, bool) {
 	cb := collectionBuckets{
 		coll:     coll,
 		index:    coll.Bucket(bucketIndex),
+		body:     coll.Bucket(bucketBody),
 		raw:      coll.Bucket(bucketRaw),
 		hash:     coll.Bucket(bucketHash),
 		producer: coll.Bucket(bucketProd),
 	}
-	return cb, cb.index != nil && cb.raw != nil
+	if cb.raw != nil {
+		cb.body = nil // a raw bucket is the earlier layout; it never has both
+	}
+	return cb, cb.index != nil && (cb.raw != nil || cb.body != nil)
 }
 
-func createCollection(tx *bbolt.Tx, name string) (collectionBuckets, error) {
+// createCollection opens the collection name, creating it when missing:
+// in the body layout, unless legacy (tests of the earlier layout).
+func createCollection(tx *bbolt.Tx, name string, legacy bool) (collectionBuckets, error) {
 	coll, err := tx.Bucket(bucketCollections).CreateBucketIfNotExists([]byte(name))
 	if err != nil {
 		return collectionBuckets{}, err
@@ -254,6 +263,16 @@ func createCollection(tx *bbolt.Tx, name string) (collectionBuckets, error) {
 	cb := collectionBuckets{coll: coll}
 	if cb.index, err = coll.CreateBucketIfNotExists(bucketIndex); err != nil {
 		return collectionBuckets{}, err
+	}
+	// Both only ever grow at their end (date_added increases), so full
+	// pages are best.
+	cb.index.FillPercent = 1
+	if coll.Bucket(bucketRaw) == nil && !legacy {
+		if cb.body, err = coll.CreateBucketIfNotExists(bucketBody); err != nil {
+			return collectionBuckets{}, err
+		}
+		cb.body.FillPercent = 1
+		return cb, nil
 	}
 	if cb.raw, err = coll.CreateBucketIfNotExists(bucketRaw); err != nil {
 		return collectionBuckets{}, err
@@ -266,9 +285,6 @@ func createCollection(tx *bbolt.Tx, name string) (collectionBuckets, error) {
 		return collectionBuckets{}, err
 	}
 	cb.producer.FillPercent = 1
-	// Both only ever grow at their end (date_added increases), so full
-	// pages are best.
-	cb.index.FillPercent = 1
 	cb.raw.FillPercent = 1
 	return cb, nil
 }
@@ -306,10 +322,10 @@ func readVersions(index *bbolt.Bucket, id string, dates []int64, dst []storedVer
 }
 
 // add writes one AddObjects call inside w. It may run more than once.
-// New versions are appended to the index and raw buckets in input order,
+// New versions are appended to the index and body buckets in input order,
 // which is date_added order, and recorded in w for the keydir.
 func (s *Store) add(w *writeTx, collection string, ps []pending, results []store.AddResult) error {
-	cb, err := createCollection(w.tx, collection)
+	cb, err := createCollection(w.tx, collection, s.legacyLayout)
 	if err != nil {
 		return err
 	}
@@ -335,7 +351,11 @@ func (s *Store) add(w *writeTx, collection string, ps []pending, results []store
 		}
 		if date, ok := findVersion(existing, p.version); ok {
 			results[i] = store.AddResult{DateAdded: microsTime(date), Existed: true}
-			copy(results[i].Hash[:], cb.hash.Get(dateKey(date)))
+			hv, err := cb.hashAt(dateKey(date))
+			if err != nil {
+				return err
+			}
+			copy(results[i].Hash[:], hv)
 			continue
 		}
 		if last == math.MaxInt64-1 {
@@ -352,9 +372,6 @@ func (s *Store) add(w *writeTx, collection string, ps []pending, results []store
 		if err := cb.index.Put(p.dk, p.header); err != nil {
 			return err
 		}
-		if err := cb.raw.Put(p.dk, o.Raw); err != nil {
-			return err
-		}
 		if p.hv != nil {
 			if leaves == nil {
 				leaves = s.salter.Page(collection)
@@ -364,14 +381,9 @@ func (s *Store) add(w *writeTx, collection string, ps []pending, results []store
 				return err
 			}
 			copy(p.hv[len(o.Hash):], leaf[:])
-			if err := cb.hash.Put(p.dk, p.hv); err != nil {
-				return err
-			}
 		}
-		if o.Producer != "" {
-			if err := cb.producer.Put(p.dk, []byte(o.Producer)); err != nil {
-				return err
-			}
+		if err := cb.put(p.dk, p.body, p.hv, o.Raw, o.Producer); err != nil {
+			return err
 		}
 		w.added(collection, o.ID, d)
 		added++

@@ -50,12 +50,14 @@ func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) 
 // fileFormat is the on-disk layout version stored under meta/format: 4,
 // in which the id lookup is rebuilt in memory at Open (keydir.go),
 // statuses are binary (status.go), the ledger is indexed as a Merkle tree
-// and deliveries are recorded by reference (ledgerindex.go), and a
-// ledger-tree value holds up to treeChunk hashes. Format 3 stored one tree
-// hash to a value, which format 4 reads as it is (a chunk of one): Open
-// marks such a file format 4, so that a build that reads only format 3
-// refuses it instead of failing to find its tree hashes. (Formats 1 and 2
-// were never released.)
+// and deliveries are recorded by reference (ledgerindex.go), a
+// ledger-tree value holds up to treeChunk hashes, and new collections keep
+// each version in one body value (body.go). Format 3 stored one tree hash
+// to a value, which format 4 reads as it is (a chunk of one), and its
+// collections keep their raw, hash and producer buckets: Open marks such a
+// file format 4, so that a build that reads only format 3 refuses it
+// instead of failing to find its tree hashes or a new collection's
+// versions. (Formats 1 and 2 were never released.)
 const fileFormat = 4
 
 // upgradableFormat is the format Open upgrades to fileFormat in place.
@@ -102,6 +104,11 @@ type Options struct {
 	// trim drops the mapping; below it, checks leave the mapping alone. Zero
 	// means DefaultTrimAbove, negative trims at every check.
 	TrimAbove int64
+
+	// legacyLayout makes new collections keep their versions in raw, hash
+	// and producer buckets, as earlier builds did (body.go): for tests of
+	// files those builds wrote.
+	legacyLayout bool
 }
 
 // Store is a store.Store kept in one bbolt file. It is safe for concurrent
@@ -126,6 +133,8 @@ type Store struct {
 	idLookupMax int
 
 	trimmer // drops the file mapping from the page tables (trim.go)
+
+	legacyLayout bool // Options.legacyLayout
 
 	// salter derives the delivery items' salts (ledgerindex.go) from the
 	// file's delivery key, made at Open when the file has none.
@@ -159,12 +168,13 @@ func Open(path string, opts Options) (*Store, error) {
 	keys := newKeys()
 	keys.file = openPagedFile(filepath.Dir(path))
 	s := &Store{
-		db:          db,
-		keys:        keys,
-		clock:       opts.Clock,
-		log:         opts.Logger,
-		idLookupMax: 10000,
-		salter:      custody.NewSalter(deliveryKey),
+		db:           db,
+		keys:         keys,
+		clock:        opts.Clock,
+		log:          opts.Logger,
+		idLookupMax:  10000,
+		salter:       custody.NewSalter(deliveryKey),
+		legacyLayout: opts.legacyLayout,
 	}
 	if s.clock == nil {
 		s.clock = time.Now

@@ -35,6 +35,18 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, newStore)
 }
 
+// TestConformanceLegacyLayout runs the suite on collections that keep
+// their versions in raw, hash and producer buckets, as files written by
+// earlier builds do (body.go).
+func TestConformanceLegacyLayout(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) (store.Store, func(*testing.T) store.Store) {
+		path := filepath.Join(t.TempDir(), "ctigate.db")
+		opts := Options{Clock: clock, NoSync: true, legacyLayout: true}
+		reopen := func(t *testing.T) store.Store { return openTest(t, path, opts) }
+		return reopen(t), reopen
+	})
+}
+
 // TestConformanceScan runs the suite with match[id] answered by scanning the
 // collection rather than by the ids' versions.
 func TestConformanceScan(t *testing.T) {

@@ -95,15 +95,20 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			e := removedEntry(actor, rm, id, v.version.time(), collection)
 			e.DateAdded = custody.FormatTime(microsTime(v.date))
 			t := store.Tombstone{ID: id, Version: v.version.time(), DateAdded: microsTime(v.date), Kind: rm.Kind, Reason: rm.Reason}
-			if cb.hash != nil {
-				if h := cb.hash.Get(dateKey(v.date)); len(h) >= len(t.Hash) {
-					e.SHA256 = hex.EncodeToString(h[:len(t.Hash)])
-					copy(t.Hash[:], h)
-				}
+			k := dateKey(v.date)
+			h, err := cb.hashAt(k)
+			if err != nil {
+				return err
 			}
-			if cb.producer != nil {
-				t.Producer = string(cb.producer.Get(dateKey(v.date)))
+			if len(h) >= len(t.Hash) {
+				e.SHA256 = hex.EncodeToString(h[:len(t.Hash)])
+				copy(t.Hash[:], h)
 			}
+			prod, err := cb.producerAt(k)
+			if err != nil {
+				return err
+			}
+			t.Producer = string(prod)
 			p, err := custody.Prepare(&e)
 			if err != nil {
 				return err
@@ -118,18 +123,8 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			if err := cb.index.Delete(k); err != nil {
 				return err
 			}
-			if err := cb.raw.Delete(k); err != nil {
+			if err := cb.del(k); err != nil {
 				return err
-			}
-			if cb.hash != nil {
-				if err := cb.hash.Delete(k); err != nil {
-					return err
-				}
-			}
-			if cb.producer != nil {
-				if err := cb.producer.Delete(k); err != nil {
-					return err
-				}
 			}
 			w.deleted(collection, id, d)
 		}

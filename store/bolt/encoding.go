@@ -17,9 +17,12 @@ import (
 //	            big-endian) followed by nanoseconds (uint32, big-endian), so
 //	            any instant of any year and precision sorts correctly.
 //
-// Collection sub-buckets:
+// Collection sub-buckets: index, then body (body.go) in collections
+// created by this build, or raw, producer and hash in collections created
+// by earlier ones:
 //
 //	index    dateKey -> header (flags, versionKey, id, type, spec_version)
+//	body     dateKey -> hash value, producer and original bytes (body.go)
 //	raw      dateKey -> the producer's original bytes
 //	producer dateKey -> the submitting organisation, when the writer gave one
 //	hash     dateKey -> SHA-256 of the canonical form (32 bytes), when the
@@ -29,7 +32,7 @@ import (
 //	         delivery key) in versions this build wrote, so that a page's
 //	         delivery record hashes no item (store.Object.Leaf)
 //
-// Both are keyed by date_added only, so writes append; the id -> versions
+// All are keyed by date_added only, so writes append; the id -> versions
 // lookup is kept in memory (keydir.go). Format 1 files also had a versions
 // bucket (uvarint(len(id)) || id || versionKey -> dateKey || spec_version),
 // which Open drops.

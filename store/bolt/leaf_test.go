@@ -18,7 +18,14 @@ import (
 // version an earlier build wrote (the hash alone) have none, and their
 // readers compute it. The key, and so the leaves, survive a reopen, and a
 // removal still records the hash.
+// It runs on both layouts of a collection (body.go); a hash alone is of
+// the earlier one.
 func TestDeliveryLeaves(t *testing.T) {
+	t.Run("body", func(t *testing.T) { testDeliveryLeaves(t, false) })
+	t.Run("raw-hash-producer", func(t *testing.T) { testDeliveryLeaves(t, true) })
+}
+
+func testDeliveryLeaves(t *testing.T, legacy bool) {
 	path := filepath.Join(t.TempDir(), "ctigate.db")
 	const coll = "c1"
 	base := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
@@ -32,7 +39,7 @@ func TestDeliveryLeaves(t *testing.T) {
 		objs = append(objs, o)
 	}
 
-	s, err := Open(path, Options{NoSync: true})
+	s, err := Open(path, Options{NoSync: true, legacyLayout: legacy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +97,15 @@ func TestDeliveryLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	earlier := map[string]bool{before[0].ID: true}
 	err = db.Update(func(tx *bbolt.Tx) error {
+		if !legacy {
+			earlier = nil
+			if tx.Bucket(bucketCollections).Bucket([]byte(coll)).Bucket(bucketRaw) != nil {
+				return fmt.Errorf("a new collection has a raw bucket")
+			}
+			return nil
+		}
 		h := tx.Bucket(bucketCollections).Bucket([]byte(coll)).Bucket(bucketHash)
 		k := dateKey(before[0].DateAdded.UnixMicro())
 		v := h.Get(k)
@@ -107,7 +122,7 @@ func TestDeliveryLeaves(t *testing.T) {
 	}
 
 	s = openTest(t, path, Options{NoSync: true})
-	after := check(s, map[string]bool{before[0].ID: true})
+	after := check(s, earlier)
 	for i := 1; i < 3; i++ {
 		if after[i].Leaf != before[i].Leaf {
 			t.Errorf("%s: leaf changed across a reopen", after[i].ID)

@@ -146,9 +146,12 @@ func TestLedgerTamper(t *testing.T) {
 		return put(tx, 4, line)
 	})
 	tamper("object bytes", 1, func(tx *bbolt.Tx) error {
-		raw := tx.Bucket(bucketCollections).Bucket([]byte("inbound")).Bucket(bucketRaw)
-		k, v := raw.Cursor().First()
-		return raw.Put(bytes.Clone(k), bytes.Replace(v, []byte(`"n1"`), []byte(`"n9"`), 1))
+		body := tx.Bucket(bucketCollections).Bucket([]byte("inbound")).Bucket(bucketBody)
+		k, v := body.Cursor().First()
+		if !bytes.Contains(v, []byte(`"n1"`)) {
+			return fmt.Errorf("first body value %q", v)
+		}
+		return body.Put(bytes.Clone(k), bytes.Replace(v, []byte(`"n1"`), []byte(`"n9"`), 1))
 	})
 	tamper("object removed", 2, func(tx *bbolt.Tx) error {
 		raw := tx.Bucket(bucketCollections).Bucket([]byte("inbound")).Bucket(bucketIndex)

@@ -216,9 +216,10 @@ type pageReader struct {
 	note     func(n int64) // tells the trimmer, during a long scan
 	rawBytes int64         // bytes of Raw in objs, against f.maxRaw
 
-	rawCur     seqCursor
+	rawCur     seqCursor // over body, or raw in the earlier layout
 	hashCur    seqCursor
 	prodCur    seqCursor
+	hv, prod   []byte // of the version rawAt read last, in the body layout
 	producer   string // the last producer returned, reused while it repeats
 	arena      []byte
 	chunks     [][]byte // the arena's chunks, for release (pagepool.go)
@@ -433,17 +434,21 @@ func (r *pageReader) add(k []byte, h *header) (done bool, err error) {
 		}
 		r.rawBytes += int64(len(raw))
 		o.Raw = r.copyRaw(raw)
-		if r.cb.hash != nil {
-			hv := r.hashCur.at(r.cb.hash, k)
-			copy(o.Hash[:], hv)
-			if len(hv) == hashValueLen {
-				copy(o.Leaf[:], hv[len(o.Hash):])
+		hv, p := r.hv, r.prod
+		if r.cb.body == nil {
+			if r.cb.hash != nil {
+				hv = r.hashCur.at(r.cb.hash, k)
+			}
+			if r.cb.producer != nil {
+				p = r.prodCur.at(r.cb.producer, k)
 			}
 		}
-		if r.cb.producer != nil {
-			if p := r.prodCur.at(r.cb.producer, k); p != nil {
-				o.Producer = r.internProducer(p)
-			}
+		copy(o.Hash[:], hv)
+		if len(hv) == hashValueLen {
+			copy(o.Leaf[:], hv[len(o.Hash):])
+		}
+		if p != nil {
+			o.Producer = r.internProducer(p)
 		}
 	}
 	r.objs = append(r.objs, o)
@@ -451,8 +456,19 @@ func (r *pageReader) add(k []byte, h *header) (done bool, err error) {
 	return false, nil
 }
 
-// rawAt returns the bytes stored under k.
+// rawAt returns the bytes stored under k. In the body layout it also
+// keeps the version's hash value and producer in r.hv and r.prod, which
+// alias the transaction.
 func (r *pageReader) rawAt(k []byte) ([]byte, error) {
+	if r.cb.body != nil {
+		v := r.rawCur.at(r.cb.body, k)
+		if v == nil {
+			return nil, errCorrupt
+		}
+		hv, p, raw, err := decodeBody(v)
+		r.hv, r.prod = hv, p
+		return raw, err
+	}
 	v := r.rawCur.at(r.cb.raw, k)
 	if v == nil {
 		return nil, errCorrupt

@@ -55,6 +55,10 @@ func (s *Store) ResolveAdded(ctx context.Context, collection string, das []time.
 		// The das of a page ascend, mostly close together: the cursors
 		// then step rather than search (seqCursor).
 		var idxCur, hashCur seqCursor
+		hashes := cb.hash
+		if cb.body != nil {
+			hashes = cb.body
+		}
 		var k [dateKeyLen]byte
 		for i, da := range das {
 			if i%ctxCheckEvery == ctxCheckEvery-1 {
@@ -73,8 +77,14 @@ func (s *Store) ResolveAdded(ctx context.Context, collection string, das []time.
 				}
 				read += int64(len(v))
 				a := store.AddedVersion{Found: true, ID: string(h.id), Version: h.version.time()}
-				if cb.hash != nil {
-					copy(a.Hash[:], hashCur.at(cb.hash, k[:]))
+				if hashes != nil {
+					hv := hashCur.at(hashes, k[:])
+					if cb.body != nil {
+						if hv, _, _, err = decodeBody(hv); err != nil {
+							return err
+						}
+					}
+					copy(a.Hash[:], hv)
 				}
 				out[i] = a
 				continue
