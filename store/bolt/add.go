@@ -351,7 +351,7 @@ func (s *Store) add(w *writeTx, collection string, ps []pending, results []store
 		}
 		if date, ok := findVersion(existing, p.version); ok {
 			results[i] = store.AddResult{DateAdded: microsTime(date), Existed: true}
-			hv, err := cb.hashAt(dateKey(date))
+			hv, _, err := cb.hashProducer(dateKey(date))
 			if err != nil {
 				return err
 			}

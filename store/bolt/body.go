@@ -82,38 +82,24 @@ func decodeBody(v []byte) (hv, producer, raw []byte, err error) {
 	return hv, producer, rest, nil
 }
 
-// hashAt returns the hash value of the version at k: nil when the
-// collection keeps none for it.
-func (cb *collectionBuckets) hashAt(k []byte) ([]byte, error) {
+// hashProducer returns the hash value and the producer of the version at
+// k: each nil when the collection keeps none for it.
+func (cb *collectionBuckets) hashProducer(k []byte) (hv, producer []byte, err error) {
 	if cb.body != nil {
 		v := cb.body.Get(k)
 		if v == nil {
-			return nil, nil
+			return nil, nil, nil
 		}
-		hv, _, _, err := decodeBody(v)
-		return hv, err
+		hv, producer, _, err = decodeBody(v)
+		return hv, producer, err
 	}
-	if cb.hash == nil {
-		return nil, nil
+	if cb.hash != nil {
+		hv = cb.hash.Get(k)
 	}
-	return cb.hash.Get(k), nil
-}
-
-// producerAt returns the producer of the version at k: nil when none was
-// given.
-func (cb *collectionBuckets) producerAt(k []byte) ([]byte, error) {
-	if cb.body != nil {
-		v := cb.body.Get(k)
-		if v == nil {
-			return nil, nil
-		}
-		_, p, _, err := decodeBody(v)
-		return p, err
+	if cb.producer != nil {
+		producer = cb.producer.Get(k)
 	}
-	if cb.producer == nil {
-		return nil, nil
-	}
-	return cb.producer.Get(k), nil
+	return hv, producer, nil
 }
 
 // put stores the version at k: its body value in the body layout, else

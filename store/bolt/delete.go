@@ -96,17 +96,13 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			e.DateAdded = custody.FormatTime(microsTime(v.date))
 			t := store.Tombstone{ID: id, Version: v.version.time(), DateAdded: microsTime(v.date), Kind: rm.Kind, Reason: rm.Reason}
 			k := dateKey(v.date)
-			h, err := cb.hashAt(k)
+			h, prod, err := cb.hashProducer(k)
 			if err != nil {
 				return err
 			}
 			if len(h) >= len(t.Hash) {
 				e.SHA256 = hex.EncodeToString(h[:len(t.Hash)])
 				copy(t.Hash[:], h)
-			}
-			prod, err := cb.producerAt(k)
-			if err != nil {
-				return err
 			}
 			t.Producer = string(prod)
 			p, err := custody.Prepare(&e)
