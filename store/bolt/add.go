@@ -217,7 +217,8 @@ func validObject(o *store.Object) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	if len(o.Raw) > bbolt.MaxValueSize {
+	// The body value (body.go) adds its flags, hash value and producer.
+	if len(o.Raw) > bbolt.MaxValueSize-1-hashValueLen-binary.MaxVarintLen64-len(o.Producer) {
 		return errors.New("object too large")
 	}
 	return nil
