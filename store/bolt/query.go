@@ -219,7 +219,6 @@ type pageReader struct {
 	rawCur     seqCursor // over body, or raw in the earlier layout
 	hashCur    seqCursor
 	prodCur    seqCursor
-	hv, prod   []byte // of the version rawAt read last, in the body layout
 	producer   string // the last producer returned, reused while it repeats
 	arena      []byte
 	chunks     [][]byte // the arena's chunks, for release (pagepool.go)
@@ -423,7 +422,7 @@ func (r *pageReader) add(k []byte, h *header) (done bool, err error) {
 		DateAdded:   microsTime(d),
 	}
 	if !r.f.noRaw {
-		raw, err := r.rawAt(k)
+		raw, hv, p, err := r.versionAt(k)
 		if err != nil {
 			return false, err
 		}
@@ -434,15 +433,6 @@ func (r *pageReader) add(k []byte, h *header) (done bool, err error) {
 		}
 		r.rawBytes += int64(len(raw))
 		o.Raw = r.copyRaw(raw)
-		hv, p := r.hv, r.prod
-		if r.cb.body == nil {
-			if r.cb.hash != nil {
-				hv = r.hashCur.at(r.cb.hash, k)
-			}
-			if r.cb.producer != nil {
-				p = r.prodCur.at(r.cb.producer, k)
-			}
-		}
 		copy(o.Hash[:], hv)
 		if len(hv) == hashValueLen {
 			copy(o.Leaf[:], hv[len(o.Hash):])
@@ -456,24 +446,29 @@ func (r *pageReader) add(k []byte, h *header) (done bool, err error) {
 	return false, nil
 }
 
-// rawAt returns the bytes stored under k. In the body layout it also
-// keeps the version's hash value and producer in r.hv and r.prod, which
-// alias the transaction.
-func (r *pageReader) rawAt(k []byte) ([]byte, error) {
+// versionAt returns the bytes, hash value and producer stored under k
+// (the last two nil when none was kept), aliasing the transaction: one
+// body value, or the raw, hash and producer buckets of the earlier layout.
+func (r *pageReader) versionAt(k []byte) (raw, hv, producer []byte, err error) {
 	if r.cb.body != nil {
 		v := r.rawCur.at(r.cb.body, k)
 		if v == nil {
-			return nil, errCorrupt
+			return nil, nil, nil, errCorrupt
 		}
-		hv, p, raw, err := decodeBody(v)
-		r.hv, r.prod = hv, p
-		return raw, err
+		hv, producer, raw, err = decodeBody(v)
+		return raw, hv, producer, err
 	}
-	v := r.rawCur.at(r.cb.raw, k)
-	if v == nil {
-		return nil, errCorrupt
+	raw = r.rawCur.at(r.cb.raw, k)
+	if raw == nil {
+		return nil, nil, nil, errCorrupt
 	}
-	return v, nil
+	if r.cb.hash != nil {
+		hv = r.hashCur.at(r.cb.hash, k)
+	}
+	if r.cb.producer != nil {
+		producer = r.prodCur.at(r.cb.producer, k)
+	}
+	return raw, hv, producer, nil
 }
 
 // internProducer returns p as a string, reusing the previous one when it
