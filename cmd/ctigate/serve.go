@@ -31,11 +31,31 @@ import (
 	"github.com/ctigate/ctigate/retention"
 	"github.com/ctigate/ctigate/search"
 	"github.com/ctigate/ctigate/server"
+	"github.com/ctigate/ctigate/store/bolt"
 	"github.com/ctigate/ctigate/telemetry"
 )
 
-// defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set.
+// defaultMemoryLimit is the Go runtime's soft memory limit unless
+// GOMEMLIMIT is set or the id index's slots need room (heapLimit).
 const defaultMemoryLimit = 200 << 20
+
+// memoryBudget bounds the Go runtime's memory and the embedded store's id
+// index slots together (anonymous memory outside the Go heap, 4 bytes a
+// slot, 64 MiB from about 6.3 to 12.6 million ids): heapLimit lowers the
+// runtime's limit once the slots pass memoryBudget-defaultMemoryLimit. A
+// variable for tests.
+var memoryBudget int64 = 240 << 20
+
+// heapLimit is the Go runtime's soft memory limit when the process's
+// stores hold offHeap bytes of slots: what memoryBudget leaves, at most
+// defaultMemoryLimit and at least half of it, below which the collector
+// would run too often to keep the heap in. At ten million versions it is
+// 176 MiB, still above what the collector aims at by GOGC during a push
+// (about three times the 45 MiB live): a lower limit made the runtime
+// return pages and take them back, about 5% of the CPU.
+func heapLimit(offHeap int64) int64 {
+	return min(defaultMemoryLimit, max(memoryBudget-offHeap, defaultMemoryLimit/2))
+}
 
 // defaultGCPercent is the Go collector's target unless GOGC is set: the
 // heap may grow to three times what is live between collections (Go's
@@ -107,10 +127,24 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer stopTelemetry()
 
-	// A soft heap limit keeps the garbage of large page reads from
-	// growing the process; GOMEMLIMIT in the environment overrides it.
+	// A soft limit keeps the garbage of large page reads from growing the
+	// process. It makes room for the embedded store's id index slots,
+	// anonymous memory outside the Go heap (heapLimit). GOMEMLIMIT in the
+	// environment overrides it.
 	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(defaultMemoryLimit)
+		var last int64
+		bolt.OnOffHeapChange(func(n int64) {
+			debug.SetMemoryLimit(heapLimit(n))
+			if n-last >= 16<<20 {
+				// A table of 16 MiB or more is about to be made: the
+				// heap gives back the free pages it keeps now, rather
+				// than as its scavenger gets to them.
+				debug.FreeOSMemory()
+			}
+			last = n
+		})
+		defer bolt.OnOffHeapChange(nil)
+		debug.SetMemoryLimit(heapLimit(bolt.OffHeapBytes()))
 	}
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,8 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ctigate/ctigate/store/bolt"
 )
 
 const (
@@ -412,5 +415,61 @@ func TestPasswd(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"passwd"}, nil, strings.NewReader("short\n"), io.Discard, io.Discard); err == nil {
 		t.Error("a 5-character password was hashed")
+	}
+}
+
+// TestServeHeapLimitLeavesRoomForKeydir: with GOMEMLIMIT unset, serve's
+// soft limit on the Go runtime's memory leaves room in memoryBudget for
+// the id index's slot tables (outside the heap), and follows them as they
+// grow and as the store closes.
+func TestServeHeapLimitLeavesRoomForKeydir(t *testing.T) {
+	for _, c := range []struct{ slots, want int64 }{
+		{0, defaultMemoryLimit},
+		{32 << 20, defaultMemoryLimit},
+		{64 << 20, memoryBudget - 64<<20},
+		{1 << 30, defaultMemoryLimit / 2},
+	} {
+		if got := heapLimit(c.slots); got != c.want {
+			t.Errorf("heapLimit(%d MiB) = %d MiB, want %d MiB", c.slots>>20, got>>20, c.want>>20)
+		}
+	}
+	// With no headroom in the budget, each table the test makes moves
+	// the limit.
+	defer func(b int64) { memoryBudget = b }(memoryBudget)
+	memoryBudget = defaultMemoryLimit
+	limit := func() int64 { return debug.SetMemoryLimit(-1) }
+	defer debug.SetMemoryLimit(limit())
+
+	gw := startServe(t, nil, "--config", demoConfig, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+	before := bolt.OffHeapBytes()
+	if got, want := limit(), heapLimit(before); got != want {
+		t.Errorf("at start the limit is %d, want %d (slot tables %d)", got, want, before)
+	}
+	var env strings.Builder
+	env.WriteString(`{"objects":[`)
+	for i := range 2000 {
+		if i > 0 {
+			env.WriteString(",")
+		}
+		env.WriteString(indicatorJSON(i))
+	}
+	env.WriteString(`]}`)
+	res, body, err := request(t, http.DefaultClient, "POST", gw.base+inboundPath+"objects/", "cert-a", []byte(env.String()))
+	if err != nil || res.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST: %v %v %s", err, res, body)
+	}
+	// 2,000 ids need a table of 4,096 slots in the inbound collection at least.
+	for deadline := time.Now().Add(10 * time.Second); bolt.OffHeapBytes() < before+4096*4; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slot tables hold %d bytes after the push, %d before", bolt.OffHeapBytes(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, want := limit(), heapLimit(bolt.OffHeapBytes()); got != want || got >= heapLimit(before) {
+		t.Errorf("after the push the limit is %d, want %d, below %d", got, want, heapLimit(before))
+	}
+	gw.stop(t)
+	if got, want := limit(), heapLimit(bolt.OffHeapBytes()); got != want || got <= heapLimit(before+4096*4) {
+		t.Errorf("after stopping the limit is %d, want %d", got, want)
 	}
 }

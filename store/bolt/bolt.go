@@ -187,6 +187,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s.startTrimmer(db, s.log, "store", opts.TrimAfterBytes, opts.TrimAbove, opts.TrimInterval)
 	if err := s.db.View(func(tx *bbolt.Tx) error { return s.keys.rebuild(tx, s.noteRead) }); err != nil {
 		s.stopTrimmer()
+		s.keys.drop()
 		db.Close()
 		return nil, ctigate.E(op, fmt.Errorf("rebuilding the id index: %w", err))
 	}

@@ -36,7 +36,9 @@ import (
 // usual mix (90% of ids with one version). The heads and further versions
 // (about 35 of those bytes) are mapped from a file of their own beside the
 // store (pagedFile), so the kernel pages them like the store's file rather
-// than holding them as anonymous memory; the slots stay anonymous. Ids
+// than holding them as anonymous memory; the slots stay anonymous, and
+// OffHeapBytes counts them for a caller that bounds the process (serve
+// lowers the Go runtime's soft memory limit for them). Ids
 // that are not "<type>--<lowercase canonical UUID>" (never produced by
 // conforming producers, but accepted) are kept in a map by their string.
 //
@@ -366,13 +368,16 @@ func (kd *keydir) reserve(n uint64) {
 	for uint64(size)*3 < n*4 && size < 1<<31 {
 		size *= 2
 	}
+	old := len(kd.slots)
 	freeOffHeap(kd.slots)
 	kd.slots = offHeap[uint32](size)
+	noteSlots(old, size)
 }
 
 // drop gives the keydir's memory back (see releaseOffHeap).
 func (kd *keydir) drop() {
 	releaseOffHeap(kd.slots)
+	noteSlots(len(kd.slots), 0)
 	kd.slots = nil
 	kd.heads.drop()
 	kd.more.drop()
@@ -399,8 +404,11 @@ func (k *keys) newKeydir() *keydir {
 
 func (k *keys) grow(kd *keydir) {
 	old := kd.slots
-	defer freeOffHeap(old)
-	kd.slots = offHeap[uint32](max(1024, 2*len(old)))
+	n := max(1024, 2*len(old))
+	// Both tables are resident while the ids move: the new one is counted
+	// before it is made (see OnOffHeapChange), the old one once it is gone.
+	noteSlots(0, n)
+	kd.slots = offHeap[uint32](n)
 	mask := uint64(len(kd.slots) - 1)
 	for _, r := range old {
 		if r == 0 {
@@ -413,6 +421,8 @@ func (k *keys) grow(kd *keydir) {
 		}
 		kd.slots[i] = r
 	}
+	freeOffHeap(old)
+	noteSlots(len(old), 0)
 }
 
 // remove forgets the version of id with date_added date, if it is known.
@@ -507,6 +517,7 @@ func (k *keys) rebuild(tx *bbolt.Tx, note func(int64)) error {
 			}
 			id, ok := headerID(v)
 			if len(dk) != dateKeyLen || !ok {
+				kd.drop() // not in k.colls yet: keys.drop would miss it
 				return errCorrupt
 			}
 			if key, ok := canonicalKey(k, id, true); ok {
