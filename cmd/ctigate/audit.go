@@ -239,7 +239,7 @@ func runAuditVerify(args []string, getenv func(string) string, stdin io.Reader, 
 
 // verifyData verifies the ledger of a data file and the stored objects.
 func verifyData(cfgPath, dataDir string, keys keysFlag, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, st, _, err := openOffline([]string{"--config", cfgPath, "--data", dataDir}, "audit verify", getenv, stderr, func(*flag.FlagSet) {})
+	cfg, st, _, err := openOffline([]string{"--config", cfgPath, "--data", dataDir}, "audit verify", true, getenv, stderr, func(*flag.FlagSet) {})
 	if err != nil {
 		return err
 	}
@@ -321,8 +321,10 @@ type auditStore interface {
 
 // openOffline opens the data file named by the configuration (the gateway
 // must be stopped: the file is locked while it runs), or, with store:
-// redis, the Redis deployment (shared: the gateway may run).
-func openOffline(args []string, name string, getenv func(string) string, stderr io.Writer, more func(*flag.FlagSet)) (*config.Config, auditStore, *flag.FlagSet, error) {
+// redis, the Redis deployment (shared: the gateway may run). With
+// readOnly the data file is opened for reading only (bolt.Options.ReadOnly),
+// so that verifying or exporting a data directory leaves it as it was.
+func openOffline(args []string, name string, readOnly bool, getenv func(string) string, stderr io.Writer, more func(*flag.FlagSet)) (*config.Config, auditStore, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "configs/ctigate.yaml", "configuration file")
@@ -352,7 +354,7 @@ func openOffline(args []string, name string, getenv func(string) string, stderr 
 	if _, err := os.Stat(path); err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	st, err := bolt.Open(path, bolt.Options{OpenTimeout: 2e9})
+	st, err := bolt.Open(path, bolt.Options{OpenTimeout: 2e9, ReadOnly: readOnly})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w (stop the gateway first)", name, err)
 	}
@@ -380,7 +382,7 @@ func createOut(path string, stdout io.Writer) (io.Writer, func() error, error) {
 func runAuditExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var after, through uint64
 	var out string
-	_, st, _, err := openOffline(args, "audit export", getenv, stderr, func(fs *flag.FlagSet) {
+	_, st, _, err := openOffline(args, "audit export", true, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.Uint64Var(&after, "after", 0, "export entries after this seq")
 		fs.Uint64Var(&through, "through", 0, "export entries up to this seq (0: the head)")
 		fs.StringVar(&out, "out", "", "output file (default stdout)")
@@ -409,7 +411,7 @@ func runAuditExport(ctx context.Context, args []string, getenv func(string) stri
 
 func runAuditEvidence(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var id, out string
-	cfg, st, _, err := openOffline(args, "audit evidence", getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, st, _, err := openOffline(args, "audit evidence", false, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&id, "object", "", "STIX id of the object")
 		fs.StringVar(&out, "out", "", "output file (default stdout)")
 	})

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -210,6 +213,9 @@ func TestCustodyEndToEnd(t *testing.T) {
 	if _, err := auditCmd(t, nil, "verify", "--evidence", evFile); err == nil || !strings.Contains(err.Error(), "version 0") {
 		t.Fatalf("verify of evidence with altered bytes: %v, want version 0 named", err)
 	}
+	// Verifying and exporting read the data directory only: every file
+	// in it keeps its bytes.
+	before := treeSums(t, data)
 	out, err = auditCmd(t, nil, "verify", "--data", data, "--config", demoConfig, "--key", pubFile)
 	if err != nil || !strings.Contains(out, "stored object versions match") {
 		t.Fatalf("verify --data: %v %s", err, out)
@@ -219,8 +225,32 @@ func TestCustodyEndToEnd(t *testing.T) {
 	if out, err := auditCmd(t, nil, "export", "--config", demoConfig, "--data", data, "--out", exportFile); err != nil {
 		t.Fatalf("audit export: %v %s", err, out)
 	}
+	if after := treeSums(t, data); !maps.Equal(before, after) {
+		t.Errorf("audit verify --data and export changed the data directory: %v before, %v after", before, after)
+	}
 	out, err = auditCmd(t, nil, "verify", "--key", pubFile, exportFile)
 	if err != nil || strings.Contains(out, "not covered") {
 		t.Fatalf("verify of the offline export: %v %s", err, out)
 	}
+}
+
+// treeSums returns the SHA-256 of every file under dir, by path.
+func treeSums(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	sums := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		sums[path] = fmt.Sprintf("%x", sha256.Sum256(b))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sums
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,14 @@ type Options struct {
 	// NoSync skips fsync on commit. It is for tests and bulk loads only: a
 	// crash may lose or corrupt the file.
 	NoSync bool
+	// ReadOnly opens the file for reading only, as an auditor verifying a
+	// data directory needs: nothing is written to the file or beside it
+	// (the keydir's file goes to the system's temporary directory), a
+	// file of an earlier format is read as it is, and every write fails.
+	// Several read-only opens may share the file; none while a writer
+	// holds it. A file missing what this build's Open would add (written
+	// by a much earlier build) is refused.
+	ReadOnly bool
 	// OpenTimeout bounds how long Open waits for another process to release
 	// the file; zero means DefaultOpenTimeout.
 	OpenTimeout time.Duration
@@ -151,6 +160,7 @@ func Open(path string, opts Options) (*Store, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout:      timeout,
 		NoSync:       opts.NoSync,
+		ReadOnly:     opts.ReadOnly,
 		FreelistType: bbolt.FreelistMapType,
 		PageSize:     filePageSize,
 	})
@@ -160,13 +170,17 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, ctigate.E(op, err)
 	}
-	deliveryKey, err := initFile(db)
+	init, keydirDir := initFile, filepath.Dir(path)
+	if opts.ReadOnly {
+		init, keydirDir = checkFile, os.TempDir()
+	}
+	deliveryKey, err := init(db)
 	if err != nil {
 		db.Close()
 		return nil, ctigate.E(op, err)
 	}
 	keys := newKeys()
-	keys.file = openPagedFile(filepath.Dir(path))
+	keys.file = openPagedFile(keydirDir)
 	s := &Store{
 		db:           db,
 		keys:         keys,
@@ -236,6 +250,41 @@ func initFile(db *bbolt.DB) ([32]byte, error) {
 			return err
 		}
 		return meta.Put(keyDeliveryKey, key[:])
+	})
+	return key, err
+}
+
+// checkFile is initFile for a file opened read-only: it checks that the
+// file holds what initFile would make or has made, and returns its
+// delivery key. A file without one has never been opened by a build that
+// salts deliveries, so no delivery in it is salted: a random key stands
+// in.
+func checkFile(db *bbolt.DB) ([32]byte, error) {
+	var key [32]byte
+	err := db.View(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return errors.New("not a store file (no meta bucket)")
+		}
+		names := append([][]byte{bucketCollections, bucketStatuses, bucketStatusExpiry, bucketCheckpoints, bucketLedger, bucketLedgerByObject}, indexBuckets...)
+		for _, name := range names {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("the file lacks the %s bucket, which this build adds when it opens the file for writing: open a copy of it that way first", name)
+			}
+		}
+		switch f := meta.Get(keyFormat); {
+		case len(f) == 1 && (f[0] == fileFormat || f[0] == upgradableFormat):
+		case f == nil:
+			return errors.New("the file has no format mark, which this build adds when it opens the file for writing: open a copy of it that way first")
+		default:
+			return fmt.Errorf("unsupported file format %x (this build reads format %d)", f, fileFormat)
+		}
+		if v := meta.Get(keyDeliveryKey); len(v) == 32 {
+			copy(key[:], v)
+			return nil
+		}
+		_, err := rand.Read(key[:])
+		return err
 	})
 	return key, err
 }
