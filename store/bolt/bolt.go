@@ -208,6 +208,10 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// fileBuckets are the top-level buckets besides meta that initFile makes
+// and checkFile requires.
+var fileBuckets = append([][]byte{bucketCollections, bucketStatuses, bucketStatusExpiry, bucketCheckpoints, bucketLedger, bucketLedgerByObject}, indexBuckets...)
+
 // initFile makes the file's buckets and delivery key when missing, checks
 // its format and returns its delivery key. At Open nothing else uses the
 // file yet, and the keydir is rebuilt after: this transaction needs no
@@ -219,12 +223,7 @@ func initFile(db *bbolt.DB) ([32]byte, error) {
 		if err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketCollections, bucketStatuses, bucketStatusExpiry, bucketCheckpoints, bucketLedger, bucketLedgerByObject} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		for _, name := range indexBuckets {
+		for _, name := range fileBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -266,8 +265,7 @@ func checkFile(db *bbolt.DB) ([32]byte, error) {
 		if meta == nil {
 			return errors.New("not a store file (no meta bucket)")
 		}
-		names := append([][]byte{bucketCollections, bucketStatuses, bucketStatusExpiry, bucketCheckpoints, bucketLedger, bucketLedgerByObject}, indexBuckets...)
-		for _, name := range names {
+		for _, name := range fileBuckets {
 			if tx.Bucket(name) == nil {
 				return fmt.Errorf("the file lacks the %s bucket, which this build adds when it opens the file for writing: open a copy of it that way first", name)
 			}
