@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 
+	"github.com/ctigate/ctigate"
 	"github.com/ctigate/ctigate/config"
 	"github.com/ctigate/ctigate/custody"
 	"github.com/ctigate/ctigate/gateway"
@@ -355,8 +356,10 @@ func openOffline(args []string, name string, readOnly bool, getenv func(string) 
 		return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	st, err := bolt.Open(path, bolt.Options{OpenTimeout: 2e9, ReadOnly: readOnly})
-	if err != nil {
+	if ctigate.KindOf(err) == ctigate.Unavailable {
 		return nil, nil, nil, fmt.Errorf("%s: %w (stop the gateway first)", name, err)
+	} else if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", name, err) // a file this build cannot read: another hint would mislead
 	}
 	return cfg, st, fs, nil
 }

@@ -254,3 +254,22 @@ func treeSums(t *testing.T, dir string) map[string]string {
 	}
 	return sums
 }
+
+// TestAuditDataErrors: audit verify --data says to stop the gateway only
+// when the file is locked, not when the file is one it cannot read.
+func TestAuditDataErrors(t *testing.T) {
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "ctigate.db"), bytes.Repeat([]byte("not bbolt"), 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := auditCmd(t, nil, "verify", "--data", data, "--config", demoConfig)
+	if err == nil || strings.Contains(err.Error(), "stop the gateway") {
+		t.Errorf("verify of a file that is not a store: %v, want an error without the hint to stop the gateway", err)
+	}
+	live := t.TempDir()
+	startServe(t, nil, "--config", demoConfig, "--data", live, "--listen", "127.0.0.1:0")
+	_, err = auditCmd(t, nil, "verify", "--data", live, "--config", demoConfig)
+	if err == nil || !strings.Contains(err.Error(), "stop the gateway first") {
+		t.Errorf("verify while the gateway runs: %v, want the hint to stop it", err)
+	}
+}
