@@ -33,6 +33,10 @@ type Object struct {
 	Type, ID string
 	Version  time.Time // modified, else created (zero: unknown; DecideAll then supersedes nothing with it)
 	Producer string    // the submitting organisation ("": unknown; routes that list producers withhold it)
+	// Hash is the SHA-256 of Raw's canonical form when the caller knows it
+	// (the store keeps it with each version: store.Object.Hash); zero:
+	// Resolve computes it.
+	Hash [32]byte
 }
 
 // Decider decides about object versions for one route. Evaluate decides
@@ -360,10 +364,20 @@ func (d *Decider) Mark(id string) {
 }
 
 // Resolve reads o's markings with its producer's registry
-// (Markings.Of) and computes its canonical hash. An error means the object
-// cannot be judged (ingest refuses it; fan-out withholds it as invalid).
+// (Markings.Of) and computes its canonical hash, unless o carries it
+// (o.Hash: a stored version's, computed once at ingest). An error means
+// the object cannot be judged (ingest refuses it; fan-out withholds it as
+// invalid).
 func (d *Decider) Resolve(o Object) (stix.Resolution, [32]byte, error) {
-	return d.Markings.Of(o.Producer).ResolveHash(o.Raw)
+	m := d.Markings.Of(o.Producer)
+	if o.Hash == ([32]byte{}) {
+		return m.ResolveHash(o.Raw)
+	}
+	res, err := m.Resolve(o.Raw)
+	if err != nil {
+		return stix.Resolution{}, [32]byte{}, err
+	}
+	return res, o.Hash, nil
 }
 
 // Evaluate returns the route's decision about o, whose markings and hash
@@ -530,7 +544,7 @@ func SourceLookahead(ctx context.Context, st RouteState, r *policy.Route, upToSr
 				if o.Producer != producer || o.Type == "marking-definition" {
 					continue
 				}
-				g := Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer}
+				g := Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer, Hash: o.Hash}
 				if o.DateAdded.After(cp) {
 					return g, true, true, nil
 				}

@@ -202,10 +202,11 @@ func Evaluate(in Input, r *Route, now time.Time) Decision {
 		}
 		d.OriginalSHA256 = h
 	}
-	root, err := parseTree(in.Raw)
+	root, parser, err := parseTree(in.Raw)
 	if err != nil {
 		return withhold(ReasonInvalid, "the object is not a valid JSON object: %v", err)
 	}
+	defer parser.release() // root is not used after Evaluate
 	if in.Type == "marking-definition" {
 		return withhold(ReasonMarkingDefinition, "marking definitions are published with the objects that refer to them")
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -28,32 +29,75 @@ type node struct {
 // JSON (such as the UTF-8 of strings or the digits of numbers): raw is
 // published as it is or not at all, and what redaction makes of it is
 // validated again (see Evaluate).
-func parseTree(raw []byte) (*node, error) {
-	p := parser{b: raw}
+//
+// The tree's nodes and member lists come from p, which release recycles:
+// the tree must not be used after that.
+func parseTree(raw []byte) (*node, *parser, error) {
+	p := parsers.Get().(*parser)
+	p.b, p.i, p.err = raw, 0, nil
 	p.space()
 	if p.i >= len(raw) || raw[p.i] != '{' {
-		return nil, errors.New("not a JSON object")
+		p.release()
+		return nil, nil, errors.New("not a JSON object")
 	}
 	n := p.value(0)
 	if p.err != nil {
-		return nil, p.err
+		err := p.err
+		p.release()
+		return nil, nil, err
 	}
 	if p.space(); p.i != len(raw) {
-		return nil, fmt.Errorf("trailing data at offset %d", p.i)
+		err := fmt.Errorf("trailing data at offset %d", p.i)
+		p.release()
+		return nil, nil, err
 	}
-	return n, nil
+	return n, p, nil
 }
 
 // maxDepth bounds nesting, as jsontext does.
 const maxDepth = 10000
 
+// parsers recycles parsers: a tree lives only for one Evaluate, so the
+// next parse reuses its nodes and member lists instead of allocating them
+// (a typical indicator is some forty nodes and lists).
+var parsers = sync.Pool{New: func() any { return new(parser) }}
+
+// Bounds on what a recycled parser keeps: an object larger than these
+// (rare) leaves its parser to the collector.
+const (
+	maxKeptNodes = 4096
+	maxKeptNames = 4096 // interned member names
+)
+
 // parser is a recursive-descent JSON parser building nodes whose scalars
 // are slices of the input.
 type parser struct {
-	b    []byte
-	i    int
-	err  error
-	slab []node
+	b   []byte
+	i   int
+	err error
+
+	slab      []node            // nodes handed out: slab[:used]
+	used      int               // nodes of slab in use
+	names     []string          // the member names of the lists handed out, and room for more
+	kids      []*node           // the member values and items handed out, and room for more
+	nameStack []string          // member names of the objects being parsed
+	kidStack  []*node           // member values and items of the containers being parsed
+	intern    map[string]string // member names seen, so that each is one string
+}
+
+// release clears what p handed out and returns it to parsers.
+func (p *parser) release() {
+	clear(p.slab[:p.used])
+	clear(p.names)
+	clear(p.kids)
+	clear(p.nameStack)
+	clear(p.kidStack)
+	p.b, p.err, p.used = nil, nil, 0
+	p.names, p.kids, p.nameStack, p.kidStack = p.names[:0], p.kids[:0], p.nameStack[:0], p.kidStack[:0]
+	if len(p.slab) > maxKeptNodes || cap(p.names) > maxKeptNodes || cap(p.kids) > maxKeptNodes {
+		return
+	}
+	parsers.Put(p)
 }
 
 func (p *parser) fail(format string, args ...any) *node {
@@ -75,13 +119,61 @@ func (p *parser) space() {
 }
 
 func (p *parser) newNode(kind jsontext.Kind) *node {
-	if len(p.slab) == 0 {
-		p.slab = make([]node, 32)
+	if p.used == len(p.slab) {
+		// Nodes handed out keep the old slab alive; release keeps the
+		// new one, which is as large as the last object needed.
+		p.slab, p.used = make([]node, max(32, 2*len(p.slab))), 0
 	}
-	n := &p.slab[0]
-	p.slab = p.slab[1:]
+	n := &p.slab[p.used]
+	p.used++
 	n.kind = kind
 	return n
+}
+
+// takeNames returns a list of its own holding names (cap = len, so that
+// appending to it never writes into another node's list).
+func (p *parser) takeNames(names []string) []string {
+	if len(names) == 0 {
+		return nil
+	}
+	if cap(p.names)-len(p.names) < len(names) {
+		p.names = make([]string, 0, max(256, 2*cap(p.names), len(names)))
+	}
+	start := len(p.names)
+	p.names = append(p.names, names...)
+	return p.names[start:len(p.names):len(p.names)]
+}
+
+// takeKids is takeNames for member values and items.
+func (p *parser) takeKids(kids []*node) []*node {
+	if len(kids) == 0 {
+		return nil
+	}
+	if cap(p.kids)-len(p.kids) < len(kids) {
+		p.kids = make([]*node, 0, max(256, 2*cap(p.kids), len(kids)))
+	}
+	start := len(p.kids)
+	p.kids = append(p.kids, kids...)
+	return p.kids[start:len(p.kids):len(p.kids)]
+}
+
+// name returns the member name of the JSON string q, one string for every
+// occurrence of a name in the objects p parses.
+func (p *parser) name(q []byte) (string, bool) {
+	if bytes.IndexByte(q, '\\') >= 0 {
+		return unquote(q)
+	}
+	if s, ok := p.intern[string(q[1:len(q)-1])]; ok {
+		return s, true
+	}
+	s := string(q[1 : len(q)-1])
+	if p.intern == nil {
+		p.intern = make(map[string]string)
+	}
+	if len(p.intern) < maxKeptNames {
+		p.intern[s] = s
+	}
+	return s, true
 }
 
 // str scans the string at p.i and returns it, quotes included.
@@ -118,13 +210,17 @@ func (p *parser) value(depth int) *node {
 	switch c := p.b[p.i]; c {
 	case '{':
 		n := p.newNode('{')
-		var seen map[string]bool
 		p.i++
 		p.space()
 		if p.i < len(p.b) && p.b[p.i] == '}' {
 			p.i++
 			return n
 		}
+		// The members go on the stacks while they are parsed (a member's
+		// own members above them, and gone by the time it returns), then
+		// into lists of their own.
+		nmark, kmark := len(p.nameStack), len(p.kidStack)
+		var seen map[string]bool
 		for {
 			p.space()
 			if p.i >= len(p.b) || p.b[p.i] != '"' {
@@ -134,11 +230,11 @@ func (p *parser) value(depth int) *node {
 			if q == nil {
 				return nil
 			}
-			name, ok := unquote(q)
+			name, ok := p.name(q)
 			if !ok {
 				return p.fail("invalid member name")
 			}
-			if repeated(n.names, &seen, name) {
+			if repeated(p.nameStack[nmark:], &seen, name) {
 				return p.fail("member %q repeated", name)
 			}
 			p.space()
@@ -150,8 +246,8 @@ func (p *parser) value(depth int) *node {
 			if kid == nil {
 				return nil
 			}
-			n.names = append(n.names, name)
-			n.kids = append(n.kids, kid)
+			p.nameStack = append(p.nameStack, name)
+			p.kidStack = append(p.kidStack, kid)
 			p.space()
 			if p.i < len(p.b) && p.b[p.i] == ',' {
 				p.i++
@@ -159,6 +255,9 @@ func (p *parser) value(depth int) *node {
 			}
 			if p.i < len(p.b) && p.b[p.i] == '}' {
 				p.i++
+				n.names = p.takeNames(p.nameStack[nmark:])
+				n.kids = p.takeKids(p.kidStack[kmark:])
+				p.nameStack, p.kidStack = p.nameStack[:nmark], p.kidStack[:kmark]
 				return n
 			}
 			return p.fail("expected ',' or '}'")
@@ -171,12 +270,13 @@ func (p *parser) value(depth int) *node {
 			p.i++
 			return n
 		}
+		mark := len(p.kidStack)
 		for {
 			kid := p.value(depth + 1)
 			if kid == nil {
 				return nil
 			}
-			n.kids = append(n.kids, kid)
+			p.kidStack = append(p.kidStack, kid)
 			p.space()
 			if p.i < len(p.b) && p.b[p.i] == ',' {
 				p.i++
@@ -184,6 +284,8 @@ func (p *parser) value(depth int) *node {
 			}
 			if p.i < len(p.b) && p.b[p.i] == ']' {
 				p.i++
+				n.kids = p.takeKids(p.kidStack[mark:])
+				p.kidStack = p.kidStack[:mark]
 				return n
 			}
 			return p.fail("expected ',' or ']'")
@@ -229,7 +331,7 @@ func (p *parser) value(depth int) *node {
 // repeated reports whether name is among names, the member names of one
 // object so far; seen indexes long objects.
 func repeated(names []string, seen *map[string]bool, name string) bool {
-	if len(names) < 16 {
+	if len(names) < 32 {
 		return slices.Contains(names, name)
 	}
 	if *seen == nil {
