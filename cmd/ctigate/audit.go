@@ -356,12 +356,21 @@ func openOffline(args []string, name string, readOnly bool, getenv func(string) 
 		return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	st, err := bolt.Open(path, bolt.Options{OpenTimeout: 2e9, ReadOnly: readOnly})
-	if ctigate.KindOf(err) == ctigate.Unavailable {
-		return nil, nil, nil, fmt.Errorf("%s: %w (stop the gateway first)", name, err)
-	} else if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", name, err) // a file this build cannot read: another hint would mislead
+	if err != nil {
+		return nil, nil, nil, offlineErr(name, err)
 	}
 	return cfg, st, fs, nil
+}
+
+// offlineErr is the error of a command that opens the gateway's files
+// itself (audit verify --data, audit export, index rebuild): it says to
+// stop the gateway only when a file is locked (by a running gateway);
+// for a file this build cannot read that hint would mislead.
+func offlineErr(name string, err error) error {
+	if ctigate.KindOf(err) == ctigate.Unavailable {
+		return fmt.Errorf("%s: %w (stop the gateway first)", name, err)
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 func createOut(path string, stdout io.Writer) (io.Writer, func() error, error) {

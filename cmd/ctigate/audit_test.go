@@ -273,3 +273,24 @@ func TestAuditDataErrors(t *testing.T) {
 		t.Errorf("verify while the gateway runs: %v, want the hint to stop it", err)
 	}
 }
+
+// TestIndexRebuildErrors: `ctigate index rebuild` says to stop the gateway
+// only when the store file is locked, as audit does.
+func TestIndexRebuildErrors(t *testing.T) {
+	rebuild := func(data string) error {
+		var out, errOut bytes.Buffer
+		return run(t.Context(), []string{"index", "rebuild", "--config", demoConfig, "--data", data}, func(string) string { return "" }, nil, &out, &errOut)
+	}
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "ctigate.db"), bytes.Repeat([]byte("not bbolt"), 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := rebuild(data); err == nil || strings.Contains(err.Error(), "stop the gateway") {
+		t.Errorf("rebuild over a file that is not a store: %v, want an error without the hint to stop the gateway", err)
+	}
+	live := t.TempDir()
+	startServe(t, nil, "--config", demoConfig, "--data", live, "--listen", "127.0.0.1:0")
+	if err := rebuild(live); err == nil || !strings.Contains(err.Error(), "stop the gateway first") {
+		t.Errorf("rebuild while the gateway runs: %v, want the hint to stop it", err)
+	}
+}

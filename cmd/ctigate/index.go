@@ -48,14 +48,14 @@ func runIndex(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	st, err := bolt.Open(filepath.Join(cfg.DataDir, "ctigate.db"), bolt.Options{})
+	st, err := bolt.Open(filepath.Join(cfg.DataDir, "ctigate.db"), bolt.Options{OpenTimeout: 2e9})
 	if err != nil {
-		return fmt.Errorf("index rebuild: %w (stop the gateway first)", err)
+		return offlineErr("index rebuild", err)
 	}
 	defer st.Close()
 	ix, err := bolt.OpenIndex(filepath.Join(cfg.DataDir, "search.db"), bolt.IndexOptions{})
 	if err != nil {
-		return fmt.Errorf("index rebuild: %w (stop the gateway first)", err)
+		return offlineErr("index rebuild", err)
 	}
 	defer ix.Close()
 	markings, err := gateway.LoadMarkings(ctx, st, cfg)
