@@ -69,7 +69,7 @@ soak:
 # BENCH_AGAINST=/path/to/an/earlier/ctigate adds paired runs of this build
 # against it (five rounds; on Redis too with BENCH_REDIS).
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchmem ./stix ./stix/pattern ./store/bolt
+	$(GO) test -run='^$$' -bench=. -benchmem ./stix ./stix/pattern ./store/bolt ./policy
 	$(GO) test -run='^$$' -bench='Propagation' -benchtime 200x ./server
 	$(GO) test -run='^$$' -bench='IngestTelemetryPaired' -benchtime 300x ./server
 	$(GO) test -run='^$$' -bench='Lookup1M' -benchtime 20000x -timeout 30m ./search
