@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ctigate/ctigate/store"
 )
@@ -116,5 +117,40 @@ func TestReleasePoisons(t *testing.T) {
 	page.Release()
 	if strings.Trim(string(kept), "X") != "" {
 		t.Errorf("a released version's bytes still read %.40q…", kept)
+	}
+}
+
+// TestIndexerPagesReused: a page as large as the search indexer's batches
+// (search.DefaultBatchSize, 5,000 versions) goes back to the pool when
+// released, so the next read of that size takes its slice instead of
+// growing a new one. (sync.Pool may drop what it is given, after a
+// collection and, in race builds, a quarter of the time at random: a
+// fifth of the reads must reuse, where a bound below the page's size
+// reuses none.)
+func TestIndexerPagesReused(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "ctigate.db"), Options{NoSync: true})
+	const n = 5000
+	fillStore(t, s, "c", n, 10)
+	var prev *store.Object
+	reused := 0
+	const reads = 40
+	for range reads {
+		page, err := s.Objects(t.Context(), "c", store.Query{Limit: n, Versions: []store.VersionMatch{{Kind: store.All}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Objects) != n {
+			t.Fatalf("read %d versions, want %d", len(page.Objects), n)
+		}
+		if p := unsafe.SliceData(page.Objects); p == prev {
+			reused++
+		} else {
+			prev = p
+		}
+		page.Release()
+	}
+	t.Logf("%d of %d reads reused the slice", reused, reads-1)
+	if reused < reads/5 {
+		t.Errorf("%d of %d reads of %d versions reused the released page's slice, want at least %d", reused, reads-1, n, reads/5)
 	}
 }
