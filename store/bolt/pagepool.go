@@ -10,8 +10,9 @@ import (
 // into) is reused for later pages once its reader releases it
 // (store.Page.Release): the server releases every page once written, so a
 // polling consumer's pages stop costing an allocation and the zeroing of
-// about twice their size each. Pages that are never released (fan-out,
-// the search indexer, evidence) are collected as before.
+// about twice their size each; the search indexer releases each batch
+// once it has its entries. Pages that are never released (fan-out,
+// evidence) are collected as before.
 var (
 	objsPool  sync.Pool // *[]store.Object, cap in [pooledObjsMin, pooledObjsMax]
 	chunkPool sync.Pool // *[]byte, cap arenaChunk
