@@ -552,7 +552,7 @@ func (w *Worker) process(ctx context.Context, r *policy.Route, src, name string,
 		o := &objs[i]
 		// Producer is "" for versions stored before producers were
 		// recorded: routes with producers withhold them.
-		gs[i] = gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer, Hash: o.Hash}
+		gs[i] = gateway.StoredObject(o)
 	}
 	var newer []gateway.Object
 	if !page.OneVersionEach { // else no version of these ids but theirs is stored
@@ -643,7 +643,7 @@ func (w *Worker) newerVersions(ctx context.Context, src string, objs []store.Obj
 		}
 		for _, o := range q.Objects {
 			if o.Producer == n.Producer {
-				out = append(out, gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer, Hash: o.Hash})
+				out = append(out, gateway.StoredObject(&o))
 			}
 		}
 	}
@@ -972,7 +972,7 @@ func (w *Worker) release(ctx context.Context, r *policy.Route, src, name string)
 	if len(objs) > 0 {
 		gs := make([]gateway.Object, len(objs))
 		for i, o := range objs {
-			gs[i] = gateway.Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer, Hash: o.Hash}
+			gs[i] = gateway.StoredObject(&o)
 		}
 		judged, err := b.decider.DecideAll(gs)
 		if err != nil {
@@ -1235,7 +1235,7 @@ func (b *batch) heldAgain(c store.Object) (store.Object, string, policy.Decision
 	}
 	// The first the route publishes: the producer's own, else another's.
 	for i, o := range found {
-		j, err := b.decider.DecideAll([]gateway.Object{{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer, Hash: o.Hash}})
+		j, err := b.decider.DecideAll([]gateway.Object{gateway.StoredObject(&o)})
 		if err != nil {
 			return store.Object{}, "", policy.Decision{}, false, err
 		}

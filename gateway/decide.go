@@ -39,6 +39,12 @@ type Object struct {
 	Hash [32]byte
 }
 
+// StoredObject is the Object of a version read from the store, with the
+// hash ingest stored with it.
+func StoredObject(o *store.Object) Object {
+	return Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer, Hash: o.Hash}
+}
+
 // Decider decides about object versions for one route. Evaluate decides
 // one object at a time: an object published (or redacted) by an earlier
 // decision counts as published for the references of later ones.
@@ -544,7 +550,7 @@ func SourceLookahead(ctx context.Context, st RouteState, r *policy.Route, upToSr
 				if o.Producer != producer || o.Type == "marking-definition" {
 					continue
 				}
-				g := Object{Raw: o.Raw, Type: o.Type, ID: o.ID, Version: o.Version, Producer: o.Producer, Hash: o.Hash}
+				g := StoredObject(&o)
 				if o.DateAdded.After(cp) {
 					return g, true, true, nil
 				}

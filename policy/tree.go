@@ -65,8 +65,9 @@ var parsers = sync.Pool{New: func() any { return new(parser) }}
 // Bounds on what a recycled parser keeps: an object larger than these
 // (rare) leaves its parser to the collector.
 const (
-	maxKeptNodes = 4096
-	maxKeptNames = 4096 // interned member names
+	maxKeptNodes    = 4096
+	maxKeptNames    = 4096 // interned member names
+	maxInternedName = 64   // longer names (no STIX property's) are not interned, so a pooled parser keeps at most 256 KiB of them
 )
 
 // parser is a recursive-descent JSON parser building nodes whose scalars
@@ -130,31 +131,19 @@ func (p *parser) newNode(kind jsontext.Kind) *node {
 	return n
 }
 
-// takeNames returns a list of its own holding names (cap = len, so that
-// appending to it never writes into another node's list).
-func (p *parser) takeNames(names []string) []string {
-	if len(names) == 0 {
+// take copies items into a list of its own carved from *arena (cap =
+// len, so that appending to it never writes into another node's list),
+// starting a new arena when the current one is full.
+func take[T any](arena *[]T, items []T) []T {
+	if len(items) == 0 {
 		return nil
 	}
-	if cap(p.names)-len(p.names) < len(names) {
-		p.names = make([]string, 0, max(256, 2*cap(p.names), len(names)))
+	if cap(*arena)-len(*arena) < len(items) {
+		*arena = make([]T, 0, max(256, 2*cap(*arena), len(items)))
 	}
-	start := len(p.names)
-	p.names = append(p.names, names...)
-	return p.names[start:len(p.names):len(p.names)]
-}
-
-// takeKids is takeNames for member values and items.
-func (p *parser) takeKids(kids []*node) []*node {
-	if len(kids) == 0 {
-		return nil
-	}
-	if cap(p.kids)-len(p.kids) < len(kids) {
-		p.kids = make([]*node, 0, max(256, 2*cap(p.kids), len(kids)))
-	}
-	start := len(p.kids)
-	p.kids = append(p.kids, kids...)
-	return p.kids[start:len(p.kids):len(p.kids)]
+	start := len(*arena)
+	*arena = append(*arena, items...)
+	return (*arena)[start:len(*arena):len(*arena)]
 }
 
 // name returns the member name of the JSON string q, one string for every
@@ -167,12 +156,13 @@ func (p *parser) name(q []byte) (string, bool) {
 		return s, true
 	}
 	s := string(q[1 : len(q)-1])
+	if len(s) > maxInternedName || len(p.intern) >= maxKeptNames {
+		return s, true
+	}
 	if p.intern == nil {
 		p.intern = make(map[string]string)
 	}
-	if len(p.intern) < maxKeptNames {
-		p.intern[s] = s
-	}
+	p.intern[s] = s
 	return s, true
 }
 
@@ -255,8 +245,8 @@ func (p *parser) value(depth int) *node {
 			}
 			if p.i < len(p.b) && p.b[p.i] == '}' {
 				p.i++
-				n.names = p.takeNames(p.nameStack[nmark:])
-				n.kids = p.takeKids(p.kidStack[kmark:])
+				n.names = take(&p.names, p.nameStack[nmark:])
+				n.kids = take(&p.kids, p.kidStack[kmark:])
 				p.nameStack, p.kidStack = p.nameStack[:nmark], p.kidStack[:kmark]
 				return n
 			}
@@ -284,7 +274,7 @@ func (p *parser) value(depth int) *node {
 			}
 			if p.i < len(p.b) && p.b[p.i] == ']' {
 				p.i++
-				n.kids = p.takeKids(p.kidStack[mark:])
+				n.kids = take(&p.kids, p.kidStack[mark:])
 				p.kidStack = p.kidStack[:mark]
 				return n
 			}

@@ -160,3 +160,24 @@ func TestEvaluateOrderAndConcurrency(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// TestParserInternsShortNamesOnly: a recycled parser remembers member
+// names to give each one string, but not long ones (no STIX property name
+// is), so an object with huge names leaves nothing large behind.
+func TestParserInternsShortNamesOnly(t *testing.T) {
+	long := strings.Repeat("n", maxInternedName+1)
+	root, p, err := parseTree([]byte(`{"type":"x","` + long + `":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root.names[1] != long {
+		t.Fatalf("names %q", root.names)
+	}
+	if _, ok := p.intern["type"]; !ok {
+		t.Error("a short name was not interned")
+	}
+	if _, ok := p.intern[long]; ok {
+		t.Errorf("a name of %d bytes was interned", len(long))
+	}
+	p.release()
+}
