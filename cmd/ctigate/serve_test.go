@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"net"
 	"net/http"
@@ -439,6 +440,9 @@ func TestServeHeapLimitLeavesRoomForKeydir(t *testing.T) {
 	memoryBudget = defaultMemoryLimit
 	limit := func() int64 { return debug.SetMemoryLimit(-1) }
 	defer debug.SetMemoryLimit(limit())
+	// serve turns the collector's target off under a limit: restored
+	// with the limit, or the tests after this one would run with neither.
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
 
 	gw := startServe(t, nil, "--config", demoConfig, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
 	before := bolt.OffHeapBytes()
@@ -471,5 +475,50 @@ func TestServeHeapLimitLeavesRoomForKeydir(t *testing.T) {
 	gw.stop(t)
 	if got, want := limit(), heapLimit(bolt.OffHeapBytes()); got != want || got <= heapLimit(before+4096*4) {
 		t.Errorf("after stopping the limit is %d, want %d", got, want)
+	}
+}
+
+// Under a memory limit serve leaves collecting to the limit (GOGC=off);
+// without one (GOMEMLIMIT=off) it keeps a target relative to the live
+// heap, which bounds it. GOGC in the environment wins either way.
+func TestServeGCPercent(t *testing.T) {
+	for _, c := range []struct {
+		limit int64
+		want  int
+	}{
+		{math.MaxInt64, defaultGCPercent},
+		{0, defaultGCPercent},
+		{defaultMemoryLimit, -1},
+		{defaultMemoryLimit / 2, -1},
+	} {
+		if got := gcPercent(c.limit); got != c.want {
+			t.Errorf("gcPercent(%d) = %d, want %d", c.limit, got, c.want)
+		}
+	}
+	percent := func() int { p := debug.SetGCPercent(100); debug.SetGCPercent(p); return p }
+	defer debug.SetGCPercent(percent())
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+
+	for _, c := range []struct {
+		name  string
+		env   map[string]string
+		limit int64 // the process's limit before serve starts
+		want  int
+	}{
+		{"default", nil, math.MaxInt64, -1},
+		{"GOMEMLIMIT=off", map[string]string{"GOMEMLIMIT": "off"}, math.MaxInt64, defaultGCPercent},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "300MiB"}, 300 << 20, -1},
+		{"GOGC set", map[string]string{"GOGC": "150"}, math.MaxInt64, 77},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			debug.SetMemoryLimit(c.limit)
+			debug.SetGCPercent(77)
+			getenv := func(k string) string { return c.env[k] }
+			gw := startServe(t, getenv, "--config", demoConfig, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+			if got := percent(); got != c.want {
+				t.Errorf("GOGC while serving = %d, want %d", got, c.want)
+			}
+			gw.stop(t)
+		})
 	}
 }
