@@ -69,8 +69,9 @@ const defaultGCPercent = 200
 // keeps little (15–40 MB live during a push of envelopes of 10), so a
 // target relative to what is live ran the collector 34 times a second,
 // marking for about half of the time, well inside the memory the limit
-// grants (docs/performance.md). Without a limit that would let the heap
-// grow without bound: then defaultGCPercent.
+// grants (docs/performance.md); reclaimIdle returns the garbage once the
+// gateway idles. Without a limit that would let the heap grow without
+// bound: then defaultGCPercent.
 func gcPercent(limit int64) int {
 	if limit <= 0 || limit == math.MaxInt64 {
 		return defaultGCPercent
@@ -159,8 +160,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		defer bolt.OnOffHeapChange(nil)
 		debug.SetMemoryLimit(heapLimit(bolt.OffHeapBytes()))
 	}
+	reclaim := false
 	if getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent(debug.SetMemoryLimit(-1)))
+		p := gcPercent(debug.SetMemoryLimit(-1))
+		debug.SetGCPercent(p)
+		reclaim = p < 0
 	}
 
 	demo := demoUsers(cfg.Users)
@@ -367,6 +371,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		g.add("status-expiry", func(ctx context.Context) error { statuses.Run(ctx, time.Minute); return nil })
 	}
 	g.add("checkpoints", func(ctx context.Context) error { checkpoints.Run(ctx); return nil }) // signs the final head
+	if reclaim {
+		// The collector waits for the limit (gcPercent): garbage is
+		// returned while the gateway idles (memory.go).
+		g.add("memory", func(ctx context.Context) error { reclaimIdle(ctx, reclaimEvery, onReclaim); return nil })
+	}
 	runErr := g.Run(ctx)
 
 	if err := closeIndex(); err != nil {

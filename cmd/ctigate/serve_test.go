@@ -30,6 +30,8 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/ctigate/ctigate/store/bolt"
+	"runtime"
+	"sync/atomic"
 )
 
 const (
@@ -521,4 +523,71 @@ func TestServeGCPercent(t *testing.T) {
 			gw.stop(t)
 		})
 	}
+}
+
+// sink keeps the test's garbage from being optimised away.
+var sink [][]byte
+
+// With the collector left to the limit, serve collects and returns the
+// garbage once the process allocates little; with GOGC set it leaves
+// collecting to the runtime.
+func TestServeReclaimsWhenIdle(t *testing.T) {
+	prev := heapSample{allocs: 1 << 30, objects: 100 << 20, live: 20 << 20}
+	for _, c := range []struct {
+		name string
+		cur  heapSample
+		want bool
+	}{
+		{"idle with garbage", heapSample{allocs: prev.allocs + 1<<20, objects: 100 << 20, live: 20 << 20}, true},
+		{"busy", heapSample{allocs: prev.allocs + 64<<20, objects: 100 << 20, live: 20 << 20}, false},
+		{"idle, little garbage", heapSample{allocs: prev.allocs + 1<<20, objects: 40 << 20, live: 20 << 20}, false},
+	} {
+		if got := shouldReclaim(prev, c.cur); got != c.want {
+			t.Errorf("%s: shouldReclaim = %v, want %v", c.name, got, c.want)
+		}
+	}
+
+	defer func(d time.Duration, f func()) { reclaimEvery, onReclaim = d, f }(reclaimEvery, onReclaim)
+	reclaimEvery = 50 * time.Millisecond
+	var reclaims atomic.Int32
+	onReclaim = func() { reclaims.Add(1) }
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+
+	garbage := func() {
+		for range 64 {
+			sink = append(sink, make([]byte, 1<<20))
+		}
+		sink = nil
+	}
+	t.Run("GOGC=off", func(t *testing.T) {
+		gw := startServe(t, nil, "--config", demoConfig, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+		defer gw.stop(t)
+		runtime.GC() // what startup left
+		before := reclaims.Load()
+		garbage()
+		if h := readHeap(); h.objects < h.live+reclaimGarbage {
+			t.Fatalf("the heap holds %d bytes with %d live after 64 MiB of garbage: collected without the reclaimer", h.objects, h.live)
+		}
+		for deadline := time.Now().Add(10 * time.Second); reclaims.Load() == before; {
+			if time.Now().After(deadline) {
+				t.Fatal("no reclaim within 10 s of idling with 64 MiB of garbage")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if h := readHeap(); h.objects >= h.live+reclaimGarbage {
+			t.Errorf("after the reclaim the heap holds %d bytes with %d live", h.objects, h.live)
+		}
+	})
+	t.Run("GOGC set", func(t *testing.T) {
+		getenv := func(k string) string { return map[string]string{"GOGC": "100"}[k] }
+		gw := startServe(t, getenv, "--config", demoConfig, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+		before := reclaims.Load()
+		garbage()
+		time.Sleep(300 * time.Millisecond)
+		gw.stop(t)
+		if n := reclaims.Load() - before; n != 0 {
+			t.Errorf("%d reclaims with GOGC set", n)
+		}
+	})
 }
