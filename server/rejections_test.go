@@ -111,6 +111,12 @@ func TestJunkEnvelopeCostsLittle(t *testing.T) {
 	}
 }
 
+// junkEnvelope is an envelope of 100,000 empty objects, each refused.
+var junkEnvelope = `{"objects":[` + strings.Repeat("{},", 99_999) + `{}]}`
+
+// millis is d in milliseconds, for benchmarks' metrics.
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
 // junkReads makes 100 small reads as police (5 ms apart) of the
 // published collection, which a first call fills with 100 indicators,
 // while envelopes of 100,000 empty objects are posted back to back when
@@ -123,11 +129,10 @@ func junkReads(tb testing.TB, do func(method, path, user, body string) int, junk
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	if junk {
-		body := `{"objects":[` + strings.Repeat("{},", 99_999) + `{}]}`
 		go func() {
 			n := 0
 			for ctx.Err() == nil {
-				if c := do(http.MethodPost, inbound+"objects/", "cert-a", body); c != http.StatusAccepted {
+				if c := do(http.MethodPost, inbound+"objects/", "cert-a", junkEnvelope); c != http.StatusAccepted {
 					tb.Errorf("junk POST: %d", c)
 				}
 				n++
@@ -142,6 +147,7 @@ func junkReads(tb testing.TB, do func(method, path, user, body string) int, junk
 		start := time.Now()
 		if c := do(http.MethodGet, published+"objects/?limit=1", "police", ""); c != http.StatusOK {
 			cancel()
+			<-done // no junk POST outlives the test
 			tb.Fatalf("read: %d", c)
 		}
 		ds = append(ds, time.Since(start))
@@ -192,9 +198,8 @@ func BenchmarkJunkEnvelopeReads(b *testing.B) {
 		do := junkPublished(b)
 		quiet, _ := junkReads(b, do, false)
 		loaded, n := junkReads(b, do, true)
-		ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-		b.ReportMetric(ms(quiet[98]), "quiet-p99-ms")
-		b.ReportMetric(ms(loaded[98]), "p99-ms")
+		b.ReportMetric(millis(quiet[98]), "quiet-p99-ms")
+		b.ReportMetric(millis(loaded[98]), "p99-ms")
 		b.ReportMetric(float64(n), "envelopes")
 	}
 }
@@ -226,10 +231,9 @@ func junkGateway(tb testing.TB) func(method, path, user, body string) int {
 // refusing them costs in time and allocations.
 func BenchmarkJunkEnvelope(b *testing.B) {
 	do := junkGateway(b)
-	junk := `{"objects":[` + strings.Repeat("{},", 99_999) + `{}]}`
 	b.ReportAllocs()
 	for b.Loop() {
-		if c := do(http.MethodPost, inbound+"objects/", "cert-a", junk); c != http.StatusAccepted {
+		if c := do(http.MethodPost, inbound+"objects/", "cert-a", junkEnvelope); c != http.StatusAccepted {
 			b.Fatal(c)
 		}
 	}

@@ -390,10 +390,9 @@ func BenchmarkLoginFlood(b *testing.B) {
 		}
 		slices.Sort(quiet)
 		f := g.flood()
-		ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-		b.ReportMetric(ms(quiet[len(quiet)/2]), "quiet-ms")
-		b.ReportMetric(ms(f.percentile(0.5)), "p50-ms")
-		b.ReportMetric(ms(f.percentile(0.99)), "p99-ms")
+		b.ReportMetric(millis(quiet[len(quiet)/2]), "quiet-ms")
+		b.ReportMetric(millis(f.percentile(0.5)), "p50-ms")
+		b.ReportMetric(millis(f.percentile(0.99)), "p99-ms")
 		b.ReportMetric(float64(f.answered), "flood-requests")
 	}
 }
