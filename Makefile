@@ -82,7 +82,8 @@ bench: build
 	if [ -n "$(BENCH_REDIS)" ]; then $(BINARY) bench -n 200000 --redis $(BENCH_REDIS) && \
 	  $(BINARY) bench -n 100000 --routeless --no-ceiling --redis $(BENCH_REDIS) && \
 	  $(BINARY) bench -n 60000 -b 10 -p 16 --no-ceiling --redis $(BENCH_REDIS); fi
-	if [ -n "$(BENCH_AGAINST)" ]; then $(BINARY) bench -n 200000 --against $(BENCH_AGAINST); fi
+	if [ -n "$(BENCH_AGAINST)" ]; then $(BINARY) bench -n 200000 --against $(BENCH_AGAINST) && \
+	  $(BINARY) bench --phase push -n 60000 -b 10 -p 16 --against $(BENCH_AGAINST); fi
 	if [ -n "$(BENCH_AGAINST)" ] && [ -n "$(BENCH_REDIS)" ]; then $(BINARY) bench -n 200000 --redis $(BENCH_REDIS) --against $(BENCH_AGAINST); fi
 	if [ -n "$(BENCH10M)" ]; then \
 	  for n in 10000 10000000; do rm -rf /var/tmp/ctigate-b$$n && \

@@ -51,8 +51,8 @@ commands' time (INFO commandstats, with the commands that took most);
 the keys are deleted at the end. Use a Redis of its own: its growth and
 time are attributed to the objects.
 
-With --against OTHER, bench is paired: it runs the workload alternately
-on this binary (or --ctigate) and on OTHER, another ctigate binary,
+With --against OTHER, bench is paired: it runs the workload (--phase
+both, or push) alternately on this binary (or --ctigate) and on OTHER, another ctigate binary,
 --rounds times each (the first of a round alternating between them),
 after one run of OTHER that is not counted (a first run on a machine that
 was quiet is slower), each run on a gateway of its own and fresh data,
@@ -64,6 +64,7 @@ Examples:
   ctigate bench -n 1000000
   ctigate bench -n 200000 --redis redis://127.0.0.1:6390/0
   ctigate bench -n 200000 --redis redis://127.0.0.1:6390/0 --against /tmp/ctigate-before
+  ctigate bench --phase push -n 60000 -b 10 -p 16 --against /tmp/ctigate-before
   ctigate bench --phase push -n 1000000 --data /var/tmp/bench1m
   ctigate bench --phase poll --data /var/tmp/bench1m -c 8
   CTIGATE_BENCH_PASSWORD=… ctigate bench --server http://127.0.0.1:8080 --user cert-a
@@ -190,8 +191,6 @@ func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		switch {
 		case cfg.Server != "" || cfg.DataDir != "":
 			return cfg, "", errors.New("bench: --against starts each gateway itself, on fresh data: not with --server or --data")
-		case cfg.Phase != load.PhaseBoth:
-			return cfg, "", errors.New("bench: --against runs push and poll (--phase both)")
 		case cfg.JSON || cpuProfile != "":
 			return cfg, "", errors.New("bench: --json and --cpuprofile are for single runs, not --against")
 		case cfg.rounds < 1 || cfg.rounds > 100:

@@ -109,7 +109,10 @@ func runPaired(ctx context.Context, cfg load.Config, against string, rounds int,
 			}
 			f := pairFigures(res, rf)
 			runs[b] = append(runs[b], f)
-			fmt.Fprintf(stderr, "bench: round %d of %d, %s: push %.0f objects/s, poll %.0f objects/s", r+1, rounds, "AB"[b:b+1], f["push"], f["poll"])
+			fmt.Fprintf(stderr, "bench: round %d of %d, %s: push %.0f objects/s", r+1, rounds, "AB"[b:b+1], f["push"])
+			if v, ok := f["poll"]; ok {
+				fmt.Fprintf(stderr, ", poll %.0f objects/s", v)
+			}
 			if v, ok := f["redis_cpu"]; ok {
 				fmt.Fprintf(stderr, ", Redis CPU %.1f µs per pushed object", v)
 			}

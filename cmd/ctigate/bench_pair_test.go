@@ -37,7 +37,8 @@ func TestPairValues(t *testing.T) {
 
 // TestBenchAgainst: a paired bench runs each build once a round, the
 // first of a round alternating, after a warm-up run, and reports every figure for both with
-// the rounds' ratios; on Redis, Redis's figures too.
+// the rounds' ratios; on Redis, Redis's figures too; with --phase push,
+// the push's figures without the poll's.
 func TestBenchAgainst(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs the gateway four times")
@@ -47,10 +48,14 @@ func TestBenchAgainst(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	t.Setenv("TMPDIR", t.TempDir())
-	for _, withRedis := range []bool{false, true} {
+	for _, tc := range []struct{ withRedis, pushOnly bool }{{false, false}, {true, false}, {false, true}} {
+		withRedis := tc.withRedis
 		args := []string{"--against", exe, "--ctigate", exe, "--rounds", "2", "-n", "400", "-b", "100", "-p", "2", "-c", "1"}
 		if withRedis {
 			args = append(args, "--redis", redistest.URL(t), "--rounds", "1")
+		}
+		if tc.pushOnly {
+			args = append(args, "--phase", "push")
 		}
 		var stdout, stderr bytes.Buffer
 		if err := runBench(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
@@ -73,6 +78,13 @@ func TestBenchAgainst(t *testing.T) {
 		out := stdout.String()
 		labels := []string{"push, objects/s", "push and publication, objects/s", "poll, objects/s", "gateway peak RSS, MiB",
 			"gateway CPU, µs per pushed object", "  until it settled"}
+		if tc.pushOnly {
+			// Nothing is read: no poll rows, in the report or the rounds.
+			labels = slices.DeleteFunc(labels, func(l string) bool { return l == "poll, objects/s" || l == "  until it settled" })
+			if strings.Contains(out, "poll") || strings.Contains(stderr.String(), ", poll") {
+				t.Errorf("poll figures in a push-only pair:\n%s\n%s", out, stderr.String())
+			}
+		}
 		if withRedis {
 			labels = append(labels, "Redis CPU, µs per pushed object", "Redis commands' time, µs per pushed object", "Redis memory, bytes per pushed object")
 		} else if strings.Contains(out, "Redis") {

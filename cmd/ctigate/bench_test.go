@@ -45,10 +45,14 @@ func TestBenchConfig(t *testing.T) {
 	if err != nil || cfg.against != "/tmp/other" || cfg.rounds != 3 {
 		t.Errorf("--against: %+v, %v", cfg, err)
 	}
+	cfg, _, err = benchConfig([]string{"--against", "/tmp/other", "--phase", "push", "-b", "10", "-p", "16"}, noEnv, &bytes.Buffer{})
+	if err != nil || cfg.against != "/tmp/other" || cfg.Phase != load.PhasePush {
+		t.Errorf("--against --phase push: %+v, %v", cfg, err)
+	}
 	for _, args := range [][]string{
 		{"--against", "x", "--server", "http://127.0.0.1:8080"},
 		{"--against", "x", "--data", "/tmp/x"},
-		{"--against", "x", "--phase", "push"},
+		{"--against", "x", "--phase", "poll"}, // fresh data: nothing to poll
 		{"--against", "x", "--json"},
 		{"--against", "x", "--rounds", "0"},
 		{"--phase", "poll"}, // nothing to poll
