@@ -96,6 +96,7 @@ type Indexer struct {
 	maxKey   string
 	partial  metric.Int64Counter // object versions indexed partially
 	skipped  metric.Int64Counter // observables of those left out
+	versions metric.Int64Counter // object versions indexed, by whether their extraction was reused
 	wake     chan struct{}
 	mu       sync.Mutex // held by a pass
 	extracts extractCache
@@ -166,14 +167,12 @@ const unknownTLP = "TLP:unknown"
 // they were seen. One pass over the bytes resolves the markings and finds
 // the members Extract reads (stix.Markings.ResolveMembers); bytes whose
 // markings do not resolve are read by Extract alone, with an unknown TLP.
-func (x *Indexer) extract(o *store.Object) (extraction, error) {
+func (x *Indexer) extract(o *store.Object) (ex extraction, reused bool, err error) {
 	if o.Hash != ([32]byte{}) {
 		if ex, ok := x.extracts.get(o.Hash); ok {
-			return ex, nil
+			return ex, true, nil
 		}
 	}
-	var ex extraction
-	var err error
 	res, vals, rerr := x.markings.Of(o.Producer).ResolveMembers(o.Raw, objectMembers)
 	if rerr == nil {
 		ex.Extracted, err = extractValues(vals)
@@ -185,12 +184,16 @@ func (x *Indexer) extract(o *store.Object) (extraction, error) {
 	if err == nil && o.Hash != ([32]byte{}) {
 		x.extracts.put(o.Hash, ex)
 	}
-	return ex, err
+	return ex, false, err
 }
 
 // Attribute of the indexer's metrics: the collection's id (bounded by
 // configuration).
 var attrCollection = attribute.Key("ctigate.collection")
+
+// attrExtraction says whether a version's extraction was read from its
+// bytes ("read") or reused from the cache ("reused").
+var attrExtraction = attribute.Key("ctigate.extraction")
 
 // NewIndexer returns an Indexer; start it with Run.
 func NewIndexer(opts IndexerOptions) *Indexer {
@@ -222,14 +225,16 @@ func NewIndexer(opts IndexerOptions) *Indexer {
 		mp = noop.NewMeterProvider()
 	}
 	meter := mp.Meter(telemetry.ScopeName)
-	var err1, err2 error
+	var err1, err2, err3 error
 	x.partial, err1 = meter.Int64Counter("ctigate.search.objects.partial", metric.WithUnit("{version}"),
 		metric.WithDescription("Object versions indexed by only the first of their observables (over the per-object limit), by collection."))
 	x.skipped, err2 = meter.Int64Counter("ctigate.search.observables.skipped", metric.WithUnit("{observable}"),
 		metric.WithDescription("Observables left out of the search index by the per-object limit, by collection."))
-	if err := errors.Join(err1, err2); err != nil {
+	x.versions, err3 = meter.Int64Counter("ctigate.search.versions", metric.WithUnit("{version}"),
+		metric.WithDescription("Object versions indexed, by collection and by extraction: read from their bytes, or reused from a version with the same canonical hash indexed shortly before (a route's unchanged copy)."))
+	if err := errors.Join(err1, err2, err3); err != nil {
 		x.log.Error("search: creating metric instruments failed; indexer metrics are off", "err", err)
-		x.partial, x.skipped = noop.Int64Counter{}, noop.Int64Counter{}
+		x.partial, x.skipped, x.versions = noop.Int64Counter{}, noop.Int64Counter{}, noop.Int64Counter{}
 	}
 	return x
 }
@@ -305,6 +310,10 @@ type Stats struct {
 	// Partial counts the object versions with more observables than the
 	// per-object limit, indexed by the first of them only.
 	Partial int
+	// Reused counts the object versions whose extraction was not read
+	// from their bytes but taken from a version with the same canonical
+	// hash indexed shortly before (extractCache).
+	Reused int
 }
 
 // RunOnce brings the index up to date with every collection.
@@ -322,6 +331,7 @@ func (x *Indexer) RunOnce(ctx context.Context) (Stats, error) {
 		total.Versions += st.Versions
 		total.Entries += st.Entries
 		total.Partial += st.Partial
+		total.Reused += st.Reused
 		if err != nil {
 			errs = append(errs, fmt.Errorf("collection %s: %w", c, err))
 		}
@@ -349,7 +359,7 @@ func (x *Indexer) drain(ctx context.Context, coll string) (Stats, error) {
 		if len(page.Objects) == 0 {
 			return total, nil
 		}
-		entries, partial, err := x.entries(ctx, coll, page.Objects, x.maxObservables())
+		entries, partial, reused, err := x.entries(ctx, coll, page.Objects, x.maxObservables())
 		last := page.Objects[len(page.Objects)-1].DateAdded
 		// The entries hold no bytes of the page (extraction copies what
 		// it keeps): its memory goes back to the store for the next read.
@@ -362,7 +372,10 @@ func (x *Indexer) drain(ctx context.Context, coll string) (Stats, error) {
 			return total, err
 		}
 		x.reportPartial(ctx, coll, partial)
+		x.versions.Add(ctx, int64(n-reused), metric.WithAttributes(attrCollection.String(coll), attrExtraction.String("read")))
+		x.versions.Add(ctx, int64(reused), metric.WithAttributes(attrCollection.String(coll), attrExtraction.String("reused")))
 		total.Versions += n
+		total.Reused += reused
 		total.Entries += len(entries)
 		total.Partial += len(partial)
 		if !more {
@@ -375,7 +388,7 @@ func (x *Indexer) drain(ctx context.Context, coll string) (Stats, error) {
 // under the per-object limit in force. The SCOs observed-data refers to
 // are looked up in coll.
 func (x *Indexer) Entries(ctx context.Context, coll string, objs []store.Object) ([]store.IndexEntry, error) {
-	out, _, err := x.entries(ctx, coll, objs, x.maxObservables())
+	out, _, _, err := x.entries(ctx, coll, objs, x.maxObservables())
 	return out, err
 }
 
@@ -408,8 +421,9 @@ func (x *Indexer) reportPartial(ctx context.Context, coll string, partial []part
 }
 
 // entries returns the index entries of objs, at most limit per object,
-// and the objects that had more.
-func (x *Indexer) entries(ctx context.Context, coll string, objs []store.Object, limit int) ([]store.IndexEntry, []partialObject, error) {
+// the objects that had more, and how many objects' extractions were
+// reused (extractCache).
+func (x *Indexer) entries(ctx context.Context, coll string, objs []store.Object, limit int) ([]store.IndexEntry, []partialObject, int, error) {
 	// What each object yields first, then the entries in one allocation:
 	// an IndexEntry is some 250 bytes, and growing the slice entry by
 	// entry copied them over and over.
@@ -422,10 +436,14 @@ func (x *Indexer) entries(ctx context.Context, coll string, objs []store.Object,
 		finds   []found
 		n       int
 		partial []partialObject
+		reused  int
 	)
 	for i := range objs {
 		o := &objs[i]
-		ex, err := x.extract(o)
+		ex, hit, err := x.extract(o)
+		if hit {
+			reused++
+		}
 		if err != nil {
 			x.log.Debug("search: not indexed", "collection", coll, "id", o.ID, "err", err)
 			continue
@@ -434,7 +452,7 @@ func (x *Indexer) entries(ctx context.Context, coll string, objs []store.Object,
 		if len(ex.Refs) > 0 {
 			refs, err := x.scos(ctx, coll, ex.Refs)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, 0, err
 			}
 			obs = dedup(append(slices.Clone(obs), refs...)) // not in place: obs may be the cache's
 		}
@@ -449,7 +467,7 @@ func (x *Indexer) entries(ctx context.Context, coll string, objs []store.Object,
 		n += len(obs)
 	}
 	if n == 0 {
-		return nil, partial, nil
+		return nil, partial, reused, nil
 	}
 	out := make([]store.IndexEntry, 0, n)
 	for _, f := range finds {
@@ -462,7 +480,7 @@ func (x *Indexer) entries(ctx context.Context, coll string, objs []store.Object,
 			})
 		}
 	}
-	return out, partial, nil
+	return out, partial, reused, nil
 }
 
 // maxRefs bounds the object_refs of one observed-data object followed.

@@ -55,7 +55,7 @@ func indexedOf(t *testing.T, ix store.Index, id string, values []string) []strin
 }
 
 // counterSums returns the sums of the Int64 counters named in rm, by
-// metric name and collection.
+// metric name, collection and, where a counter has it, extraction.
 func counterSums(rm *metricdata.ResourceMetrics) map[string]int64 {
 	out := map[string]int64{}
 	for _, sm := range rm.ScopeMetrics {
@@ -66,7 +66,11 @@ func counterSums(rm *metricdata.ResourceMetrics) map[string]int64 {
 			}
 			for _, dp := range sum.DataPoints {
 				coll, _ := dp.Attributes.Value(attribute.Key("ctigate.collection"))
-				out[m.Name+" "+coll.AsString()] += dp.Value
+				k := m.Name + " " + coll.AsString()
+				if ex, ok := dp.Attributes.Value(attribute.Key("ctigate.extraction")); ok {
+					k += " " + ex.AsString()
+				}
+				out[k] += dp.Value
 			}
 		}
 	}

@@ -1,11 +1,16 @@
 package search_test
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/ctigate/ctigate/search"
 	"github.com/ctigate/ctigate/store"
@@ -180,4 +185,75 @@ func TestIndexAndSearch(t *testing.T) {
 		t.Fatalf("rebuild: %+v, %v", stats, err)
 	}
 	check(search.Query{Value: "198.51.100.0/24"}, "pub indicator--00000000-0000-4000-8000-000000000001")
+}
+
+// TestIndexerReusesExtraction: a version whose canonical hash the
+// indexer has just extracted (a route's unchanged copy) is indexed from
+// that extraction, with the same entries but its own collection; a copy
+// with other bytes (a redacted one) is read from its bytes. Stats and the
+// ctigate.search.versions counter say which was which.
+func TestIndexerReusesExtraction(t *testing.T) {
+	ctx := t.Context()
+	st, ix := openStore(t)
+	t1 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 50
+	var src, copies []store.Object
+	for i := range n {
+		o := indicator(i, fmt.Sprintf("[ipv4-addr:value = '198.51.100.%d']", i), tlpGreen, t1)
+		o.Hash = sha256.Sum256(o.Raw)
+		src = append(src, o)
+		c := o
+		if i%5 == 0 { // other bytes: what a redaction publishes
+			c.Raw = bytes.Replace(o.Raw, []byte(`"labels":["malicious-activity"],`), nil, 1)
+			c.Hash = sha256.Sum256(c.Raw)
+		}
+		copies = append(copies, c)
+	}
+	add(t, st, "inbound", src...)
+	add(t, st, "pub", copies...)
+	reader := sdkmetric.NewManualReader()
+	x := search.NewIndexer(search.IndexerOptions{Store: search.Join(st, ix), Collections: []string{"inbound", "pub"},
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
+	stats, err := x.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const changed = n / 5
+	if stats.Versions != 2*n || stats.Reused != n-changed {
+		t.Fatalf("indexed %d versions, %d reused; want %d, %d", stats.Versions, stats.Reused, 2*n, n-changed)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := counterSums(&rm)
+	for k, want := range map[string]int64{
+		"ctigate.search.versions inbound read": n, "ctigate.search.versions inbound reused": 0,
+		"ctigate.search.versions pub read": changed, "ctigate.search.versions pub reused": n - changed,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %d, want %d (all: %v)", k, got[k], want, got)
+		}
+	}
+	// Reused or read, each copy is found in its own collection, with
+	// its own labels.
+	for i, c := range copies {
+		r, err := search.NewSearcher(search.Join(st, ix)).Search(ctx, search.Query{Value: fmt.Sprintf("198.51.100.%d", i), Collections: []string{"pub"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Hits) != 1 || r.Hits[0].ID != c.ID || r.Hits[0].Collection != "pub" {
+			t.Fatalf("copy %d: hits %v", i, ids(r))
+		}
+	}
+	es, err := ix.IndexLookup(ctx, []store.IndexKey{{Class: "ipv4/32", Value: "198.51.100.1"}, {Class: "ipv4/32", Value: "198.51.100.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		redacted := e.Value == "198.51.100.0"
+		if want := !(redacted && e.Collection == "pub"); (len(e.Labels) == 1) != want || e.TLP != "TLP:GREEN" {
+			t.Errorf("%s in %s: labels %v, TLP %s", e.Value, e.Collection, e.Labels, e.TLP)
+		}
+	}
 }
