@@ -323,6 +323,31 @@ func (w *Worker) liveRoutes() []*policy.Route {
 // (gateway.CheckpointName).
 func CheckpointName(r *policy.Route, src string) string { return gateway.CheckpointName(r, src) }
 
+// DecidedThrough returns the date_added through which every route of
+// routes that reads src has decided src's versions (the least of their
+// checkpoints in st; the zero time when one has decided none), and false
+// when none of them reads src.
+func DecidedThrough(ctx context.Context, st interface {
+	Checkpoint(ctx context.Context, name string) (time.Time, error)
+}, routes []*policy.Route, src string) (time.Time, bool, error) {
+	var through time.Time
+	read := false
+	for _, r := range routes {
+		if !slices.Contains(r.Sources(), src) {
+			continue
+		}
+		at, err := st.Checkpoint(ctx, CheckpointName(r, src))
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		if !read || at.Before(through) {
+			through = at
+		}
+		read = true
+	}
+	return through, read, nil
+}
+
 // leaseName names the lease of route r over src: one per route and source,
 // whatever the policy version, so that two workers on different versions
 // (a reload under way) do not drain it at once.

@@ -533,3 +533,46 @@ func TestBatchBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestDecidedThrough: the date_added through which every route reading a
+// source has decided it is the least of their checkpoints (zero while one
+// has decided nothing); a source no route reads is not followed.
+func TestDecidedThrough(t *testing.T) {
+	const certB = "5c8e1d4a-2b7f-4e3a-9c1d-8f6e5a4b3c2d"
+	ctx := t.Context()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "ctigate.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	law := route(t, lawColl, "law", "TLP:AMBER", nil)
+	judi := route(t, judiColl, "judi", "TLP:GREEN", nil)
+	other := route(t, "5b6b0f0e-3c2a-4c38-9f0e-7a1d2c3b4e5f", "other", "TLP:GREEN", func(rc *policy.RouteConfig) {
+		rc.Sources = []string{certB}
+	})
+	routes := []*policy.Route{law, judi, other}
+	check := func(src string, want time.Time, wantOK bool) {
+		t.Helper()
+		got, ok, err := DecidedThrough(ctx, st, routes, src)
+		if err != nil || ok != wantOK || !got.Equal(want) {
+			t.Fatalf("%s: %v %v %v, want %v %v", src, got, ok, err, want, wantOK)
+		}
+	}
+	set := func(r *policy.Route, src string, from, at time.Time) {
+		t.Helper()
+		if _, err := st.AddObjectsCheckpoint(ctx, r.ID(), nil, nil, CheckpointName(r, src), from, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("nobody-reads-this", time.Time{}, false)
+	check(inbound, time.Time{}, true)
+	t1, t2 := now, now.Add(time.Minute)
+	set(law, inbound, time.Time{}, t2)
+	check(inbound, time.Time{}, true) // judi has decided nothing
+	set(judi, inbound, time.Time{}, t1)
+	check(inbound, t1, true)
+	set(judi, inbound, t1, t2.Add(time.Second))
+	check(inbound, t2, true)
+	set(other, certB, time.Time{}, t1)
+	check(certB, t1, true)
+}

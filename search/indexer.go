@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -79,7 +80,28 @@ type IndexerOptions struct {
 	MaxObservablesKey string
 	// MeterProvider receives the indexer's metrics. Default: none.
 	MeterProvider metric.MeterProvider
+	// Follow, when set, returns for a collection the date_added through
+	// which every route reading it has decided its versions (fan-out's
+	// checkpoints), and false when no route reads it. The indexer then
+	// indexes that collection no further than that, except for versions
+	// added more than FollowWait ago: a route's unchanged copy is indexed
+	// soon after its source and reuses its extraction (extractCache)
+	// instead of reading its bytes again, however far publication is
+	// behind ingest (up to FollowWait). Default: none (each collection is
+	// indexed up to its end).
+	Follow func(ctx context.Context, collection string) (time.Time, bool, error)
+	// FollowWait bounds how long Follow holds a version back. Default:
+	// DefaultFollowWait.
+	FollowWait time.Duration
+	// Clock is the time FollowWait is measured against. Default:
+	// time.Now.
+	Clock func() time.Time
 }
+
+// DefaultFollowWait is the usual IndexerOptions.FollowWait: longer than
+// publication lags behind a burst of a few hundred thousand objects on two
+// cores (docs/performance.md), short enough for search.
+const DefaultFollowWait = 10 * time.Second
 
 // Indexer keeps the search index up to date with the collections.
 type Indexer struct {
@@ -97,6 +119,9 @@ type Indexer struct {
 	partial  metric.Int64Counter // object versions indexed partially
 	skipped  metric.Int64Counter // observables of those left out
 	versions metric.Int64Counter // object versions indexed, by whether their extraction was reused
+	follow   func(ctx context.Context, collection string) (time.Time, bool, error)
+	wait     time.Duration // FollowWait
+	now      func() time.Time
 	wake     chan struct{}
 	mu       sync.Mutex // held by a pass
 	extracts extractCache
@@ -201,6 +226,13 @@ func NewIndexer(opts IndexerOptions) *Indexer {
 		st: opts.Store, colls: opts.Collections, collsOf: opts.CollectionsOf, markings: opts.Markings, log: opts.Logger,
 		interval: opts.Interval, minGap: opts.MinGap, batch: opts.BatchSize, wake: make(chan struct{}, 1),
 		maxObs: opts.MaxObservables, maxObsOf: opts.MaxObservablesOf, maxKey: opts.MaxObservablesKey,
+		follow: opts.Follow, wait: opts.FollowWait, now: opts.Clock,
+	}
+	if x.wait <= 0 {
+		x.wait = DefaultFollowWait
+	}
+	if x.now == nil {
+		x.now = time.Now
 	}
 	if x.minGap == 0 {
 		x.minGap = DefaultMinGap
@@ -316,7 +348,10 @@ type Stats struct {
 	Reused int
 }
 
-// RunOnce brings the index up to date with every collection.
+// RunOnce brings the index up to date with every collection (as far as
+// Follow lets it). It takes the collections in turn, a batch of each at
+// a time, so that a route's copies are indexed close to their sources
+// (extractCache).
 func (x *Indexer) RunOnce(ctx context.Context) (Stats, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -326,62 +361,97 @@ func (x *Indexer) RunOnce(ctx context.Context) (Stats, error) {
 	if x.collsOf != nil {
 		colls = x.collsOf()
 	}
-	for _, c := range colls {
-		st, err := x.drain(ctx, c)
-		total.Versions += st.Versions
-		total.Entries += st.Entries
-		total.Partial += st.Partial
-		total.Reused += st.Reused
-		if err != nil {
-			errs = append(errs, fmt.Errorf("collection %s: %w", c, err))
+	for len(colls) > 0 {
+		var more []string
+		for _, c := range colls {
+			st, again, err := x.indexBatch(ctx, c)
+			total.Versions += st.Versions
+			total.Reused += st.Reused
+			total.Entries += st.Entries
+			total.Partial += st.Partial
+			if err != nil {
+				errs = append(errs, fmt.Errorf("collection %s: %w", c, err))
+				if ctx.Err() != nil {
+					return total, errors.Join(errs...)
+				}
+				continue
+			}
+			if again {
+				more = append(more, c)
+			}
 		}
+		colls = more
 	}
 	return total, errors.Join(errs...)
 }
 
-func (x *Indexer) drain(ctx context.Context, coll string) (Stats, error) {
+// bound returns the date_added through which coll may be indexed now,
+// and false when it may be indexed to its end (see Follow).
+func (x *Indexer) bound(ctx context.Context, coll string) (time.Time, bool, error) {
+	if x.follow == nil {
+		return time.Time{}, false, nil
+	}
+	at, ok, err := x.follow(ctx, coll)
+	if err != nil || !ok {
+		return time.Time{}, false, err
+	}
+	if waited := x.now().Add(-x.wait); waited.After(at) {
+		at = waited
+	}
+	return at, true, nil
+}
+
+// indexBatch indexes the next batch of coll's versions after its index
+// checkpoint, and says whether there is more to index now.
+func (x *Indexer) indexBatch(ctx context.Context, coll string) (Stats, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Stats{}, false, err
+	}
 	name := CheckpointName(coll)
-	var total Stats
-	for {
-		if err := ctx.Err(); err != nil {
-			return total, err
-		}
-		cp, err := x.st.IndexCheckpoint(ctx, coll, name)
-		if err != nil {
-			return total, err
-		}
-		page, err := x.st.Objects(ctx, coll, store.Query{
-			AddedAfter: cp, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: x.batch,
-		})
-		if err != nil {
-			return total, err
-		}
-		if len(page.Objects) == 0 {
-			return total, nil
-		}
-		entries, partial, reused, err := x.entries(ctx, coll, page.Objects, x.maxObservables())
-		last := page.Objects[len(page.Objects)-1].DateAdded
-		// The entries hold no bytes of the page (extraction copies what
-		// it keeps): its memory goes back to the store for the next read.
-		n, more := len(page.Objects), page.More
-		page.Release()
-		if err != nil {
-			return total, err
-		}
-		if err := x.st.AddIndexEntries(ctx, coll, entries, name, last); err != nil {
-			return total, err
-		}
-		x.reportPartial(ctx, coll, partial)
-		x.versions.Add(ctx, int64(n-reused), metric.WithAttributes(attrCollection.String(coll), attrExtraction.String("read")))
-		x.versions.Add(ctx, int64(reused), metric.WithAttributes(attrCollection.String(coll), attrExtraction.String("reused")))
-		total.Versions += n
-		total.Reused += reused
-		total.Entries += len(entries)
-		total.Partial += len(partial)
-		if !more {
-			return total, nil
+	cp, err := x.st.IndexCheckpoint(ctx, coll, name)
+	if err != nil {
+		return Stats{}, false, err
+	}
+	through, bounded, err := x.bound(ctx, coll)
+	if err != nil {
+		return Stats{}, false, err
+	}
+	if bounded && !through.After(cp) {
+		return Stats{}, false, nil
+	}
+	page, err := x.st.Objects(ctx, coll, store.Query{
+		AddedAfter: cp, Versions: []store.VersionMatch{{Kind: store.All}}, Limit: x.batch,
+	})
+	if err != nil {
+		return Stats{}, false, err
+	}
+	objs, more := page.Objects, page.More
+	if bounded {
+		// Ascending: keep those added through the bound; the rest wait.
+		k := sort.Search(len(objs), func(i int) bool { return objs[i].DateAdded.After(through) })
+		if k < len(objs) {
+			objs, more = objs[:k], false
 		}
 	}
+	if len(objs) == 0 {
+		page.Release()
+		return Stats{}, false, nil
+	}
+	entries, partial, reused, err := x.entries(ctx, coll, objs, x.maxObservables())
+	last, n := objs[len(objs)-1].DateAdded, len(objs)
+	// The entries hold no bytes of the page (extraction copies what it
+	// keeps): its memory goes back to the store for the next read.
+	page.Release()
+	if err != nil {
+		return Stats{}, false, err
+	}
+	if err := x.st.AddIndexEntries(ctx, coll, entries, name, last); err != nil {
+		return Stats{}, false, err
+	}
+	x.reportPartial(ctx, coll, partial)
+	x.versions.Add(ctx, int64(n-reused), metric.WithAttributes(attrCollection.String(coll), attrExtraction.String("read")))
+	x.versions.Add(ctx, int64(reused), metric.WithAttributes(attrCollection.String(coll), attrExtraction.String("reused")))
+	return Stats{Versions: n, Reused: reused, Entries: len(entries), Partial: len(partial)}, more, nil
 }
 
 // Entries returns the index entries of objs, versions stored in coll,

@@ -2,10 +2,13 @@ package search_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -255,5 +258,119 @@ func TestIndexerReusesExtraction(t *testing.T) {
 		if want := !(redacted && e.Collection == "pub"); (len(e.Labels) == 1) != want || e.TLP != "TLP:GREEN" {
 			t.Errorf("%s in %s: labels %v, TLP %s", e.Value, e.Collection, e.Labels, e.TLP)
 		}
+	}
+}
+
+// recordingStore records the collection of each AddIndexEntries.
+type recordingStore struct {
+	search.Store
+	colls []string
+}
+
+func (r *recordingStore) AddIndexEntries(ctx context.Context, coll string, es []store.IndexEntry, name string, at time.Time) error {
+	r.colls = append(r.colls, coll)
+	return r.Store.AddIndexEntries(ctx, coll, es, name, at)
+}
+
+// TestIndexerFollowsFanout: with Follow, a collection is indexed no
+// further than the date_added its routes have decided, except for
+// versions older than FollowWait; a collection no route reads, and every
+// collection without Follow, to its end. A pass takes the collections a
+// batch at a time, in turn, so that copies are indexed close to their
+// sources; an error of Follow fails that collection only.
+func TestIndexerFollowsFanout(t *testing.T) {
+	ctx := t.Context()
+	st, ix := openStore(t)
+	t1 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 10
+	var src []store.Object
+	for i := range n {
+		o := indicator(i, fmt.Sprintf("[ipv4-addr:value = '198.51.100.%d']", i), tlpGreen, t1)
+		o.Hash = sha256.Sum256(o.Raw)
+		src = append(src, o)
+		add(t, st, "inbound", o) // one date_added each
+	}
+	add(t, st, "pub", src...)
+	page, err := st.Objects(ctx, "inbound", store.Query{Versions: []store.VersionMatch{{Kind: store.All}}})
+	if err != nil || len(page.Objects) != n {
+		t.Fatalf("inbound: %d versions, %v", len(page.Objects), err)
+	}
+	added := make([]time.Time, n)
+	for i, o := range page.Objects {
+		added[i] = o.DateAdded
+	}
+	page.Release()
+
+	var (
+		decided   time.Time
+		followErr error
+		now       = added[n-1].Add(time.Second)
+	)
+	rec := &recordingStore{Store: search.Join(st, ix)}
+	x := search.NewIndexer(search.IndexerOptions{Store: rec, Collections: []string{"inbound", "pub"}, BatchSize: 2,
+		FollowWait: time.Minute, Clock: func() time.Time { return now },
+		Follow: func(_ context.Context, coll string) (time.Time, bool, error) {
+			if coll != "inbound" {
+				return time.Time{}, false, nil
+			}
+			return decided, true, followErr
+		}})
+	indexed := func(coll string) int {
+		t.Helper()
+		keys := make([]store.IndexKey, n)
+		for i := range keys {
+			keys[i] = store.IndexKey{Class: "ipv4/32", Value: fmt.Sprintf("198.51.100.%d", i)}
+		}
+		es, err := ix.IndexLookup(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := 0
+		for _, e := range es {
+			if e.Collection == coll {
+				k++
+			}
+		}
+		return k
+	}
+
+	// Nothing decided: the inbound collection waits, the other is indexed.
+	stats, err := x.RunOnce(ctx)
+	if err != nil || stats.Versions != n || indexed("inbound") != 0 || indexed("pub") != n {
+		t.Fatalf("nothing decided: %+v, %v; inbound %d, pub %d indexed", stats, err, indexed("inbound"), indexed("pub"))
+	}
+	// Decided through the fourth: the first four, from pub's extractions.
+	decided = added[3]
+	stats, err = x.RunOnce(ctx)
+	if err != nil || stats.Versions != 4 || stats.Reused != 4 || indexed("inbound") != 4 {
+		t.Fatalf("decided through the fourth: %+v, %v; inbound %d indexed", stats, err, indexed("inbound"))
+	}
+	// Follow fails: that collection fails, and waits.
+	followErr = errors.New("checkpoint unreadable")
+	decided = added[n-1]
+	if _, err := x.RunOnce(ctx); err == nil || !strings.Contains(err.Error(), "collection inbound") || indexed("inbound") != 4 {
+		t.Fatalf("Follow failing: %v; inbound %d indexed", err, indexed("inbound"))
+	}
+	// Not decided, but added more than FollowWait ago: indexed.
+	followErr, decided = nil, time.Time{}
+	now = added[7].Add(time.Minute)
+	if stats, err = x.RunOnce(ctx); err != nil || stats.Versions != 4 || indexed("inbound") != 8 {
+		t.Fatalf("waited for: %+v, %v; inbound %d indexed", stats, err, indexed("inbound"))
+	}
+
+	// Without Follow, a pass alternates between the collections, a batch
+	// of each at a time, and reuses every copy's extraction.
+	st2, ix2 := openStore(t)
+	add(t, st2, "inbound", src...)
+	add(t, st2, "pub", src[:6]...)
+	rec2 := &recordingStore{Store: search.Join(st2, ix2)}
+	x2 := search.NewIndexer(search.IndexerOptions{Store: rec2, Collections: []string{"inbound", "pub"}, BatchSize: 2})
+	stats, err = x2.RunOnce(ctx)
+	if err != nil || stats.Versions != n+6 || stats.Reused != 6 {
+		t.Fatalf("without Follow: %+v, %v", stats, err)
+	}
+	want := []string{"inbound", "pub", "inbound", "pub", "inbound", "pub", "inbound", "inbound"}
+	if !slices.Equal(rec2.colls, want) {
+		t.Fatalf("batches written %v, want %v", rec2.colls, want)
 	}
 }

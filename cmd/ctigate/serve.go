@@ -259,9 +259,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer closeIndex()
 	sst := search.Join(st, ix)
+	// An inbound collection is indexed as fan-out decides it (up to
+	// search.DefaultFollowWait behind), so that the routes' unchanged
+	// copies reuse what the indexer read of their sources.
 	idx := search.NewIndexer(search.IndexerOptions{Store: sst, CollectionsOf: collections, Markings: markings, Logger: log,
 		MaxObservablesOf: func() int { return current.Load().Config.Search.MaxObservablesPerObject },
-		MeterProvider:    tel.MeterProvider})
+		MeterProvider:    tel.MeterProvider,
+		Follow: func(ctx context.Context, coll string) (time.Time, bool, error) {
+			return fanout.DecidedThrough(ctx, st, current.Load().Routes, coll)
+		}})
 	fan := fanout.New(fanout.Options{Store: st, Current: current, Markings: markings, Logger: log, Lease: st.lease, Release: st.release,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 		OnPublish: func(string) { idx.Notify() }})
