@@ -17,18 +17,18 @@ import (
 // sure of (an escape in a member it keeps, a nested object, whitespace,
 // a number it does not take for an unsigned integer) is left to
 // json.Unmarshal, so the result is the same either way (FuzzDecodeIndexed).
-func decodeIndexed(line []byte, e *indexed) error {
+func decodeIndexed(line []byte, e *IndexedEntry) error {
 	if fastIndexed(line, e) {
 		return nil
 	}
-	*e = indexed{}
+	*e = IndexedEntry{}
 	return json.Unmarshal(line, e)
 }
 
 // fastIndexed decodes line into e when it is a JSON object of the simple
 // form ledger lines have, reporting whether it did.
-func fastIndexed(line []byte, e *indexed) bool {
-	*e = indexed{}
+func fastIndexed(line []byte, e *IndexedEntry) bool {
+	*e = IndexedEntry{}
 	if len(line) < 2 || line[0] != '{' || !utf8.Valid(line) {
 		return false
 	}

@@ -50,7 +50,7 @@ func TestDecodeIndexed(t *testing.T) {
 	for _, line := range indexedLines {
 		checkDecodeIndexed(t, []byte(line))
 	}
-	var e indexed
+	var e IndexedEntry
 	for _, line := range indexedLines[:2] {
 		if !fastIndexed([]byte(line), &e) {
 			t.Errorf("%s: not read by the fast path", line)
@@ -60,7 +60,7 @@ func TestDecodeIndexed(t *testing.T) {
 
 func checkDecodeIndexed(t *testing.T, line []byte) {
 	t.Helper()
-	var want, got, fast indexed
+	var want, got, fast IndexedEntry
 	werr := json.Unmarshal(line, &want)
 	gerr := decodeIndexed(line, &got)
 	if (werr == nil) != (gerr == nil) {
@@ -89,7 +89,7 @@ func BenchmarkDecodeIndexed(b *testing.B) {
 	line := []byte(indexedLines[0])
 	b.Run("unmarshal", func(b *testing.B) {
 		for b.Loop() {
-			var e indexed
+			var e IndexedEntry
 			if err := json.Unmarshal(line, &e); err != nil {
 				b.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func BenchmarkDecodeIndexed(b *testing.B) {
 	})
 	b.Run("decodeIndexed", func(b *testing.B) {
 		for b.Loop() {
-			var e indexed
+			var e IndexedEntry
 			if err := decodeIndexed(line, &e); err != nil {
 				b.Fatal(err)
 			}

@@ -48,9 +48,9 @@ func IndexLedger(ctx context.Context, l IndexedLedger, through uint64) (uint64, 
 	}
 }
 
-// indexed is what the index needs of an entry: decoding only these
+// IndexedEntry is what the index needs of an entry: decoding only these
 // members of a ledger line costs a fraction of a whole custody.Entry.
-type indexed struct {
+type IndexedEntry struct {
 	Seq        uint64 `json:"seq"`
 	Action     string `json:"action"`
 	ObjectID   string `json:"object_id"`
@@ -66,12 +66,29 @@ type ledgerLines interface {
 	LedgerLines(ctx context.Context, after, through uint64, fn func(seq uint64, line []byte) error) error
 }
 
+// RecentLedger is a ledger that keeps in memory what the index needs of
+// the entries it appended last (the embedded store, whose one process
+// writes them all). The index takes entries from there when it holds all
+// of a batch: reading each line back and decoding it was about 4% of the
+// gateway's CPU during a push.
+type RecentLedger interface {
+	// RecentIndexed appends the entries (from, to] to out and reports
+	// whether it held every one of them. The index is built through
+	// from: the entries through from may be forgotten.
+	RecentIndexed(from, to uint64, out []IndexedEntry) ([]IndexedEntry, bool)
+}
+
 // indexedEntries reads what the index needs of entries (from, to].
-func indexedEntries(ctx context.Context, l IndexedLedger, from, to uint64) ([]indexed, error) {
-	out := make([]indexed, 0, to-from)
+func indexedEntries(ctx context.Context, l IndexedLedger, from, to uint64) ([]IndexedEntry, error) {
+	out := make([]IndexedEntry, 0, to-from)
+	if r, ok := l.(RecentLedger); ok {
+		if es, ok := r.RecentIndexed(from, to, out); ok {
+			return es, nil
+		}
+	}
 	if ll, ok := l.(ledgerLines); ok {
 		err := ll.LedgerLines(ctx, from, to, func(seq uint64, line []byte) error {
-			var e indexed
+			var e IndexedEntry
 			if err := decodeIndexed(line, &e); err != nil {
 				return ctigate.E("store.IndexLedger", ctigate.Internal, fmt.Errorf("ledger entry %d: %v", seq, err))
 			}
@@ -83,7 +100,7 @@ func indexedEntries(ctx context.Context, l IndexedLedger, from, to uint64) ([]in
 	es, err := l.LedgerEntries(ctx, LedgerQuery{After: from, Through: to, Limit: MaxLedgerLimit})
 	for i := range es {
 		e := &es[i]
-		out = append(out, indexed{Seq: e.Seq, Action: e.Action, ObjectID: e.ObjectID, Collection: e.Collection,
+		out = append(out, IndexedEntry{Seq: e.Seq, Action: e.Action, ObjectID: e.ObjectID, Collection: e.Collection,
 			FirstAdded: e.FirstAdded, LastAdded: e.LastAdded, Hash: e.Hash})
 	}
 	return out, err

@@ -39,6 +39,15 @@ type backend struct {
 	statuses retention.StatusStore
 }
 
+// RecentIndexed passes the ledger's newest entries (store.RecentLedger)
+// through to the index from a ledger that keeps them.
+func (b *backend) RecentIndexed(from, to uint64, out []store.IndexedEntry) ([]store.IndexedEntry, bool) {
+	if r, ok := b.ledgerLines.(store.RecentLedger); ok {
+		return r.RecentIndexed(from, to, out)
+	}
+	return out, false
+}
+
 // AddObjectsStatus passes ingest's one-write path (store.StatusAdder)
 // through to a store that has it; the embedded interface would hide it.
 func (b *backend) AddObjectsStatus(ctx context.Context, collection string, objs []store.Object, status func([]store.AddResult) store.Status) ([]store.AddResult, error) {

@@ -164,7 +164,7 @@ func (s *Store) addObjects(ctx context.Context, op, collection string, objs []st
 			entries = receivedEntries(results, tmpl, entries)
 		}
 		entries = append(entries, decided...)
-		if err := appendLedger(w.tx, entries, nil, s.clock()); err != nil {
+		if err := appendLedger(w, entries, nil, s.clock()); err != nil {
 			return err
 		}
 		if status != nil {

@@ -135,6 +135,7 @@ type Store struct {
 	w       committer
 	commits atomic.Int64 // write transactions committed
 	keys    *keys        // id -> versions of every collection, in memory
+	feed    ledgerFeed   // the newest ledger entries, for the ledger's index
 
 	// idLookupMax is the largest number of match[id] values for which a
 	// query walks the versions of those ids instead of scanning the

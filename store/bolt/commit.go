@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/ctigate/ctigate/store"
 )
 
 // committer groups concurrent writes into shared transactions (group
@@ -43,6 +45,9 @@ type writeTx struct {
 	// last version added in this transaction: the overlay through which
 	// writes see versions added earlier in the same transaction.
 	lastAdd map[string]map[string]int32
+	// ledger is what the ledger's index needs of the entries appended in
+	// this transaction, for the feed once it has committed.
+	ledger []store.IndexedEntry
 }
 
 // added records a new version for the keydir.
@@ -194,6 +199,7 @@ func (s *Store) runTx(group []*writeReq) error {
 		return err
 	}
 	s.keys.apply(txid, w.ops)
+	s.feed.add(w.ledger)
 	s.noteWrite(bytes)
 	return nil
 }

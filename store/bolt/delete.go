@@ -134,7 +134,7 @@ func (s *Store) DeleteObject(ctx context.Context, collection, id string, version
 			return err
 		}
 		n = len(doomed)
-		return appendLedger(w.tx, entries, nil, s.clock())
+		return appendLedger(w, entries, nil, s.clock())
 	})
 	if err != nil {
 		return 0, ctigate.E(op, err)

@@ -61,11 +61,13 @@ func readHead(tx *bbolt.Tx) (ledgerHead, error) {
 // appendLedger appends the prepared entries ps in tx and, when out is not
 // nil, stores the sealed entries in out[i]. It may run more than once
 // (group commit): it recomputes all of it. The entries were encoded
-// outside the transaction; here they are only placed, hashed and put.
-func appendLedger(tx *bbolt.Tx, ps []*custody.Prepared, out []custody.Entry, now time.Time) error {
+// outside the transaction; here they are only placed, hashed and put,
+// and what the ledger's index needs of them noted in w for the feed.
+func appendLedger(w *writeTx, ps []*custody.Prepared, out []custody.Entry, now time.Time) error {
 	if len(ps) == 0 {
 		return nil
 	}
+	tx := w.tx
 	head, err := readHead(tx)
 	if err != nil {
 		return err
@@ -92,6 +94,7 @@ func appendLedger(tx *bbolt.Tx, ps []*custody.Prepared, out []custody.Entry, now
 			tag = objectTag(e.ObjectID)
 		}
 		tags = binary.BigEndian.AppendUint64(tags, tag)
+		w.ledger = append(w.ledger, indexedOf(&e))
 		prev = custody.Head{Seq: e.Seq, Hash: e.Hash}
 	}
 	if err := byObj.Put(seqKey(head.seq+1), tags); err != nil {
@@ -145,8 +148,8 @@ func (s *Store) AppendEntries(ctx context.Context, entries []custody.Entry) ([]c
 		return nil, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	out := make([]custody.Entry, len(entries))
-	err = s.update(len(out), func(tx *bbolt.Tx) error {
-		return appendLedger(tx, ps, out, s.clock())
+	err = s.write(len(out), 0, func(w *writeTx) error {
+		return appendLedger(w, ps, out, s.clock())
 	})
 	if err != nil {
 		return nil, ctigate.E(op, err)

@@ -382,14 +382,14 @@ func (s *Store) RecordDelivery(ctx context.Context, e custody.Entry, manifest []
 		return custody.Entry{}, ctigate.E(op, ctigate.Invalid, err.Error())
 	}
 	out := make([]custody.Entry, 1)
-	err = s.update(1, func(tx *bbolt.Tx) error {
-		m := tx.Bucket(bucketManifests)
+	err = s.write(1, 0, func(w *writeTx) error {
+		m := w.tx.Bucket(bucketManifests)
 		if m.Get(mk) == nil {
 			if err := m.Put(mk, manifest); err != nil {
 				return err
 			}
 		}
-		return appendLedger(tx, ps, out, s.clock())
+		return appendLedger(w, ps, out, s.clock())
 	})
 	if err != nil {
 		return custody.Entry{}, ctigate.E(op, err)
