@@ -28,7 +28,10 @@ var (
 //
 //	ledger-tree       storage index (8 bytes) of the first hash -> tree
 //	                  hashes (32 bytes each) at that index and after it
-//	ledger-object-runs  run (8) -> sorted (tag (8), seq (8)) pairs
+//	ledger-object-runs  run (8), its chunk's first pair (16) -> up to
+//	                  runChunkPairs of the run's sorted (tag (8), seq (8))
+//	                  pairs; run (8) -> all of them (runs written by
+//	                  earlier builds)
 //	ledger-objects    uvarint len(id), id, seq (8) -> nothing (read only:
 //	                  stores indexed before the runs)
 //	ledger-ranges     uvarint len(collection), collection, span class
@@ -79,6 +82,16 @@ const treeChunk = 128
 // maxRunPairs bounds the runs merges make (16 MiB each).
 const maxRunPairs = 1 << 20
 
+// runChunkPairs is how many pairs one stored value of a run holds (4 KiB,
+// three to a page). bbolt keeps at least two values in a leaf and
+// rewrites the whole leaf, large values included, when one of its values
+// changes: runs stored whole made each batch rewrite a neighbouring run
+// of up to 16 MiB, about 80 times the pairs' bytes over two million
+// pairs in batches of 6,600 (tx stats' page allocation: 2.5 GB for 32
+// MB). In chunks, a batch writes its run and what it merges, at the end
+// of the bucket.
+const runChunkPairs = 256
+
 // objectRun returns the (tag, seq) pairs of refs, sorted, as a run.
 func objectRun(refs []store.ObjectRef) []byte {
 	type pair struct{ tag, seq uint64 }
@@ -112,37 +125,85 @@ func mergeRuns(a, b []byte) []byte {
 	return append(append(out, a...), b...)
 }
 
+// storedRun is a run as the bucket holds it: one value under its 8-byte
+// key, or chunks under 24-byte keys (its first pair's after the run's).
+type storedRun struct {
+	run    uint64
+	keys   [][]byte
+	chunks [][]byte
+	size   int // bytes of pairs
+}
+
+// pairs returns the run's pairs, in one slice.
+func (r *storedRun) pairs() []byte {
+	if len(r.chunks) == 1 {
+		return r.chunks[0]
+	}
+	out := make([]byte, 0, r.size)
+	for _, c := range r.chunks {
+		out = append(out, c...)
+	}
+	return out
+}
+
+// runBefore reads the run whose last value is (k, v), the cursor's
+// position, and returns it with the cursor's position before it.
+func runBefore(c *bbolt.Cursor, k, v []byte) (storedRun, []byte, []byte, error) {
+	corrupt := fmt.Errorf("ledger object run: %w", errCorrupt)
+	if (len(k) != 8 && len(k) != 24) || len(v)%16 != 0 {
+		return storedRun{}, nil, nil, corrupt
+	}
+	r := storedRun{run: binary.BigEndian.Uint64(k)}
+	whole := len(k) == 8
+	for k != nil && binary.BigEndian.Uint64(k) == r.run && (len(k) == 8) == whole {
+		if len(v)%16 != 0 || (!whole && (len(k) != 24 || len(v) == 0 || !bytes.Equal(k[8:], v[:16]))) {
+			return storedRun{}, nil, nil, corrupt
+		}
+		r.keys, r.chunks, r.size = append(r.keys, bytes.Clone(k)), append(r.chunks, v), r.size+len(v)
+		if k, v = c.Prev(); whole || (k != nil && len(k) < 8) {
+			break
+		}
+	}
+	if k != nil && len(k) < 8 {
+		return storedRun{}, nil, nil, corrupt
+	}
+	slices.Reverse(r.keys)
+	slices.Reverse(r.chunks)
+	return r, k, v, nil
+}
+
 // putObjectRun stores run, merged with the newest stored runs while they
-// are no larger than it and the result stays within maxRunPairs.
+// are no larger than it and the result stays within maxPairs: a binary
+// counter below the cap, capped runs before it.
 func putObjectRun(runs *bbolt.Bucket, run []byte, maxPairs int) error {
 	if len(run) == 0 {
 		return nil
 	}
-	// The runs are few (capped ones, then a binary counter below the
-	// cap): read their keys, merge from the newest, then delete what was
-	// merged. (Cursor.Last after deletes that empty a bucket's leaves
-	// does not return in bbolt 1.5.)
-	type stored struct{ key, val []byte }
-	var all []stored
-	err := runs.ForEach(func(k, v []byte) error {
-		if len(k) != 8 || len(v)%16 != 0 {
+	// The newest runs are read backwards, as far as they merge, before
+	// anything is deleted (Cursor.Last after deletes that empty a
+	// bucket's leaves does not return in bbolt 1.5).
+	c := runs.Cursor()
+	next := uint64(1)
+	k, v := c.Last()
+	if k != nil {
+		if len(k) < 8 {
 			return fmt.Errorf("ledger object run: %w", errCorrupt)
 		}
-		all = append(all, stored{k, v})
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	next := uint64(1)
-	if len(all) > 0 {
-		next = binary.BigEndian.Uint64(all[len(all)-1].key) + 1
+		next = binary.BigEndian.Uint64(k) + 1
 	}
 	var merged [][]byte
-	for i := len(all) - 1; i >= 0 && len(all[i].val) <= len(run) && len(all[i].val)+len(run) <= 16*maxPairs; i-- {
-		run = mergeRuns(all[i].val, run)
-		next = binary.BigEndian.Uint64(all[i].key)
-		merged = append(merged, all[i].key)
+	for k != nil {
+		r, pk, pv, err := runBefore(c, k, v)
+		if err != nil {
+			return err
+		}
+		if r.size > len(run) || r.size+len(run) > 16*maxPairs {
+			break
+		}
+		run = mergeRuns(r.pairs(), run)
+		next = r.run
+		merged = append(merged, r.keys...)
+		k, v = pk, pv
 	}
 	for _, k := range merged {
 		if err := runs.Delete(k); err != nil {
@@ -150,7 +211,13 @@ func putObjectRun(runs *bbolt.Bucket, run []byte, maxPairs int) error {
 		}
 	}
 	runs.FillPercent = 1
-	return runs.Put(seqKey(next), run)
+	for off := 0; off < len(run); off += 16 * runChunkPairs {
+		chunk := run[off:min(off+16*runChunkPairs, len(run))]
+		if err := runs.Put(append(seqKey(next), chunk[:16]...), chunk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runSeqs appends to out the seqs in (after, through] paired with tag in
@@ -315,18 +382,50 @@ func (s *Store) DeliveriesContaining(ctx context.Context, collection string, at 
 func objectSeqs(tx *bbolt.Tx, id string, after, through uint64) ([]uint64, error) {
 	var out []uint64
 	tag := objectTag(id)
-	err := tx.Bucket(bucketLedgerRuns).ForEach(func(k, v []byte) error {
-		if len(k) != 8 || len(v)%16 != 0 {
-			return fmt.Errorf("ledger object run: %w", errCorrupt)
+	corrupt := fmt.Errorf("ledger object run: %w", errCorrupt)
+	c := tx.Bucket(bucketLedgerRuns).Cursor()
+	for k, v := c.First(); k != nil; {
+		if len(v)%16 != 0 {
+			return nil, corrupt
 		}
-		out = runSeqs(out, v, tag, after, through)
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		switch len(k) {
+		case 8: // a run stored whole
+			out = runSeqs(out, v, tag, after, through)
+			k, v = c.Next()
+			continue
+		case 24:
+		default:
+			return nil, corrupt
+		}
+		// A run in chunks: from the last chunk that starts before the
+		// tag's first pair, while chunks start at or before the tag.
+		run := binary.BigEndian.Uint64(k)
+		from := binary.BigEndian.AppendUint64(seqKey(run), tag)
+		from = append(from, make([]byte, 8)...)
+		k, v = c.Seek(from)
+		if k == nil || !bytes.Equal(k, from) {
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+			if k == nil || len(k) != 24 || binary.BigEndian.Uint64(k) != run {
+				k, v = c.Seek(from)
+			}
+		}
+		for ; k != nil && len(k) == 24 && binary.BigEndian.Uint64(k) == run && binary.BigEndian.Uint64(k[8:]) <= tag; k, v = c.Next() {
+			if len(v)%16 != 0 {
+				return nil, corrupt
+			}
+			out = runSeqs(out, v, tag, after, through)
+		}
+		if run == ^uint64(0) {
+			break
+		}
+		k, v = c.Seek(seqKey(run + 1))
 	}
 	p := prefixed(nil, id)
-	c := tx.Bucket(bucketLedgerObjects).Cursor()
+	c = tx.Bucket(bucketLedgerObjects).Cursor()
 	for k, _ := c.Seek(binary.BigEndian.AppendUint64(slices.Clip(p), after+1)); k != nil && bytes.HasPrefix(k, p) && len(k) == len(p)+8; k, _ = c.Next() {
 		seq := binary.BigEndian.Uint64(k[len(p):])
 		if seq > through {
