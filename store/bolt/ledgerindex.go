@@ -409,11 +409,11 @@ func objectSeqs(tx *bbolt.Tx, id string, after, through uint64) ([]uint64, error
 			} else {
 				k, v = c.Prev()
 			}
-			if k == nil || len(k) != 24 || binary.BigEndian.Uint64(k) != run {
+			if len(k) != 24 || binary.BigEndian.Uint64(k) != run {
 				k, v = c.Seek(from)
 			}
 		}
-		for ; k != nil && len(k) == 24 && binary.BigEndian.Uint64(k) == run && binary.BigEndian.Uint64(k[8:]) <= tag; k, v = c.Next() {
+		for ; len(k) == 24 && binary.BigEndian.Uint64(k) == run && binary.BigEndian.Uint64(k[8:]) <= tag; k, v = c.Next() {
 			if len(v)%16 != 0 {
 				return nil, corrupt
 			}
