@@ -146,22 +146,35 @@ func (r *storedRun) pairs() []byte {
 	return out
 }
 
+// validRunValue reports whether (k, v) is a value of a run as stored: a
+// whole run under its 8-byte key, or a chunk under its run's key and its
+// first pair.
+func validRunValue(k, v []byte) bool {
+	switch len(k) {
+	case 8:
+		return len(v)%16 == 0
+	case 24:
+		return len(v) > 0 && len(v)%16 == 0 && bytes.Equal(k[8:], v[:16])
+	}
+	return false
+}
+
 // runBefore reads the run whose last value is (k, v), the cursor's
 // position, and returns it with the cursor's position before it.
 func runBefore(c *bbolt.Cursor, k, v []byte) (storedRun, []byte, []byte, error) {
 	corrupt := fmt.Errorf("ledger object run: %w", errCorrupt)
-	if (len(k) != 8 && len(k) != 24) || len(v)%16 != 0 {
+	if !validRunValue(k, v) {
 		return storedRun{}, nil, nil, corrupt
 	}
 	r := storedRun{run: binary.BigEndian.Uint64(k)}
 	whole := len(k) == 8
-	for k != nil && binary.BigEndian.Uint64(k) == r.run && (len(k) == 8) == whole {
-		if len(v)%16 != 0 || (!whole && (len(k) != 24 || len(v) == 0 || !bytes.Equal(k[8:], v[:16]))) {
-			return storedRun{}, nil, nil, corrupt
-		}
+	for {
 		r.keys, r.chunks, r.size = append(r.keys, bytes.Clone(k)), append(r.chunks, v), r.size+len(v)
-		if k, v = c.Prev(); whole || (k != nil && len(k) < 8) {
+		if k, v = c.Prev(); whole || len(k) <= 8 || binary.BigEndian.Uint64(k) != r.run {
 			break
+		}
+		if !validRunValue(k, v) {
+			return storedRun{}, nil, nil, corrupt
 		}
 	}
 	if k != nil && len(k) < 8 {

@@ -131,7 +131,7 @@ func TestObjectRuns(t *testing.T) {
 func readRuns(runs *bbolt.Bucket) ([]storedRun, error) {
 	var all []storedRun
 	err := runs.ForEach(func(k, v []byte) error {
-		if (len(k) != 8 && len(k) != 24) || len(v)%16 != 0 || (len(k) == 24 && (len(v) == 0 || !bytes.Equal(k[8:], v[:16]))) {
+		if !validRunValue(k, v) {
 			return fmt.Errorf("ledger object run: %w", errCorrupt)
 		}
 		run := binary.BigEndian.Uint64(k)
